@@ -1,0 +1,290 @@
+"""Account flows: register, verify, log in, reset and change passwords, profile, re-authentication.
+
+Each flow validates, changes state, writes its audit row and queues its mail in one transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from django.contrib.auth import authenticate
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.app_settings import app_settings
+from accounts.models import AccountToken, Role, TokenPurpose, User, hash_token, normalize_email
+from audit.models import EventType
+from audit.services import audit_record
+from config.api.errors import ApiError
+from notifications.services import outbox_enqueue
+from sessions_app.models import DeviceSession, RevokeReason
+from sessions_app.services import (
+    TokenPair,
+    session_create,
+    session_mark_reauthenticated,
+    session_revoke,
+    sessions_revoke_all,
+)
+
+
+class InvalidCredentials(ApiError):
+    status_code = 401
+    default_code = "invalid_credentials"
+    default_detail = "The email or password is incorrect."
+
+
+class EmailNotVerified(ApiError):
+    status_code = 403
+    default_code = "email_not_verified"
+    default_detail = "Verify your email address before signing in. We can send the link again."
+
+
+class InvalidLinkToken(ApiError):
+    status_code = 400
+    default_code = "invalid_token"
+    default_detail = "This link is invalid or has already been used."
+
+
+class ExpiredLinkToken(ApiError):
+    status_code = 400
+    default_code = "token_expired"
+    default_detail = "This link has expired. Request a new one."
+
+
+def _password_errors(password: str, user, field: str) -> None:
+    try:
+        validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise ApiError("The password does not meet the policy.", code="validation_error",
+                       fields={field: list(exc.messages)}) from None
+
+
+def _link(path: str, raw_token: str) -> str:
+    return f"{app_settings.PUBLIC_URL}/{path}?token={raw_token}"
+
+
+def _token_issue(user: User, purpose: str, ttl) -> str:
+    """A new single-use token; earlier unused tokens of the same purpose stop working."""
+    now = timezone.now()
+    AccountToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True).update(used_at=now)
+    raw = secrets.token_urlsafe(32)
+    AccountToken.objects.create(user=user, purpose=purpose, token_hash=hash_token(raw), created_at=now,
+                                expires_at=now + ttl)
+    return raw
+
+
+def _token_consume(raw: str, purpose: str) -> AccountToken:
+    """Spend a token exactly once (a conditional UPDATE, so two racing requests cannot both win)."""
+    now = timezone.now()
+    token = AccountToken.objects.select_related("user").filter(
+        token_hash=hash_token(raw or ""), purpose=purpose
+    ).first()
+    if token is None or token.used_at is not None:
+        raise InvalidLinkToken()
+    if token.expires_at <= now:
+        raise ExpiredLinkToken()
+    if not AccountToken.objects.filter(pk=token.pk, used_at__isnull=True).update(used_at=now):
+        raise InvalidLinkToken()
+    token.used_at = now
+    return token
+
+
+def _send_verification(user: User) -> None:
+    raw = _token_issue(user, TokenPurpose.VERIFY_EMAIL, app_settings.EMAIL_VERIFICATION_TTL)
+    outbox_enqueue(kind="verify_email", recipient=user.email, subject="Confirm your email address",
+                   template="verify_email", context={"user": user, "link": _link("verify-email", raw),
+                                                     "hours": int(app_settings.EMAIL_VERIFICATION_TTL.total_seconds() // 3600)})
+
+
+@transaction.atomic
+def user_register(*, email: str, password: str, name: str, request=None) -> User | None:
+    """Create an unverified account and mail a verification link. If the email is taken, mail the
+    owner a notice instead; the caller answers the same either way (no enumeration), and the same
+    argon2 work is done either way (no timing oracle). Returns the new user, or None."""
+    email = normalize_email(email)
+    candidate = User(email=email, name=name)
+    _password_errors(password, candidate, "password")
+    existing = User.objects.filter(email=email).first()
+    if existing is not None:
+        make_password(password)  # same cost as creating the account
+        outbox_enqueue(kind="account_exists", recipient=existing.email, subject="You already have an account",
+                       template="account_exists", context={"user": existing,
+                                                           "login_link": f"{app_settings.PUBLIC_URL}/login",
+                                                           "reset_link": f"{app_settings.PUBLIC_URL}/forgot-password"})
+        audit_record(event=EventType.REGISTER_EXISTING, request=request, subject=existing, success=False)
+        return None
+    candidate.role = Role.USER
+    candidate.set_password(password)
+    try:
+        with transaction.atomic():
+            candidate.save(force_insert=True)
+    except IntegrityError:  # a concurrent registration of the same email won
+        return None
+    audit_record(event=EventType.USER_REGISTERED, request=request, actor=candidate)
+    _send_verification(candidate)
+    return candidate
+
+
+def email_verify(*, token: str, request=None) -> User:
+    try:
+        with transaction.atomic():
+            user = _token_consume(token, TokenPurpose.VERIFY_EMAIL).user
+            if user.email_verified_at is None:
+                user.email_verified_at = timezone.now()
+                user.save(update_fields=["email_verified_at", "updated_at"])
+            audit_record(event=EventType.EMAIL_VERIFIED, request=request, actor=user)
+            return user
+    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
+        audit_record(event=EventType.EMAIL_VERIFICATION_FAILED, request=request, success=False, reason=exc.code)
+        raise
+
+
+@transaction.atomic
+def verification_resend(*, email: str, request=None) -> None:
+    user = User.objects.filter(email=normalize_email(email), is_active=True).first()
+    if user is None or user.email_verified:
+        return
+    _send_verification(user)
+    audit_record(event=EventType.VERIFICATION_RESENT, request=request, subject=user)
+
+
+def user_login(*, email: str, password: str, remember_me: bool = False, device_id: str = "",
+               device_name: str = "", request=None) -> TokenPair:
+    """Check the password (unknown emails cost the same argon2 work as wrong passwords), then open a
+    device session. A correct password on an unverified account answers email_not_verified."""
+    email = normalize_email(email)
+    http_request = getattr(request, "_request", request)
+    user = authenticate(http_request, email=email, password=password)
+    if user is None:
+        subject = User.objects.filter(email=email).first()
+        audit_record(event=EventType.LOGIN_FAILED, request=request, subject=subject, success=False,
+                     reason="invalid_credentials", email=email[:254])
+        raise InvalidCredentials()
+    if not user.email_verified:
+        audit_record(event=EventType.LOGIN_FAILED, request=request, subject=user, success=False,
+                     reason="email_not_verified")
+        raise EmailNotVerified()
+    with transaction.atomic():
+        pair = session_create(user=user, request=request, remember_me=remember_me, device_id=device_id,
+                              device_name=device_name)
+        User.objects.filter(pk=user.pk).update(last_login=pair.session.created_at)
+        audit_record(event=EventType.LOGIN_SUCCEEDED, request=request, actor=user, session=pair.session,
+                     remember_me=remember_me)
+    return pair
+
+
+def session_logout(*, session: DeviceSession, request=None) -> None:
+    with transaction.atomic():
+        session_revoke(session=session, reason=RevokeReason.LOGOUT, request=request, actor=session.user)
+        audit_record(event=EventType.LOGOUT, request=request, actor=session.user, session=session)
+
+
+@transaction.atomic
+def user_update(*, user: User, name: str, request=None) -> User:
+    old = user.name
+    user.name = name
+    user.save(update_fields=["name", "updated_at"])
+    audit_record(event=EventType.PROFILE_UPDATED, request=request, actor=user, changed=["name"],
+                 old_name=old, new_name=name)
+    return user
+
+
+@transaction.atomic
+def password_forgot(*, email: str, request=None) -> None:
+    """Mail a reset link to an account, or a "no account here" notice to an unknown address, so the
+    work and the answer are the same either way."""
+    email = normalize_email(email)
+    user = User.objects.filter(email=email, is_active=True).first()
+    if user is None:
+        outbox_enqueue(kind="reset_unknown", recipient=email, subject="Password reset requested",
+                       template="password_reset_unknown",
+                       context={"email": email, "register_link": f"{app_settings.PUBLIC_URL}/register"})
+        audit_record(event=EventType.PASSWORD_RESET_REQUESTED, request=request, success=False,
+                     reason="unknown_email", email=email[:254])
+        return
+    raw = _token_issue(user, TokenPurpose.RESET_PASSWORD, app_settings.PASSWORD_RESET_TTL)
+    outbox_enqueue(kind="password_reset", recipient=user.email, subject="Reset your password",
+                   template="password_reset",
+                   context={"user": user, "link": _link("reset-password", raw),
+                            "minutes": int(app_settings.PASSWORD_RESET_TTL.total_seconds() // 60)})
+    audit_record(event=EventType.PASSWORD_RESET_REQUESTED, request=request, subject=user)
+
+
+def _mail_password_changed(user: User) -> None:
+    outbox_enqueue(kind="password_changed", recipient=user.email, subject="Your password was changed",
+                   template="password_changed",
+                   context={"user": user, "reset_link": f"{app_settings.PUBLIC_URL}/forgot-password",
+                            "sessions_link": f"{app_settings.PUBLIC_URL}/account/sessions"})
+
+
+def password_reset(*, token: str, password: str, request=None) -> User:
+    """Set a new password from a reset link: every session ends, the email counts as verified."""
+    try:
+        with transaction.atomic():
+            record = AccountToken.objects.select_related("user").filter(
+                token_hash=hash_token(token or ""), purpose=TokenPurpose.RESET_PASSWORD
+            ).first()
+            if record is not None:
+                _password_errors(password, record.user, "password")  # before spending the token
+            user = _token_consume(token, TokenPurpose.RESET_PASSWORD).user
+            user.set_password(password)
+            user.email_verified_at = user.email_verified_at or timezone.now()
+            user.save(update_fields=["password", "email_verified_at", "updated_at"])
+            AccountToken.objects.filter(user=user, purpose=TokenPurpose.RESET_PASSWORD,
+                                        used_at__isnull=True).update(used_at=timezone.now())
+            sessions_revoke_all(user=user, reason=RevokeReason.PASSWORD_RESET, request=request, actor=user)
+            audit_record(event=EventType.PASSWORD_RESET_COMPLETED, request=request, actor=user)
+            _mail_password_changed(user)
+            return user
+    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
+        audit_record(event=EventType.PASSWORD_RESET_FAILED, request=request, success=False, reason=exc.code)
+        raise
+
+
+class InvalidCurrentPassword(ApiError):
+    status_code = 400
+    default_code = "invalid_password"
+    default_detail = "The current password is incorrect."
+
+
+def password_change(*, user: User, session: DeviceSession | None, current_password: str, new_password: str,
+                    request=None) -> None:
+    """Change the password: every other session ends; this one counts as freshly authenticated."""
+    if not user.check_password(current_password):
+        audit_record(event=EventType.PASSWORD_CHANGE_FAILED, request=request, actor=user, session=session,
+                     success=False, reason="invalid_password")
+        raise InvalidCurrentPassword(fields={"currentPassword": ["The current password is incorrect."]})
+    _password_errors(new_password, user, "newPassword")
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password", "updated_at"])
+        sessions_revoke_all(user=user, reason=RevokeReason.PASSWORD_CHANGED, request=request, actor=user,
+                            keep=session)
+        if session is not None:
+            session_mark_reauthenticated(session)
+        audit_record(event=EventType.PASSWORD_CHANGED, request=request, actor=user, session=session)
+        _mail_password_changed(user)
+
+
+def user_reauthenticate(*, user: User, session: DeviceSession, password: str, request=None) -> datetime:
+    """Confirm the password again; the session counts as fresh for AUTH_REAUTH_MAX_AGE_SECONDS.
+    Returns the time until which it is fresh."""
+    if not user.check_password(password):
+        audit_record(event=EventType.REAUTHENTICATION_FAILED, request=request, actor=user, session=session,
+                     success=False, reason="invalid_password")
+        raise InvalidCredentials("The password is incorrect.")
+    with transaction.atomic():
+        session_mark_reauthenticated(session)
+        audit_record(event=EventType.REAUTHENTICATED, request=request, actor=user, session=session)
+    return session.reauthenticated_at + app_settings.REAUTH_MAX_AGE
+
+
+def account_tokens_cleanup(*, now: datetime | None = None) -> int:
+    """Delete verification and reset tokens that stopped working more than TOKEN_CLEANUP_AFTER ago."""
+    cutoff = (now or timezone.now()) - app_settings.TOKEN_CLEANUP_AFTER
+    expired = AccountToken.objects.filter(expires_at__lt=cutoff).delete()[0]
+    return expired + AccountToken.objects.filter(used_at__lt=cutoff).delete()[0]

@@ -1,0 +1,137 @@
+"""Account API: each view parses its input, calls one service, renders."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import services
+from accounts.serializers import (
+    ChangePasswordInput,
+    DetailOutput,
+    EmailInput,
+    LoginInput,
+    MeUpdateInput,
+    PasswordInput,
+    ReauthenticateOutput,
+    RegisterInput,
+    ResetPasswordInput,
+    TokenInput,
+    UserEnvelopeOutput,
+    UserOutput,
+)
+from config.api.responses import secret_response
+from config.api.schema import ERRORS
+from identity.authentication import request_session
+from sessions_app.serializers import TokenPairOutput, token_pair_data
+
+ACCEPTED = "If the address can be used, we have sent an email with the next step."
+
+
+class PublicApi(APIView):
+    """Endpoints that must work without (and ignore) credentials."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+
+class RegisterApi(PublicApi):
+    @extend_schema(request=RegisterInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
+    def post(self, request):
+        data = RegisterInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.user_register(request=request, **data.validated_data)
+        return Response({"detail": "Check your inbox to confirm your email address."}, status=202)
+
+
+class VerifyEmailApi(PublicApi):
+    @extend_schema(request=TokenInput, responses={200: UserEnvelopeOutput, **ERRORS}, tags=["accounts"])
+    def post(self, request):
+        data = TokenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.email_verify(token=data.validated_data["token"], request=request)
+        return Response({"user": UserOutput(user).data})
+
+
+class ResendVerificationApi(PublicApi):
+    @extend_schema(request=EmailInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
+    def post(self, request):
+        data = EmailInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.verification_resend(email=data.validated_data["email"], request=request)
+        return Response({"detail": ACCEPTED}, status=202)
+
+
+class LoginApi(PublicApi):
+    @extend_schema(request=LoginInput, responses={200: TokenPairOutput, **ERRORS}, tags=["accounts"])
+    def post(self, request):
+        data = LoginInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        pair = services.user_login(
+            email=v["email"], password=v["password"], remember_me=v["rememberMe"], device_id=v["deviceId"],
+            device_name=v["deviceName"], request=request,
+        )
+        return secret_response(token_pair_data(pair))
+
+
+class LogoutApi(APIView):
+    @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["sessions"])
+    def post(self, request):
+        services.session_logout(session=request_session(request), request=request)
+        return Response(status=204)
+
+
+class MeApi(APIView):
+    @extend_schema(responses={200: UserOutput, **ERRORS}, tags=["accounts"])
+    def get(self, request):
+        return Response(UserOutput(request.user).data)
+
+    @extend_schema(request=MeUpdateInput, responses={200: UserOutput, **ERRORS}, tags=["accounts"])
+    def patch(self, request):
+        data = MeUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_update(user=request.user, name=data.validated_data["name"], request=request)
+        return Response(UserOutput(user).data)
+
+
+class ForgotPasswordApi(PublicApi):
+    @extend_schema(request=EmailInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
+    def post(self, request):
+        data = EmailInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.password_forgot(email=data.validated_data["email"], request=request)
+        return Response({"detail": ACCEPTED}, status=202)
+
+
+class ResetPasswordApi(PublicApi):
+    @extend_schema(request=ResetPasswordInput, responses={204: None, **ERRORS}, tags=["accounts"])
+    def post(self, request):
+        data = ResetPasswordInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.password_reset(request=request, **data.validated_data)
+        return Response(status=204)
+
+
+class ChangePasswordApi(APIView):
+    @extend_schema(request=ChangePasswordInput, responses={204: None, **ERRORS}, tags=["accounts"])
+    def post(self, request):
+        data = ChangePasswordInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.password_change(
+            user=request.user, session=request_session(request), request=request,
+            current_password=data.validated_data["currentPassword"], new_password=data.validated_data["newPassword"],
+        )
+        return Response(status=204)
+
+
+class ReauthenticateApi(APIView):
+    @extend_schema(request=PasswordInput, responses={200: ReauthenticateOutput, **ERRORS}, tags=["accounts"])
+    def post(self, request):
+        data = PasswordInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        session = request_session(request)
+        fresh_until = services.user_reauthenticate(user=request.user, session=session, request=request,
+                                                   password=data.validated_data["password"])
+        return Response(ReauthenticateOutput({"reauthenticatedAt": session.reauthenticated_at,
+                                              "freshUntil": fresh_until}).data)

@@ -1,0 +1,73 @@
+from django.conf import settings
+from django.db import models
+
+
+class EventType(models.TextChoices):
+    """Stable dotted names; clients and log pipelines key on them."""
+
+    USER_REGISTERED = "auth.user.registered"
+    REGISTER_EXISTING = "auth.register.existing_email"
+    EMAIL_VERIFIED = "auth.email.verified"
+    EMAIL_VERIFICATION_FAILED = "auth.email.verification_failed"
+    VERIFICATION_RESENT = "auth.email.verification_resent"
+    LOGIN_SUCCEEDED = "auth.login.succeeded"
+    LOGIN_FAILED = "auth.login.failed"
+    LOGOUT = "auth.logout"
+    TOKEN_REFRESHED = "auth.token.refreshed"
+    TOKEN_REFRESH_FAILED = "auth.token.refresh_failed"
+    REFRESH_REUSE_DETECTED = "auth.token.reuse_detected"
+    SESSION_REVOKED = "session.revoked"
+    PASSWORD_RESET_REQUESTED = "auth.password.reset_requested"
+    PASSWORD_RESET_COMPLETED = "auth.password.reset_completed"
+    PASSWORD_RESET_FAILED = "auth.password.reset_failed"
+    PASSWORD_CHANGED = "auth.password.changed"
+    PASSWORD_CHANGE_FAILED = "auth.password.change_failed"
+    PROFILE_UPDATED = "auth.profile.updated"
+    REAUTHENTICATED = "auth.reauthenticated"
+    REAUTHENTICATION_FAILED = "auth.reauthentication_failed"
+    SIGNING_KEY_CREATED = "identity.signing_key.created"
+    SIGNING_KEY_ROTATED = "identity.signing_key.rotated"
+    ACCESS_TOKEN_REJECTED = "identity.access_token.rejected"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Audit events are append-only.")
+
+
+class AuditEvent(models.Model):
+    """One security event. Rows are written once by audit.services.audit_record and never edited.
+
+    Actor and subject keep the user id even after the account is deleted (no FK constraint, no
+    cascade): the trail outlives the people in it.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    event = models.CharField(max_length=64, choices=EventType.choices, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING,
+        db_constraint=False, related_name="+",
+    )
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING,
+        db_constraint=False, related_name="+",
+    )
+    session_id = models.UUIDField(null=True, blank=True, db_index=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    success = models.BooleanField(default=True)
+    context = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["subject", "-created_at"], name="audit_subject_recent")]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise TypeError("Audit events are append-only.")
+        super().save(*args, **kwargs)

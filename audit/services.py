@@ -1,0 +1,59 @@
+"""The one way to write the audit trail: ``audit_record``, called inside the service's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import models
+
+from audit.models import AuditEvent, EventType
+from config.request_meta import client_ip, user_agent
+
+SECRET_KEY_PARTS = ("password", "token", "secret", "code", "key", "authorization", "cookie")
+MASK = "********"
+
+
+def _clean(value: Any, key: str = "") -> Any:
+    """Make a context value JSON-safe and mask anything that looks like a secret."""
+    if key and any(part in key.lower() for part in SECRET_KEY_PARTS) and value not in (None, ""):
+        return MASK
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_clean(v) for v in value]
+    if isinstance(value, models.Model):
+        return {"app": value._meta.app_label, "model": value._meta.model_name, "pk": str(value.pk)}
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def audit_record(
+    *,
+    event: EventType,
+    request=None,
+    actor=None,
+    subject=None,
+    session=None,
+    success: bool = True,
+    **context: Any,
+) -> AuditEvent:
+    """Append one event. ``actor`` did it, ``subject`` is whom it concerns (defaults to the actor);
+    ``session`` is a DeviceSession or its id. Context keys that name secrets are masked."""
+    if subject is None:
+        subject = actor
+    session_id = getattr(session, "pk", session)
+    return AuditEvent.objects.create(
+        event=event,
+        actor=actor if getattr(actor, "pk", None) else None,
+        subject=subject if getattr(subject, "pk", None) else None,
+        session_id=session_id,
+        ip_address=client_ip(request),
+        user_agent=user_agent(request),
+        success=success,
+        context=_clean(context),
+    )

@@ -1,0 +1,36 @@
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from accounts import views as accounts
+from identity.views import JwksApi
+from sessions_app import views as sessions
+
+auth = "api/v1/auth/"
+
+urlpatterns = [
+    path(f"{auth}register", accounts.RegisterApi.as_view(), name="auth-register"),
+    path(f"{auth}verify-email", accounts.VerifyEmailApi.as_view(), name="auth-verify-email"),
+    path(f"{auth}resend-verification", accounts.ResendVerificationApi.as_view(), name="auth-resend-verification"),
+    path(f"{auth}login", accounts.LoginApi.as_view(), name="auth-login"),
+    path(f"{auth}refresh", sessions.RefreshApi.as_view(), name="auth-refresh"),
+    path(f"{auth}logout", accounts.LogoutApi.as_view(), name="auth-logout"),
+    path(f"{auth}me", accounts.MeApi.as_view(), name="auth-me"),
+    path(f"{auth}forgot-password", accounts.ForgotPasswordApi.as_view(), name="auth-forgot-password"),
+    path(f"{auth}reset-password", accounts.ResetPasswordApi.as_view(), name="auth-reset-password"),
+    path(f"{auth}change-password", accounts.ChangePasswordApi.as_view(), name="auth-change-password"),
+    path(f"{auth}reauthenticate", accounts.ReauthenticateApi.as_view(), name="auth-reauthenticate"),
+    path(f"{auth}sessions/active", sessions.SessionsActiveApi.as_view(), name="auth-sessions-active"),
+    path(f"{auth}sessions/revoke-others", sessions.SessionsRevokeOthersApi.as_view(), name="auth-sessions-revoke-others"),
+    path(f"{auth}sessions/<uuid:session_id>", sessions.SessionRevokeApi.as_view(), name="auth-session-revoke"),
+    path(f"{auth}jwks", JwksApi.as_view(), name="auth-jwks"),
+    path(".well-known/jwks.json", JwksApi.as_view(), name="well-known-jwks"),
+    path("api/v1/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
+         name="api-schema"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "config.api.views.bad_request"
+handler403 = "config.api.views.permission_denied"
+handler404 = "config.api.views.not_found"
+handler500 = "config.api.views.server_error"

@@ -1,0 +1,70 @@
+"""DRF authentication with our access tokens: signature and claims, then the session must be alive."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from config.api.errors import InvalidToken
+from identity.services.tokens import TokenError, access_token_verify
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AccessContext:
+    """``request.auth`` for bearer requests: the verified claims and the live session row."""
+
+    claims: dict
+    session: object  # sessions_app.models.DeviceSession
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise InvalidToken("The Authorization header must be 'Bearer <accessToken>'.")
+        try:
+            token = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise InvalidToken() from None
+        try:
+            claims = access_token_verify(token)
+        except TokenError as exc:
+            logger.info("access token refused: %s", exc.reason)
+            raise InvalidToken() from None
+
+        from sessions_app.models import DeviceSession
+        from sessions_app.services import session_touch
+
+        session = DeviceSession.objects.select_related("user").filter(pk=_uuid_or_none(claims["sid"])).first()
+        if session is None or not session.is_alive() or str(session.user_id) != claims["sub"]:
+            raise InvalidToken("The session of this token has ended. Sign in again.", code="session_revoked")
+        if not session.user.is_active:
+            raise InvalidToken("This account is disabled.", code="session_revoked")
+        session_touch(session)
+        return session.user, AccessContext(claims=claims, session=session)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+def _uuid_or_none(value):
+    import uuid
+
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def request_session(request):
+    """The DeviceSession the request is authenticated with, or None."""
+    auth = getattr(request, "auth", None)
+    return getattr(auth, "session", None)

@@ -1,0 +1,50 @@
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class SigningKeyQuerySet(models.QuerySet):
+    def signing_at(self, when):
+        """Keys allowed to sign at ``when``, newest first (the first is the signer)."""
+        return self.filter(Q(retires_at__isnull=True) | Q(retires_at__gt=when), activates_at__lte=when).order_by(
+            "-activates_at", "-created_at"
+        )
+
+    def published_at(self, when, *, keep_after_retire):
+        """Keys the JWKS lists at ``when``: every key that can still have live tokens, plus the next one."""
+        return self.filter(Q(retires_at__isnull=True) | Q(retires_at__gt=when - keep_after_retire)).order_by(
+            "activates_at", "created_at"
+        )
+
+
+class SigningKey(models.Model):
+    """An Ed25519 key. The public part is stored as-is, the private part AES-GCM encrypted under
+    the key-encryption key (identity.crypto), with the kid as associated data.
+
+    Life: created (published in the JWKS) -> activates_at (starts signing) -> retires_at (stops
+    signing; a successor took over) -> left in the JWKS until its last token has expired.
+    """
+
+    kid = models.CharField(max_length=64, primary_key=True)
+    public_x = models.CharField(max_length=64)  # base64url raw public key (JWK "x")
+    private_encrypted = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    activates_at = models.DateTimeField(default=timezone.now)
+    retires_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SigningKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["activates_at"]
+
+    def __str__(self):
+        return self.kid
+
+    def public_jwk(self) -> dict:
+        return {"kty": "OKP", "crv": "Ed25519", "x": self.public_x, "kid": self.kid, "alg": "EdDSA", "use": "sig"}
+
+    @staticmethod
+    def new_kid() -> str:
+        return f"{timezone.now():%Y%m%d}-{uuid.uuid4().hex[:12]}"

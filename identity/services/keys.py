@@ -1,0 +1,154 @@
+"""Signing keys: created on demand, encrypted at rest, rotated at once or on a schedule.
+
+Processes keep the decrypted signer and the public keys in memory for KEY_CACHE_SECONDS; the JWKS
+keeps a retired key for the access-token lifetime plus that cache time plus the leeway, so every
+token any process could still have signed verifies until it expires.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.db import transaction
+from django.utils import timezone
+from joserfc.jwk import OKPKey
+
+from audit.models import EventType
+from audit.services import audit_record
+from identity.app_settings import app_settings
+from identity.crypto import b64url, decrypt_at_rest, encrypt_at_rest
+from identity.models import SigningKey
+
+PURPOSE = "identity.signing-key"
+
+
+@dataclass(frozen=True)
+class Signer:
+    kid: str
+    key: OKPKey
+    retires_at: datetime | None
+
+
+_lock = threading.Lock()
+_signer: tuple[float, Signer] | None = None
+_public: tuple[float, dict[str, OKPKey]] | None = None
+_last_public_reload = 0.0
+
+
+def _cache_clear() -> None:
+    global _signer, _public, _last_public_reload
+    with _lock:
+        _signer = None
+        _public = None
+        _last_public_reload = 0.0
+
+
+def keep_after_retire() -> timedelta:
+    return app_settings.ACCESS_TOKEN_TTL + timedelta(seconds=app_settings.KEY_CACHE_SECONDS) + app_settings.LEEWAY
+
+
+def signing_key_create(*, activates_at: datetime | None = None) -> SigningKey:
+    """Generate a key and store it (private part encrypted, kid bound as associated data)."""
+    private = Ed25519PrivateKey.generate()
+    kid = SigningKey.new_kid()
+    raw_private = private.private_bytes_raw()
+    return SigningKey.objects.create(
+        kid=kid,
+        public_x=b64url(private.public_key().public_bytes_raw()),
+        private_encrypted=encrypt_at_rest(raw_private, purpose=PURPOSE, aad=kid.encode()),
+        activates_at=activates_at or timezone.now(),
+    )
+
+
+def _load_private(row: SigningKey) -> OKPKey:
+    raw = decrypt_at_rest(row.private_encrypted, purpose=PURPOSE, aad=row.kid.encode())
+    return OKPKey.import_key(Ed25519PrivateKey.from_private_bytes(raw), parameters={"kid": row.kid})
+
+
+@transaction.atomic
+def signing_key_rotate(*, publish_ahead: timedelta | None = None, actor=None, request=None, reason: str = "manual") -> SigningKey:
+    """Make a new key the signer: now (default), or after ``publish_ahead`` so JWKS caches learn it
+    first. Keys signing until then retire at that moment and stay published until their tokens expire."""
+    now = timezone.now()
+    starts = now + (publish_ahead or timedelta(0))
+    retiring = list(SigningKey.objects.select_for_update().signing_at(now).values_list("kid", flat=True))
+    key = signing_key_create(activates_at=starts)
+    SigningKey.objects.filter(kid__in=retiring).update(retires_at=starts)
+    audit_record(
+        event=EventType.SIGNING_KEY_ROTATED, actor=actor, request=request,
+        kid=key.kid, activates_at=starts.isoformat(), retired=retiring, reason=reason,
+    )
+    _cache_clear()
+    return key
+
+
+def signing_keys_rotate_if_due(*, now: datetime | None = None) -> SigningKey | None:
+    """The periodic rotation: once the signer is KEY_ROTATION_INTERVAL old (minus the publish-ahead
+    time) and no successor is waiting, publish one that starts signing KEY_PUBLISH_AHEAD later."""
+    now = now or timezone.now()
+    ahead = app_settings.KEY_PUBLISH_AHEAD
+    signer = SigningKey.objects.signing_at(now).first()
+    if signer is None:
+        return None  # the first key is created on demand by the first token
+    if SigningKey.objects.filter(activates_at__gt=now).exists():
+        return None
+    if signer.activates_at + app_settings.KEY_ROTATION_INTERVAL - ahead > now:
+        return None
+    return signing_key_rotate(publish_ahead=ahead, reason="scheduled")
+
+
+@transaction.atomic
+def _signer_from_db() -> Signer:
+    now = timezone.now()
+    row = SigningKey.objects.signing_at(now).first()
+    if row is None:
+        row = signing_key_create(activates_at=now)
+        audit_record(event=EventType.SIGNING_KEY_CREATED, kid=row.kid, reason="first key")
+    # A key published ahead retires the signer at its start: cache no further than that.
+    successor = SigningKey.objects.filter(activates_at__gt=now).order_by("activates_at").first()
+    retires_at = row.retires_at or (successor.activates_at if successor else None)
+    return Signer(kid=row.kid, key=_load_private(row), retires_at=retires_at)
+
+
+def signing_key_current() -> Signer:
+    """The key that signs now, cached in this process for KEY_CACHE_SECONDS (or until it retires)."""
+    global _signer
+    cached = _signer
+    if cached is not None and cached[0] > time.monotonic():
+        signer = cached[1]
+        if signer.retires_at is None or signer.retires_at > timezone.now():
+            return signer
+    signer = _signer_from_db()
+    with _lock:
+        _signer = (time.monotonic() + app_settings.KEY_CACHE_SECONDS, signer)
+    return signer
+
+
+def published_keys() -> list[SigningKey]:
+    return list(SigningKey.objects.published_at(timezone.now(), keep_after_retire=keep_after_retire()))
+
+
+def jwks() -> dict:
+    """The public JWKS: every key that can still have live tokens, and the next one."""
+    return {"keys": [row.public_jwk() for row in published_keys()]}
+
+
+def verification_key(kid: str) -> OKPKey | None:
+    """Public key for ``kid`` from the in-process cache; an unknown kid reloads from the database at
+    most once a second, so a flood of forged kids cannot turn into a flood of queries."""
+    global _public, _last_public_reload
+    cached = _public
+    now = time.monotonic()
+    if cached is not None and cached[0] > now and kid in cached[1]:
+        return cached[1][kid]
+    if cached is not None and cached[0] > now and now - _last_public_reload < 1.0:
+        return None
+    keys = {row.kid: OKPKey.import_key(row.public_jwk()) for row in published_keys()}
+    with _lock:
+        _public = (now + app_settings.KEY_CACHE_SECONDS, keys)
+        _last_public_reload = now
+    return keys.get(kid)

@@ -1,0 +1,100 @@
+"""Access tokens: one signing path (joserfc, EdDSA over Ed25519), one verification path."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwt import JWTClaimsRegistry
+
+from identity.app_settings import app_settings
+from identity.services.keys import signing_key_current, verification_key
+
+ALGORITHM = "EdDSA"
+TOKEN_TYPE = "at+jwt"
+
+
+class TokenError(Exception):
+    """The token must be refused; ``reason`` says why (logged and audited, not sent to clients)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+    claims: dict
+
+
+def access_token_issue(*, user, session_id, org_id=None, org_role=None, now: int | None = None) -> IssuedToken:
+    import time
+
+    signer = signing_key_current()
+    issued_at = int(now if now is not None else time.time())
+    ttl = int(app_settings.ACCESS_TOKEN_TTL.total_seconds())
+    claims = {
+        "iss": app_settings.ISSUER,
+        "aud": app_settings.AUDIENCE,
+        "sub": str(user.pk),
+        "email": user.email,
+        "role": user.role,
+        "sid": str(session_id),
+        "iat": issued_at,
+        "exp": issued_at + ttl,
+        "jti": uuid.uuid4().hex,
+    }
+    if org_id is not None:
+        claims["org"] = str(org_id)
+        claims["orgRole"] = org_role
+    header = {"alg": ALGORITHM, "kid": signer.kid, "typ": TOKEN_TYPE}
+    token = jwt.encode(header, claims, signer.key, algorithms=[ALGORITHM])
+    return IssuedToken(token=token, expires_in=ttl, claims=claims)
+
+
+def _claims_registry() -> JWTClaimsRegistry:
+    return JWTClaimsRegistry(
+        leeway=int(app_settings.LEEWAY.total_seconds()),
+        iss={"essential": True, "value": app_settings.ISSUER},
+        aud={"essential": True, "value": app_settings.AUDIENCE},
+        sub={"essential": True},
+        sid={"essential": True},
+        exp={"essential": True},
+        iat={"essential": True},
+    )
+
+
+def access_token_verify(token: str) -> dict:
+    """Verify signature, ``alg``, ``typ``, ``iss``, ``aud``, ``exp``/``iat`` (with leeway); return claims.
+    Whether the session in ``sid`` is still alive is the caller's check (it needs the database)."""
+    if not isinstance(token, str) or token.count(".") != 2 or len(token) > 4096:
+        raise TokenError("malformed")
+    try:
+        compact = jws.extract_compact(token.encode())
+    except (JoseError, ValueError, UnicodeError):
+        raise TokenError("malformed") from None
+    header = compact.headers()
+    if header.get("alg") != ALGORITHM:
+        raise TokenError("wrong_alg")
+    if header.get("typ") != TOKEN_TYPE:
+        raise TokenError("wrong_typ")
+    kid = header.get("kid")
+    key = verification_key(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise TokenError("unknown_kid")
+    try:
+        verified = jwt.decode(token, key, algorithms=[ALGORITHM])
+    except (JoseError, ValueError):
+        raise TokenError("bad_signature") from None
+    try:
+        _claims_registry().validate(verified.claims)
+    except JoseError as exc:
+        raise TokenError(f"claims:{getattr(exc, 'error', 'invalid')}") from None
+    claims = verified.claims
+    if not isinstance(claims.get("sid"), str) or not isinstance(claims.get("iat"), int):
+        raise TokenError("claims:invalid")
+    return claims

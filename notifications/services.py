@@ -1,0 +1,93 @@
+"""The mail outbox: a request writes the message durably, a task delivers it (with retries).
+
+A request never fails and never loses mail because the broker or the mail server is down: the
+row is committed with the change, the task is only published after commit, and the periodic
+``outbox_flush`` picks up whatever was not delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from identity.crypto import decrypt_at_rest, encrypt_at_rest
+from notifications.models import OutboxMessage, OutboxStatus
+
+logger = logging.getLogger(__name__)
+PURPOSE = "notifications.outbox"
+MAX_ATTEMPTS = 10
+
+
+def outbox_enqueue(*, kind: str, recipient: str, subject: str, template: str, context: dict) -> OutboxMessage:
+    """Render ``templates/emails/<template>.txt`` and queue it. Call inside the caller's transaction."""
+    body = render_to_string(f"emails/{template}.txt", context)
+    message = OutboxMessage(kind=kind, recipient=recipient)
+    payload = json.dumps({"subject": subject, "body": body}).encode()
+    message.payload_encrypted = encrypt_at_rest(payload, purpose=PURPOSE, aad=str(message.pk).encode())
+    message.save(force_insert=True)
+    transaction.on_commit(lambda: _publish(message.pk))
+    return message
+
+
+def _publish(message_id) -> None:
+    from notifications.tasks import outbox_deliver
+
+    try:
+        outbox_deliver.delay(message_id)
+    except Exception:  # broker down: the periodic flush delivers it later
+        logger.warning("outbox: could not publish delivery of message %s; it stays queued", message_id)
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+
+
+def outbox_deliver(message_id) -> bool:
+    """Send one message if it is still pending. Returns True when it was sent now."""
+    with transaction.atomic():
+        message = (
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(pk=message_id, status=OutboxStatus.PENDING)
+            .first()
+        )
+        if message is None:
+            return False
+        try:
+            payload = json.loads(decrypt_at_rest(message.payload_encrypted, purpose=PURPOSE,
+                                                 aad=str(message.pk).encode()))
+            email = EmailMultiAlternatives(subject=payload["subject"], body=payload["body"],
+                                           from_email=settings.DEFAULT_FROM_EMAIL, to=[message.recipient])
+            email.send()
+        except Exception as exc:
+            message.attempts += 1
+            message.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            if message.attempts >= MAX_ATTEMPTS:
+                message.status = OutboxStatus.FAILED
+                message.payload_encrypted = ""
+            else:
+                message.next_attempt_at = timezone.now() + _backoff(message.attempts)
+            message.save(update_fields=["attempts", "last_error", "status", "next_attempt_at", "payload_encrypted"])
+            logger.warning("outbox: delivery of message %s failed (attempt %s)", message.pk, message.attempts)
+            return False
+        message.status = OutboxStatus.SENT
+        message.sent_at = timezone.now()
+        message.attempts += 1
+        message.payload_encrypted = ""  # the link inside is a secret: keep nothing once delivered
+        message.last_error = ""
+        message.save(update_fields=["status", "sent_at", "attempts", "payload_encrypted", "last_error"])
+        return True
+
+
+def outbox_flush(*, limit: int = 500) -> int:
+    """Deliver every due message (the periodic task; also what catches up after a broker outage)."""
+    sent = 0
+    for message_id in OutboxMessage.objects.due().order_by("next_attempt_at").values_list("pk", flat=True)[:limit]:
+        sent += outbox_deliver(message_id)
+    return sent

@@ -1,0 +1,85 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class RevokeReason(models.TextChoices):
+    LOGOUT = "logout"
+    USER_REVOKED = "user_revoked"
+    OTHERS_REVOKED = "others_revoked"
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    PASSWORD_RESET = "password_reset"
+    PASSWORD_CHANGED = "password_changed"
+    DEVICE_REPLACED = "device_replaced"
+    ADMIN = "admin"
+
+
+class DeviceSessionQuerySet(models.QuerySet):
+    def alive(self, now=None):
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True, expires_at__gt=now)
+
+
+class DeviceSession(models.Model):
+    """One signed-in device. Its id is the ``sid`` of every access token minted for it and stays the
+    same across refreshes, so "where you're signed in" shows one row per device.
+
+    Only the hash of the current refresh token is kept (``refresh_token_hash``); the spent ones are
+    in SpentRefreshToken so that presenting any of them again is recognised as reuse.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_sessions")
+    device_id = models.CharField(max_length=128, blank=True, default="")
+    device_name = models.CharField(max_length=128, blank=True, default="")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    remember_me = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    absolute_expires_at = models.DateTimeField()
+    reauthenticated_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=32, choices=RevokeReason.choices, blank=True, default="")
+    refresh_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    refresh_rotated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeviceSessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_activity_at"]
+        indexes = [
+            models.Index(fields=["user", "revoked_at", "expires_at"], name="sessions_user_alive"),
+            models.Index(fields=["expires_at"], name="sessions_expiry"),
+            models.Index(fields=["revoked_at"], name="sessions_revoked", condition=Q(revoked_at__isnull=False)),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(expires_at__lte=models.F("absolute_expires_at")),
+                                   name="sessions_expiry_within_cap"),
+        ]
+
+    def __str__(self):
+        return f"{self.user_id} on {self.device_name or self.device_id or 'unknown device'}"
+
+    def is_alive(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and self.expires_at > now
+
+
+class SpentRefreshToken(models.Model):
+    """A refresh token that has been exchanged. Presenting it again revokes the session, except
+    within the grace window, where the successor pair is returned again: that pair is kept only
+    encrypted under a key derived from the spent token itself, so nobody without it can read it."""
+
+    token_hash = models.CharField(max_length=64, primary_key=True)
+    session = models.ForeignKey(DeviceSession, on_delete=models.CASCADE, related_name="spent_refresh_tokens")
+    spent_at = models.DateTimeField(default=timezone.now)
+    successor_hash = models.CharField(max_length=64)
+    successor_encrypted = models.TextField(blank=True, default="")
+
+    def __str__(self):
+        return f"spent token of {self.session_id}"

@@ -1,0 +1,57 @@
+from rest_framework import serializers
+
+from accounts.serializers import UserOutput
+from config.api.fields import StrictCharField
+from sessions_app.models import DeviceSession
+
+
+class SessionOutput(serializers.ModelSerializer):
+    deviceId = serializers.CharField(source="device_id")
+    deviceName = serializers.CharField(source="device_name")
+    ipAddress = serializers.CharField(source="ip_address", allow_null=True)
+    userAgent = serializers.CharField(source="user_agent")
+    createdAt = serializers.DateTimeField(source="created_at")
+    lastActivityAt = serializers.DateTimeField(source="last_activity_at")
+    expiresAt = serializers.DateTimeField(source="expires_at")
+    rememberMe = serializers.BooleanField(source="remember_me")
+    current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DeviceSession
+        fields = ["id", "deviceId", "deviceName", "ipAddress", "userAgent", "createdAt", "lastActivityAt",
+                  "expiresAt", "rememberMe", "current"]
+
+    def get_current(self, obj) -> bool:
+        current = self.context.get("current_session_id")
+        return current is not None and str(obj.pk) == str(current)
+
+
+class SessionsOutput(serializers.Serializer):
+    sessions = SessionOutput(many=True)
+
+
+class TokenPairOutput(serializers.Serializer):
+    accessToken = serializers.CharField()
+    refreshToken = serializers.CharField()
+    tokenType = serializers.CharField()
+    expiresIn = serializers.IntegerField()
+    refreshExpiresAt = serializers.DateTimeField()
+    user = UserOutput()
+    session = SessionOutput()
+
+
+class RefreshInput(serializers.Serializer):
+    refreshToken = StrictCharField(max_length=512)
+
+
+def token_pair_data(pair) -> dict:
+    session = pair.session
+    return {
+        "accessToken": pair.access_token,
+        "refreshToken": pair.refresh_token,
+        "tokenType": "Bearer",
+        "expiresIn": pair.expires_in,
+        "refreshExpiresAt": serializers.DateTimeField().to_representation(session.expires_at),
+        "user": UserOutput(session.user).data,
+        "session": SessionOutput(session, context={"current_session_id": session.pk}).data,
+    }

@@ -1,0 +1,261 @@
+"""Device sessions: create at login, rotate refresh tokens, revoke, slide expiry, clean up."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import hash_token
+from audit.models import EventType
+from audit.services import audit_record
+from config.api.errors import ApiError
+from config.request_meta import client_ip, user_agent
+from identity.crypto import DecryptionError, decrypt, derive_key, encrypt
+from identity.services.tokens import access_token_issue
+from sessions_app.app_settings import app_settings
+from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
+
+REFRESH_TOKEN_PREFIX = "mrt_"
+GRACE_PURPOSE = "sessions.refresh-grace"
+
+
+class RefreshError(ApiError):
+    status_code = 401
+    default_code = "invalid_refresh_token"
+    default_detail = "The refresh token is not valid."
+
+
+@dataclass
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session: DeviceSession
+
+    @property
+    def user(self):
+        return self.session.user
+
+    def as_secret_dict(self) -> dict:
+        return {"accessToken": self.access_token, "refreshToken": self.refresh_token, "expiresIn": self.expires_in}
+
+
+def _new_refresh_token() -> str:
+    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def _lifetime(remember_me: bool):
+    return app_settings.REMEMBER_ME_LIFETIME if remember_me else app_settings.LIFETIME
+
+
+def _slid_expiry(session: DeviceSession, now: datetime) -> datetime | None:
+    """The new expiry if activity now should extend it (at most once per UPDATE_AGE), else None."""
+    lifetime = _lifetime(session.remember_me)
+    last_extended = session.expires_at - lifetime
+    if now - last_extended < app_settings.UPDATE_AGE:
+        return None
+    new_expiry = min(now + lifetime, session.absolute_expires_at)
+    return new_expiry if new_expiry > session.expires_at else None
+
+
+def _issue_access(session: DeviceSession):
+    return access_token_issue(user=session.user, session_id=session.pk)
+
+
+@transaction.atomic
+def session_create(*, user, request=None, remember_me: bool = False, device_id: str = "",
+                   device_name: str = "") -> TokenPair:
+    """A new device session with its first token pair. A login from a device id that already has a
+    live session for this user replaces it, so each device shows up once."""
+    now = timezone.now()
+    if device_id:
+        for old in DeviceSession.objects.alive(now).filter(user=user, device_id=device_id).select_for_update():
+            session_revoke(session=old, reason=RevokeReason.DEVICE_REPLACED, request=request, actor=user)
+    raw_refresh = _new_refresh_token()
+    session = DeviceSession.objects.create(
+        user=user,
+        device_id=device_id,
+        device_name=device_name,
+        ip_address=client_ip(request),
+        user_agent=user_agent(request),
+        remember_me=remember_me,
+        created_at=now,
+        last_activity_at=now,
+        expires_at=min(now + _lifetime(remember_me), now + app_settings.ABSOLUTE_LIFETIME),
+        absolute_expires_at=now + app_settings.ABSOLUTE_LIFETIME,
+        reauthenticated_at=now,
+        refresh_token_hash=hash_token(raw_refresh),
+    )
+    access = _issue_access(session)
+    return TokenPair(access_token=access.token, refresh_token=raw_refresh, expires_in=access.expires_in,
+                     session=session)
+
+
+def _refresh_failed(code: str, message: str, *, request, session=None, reason: str) -> RefreshError:
+    user = session.user if session is not None else None
+    audit_record(event=EventType.TOKEN_REFRESH_FAILED, request=request, actor=user, session=session,
+                 success=False, reason=reason)
+    return RefreshError(message, code=code)
+
+
+def session_refresh(*, raw_token: str, request=None) -> TokenPair:
+    """Exchange a refresh token for a new pair in the same session.
+
+    The winner of a race spends the token with a conditional UPDATE (``refresh_token_hash`` still
+    equal to its hash), so at most one successor exists whatever the concurrency. Everyone else
+    finds the token spent: inside the grace window they get the winner's pair (decrypted with the
+    token they hold); outside it the session is revoked as a reuse.
+    """
+    token_hash = hash_token(raw_token)
+    error: RefreshError | None = None
+    with transaction.atomic():
+        session = DeviceSession.objects.select_related("user").filter(refresh_token_hash=token_hash).first()
+        if session is not None:
+            pair, error = _rotate(session, raw_token, token_hash, request)
+            if pair is not None:
+                return pair
+        if error is None:
+            pair, error = _spent_token(raw_token, token_hash, request)
+            if pair is not None:
+                return pair
+    raise error
+
+
+def _rotate(session: DeviceSession, raw_token: str, token_hash: str, request):
+    now = timezone.now()
+    if session.revoked_at is not None:
+        return None, _refresh_failed("session_revoked", "This session has been signed out.", request=request,
+                                     session=session, reason="revoked")
+    if session.expires_at <= now:
+        return None, _refresh_failed("session_expired", "This session has expired. Sign in again.",
+                                     request=request, session=session, reason="expired")
+    if not session.user.is_active:
+        return None, _refresh_failed("session_revoked", "This account is disabled.", request=request,
+                                     session=session, reason="user_inactive")
+    new_raw = _new_refresh_token()
+    new_hash = hash_token(new_raw)
+    access = _issue_access(session)
+    pair = TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in, session=session)
+    changes = {"refresh_token_hash": new_hash, "refresh_rotated_at": now, "last_activity_at": now}
+    new_expiry = _slid_expiry(session, now)
+    if new_expiry is not None:
+        changes["expires_at"] = new_expiry
+    won = DeviceSession.objects.filter(pk=session.pk, refresh_token_hash=token_hash).update(**changes)
+    if not won:
+        return None, None  # another request spent it first: the spent-token path answers
+    for name, value in changes.items():
+        setattr(session, name, value)
+    encrypted = ""
+    if app_settings.REFRESH_GRACE.total_seconds() > 0:
+        key = derive_key(raw_token.encode(), purpose=GRACE_PURPOSE)
+        encrypted = encrypt(key, json.dumps(pair.as_secret_dict()).encode(), aad=token_hash.encode())
+    SpentRefreshToken.objects.create(token_hash=token_hash, session=session, spent_at=now,
+                                     successor_hash=new_hash, successor_encrypted=encrypted)
+    audit_record(event=EventType.TOKEN_REFRESHED, request=request, actor=session.user, session=session)
+    return pair, None
+
+
+def _spent_token(raw_token: str, token_hash: str, request):
+    spent = SpentRefreshToken.objects.select_related("session__user").filter(token_hash=token_hash).first()
+    if spent is None:
+        return None, _refresh_failed("invalid_refresh_token", "The refresh token is not valid.",
+                                     request=request, reason="unknown")
+    session = spent.session
+    now = timezone.now()
+    if not session.is_alive(now):
+        code = "session_revoked" if session.revoked_at else "session_expired"
+        return None, _refresh_failed(code, "This session is no longer active. Sign in again.",
+                                     request=request, session=session, reason="spent_token_dead_session")
+    grace = app_settings.REFRESH_GRACE
+    in_grace = (
+        grace.total_seconds() > 0
+        and now - spent.spent_at <= grace
+        and session.refresh_token_hash == spent.successor_hash
+        and spent.successor_encrypted
+    )
+    if in_grace:
+        try:
+            key = derive_key(raw_token.encode(), purpose=GRACE_PURPOSE)
+            secret = json.loads(decrypt(key, spent.successor_encrypted, aad=token_hash.encode()))
+        except DecryptionError:
+            secret = None
+        if secret is not None:
+            audit_record(event=EventType.TOKEN_REFRESHED, request=request, actor=session.user, session=session,
+                         replayed_within_grace=True)
+            return TokenPair(access_token=secret["accessToken"], refresh_token=secret["refreshToken"],
+                             expires_in=secret["expiresIn"], session=session), None
+    session_revoke(session=session, reason=RevokeReason.REFRESH_TOKEN_REUSED, request=request)
+    audit_record(event=EventType.REFRESH_REUSE_DETECTED, request=request, actor=None, subject=session.user,
+                 session=session, success=False, spent_at=spent.spent_at.isoformat())
+    return None, RefreshError("This refresh token was already used; the session has been signed out.",
+                              code="refresh_token_reused")
+
+
+@transaction.atomic
+def session_revoke(*, session: DeviceSession, reason: str, request=None, actor=None) -> bool:
+    """Revoke one session (idempotent). Returns False when it was already revoked."""
+    now = timezone.now()
+    changed = DeviceSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_reason=reason
+    )
+    if changed:
+        session.revoked_at, session.revoked_reason = now, reason
+        audit_record(event=EventType.SESSION_REVOKED, request=request, actor=actor, subject=session.user,
+                     session=session, reason=reason)
+    return bool(changed)
+
+
+@transaction.atomic
+def sessions_revoke_all(*, user, reason: str, request=None, actor=None, keep=None) -> int:
+    """Revoke every live session of ``user`` except ``keep``; one audit row per session."""
+    sessions = DeviceSession.objects.alive().filter(user=user).select_for_update()
+    if keep is not None:
+        sessions = sessions.exclude(pk=keep.pk)
+    count = 0
+    for session in sessions:
+        count += session_revoke(session=session, reason=reason, request=request, actor=actor)
+    return count
+
+
+def session_touch(session: DeviceSession, *, now: datetime | None = None) -> None:
+    """Record activity from an authenticated request: at most once per ACTIVITY_RESOLUTION, and
+    sliding the expiry at most once per UPDATE_AGE. Costs no query most of the time."""
+    now = now or timezone.now()
+    if now - session.last_activity_at < app_settings.ACTIVITY_RESOLUTION:
+        return
+    changes = {"last_activity_at": now}
+    new_expiry = _slid_expiry(session, now)
+    if new_expiry is not None:
+        changes["expires_at"] = new_expiry
+    DeviceSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(**changes)
+    for name, value in changes.items():
+        setattr(session, name, value)
+
+
+def session_mark_reauthenticated(session: DeviceSession, *, now: datetime | None = None) -> None:
+    now = now or timezone.now()
+    DeviceSession.objects.filter(pk=session.pk).update(reauthenticated_at=now)
+    session.reauthenticated_at = now
+
+
+def sessions_cleanup(*, now: datetime | None = None) -> int:
+    """Delete sessions that expired or were revoked more than REVOKED_RETENTION ago (their spent
+    refresh tokens go with them), in batches so no statement holds locks for long."""
+    now = now or timezone.now()
+    cutoff = now - app_settings.REVOKED_RETENTION
+    batch = app_settings.CLEANUP_BATCH_SIZE
+    deleted = 0
+    while True:
+        ids = list(
+            DeviceSession.objects.filter(expires_at__lt=cutoff).values_list("pk", flat=True)[:batch]
+        ) or list(DeviceSession.objects.filter(revoked_at__lt=cutoff).values_list("pk", flat=True)[:batch])
+        if not ids:
+            return deleted
+        # No signals on these models, so Django deletes the spent tokens and sessions in two
+        # set-based statements without loading rows.
+        deleted += DeviceSession.objects.filter(pk__in=ids).delete()[1].get(DeviceSession._meta.label, 0)

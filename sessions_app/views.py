@@ -1,0 +1,54 @@
+"""Session API: refresh, list, revoke."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api.errors import NotFound
+from config.api.responses import secret_response
+from config.api.schema import ERRORS
+from identity.authentication import request_session
+from sessions_app import selectors, services
+from sessions_app.models import RevokeReason
+from sessions_app.serializers import RefreshInput, SessionOutput, SessionsOutput, TokenPairOutput, token_pair_data
+
+
+class RefreshApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=RefreshInput, responses={200: TokenPairOutput, **ERRORS}, tags=["sessions"])
+    def post(self, request):
+        data = RefreshInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        pair = services.session_refresh(raw_token=data.validated_data["refreshToken"], request=request)
+        return secret_response(token_pair_data(pair))
+
+
+class SessionsActiveApi(APIView):
+    @extend_schema(responses={200: SessionsOutput, **ERRORS}, tags=["sessions"])
+    def get(self, request):
+        current = request_session(request)
+        sessions = selectors.sessions_active_for(request.user)
+        data = SessionOutput(sessions, many=True, context={"current_session_id": getattr(current, "pk", None)}).data
+        return Response({"sessions": data})
+
+
+class SessionRevokeApi(APIView):
+    @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["sessions"])
+    def delete(self, request, session_id):
+        session = selectors.session_of_user(request.user, session_id)
+        if session is None:
+            raise NotFound("No such session.")
+        services.session_revoke(session=session, reason=RevokeReason.USER_REVOKED, request=request,
+                                actor=request.user)
+        return Response(status=204)
+
+
+class SessionsRevokeOthersApi(APIView):
+    @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["sessions"])
+    def post(self, request):
+        services.sessions_revoke_all(user=request.user, reason=RevokeReason.OTHERS_REVOKED, request=request,
+                                     actor=request.user, keep=request_session(request))
+        return Response(status=204)

@@ -1,0 +1,68 @@
+import re
+
+import pytest
+from django.core import mail
+from rest_framework.test import APIClient
+
+from config.celery import app as celery_app
+from identity.services import keys
+from tests.factories import PASSWORD, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing_and_eager_tasks(settings, transactional_db):
+    # Real commits (transactional_db): mail goes out through transaction.on_commit as in production.
+    settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher"]
+    settings.SECURE_SSL_REDIRECT = False  # the test client speaks plain http; redirect tested on its own
+    # Tasks run in-process so a test sees the mail its request caused; tests about the broker
+    # itself (tests/notifications) switch this off and talk to the real Redis.
+    celery_app.conf.task_always_eager = True
+    keys._cache_clear()
+    yield
+    keys._cache_clear()
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def password():
+    return PASSWORD
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+def login(api, email, password=PASSWORD, **extra):
+    response = api.post("/api/v1/auth/login", {"email": email, "password": password, **extra}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.fixture
+def tokens(api, user):
+    return login(api, user.email)
+
+
+@pytest.fixture
+def authed(tokens):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['accessToken']}")
+    return client
+
+
+def link_token(message) -> str:
+    """The token of the one link in a sent email."""
+    match = re.search(r"\?token=([A-Za-z0-9_\-]+)", message.body)
+    assert match, message.body
+    return match.group(1)
+
+
+def last_mail_to(address):
+    sent = [m for m in mail.outbox if address in m.to]
+    assert sent, f"no mail to {address}: {[m.to for m in mail.outbox]}"
+    return sent[-1]
