@@ -12,6 +12,9 @@ from identity.services.tokens import TokenError, access_token_verify
 
 logger = logging.getLogger(__name__)
 
+# RFC 6750 3.1: a request that carried a bad token is told so in the challenge, not only in the body.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'}
+
 
 @dataclass(frozen=True)
 class AccessContext:
@@ -29,25 +32,26 @@ class BearerTokenAuthentication(BaseAuthentication):
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:
-            raise InvalidToken("The Authorization header must be 'Bearer <accessToken>'.")
+            raise InvalidToken("The Authorization header must be 'Bearer <accessToken>'.", headers=CHALLENGE)
         try:
             token = header[1].decode("ascii")
         except UnicodeDecodeError:
-            raise InvalidToken() from None
+            raise InvalidToken(headers=CHALLENGE) from None
         try:
             claims = access_token_verify(token)
         except TokenError as exc:
             logger.info("access token refused: %s", exc.reason)
-            raise InvalidToken() from None
+            raise InvalidToken(headers=CHALLENGE) from None
 
         from sessions_app.models import DeviceSession
         from sessions_app.services import session_touch
 
         session = DeviceSession.objects.select_related("user").filter(pk=_uuid_or_none(claims["sid"])).first()
         if session is None or not session.is_alive() or str(session.user_id) != claims["sub"]:
-            raise InvalidToken("The session of this token has ended. Sign in again.", code="session_revoked")
+            raise InvalidToken("The session of this token has ended. Sign in again.", code="session_revoked",
+                               headers=CHALLENGE)
         if not session.user.is_active:
-            raise InvalidToken("This account is disabled.", code="session_revoked")
+            raise InvalidToken("This account is disabled.", code="session_revoked", headers=CHALLENGE)
         session_touch(session)
         return session.user, AccessContext(claims=claims, session=session)
 

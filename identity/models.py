@@ -12,6 +12,16 @@ class SigningKeyQuerySet(models.QuerySet):
             "-activates_at", "-created_at"
         )
 
+    def pending_at(self, when):
+        """Keys published ahead that will start signing after ``when`` (a key superseded before its
+        start, ``retires_at <= activates_at``, never signs and is not pending)."""
+        return self.filter(Q(retires_at__isnull=True) | Q(retires_at__gt=models.F("activates_at")),
+                           activates_at__gt=when).order_by("activates_at")
+
+    def not_retired_by(self, when):
+        """Keys that would still sign at or after ``when``: the ones a rotation starting then retires."""
+        return self.filter(Q(retires_at__isnull=True) | Q(retires_at__gt=when))
+
     def published_at(self, when, *, keep_after_retire):
         """Keys the JWKS lists at ``when``: every key that can still have live tokens, plus the next one."""
         return self.filter(Q(retires_at__isnull=True) | Q(retires_at__gt=when - keep_after_retire)).order_by(

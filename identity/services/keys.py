@@ -70,19 +70,27 @@ def _load_private(row: SigningKey) -> OKPKey:
 
 
 @transaction.atomic
-def signing_key_rotate(*, publish_ahead: timedelta | None = None, actor=None, request=None, reason: str = "manual") -> SigningKey:
+def signing_key_rotate(*, publish_ahead: timedelta | None = None, actor=None, request=None, reason: str = "manual",
+                       now: datetime | None = None) -> SigningKey:
     """Make a new key the signer: now (default), or after ``publish_ahead`` so JWKS caches learn it
-    first. Keys signing until then retire at that moment and stay published until their tokens expire."""
-    now = timezone.now()
+    first. Every key that would still sign then (the signer, and a successor published ahead that has
+    not started yet) retires at that moment; retired keys stay published until their tokens expire."""
+    now = now or timezone.now()
     starts = now + (publish_ahead or timedelta(0))
-    retiring = list(SigningKey.objects.select_for_update().signing_at(now).values_list("kid", flat=True))
+    # Lock the keys a rotation would retire, so concurrent rotations run one after the other; the
+    # UPDATE below is a new statement and so also retires a key that a concurrent rotation just added.
+    list(SigningKey.objects.select_for_update().not_retired_by(starts).values_list("kid", flat=True))
     key = signing_key_create(activates_at=starts)
+    retiring = list(SigningKey.objects.not_retired_by(starts).exclude(kid=key.kid).values_list("kid", flat=True))
     SigningKey.objects.filter(kid__in=retiring).update(retires_at=starts)
     audit_record(
         event=EventType.SIGNING_KEY_ROTATED, actor=actor, request=request,
         kid=key.kid, activates_at=starts.isoformat(), retired=retiring, reason=reason,
     )
     _cache_clear()
+    # Another thread of this process may refill the cache from the not yet committed state (the old
+    # signer, not yet retired) before the commit: clear it again once the rotation is visible.
+    transaction.on_commit(_cache_clear)
     return key
 
 
@@ -94,11 +102,11 @@ def signing_keys_rotate_if_due(*, now: datetime | None = None) -> SigningKey | N
     signer = SigningKey.objects.signing_at(now).first()
     if signer is None:
         return None  # the first key is created on demand by the first token
-    if SigningKey.objects.filter(activates_at__gt=now).exists():
+    if SigningKey.objects.pending_at(now).exists():
         return None
     if signer.activates_at + app_settings.KEY_ROTATION_INTERVAL - ahead > now:
         return None
-    return signing_key_rotate(publish_ahead=ahead, reason="scheduled")
+    return signing_key_rotate(publish_ahead=ahead, reason="scheduled", now=now)
 
 
 @transaction.atomic
@@ -109,8 +117,9 @@ def _signer_from_db() -> Signer:
         row = signing_key_create(activates_at=now)
         audit_record(event=EventType.SIGNING_KEY_CREATED, kid=row.kid, reason="first key")
     # A key published ahead retires the signer at its start: cache no further than that.
-    successor = SigningKey.objects.filter(activates_at__gt=now).order_by("activates_at").first()
-    retires_at = row.retires_at or (successor.activates_at if successor else None)
+    successor = SigningKey.objects.pending_at(now).first()
+    ends = [when for when in (row.retires_at, successor.activates_at if successor else None) if when is not None]
+    retires_at = min(ends) if ends else None
     return Signer(kid=row.kid, key=_load_private(row), retires_at=retires_at)
 
 
@@ -133,7 +142,10 @@ def published_keys() -> list[SigningKey]:
 
 
 def jwks() -> dict:
-    """The public JWKS: every key that can still have live tokens, and the next one."""
+    """The public JWKS: every key that can still have live tokens, and the next one. Never empty: a
+    consumer asking before the first token was issued creates the first key, rather than caching an
+    empty set and refusing the first tokens."""
+    signing_key_current()
     return {"keys": [row.public_jwk() for row in published_keys()]}
 
 

@@ -1,0 +1,340 @@
+"""Refresh: single-use tokens rotating inside one session, reuse detection, the grace window,
+sliding expiry and the lifetimes."""
+
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import hash_token
+from audit.models import AuditEvent, EventType
+from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
+from sessions_app.services import session_touch
+from tests.conftest import login
+
+REFRESH = "/api/v1/auth/refresh"
+ME = "/api/v1/auth/me"
+
+
+def refresh(token):
+    return APIClient().post(REFRESH, {"refreshToken": token}, format="json")
+
+
+def refreshed(token) -> dict:
+    response = refresh(token)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def error_code(response, status=401) -> str:
+    assert response.status_code == status, (response.status_code, response.content)
+    body = response.json()
+    assert set(body) == {"error"}, body
+    return body["error"]["code"]
+
+
+def bearer(access_token):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token}")
+    return client
+
+
+def parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def session_of(pair) -> DeviceSession:
+    return DeviceSession.objects.get(pk=pair["session"]["id"])
+
+
+def age_spent(token, seconds):
+    SpentRefreshToken.objects.filter(token_hash=hash_token(token)).update(
+        spent_at=timezone.now() - timedelta(seconds=seconds))
+
+
+# --- rotation -----------------------------------------------------------------------------------------
+
+def test_refresh_rotates_inside_the_same_session(tokens):
+    pair = refreshed(tokens["refreshToken"])
+    assert set(pair) == {"accessToken", "refreshToken", "tokenType", "expiresIn", "refreshExpiresAt", "user",
+                         "session"}
+    assert pair["session"]["id"] == tokens["session"]["id"] and pair["session"]["current"] is True
+    assert pair["refreshToken"] != tokens["refreshToken"] and pair["accessToken"] != tokens["accessToken"]
+    assert pair["tokenType"] == "Bearer" and pair["expiresIn"] == 900
+    session = session_of(pair)
+    assert session.refresh_token_hash == hash_token(pair["refreshToken"])
+    spent = SpentRefreshToken.objects.get()
+    assert spent.token_hash == hash_token(tokens["refreshToken"]) and spent.session == session
+    assert spent.successor_hash == hash_token(pair["refreshToken"])
+    assert DeviceSession.objects.count() == 1
+    assert bearer(pair["accessToken"]).get(ME).status_code == 200
+    assert AuditEvent.objects.filter(event=EventType.TOKEN_REFRESHED, session_id=session.pk).count() == 1
+    # The chain goes on.
+    assert refreshed(pair["refreshToken"])["session"]["id"] == str(session.pk)
+
+
+def test_refresh_response_is_not_cacheable(tokens):
+    assert "no-store" in refresh(tokens["refreshToken"])["Cache-Control"]
+
+
+def test_raw_tokens_are_never_stored(tokens):
+    pair = refreshed(tokens["refreshToken"])
+    session = session_of(pair)
+    spent = SpentRefreshToken.objects.get()
+    stored = " ".join(str(v) for row in (session, spent) for v in row.__dict__.values())
+    for secret in (tokens["refreshToken"], pair["refreshToken"], pair["accessToken"], tokens["accessToken"]):
+        assert secret not in stored
+    # The grace copy of the pair is encrypted: neither token, nor their halves, appear in it.
+    assert spent.successor_encrypted
+    for secret in (pair["refreshToken"], pair["accessToken"]):
+        assert secret[4:24] not in spent.successor_encrypted
+        assert secret.split(".")[0] not in spent.successor_encrypted
+
+
+# --- reuse and the grace window ---------------------------------------------------------------------------
+
+def test_reuse_after_the_grace_window_revokes_the_session(tokens, settings):
+    settings.AUTH_REFRESH_GRACE_SECONDS = 10
+    pair = refreshed(tokens["refreshToken"])
+    age_spent(tokens["refreshToken"], 11)
+    response = refresh(tokens["refreshToken"])
+    assert error_code(response) == "refresh_token_reused"
+
+    session = session_of(pair)
+    assert session.revoked_at is not None and session.revoked_reason == RevokeReason.REFRESH_TOKEN_REUSED
+    # Everything descended from that login stops working.
+    assert error_code(refresh(pair["refreshToken"])) == "session_revoked"
+    assert error_code(bearer(pair["accessToken"]).get(ME)) == "session_revoked"
+    assert error_code(bearer(tokens["accessToken"]).get(ME)) == "session_revoked"
+    event = AuditEvent.objects.get(event=EventType.REFRESH_REUSE_DETECTED)
+    assert event.session_id == session.pk and event.subject_id == session.user_id and event.success is False
+    assert AuditEvent.objects.filter(event=EventType.SESSION_REVOKED, session_id=session.pk,
+                                     context__reason="refresh_token_reused").exists()
+
+
+def test_reuse_only_revokes_that_session(tokens, user, api):
+    other = login(api, user.email)
+    refreshed(tokens["refreshToken"])
+    age_spent(tokens["refreshToken"], 60)
+    assert error_code(refresh(tokens["refreshToken"])) == "refresh_token_reused"
+    assert bearer(other["accessToken"]).get(ME).status_code == 200
+    assert refresh(other["refreshToken"]).status_code == 200
+
+
+def test_within_grace_the_spent_token_gets_the_very_same_pair(tokens, settings):
+    settings.AUTH_REFRESH_GRACE_SECONDS = 10
+    first = refresh(tokens["refreshToken"])
+    again = refresh(tokens["refreshToken"])
+    third = refresh(tokens["refreshToken"])
+    assert first.status_code == again.status_code == third.status_code == 200
+    for response in (again, third):
+        assert response.json()["accessToken"] == first.json()["accessToken"]
+        assert response.json()["refreshToken"] == first.json()["refreshToken"]
+        assert response.json()["session"]["id"] == first.json()["session"]["id"]
+    # Still one live refresh token, one spent one, the session alive.
+    session = session_of(first.json())
+    assert session.is_alive()
+    assert session.refresh_token_hash == hash_token(first.json()["refreshToken"])
+    assert SpentRefreshToken.objects.count() == 1
+    assert refresh(first.json()["refreshToken"]).status_code == 200
+    assert AuditEvent.objects.filter(event=EventType.TOKEN_REFRESHED, context__replayed_within_grace=True).count() == 2
+
+
+def test_grace_ends_when_the_successor_was_used(tokens):
+    """A grandparent token is reuse even inside the window: the pair it would return is already spent."""
+    pair = refreshed(tokens["refreshToken"])
+    refreshed(pair["refreshToken"])
+    assert error_code(refresh(tokens["refreshToken"])) == "refresh_token_reused"
+    assert session_of(pair).revoked_at is not None
+
+
+def test_grace_window_edge(tokens, settings):
+    settings.AUTH_REFRESH_GRACE_SECONDS = 10
+    pair = refreshed(tokens["refreshToken"])
+    age_spent(tokens["refreshToken"], 8)
+    assert refreshed(tokens["refreshToken"])["refreshToken"] == pair["refreshToken"]
+    age_spent(tokens["refreshToken"], 12)
+    assert error_code(refresh(tokens["refreshToken"])) == "refresh_token_reused"
+
+
+def test_default_grace_is_ten_seconds(tokens):
+    from sessions_app.app_settings import app_settings
+
+    assert app_settings.REFRESH_GRACE == timedelta(seconds=10)
+
+
+def test_grace_zero_turns_it_off(tokens, settings):
+    settings.AUTH_REFRESH_GRACE_SECONDS = 0
+    pair = refreshed(tokens["refreshToken"])
+    assert SpentRefreshToken.objects.get().successor_encrypted == ""  # nothing kept to replay
+    assert error_code(refresh(tokens["refreshToken"])) == "refresh_token_reused"
+    assert error_code(refresh(pair["refreshToken"])) == "session_revoked"
+
+
+def test_grace_pair_needs_the_spent_token_to_read(tokens):
+    """The kept pair is encrypted under the spent token: a tampered ciphertext is not replayed but
+    treated as reuse (it cannot be told apart from an attacker's)."""
+    refreshed(tokens["refreshToken"])
+    spent = SpentRefreshToken.objects.get()
+    SpentRefreshToken.objects.filter(pk=spent.pk).update(successor_encrypted=spent.successor_encrypted[:-4] + "AAAA")
+    assert error_code(refresh(tokens["refreshToken"])) == "refresh_token_reused"
+
+
+# --- failures -------------------------------------------------------------------------------------------------
+
+def test_unknown_refresh_token(tokens):
+    assert error_code(refresh("mrt_" + "x" * 43)) == "invalid_refresh_token"
+    assert error_code(refresh(tokens["accessToken"][:500])) == "invalid_refresh_token"
+    assert session_of(tokens).is_alive()
+    assert AuditEvent.objects.filter(event=EventType.TOKEN_REFRESH_FAILED, context__reason="unknown").count() == 2
+
+
+def test_malformed_refresh_bodies(db):
+    for body in [{}, {"refreshToken": None}, {"refreshToken": 5}, {"refreshToken": ""},
+                 {"refreshToken": "x" * 10_000}, {"refreshToken": ["a"]}, {"refreshToken": {"a": 1}}, [], "text"]:
+        response = APIClient().post(REFRESH, body, format="json")
+        assert response.status_code == 400, (body, response.content)
+        assert response.json()["error"]["code"] == "validation_error", body
+    for raw, content_type in [(b"{", "application/json"), (b"refreshToken=x", "application/x-www-form-urlencoded"),
+                              (b"\xff\xfe", "application/json")]:
+        response = APIClient().generic("POST", REFRESH, raw, content_type=content_type)
+        assert 400 <= response.status_code < 500, (raw, response.status_code)
+        assert set(response.json()) == {"error"}
+
+
+def test_refresh_of_an_expired_session(tokens):
+    DeviceSession.objects.filter(pk=tokens["session"]["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert error_code(refresh(tokens["refreshToken"])) == "session_expired"
+
+
+def test_spent_token_of_an_expired_session(tokens):
+    pair = refreshed(tokens["refreshToken"])
+    DeviceSession.objects.filter(pk=pair["session"]["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert error_code(refresh(tokens["refreshToken"])) == "session_expired"
+    assert error_code(refresh(pair["refreshToken"])) == "session_expired"
+
+
+def test_refresh_of_a_revoked_session(tokens):
+    assert bearer(tokens["accessToken"]).post("/api/v1/auth/logout").status_code == 204
+    assert error_code(refresh(tokens["refreshToken"])) == "session_revoked"
+
+
+def test_refresh_of_an_inactive_user(tokens, user):
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    assert error_code(refresh(tokens["refreshToken"])) == "session_revoked"
+
+
+# --- lifetimes and sliding expiry -----------------------------------------------------------------------------
+
+def test_lifetimes(api, user):
+    before = timezone.now()
+    short = login(api, user.email)
+    remembered = login(api, user.email, rememberMe=True)
+    after = timezone.now()
+    for pair, days in ((short, 7), (remembered, 30)):
+        expiry = parse(pair["refreshExpiresAt"])
+        assert before + timedelta(days=days) <= expiry <= after + timedelta(days=days)
+        session = session_of(pair)
+        assert expiry == session.expires_at == parse(pair["session"]["expiresAt"])
+        assert session.absolute_expires_at - session.created_at == timedelta(days=90)
+    assert short["session"]["rememberMe"] is False and remembered["session"]["rememberMe"] is True
+    again = refreshed(remembered["refreshToken"])
+    assert parse(again["refreshExpiresAt"]) == session_of(again).expires_at
+
+
+def _pretend_last_extended(pair, ago: timedelta, lifetime=timedelta(days=7)):
+    """Move the session back in time as if its expiry had last been set ``ago``."""
+    now = timezone.now()
+    DeviceSession.objects.filter(pk=pair["session"]["id"]).update(
+        created_at=now - ago, last_activity_at=now - ago, expires_at=now - ago + lifetime)
+
+
+def test_refresh_slides_the_expiry_at_most_once_per_update_age(tokens):
+    _pretend_last_extended(tokens, timedelta(hours=23))
+    unchanged = session_of(tokens).expires_at
+    pair = refreshed(tokens["refreshToken"])
+    assert session_of(pair).expires_at == unchanged == parse(pair["refreshExpiresAt"])  # less than a day
+
+    _pretend_last_extended(pair, timedelta(days=2))
+    before = timezone.now()
+    pair = refreshed(pair["refreshToken"])
+    extended = session_of(pair).expires_at
+    assert extended >= before + timedelta(days=7) and parse(pair["refreshExpiresAt"]) == extended
+    pair = refreshed(pair["refreshToken"])
+    assert session_of(pair).expires_at == extended  # once per day, not per refresh
+
+
+def test_sliding_never_passes_the_absolute_cap(tokens):
+    now = timezone.now()
+    cap = now + timedelta(days=3)
+    DeviceSession.objects.filter(pk=tokens["session"]["id"]).update(
+        created_at=now - timedelta(days=87), expires_at=now + timedelta(hours=1), absolute_expires_at=cap)
+    pair = refreshed(tokens["refreshToken"])
+    assert session_of(pair).expires_at == cap == parse(pair["refreshExpiresAt"])
+    # At the cap the session ends however active it was.
+    DeviceSession.objects.filter(pk=pair["session"]["id"]).update(absolute_expires_at=now, expires_at=now)
+    assert error_code(refresh(pair["refreshToken"])) == "session_expired"
+
+
+def test_api_activity_slides_the_expiry_too(tokens, authed):
+    _pretend_last_extended(tokens, timedelta(days=2))
+    before = timezone.now()
+    assert authed.get(ME).status_code == 200
+    session = session_of(tokens)
+    assert session.expires_at >= before + timedelta(days=7)
+    assert session.last_activity_at >= before
+
+
+def test_touch_writes_at_most_once_per_resolution(tokens, django_assert_num_queries):
+    session = session_of(tokens)
+    with django_assert_num_queries(0):
+        session_touch(session)  # just logged in: nothing to write
+    session.last_activity_at -= timedelta(minutes=2)
+    with django_assert_num_queries(1):
+        session_touch(session)
+
+
+def test_remember_me_sliding_uses_its_own_lifetime(api, user):
+    pair = login(api, user.email, rememberMe=True)
+    _pretend_last_extended(pair, timedelta(days=2), lifetime=timedelta(days=30))
+    before = timezone.now()
+    pair = refreshed(pair["refreshToken"])
+    assert session_of(pair).expires_at >= before + timedelta(days=30)
+
+
+# --- queries ---------------------------------------------------------------------------------------------------
+
+# Measured: BEGIN, find the session with its user, the conditional UPDATE that rotates it, INSERT the
+# spent token, INSERT the audit row, COMMIT. Whatever the number of sessions in the table.
+REFRESH_MAX_QUERIES = 6
+
+
+def _refresh_queries(token, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with django_assert_max_num_queries(REFRESH_MAX_QUERIES):
+        with CaptureQueriesContext(connection) as captured:
+            token = refreshed(token)["refreshToken"]
+    return token, len(captured)
+
+
+def test_refresh_uses_a_small_constant_number_of_queries(api, user, django_assert_max_num_queries):
+    token = login(api, user.email)["refreshToken"]
+    token, few = _refresh_queries(token, django_assert_max_num_queries)
+    now = timezone.now()
+    DeviceSession.objects.bulk_create([
+        DeviceSession(user=user, expires_at=now + timedelta(days=1), absolute_expires_at=now + timedelta(days=2),
+                      refresh_token_hash=hash_token(f"other-{i}"))
+        for i in range(300)
+    ])
+    for _ in range(3):
+        token, many = _refresh_queries(token, django_assert_max_num_queries)
+        assert many == few
+
+
+def test_grace_replay_query_count(tokens, django_assert_max_num_queries):
+    refreshed(tokens["refreshToken"])
+    # BEGIN, find (no longer current), the spent token with its session and user, the audit row, COMMIT.
+    with django_assert_max_num_queries(5):
+        refreshed(tokens["refreshToken"])
