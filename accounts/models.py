@@ -3,6 +3,7 @@ import uuid
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.contrib.auth.password_validation import validate_password
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -31,7 +32,12 @@ class UserManager(BaseUserManager):
         return self.get(email=normalize_email(email))
 
     def _create(self, email, password, **extra):
+        """Every account made here (``createsuperuser`` in both modes, scripts) meets the password
+        policy: Django's command skips AUTH_PASSWORD_VALIDATORS with --noinput and offers a bypass
+        when interactive, so the check lives where both end up. ``None`` makes an unusable password."""
         user = self.model(email=normalize_email(email), **extra)
+        if password is not None:
+            validate_password(password, user)
         user.set_password(password)
         user.full_clean(exclude=["password"])
         user.save(using=self._db)

@@ -258,7 +258,12 @@ def password_change(*, user: User, session: DeviceSession | None, current_passwo
         audit_record(event=EventType.PASSWORD_CHANGE_FAILED, request=request, actor=user, session=session,
                      success=False, reason="invalid_password")
         raise InvalidCurrentPassword(fields={"currentPassword": ["The current password is incorrect."]})
-    _password_errors(new_password, user, "newPassword")
+    try:
+        _password_errors(new_password, user, "newPassword")
+    except ApiError:
+        audit_record(event=EventType.PASSWORD_CHANGE_FAILED, request=request, actor=user, session=session,
+                     success=False, reason="password_policy")
+        raise
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password", "updated_at"])

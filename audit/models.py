@@ -68,6 +68,10 @@ class AuditEvent(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event}"
 
     def save(self, *args, **kwargs):
-        if self.pk is not None and not self._state.adding:
+        """Insert only: a loaded row is never saved again, and a new instance carrying an existing
+        id fails on the primary key instead of being turned into an UPDATE by the ORM."""
+        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields") is not None:
             raise TypeError("Audit events are append-only.")
+        if not args:
+            kwargs["force_insert"] = True
         super().save(*args, **kwargs)
