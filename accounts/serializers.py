@@ -11,6 +11,8 @@ class UserOutput(serializers.ModelSerializer):
     class Meta:
         model = User
         fields = ["id", "email", "name", "role", "emailVerified", "createdAt"]
+        # Output only: every key is always present (the schema marks them required).
+        extra_kwargs = {"name": {"required": True}, "role": {"required": True}}
 
 
 class RegisterInput(serializers.Serializer):

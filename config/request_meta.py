@@ -31,6 +31,8 @@ def client_ip(request) -> str | None:
 
 
 def user_agent(request) -> str:
+    """The User-Agent header, cut to the column's size. NUL bytes are dropped: PostgreSQL refuses
+    them in text columns, and not every server in front of us strips them."""
     if request is None:
         return ""
-    return request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_MAX_LENGTH]
+    return request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:USER_AGENT_MAX_LENGTH]

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
 
 from accounts import views as accounts
+from config.api.views import SchemaApi
 from identity.views import JwksApi
 from sessions_app import views as sessions
 
@@ -25,8 +25,7 @@ urlpatterns = [
     path(f"{auth}sessions/<uuid:session_id>", sessions.SessionRevokeApi.as_view(), name="auth-session-revoke"),
     path(f"{auth}jwks", JwksApi.as_view(), name="auth-jwks"),
     path(".well-known/jwks.json", JwksApi.as_view(), name="well-known-jwks"),
-    path("api/v1/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
-         name="api-schema"),
+    path("api/v1/schema/", SchemaApi.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
 ]
 

@@ -89,6 +89,16 @@ def _flatten_fields(detail) -> dict[str, list[str]]:
 
 
 def exception_handler(exc, context):
+    response = _error_response(exc)
+    if response is not None and response.status_code == 401 and "WWW-Authenticate" not in response:
+        # RFC 9110: every 401 names the scheme to use; RFC 6750 adds why a bearer token was refused.
+        code = response.data["error"]["code"]
+        response["WWW-Authenticate"] = 'Bearer realm="api", error="invalid_token"' if code in (
+            "invalid_token", "session_revoked") else 'Bearer realm="api"'
+    return response
+
+
+def _error_response(exc) -> Response | None:
     from rest_framework.views import set_rollback  # late: rest_framework.views imports our auth class
 
     if isinstance(exc, Http404):

@@ -15,13 +15,10 @@ class RequestBodyLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        raw = request.META.get("CONTENT_LENGTH") or "0"
-        try:
-            length = int(raw)
-        except ValueError:
+        raw = (request.META.get("CONTENT_LENGTH") or "").strip(" \t") or "0"
+        # HTTP allows ASCII digits only; int() would also take "-1", "+5", "1_0" and "１２".
+        if not (raw.isascii() and raw.isdigit()):
             return json_error("malformed_request", "Content-Length is not a number.", 400)
-        if length < 0:
-            return json_error("malformed_request", "Content-Length is negative.", 400)
-        if length > settings.REQUEST_BODY_MAX_BYTES:
+        if int(raw) > settings.REQUEST_BODY_MAX_BYTES:
             return json_error("request_too_large", "The request body is larger than 1 MiB.", 413)
         return self.get_response(request)

@@ -1,6 +1,8 @@
-"""URL-level error handlers: the API keeps its envelope even outside DRF views."""
+"""URL-level error handlers and the schema view: the API keeps its envelope even outside DRF views."""
 
 from django.views import defaults
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.renderers import JSONRenderer
 
 from config.api.errors import json_error
 
@@ -23,7 +25,8 @@ def server_error(request):
 
 def bad_request(request, exception=None):
     if _is_api(request):
-        return json_error("bad_request", "Bad request.", 400)
+        # Django's SuspiciousOperation family: a Host not in ALLOWED_HOSTS, too many query parameters, ...
+        return json_error("malformed_request", "The request is malformed.", 400)
     return defaults.bad_request(request, exception)
 
 
@@ -31,3 +34,18 @@ def permission_denied(request, exception=None):
     if _is_api(request):
         return json_error("permission_denied", "You do not have permission to perform this action.", 403)
     return defaults.permission_denied(request, exception)
+
+
+class SchemaApi(SpectacularAPIView):
+    """The OpenAPI document (YAML by default; JSON with ``?format=json`` or
+    ``Accept: application/vnd.oai.openapi+json``). Its errors are JSON like every other API error,
+    not rendered by the negotiated (YAML) renderer."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
