@@ -2,11 +2,22 @@ import re
 
 import pytest
 from django.core import mail
+from django.db import connection
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from identity.services import keys
 from tests.factories import PASSWORD, UserFactory
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL): SQLite serialises writers, so there is no race to prove")
+    if item.get_closest_marker("redis"):
+        from django.conf import settings
+
+        if not settings.REDIS_URL:
+            pytest.skip("needs Redis (set REDIS_URL)")
 
 
 @pytest.fixture(autouse=True)
