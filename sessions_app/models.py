@@ -15,6 +15,7 @@ class RevokeReason(models.TextChoices):
     PASSWORD_CHANGED = "password_changed"
     DEVICE_REPLACED = "device_replaced"
     ADMIN = "admin"
+    IDLE_TIMEOUT = "idle_timeout"
 
 
 class DeviceSessionQuerySet(models.QuerySet):
@@ -47,6 +48,10 @@ class DeviceSession(models.Model):
     revoked_reason = models.CharField(max_length=32, choices=RevokeReason.choices, blank=True, default="")
     refresh_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
     refresh_rotated_at = models.DateTimeField(null=True, blank=True)
+    # Browser sign-ins (sessions_app.browser): the hash of the session cookie's key, never the key,
+    # and the data Django keeps in ``request.session`` (JSON).
+    browser_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    browser_data = models.TextField(blank=True, default="")
 
     objects = DeviceSessionQuerySet.as_manager()
 
