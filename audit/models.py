@@ -28,6 +28,11 @@ class EventType(models.TextChoices):
     SIGNING_KEY_CREATED = "identity.signing_key.created"
     SIGNING_KEY_ROTATED = "identity.signing_key.rotated"
     ACCESS_TOKEN_REJECTED = "identity.access_token.rejected"
+    SERVICE_ACCOUNT_CREATED = "service_account.created"
+    SERVICE_ACCOUNT_SECRET_ROTATED = "service_account.secret_rotated"
+    SERVICE_ACCOUNT_UPDATED = "service_account.updated"
+    SERVICE_TOKEN_ISSUED = "auth.service_token.issued"
+    SERVICE_TOKEN_FAILED = "auth.service_token.failed"
 
 
 class AuditEventQuerySet(models.QuerySet):
