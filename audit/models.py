@@ -33,6 +33,17 @@ class EventType(models.TextChoices):
     SERVICE_ACCOUNT_UPDATED = "service_account.updated"
     SERVICE_TOKEN_ISSUED = "auth.service_token.issued"
     SERVICE_TOKEN_FAILED = "auth.service_token.failed"
+    # Organizations (issue 5, docs/organizations.md); the row's organization_id names the organization.
+    ORG_CREATED = "org.created"
+    ORG_UPDATED = "org.updated"
+    ORG_DELETED = "org.deleted"
+    ORG_MEMBER_ROLE_CHANGED = "org.member.role_changed"
+    ORG_MEMBER_REMOVED = "org.member.removed"
+    ORG_INVITATION_CREATED = "org.invitation.created"
+    ORG_INVITATION_REVOKED = "org.invitation.revoked"
+    ORG_INVITATION_ACCEPTED = "org.invitation.accepted"
+    ORG_INVITATION_ACCEPT_FAILED = "org.invitation.accept_failed"
+    ORGANIZATION_SWITCHED = "auth.organization.switched"
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -58,6 +69,7 @@ class AuditEvent(models.Model):
         db_constraint=False, related_name="+",
     )
     session_id = models.UUIDField(null=True, blank=True, db_index=True)
+    organization_id = models.UUIDField(null=True, blank=True, db_index=True)  # no FK: outlives the organization
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True, default="")
     success = models.BooleanField(default=True)

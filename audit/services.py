@@ -39,11 +39,13 @@ def audit_record(
     actor=None,
     subject=None,
     session=None,
+    organization=None,
     success: bool = True,
     **context: Any,
 ) -> AuditEvent:
     """Append one event. ``actor`` did it, ``subject`` is whom it concerns (defaults to the actor);
-    ``session`` is a DeviceSession or its id. Context keys that name secrets are masked."""
+    ``session`` is a DeviceSession or its id, ``organization`` an Organization or its id. Context keys
+    that name secrets are masked."""
     if subject is None:
         subject = actor
     session_id = getattr(session, "pk", session)
@@ -52,6 +54,7 @@ def audit_record(
         actor=actor if getattr(actor, "pk", None) else None,
         subject=subject if getattr(subject, "pk", None) else None,
         session_id=session_id,
+        organization_id=getattr(organization, "pk", organization),
         ip_address=client_ip(request),
         user_agent=user_agent(request),
         success=success,
