@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "accounts",
     "identity",
     "sessions_app",
+    "service_accounts",
     "orgs",
     "notifications",
 ]

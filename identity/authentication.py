@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import PermissionDenied
 
 from config.api.errors import InvalidToken
 from identity.services.tokens import TokenError, access_token_verify
@@ -21,7 +22,12 @@ class AccessContext:
     """``request.auth`` for bearer requests: the verified claims and the live session row."""
 
     claims: dict
-    session: object  # sessions_app.models.DeviceSession
+    session: object  # sessions_app.models.DeviceSession; None for a service token
+    service_client: object = None  # service_accounts.models.ServiceClient, for a service token
+
+
+class ServiceTokenNotAccepted(PermissionDenied):
+    default_detail = "This endpoint does not accept service tokens."
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -42,6 +48,8 @@ class BearerTokenAuthentication(BaseAuthentication):
         except TokenError as exc:
             logger.info("access token refused: %s", exc.reason)
             raise InvalidToken(headers=CHALLENGE) from None
+        if "sid" not in claims:  # only a service token verifies without a session
+            return self._authenticate_service(request, claims)
 
         from sessions_app.models import DeviceSession
         from sessions_app.services import session_touch
@@ -54,6 +62,20 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise InvalidToken("This account is disabled.", code="session_revoked", headers=CHALLENGE)
         session_touch(session)
         return session.user, AccessContext(claims=claims, session=session)
+
+    def _authenticate_service(self, request, claims):
+        """Service tokens are accepted only by views that say so (``accepts_service_tokens = True``):
+        every other view assumes a user with a device session. The client must still be usable."""
+        from service_accounts.selectors import service_client_for_claims
+
+        client = service_client_for_claims(claims)
+        if client is None:
+            raise InvalidToken("The service account of this token is disabled or its secret was rotated.",
+                               headers=CHALLENGE)
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        if not getattr(view, "accepts_service_tokens", False):
+            raise ServiceTokenNotAccepted()
+        return client.user, AccessContext(claims=claims, session=None, service_client=client)
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

@@ -14,6 +14,7 @@ from identity.services.keys import signing_key_current, verification_key
 
 ALGORITHM = "EdDSA"
 TOKEN_TYPE = "at+jwt"
+SERVICE_ROLE = "service"
 
 
 class TokenError(Exception):
@@ -56,13 +57,37 @@ def access_token_issue(*, user, session_id, org_id=None, org_role=None, now: int
     return IssuedToken(token=token, expires_in=ttl, claims=claims)
 
 
+def service_access_token_issue(*, user, client_id: str, secret_version: int, now: int | None = None) -> IssuedToken:
+    """A service account's access token (client credentials): ``role: "service"``, ``clientId`` and
+    ``secretVersion`` instead of ``sid`` and ``email`` (a service has no device session and no mailbox).
+    Whether its client is still active, and its secret not rotated since, is checked on every use."""
+    import time
+
+    signer = signing_key_current()
+    issued_at = int(now if now is not None else time.time())
+    ttl = int(app_settings.ACCESS_TOKEN_TTL.total_seconds())
+    claims = {
+        "iss": app_settings.ISSUER,
+        "aud": app_settings.AUDIENCE,
+        "sub": str(user.pk),
+        "role": SERVICE_ROLE,
+        "clientId": client_id,
+        "secretVersion": secret_version,
+        "iat": issued_at,
+        "exp": issued_at + ttl,
+        "jti": uuid.uuid4().hex,
+    }
+    header = {"alg": ALGORITHM, "kid": signer.kid, "typ": TOKEN_TYPE}
+    token = jwt.encode(header, claims, signer.key, algorithms=[ALGORITHM])
+    return IssuedToken(token=token, expires_in=ttl, claims=claims)
+
+
 def _claims_registry() -> JWTClaimsRegistry:
     return JWTClaimsRegistry(
         leeway=int(app_settings.LEEWAY.total_seconds()),
         iss={"essential": True, "value": app_settings.ISSUER},
         aud={"essential": True, "value": app_settings.AUDIENCE},
         sub={"essential": True},
-        sid={"essential": True},
         exp={"essential": True},
         iat={"essential": True},
     )
@@ -70,7 +95,9 @@ def _claims_registry() -> JWTClaimsRegistry:
 
 def access_token_verify(token: str) -> dict:
     """Verify signature, ``alg``, ``typ``, ``iss``, ``aud``, ``exp``/``iat`` (with leeway); return claims.
-    Whether the session in ``sid`` is still alive is the caller's check (it needs the database)."""
+    Whether the session in ``sid`` is still alive is the caller's check (it needs the database).
+    A token without ``sid`` passes only as a service token (``role: "service"`` with ``clientId`` and
+    ``secretVersion``); whether its client is still active is likewise the caller's check."""
     if not isinstance(token, str) or token.count(".") != 2 or len(token) > 4096:
         raise TokenError("malformed")
     try:
@@ -95,6 +122,12 @@ def access_token_verify(token: str) -> dict:
     except JoseError as exc:
         raise TokenError(f"claims:{getattr(exc, 'error', 'invalid')}") from None
     claims = verified.claims
-    if not isinstance(claims.get("sid"), str) or not isinstance(claims.get("iat"), int):
+    if not isinstance(claims.get("iat"), int):
         raise TokenError("claims:invalid")
+    if "sid" in claims:
+        if not isinstance(claims["sid"], str):
+            raise TokenError("claims:invalid")
+    elif not (claims.get("role") == SERVICE_ROLE and isinstance(claims.get("clientId"), str)
+              and isinstance(claims.get("secretVersion"), int)):
+        raise TokenError("claims:invalid")  # only a service token may come without a session
     return claims

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ServiceAccountsConfig(AppConfig):
+    name = "service_accounts"
+    verbose_name = "Service accounts"
