@@ -28,6 +28,7 @@ class EventType(models.TextChoices):
     SIGNING_KEY_CREATED = "identity.signing_key.created"
     SIGNING_KEY_ROTATED = "identity.signing_key.rotated"
     ACCESS_TOKEN_REJECTED = "identity.access_token.rejected"
+    ACCOUNT_SWITCHED = "auth.account.switched"  # several accounts in one browser (issue 3, docs/browser.md)
     SERVICE_ACCOUNT_CREATED = "service_account.created"
     SERVICE_ACCOUNT_SECRET_ROTATED = "service_account.secret_rotated"
     SERVICE_ACCOUNT_UPDATED = "service_account.updated"

@@ -53,15 +53,18 @@ INSTALLED_APPS = [
     "service_accounts",
     "orgs",
     "notifications",
+    "web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "sessions_app.middleware.SessionFastPathMiddleware",  # cookie-cache hits of GET session end here
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.api.middleware.RequestBodyLimitMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "sessions_app.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "sessions_app.middleware.BrowserAuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -157,6 +160,12 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise serves collected files from here (and app files via finders)
+LOGIN_URL = "/login"
+WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
+WHITENOISE_AUTOREFRESH = DEBUG
+# Browser pages: `next=` may only point at this site or at these hosts (comma list).
+WEB_NEXT_ALLOWED_HOSTS = env.list("WEB_NEXT_ALLOWED_HOSTS", default=[])
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 REQUEST_BODY_MAX_BYTES = 1024 * 1024
 
@@ -168,6 +177,11 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Browser sessions live in DeviceSession rows (sessions_app/browser.py, docs/browser.md); the cookie
+# names get the __Host- prefix whenever they are Secure (sessions_app/app_settings.py).
+SESSION_ENGINE = "sessions_app.browser"
+SESSION_COOKIE_NAME = "mca_session" if DEBUG else "__Host-mca_session"
+MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -178,6 +192,7 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
 
 # --- identity (contract variables) ----------------------------------------------------------------
 AUTH_ISSUER = env.str("AUTH_ISSUER", default="manacore")
@@ -196,7 +211,8 @@ ACCOUNTS = {}
 
 # --- DRF and OpenAPI ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["identity.authentication.BearerTokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["identity.authentication.BearerTokenAuthentication",
+                                       "identity.authentication.SessionCookieAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["config.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

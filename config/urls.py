@@ -1,10 +1,11 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from accounts import views as accounts
 from config.api.views import SchemaApi
 from identity.views import JwksApi
 from service_accounts import views as service_accounts
+from sessions_app import browser_api
 from sessions_app import views as sessions
 
 auth = "api/v1/auth/"
@@ -24,11 +25,14 @@ urlpatterns = [
     path(f"{auth}sessions/active", sessions.SessionsActiveApi.as_view(), name="auth-sessions-active"),
     path(f"{auth}sessions/revoke-others", sessions.SessionsRevokeOthersApi.as_view(), name="auth-sessions-revoke-others"),
     path(f"{auth}sessions/<uuid:session_id>", sessions.SessionRevokeApi.as_view(), name="auth-session-revoke"),
+    path(f"{auth}session", browser_api.session_view, name="auth-session"),
+    path(f"{auth}token", browser_api.token_view, name="auth-token"),
     path(f"{auth}jwks", JwksApi.as_view(), name="auth-jwks"),
     path(f"{auth}service-token", service_accounts.ServiceTokenApi.as_view(), name="auth-service-token"),
     path(f"{auth}introspect", service_accounts.IntrospectApi.as_view(), name="auth-introspect"),
     path(".well-known/jwks.json", JwksApi.as_view(), name="well-known-jwks"),
     path("api/v1/schema/", SchemaApi.as_view(), name="api-schema"),
+    path("", include("web.urls")),  # browser pages; also /admin/login/ and /admin/logout/ (before the admin)
     path("admin/", admin.site.urls),
 ]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import PermissionDenied
 
-from config.api.errors import InvalidToken
+from config.api.errors import ApiError, InvalidToken
 from identity.services.tokens import TokenError, access_token_verify
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             return self._authenticate_service(request, claims)
 
         from sessions_app.models import DeviceSession
-        from sessions_app.services import session_touch
+        from sessions_app.services import session_idle_revoke, session_touch
 
         session = DeviceSession.objects.select_related("user").filter(pk=_uuid_or_none(claims["sid"])).first()
         if session is None or not session.is_alive() or str(session.user_id) != claims["sub"]:
@@ -60,6 +60,9 @@ class BearerTokenAuthentication(BaseAuthentication):
                                headers=CHALLENGE)
         if not session.user.is_active:
             raise InvalidToken("This account is disabled.", code="session_revoked", headers=CHALLENGE)
+        if session_idle_revoke(session, request=request):
+            raise InvalidToken("This session was signed out after a period of inactivity.",
+                               code="session_revoked", headers=CHALLENGE)
         session_touch(session)
         return session.user, AccessContext(claims=claims, session=session)
 
@@ -76,6 +79,54 @@ class BearerTokenAuthentication(BaseAuthentication):
         if not getattr(view, "accepts_service_tokens", False):
             raise ServiceTokenNotAccepted()
         return client.user, AccessContext(claims=claims, session=None, service_client=client)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+@dataclass(frozen=True)
+class BrowserContext:
+    """``request.auth`` for cookie requests: the live row, or (cache hit, ``@cookie_cache_ok`` views
+    only) None and the cookie-cache ``snapshot``."""
+
+    session: object  # DeviceSession | None
+    snapshot: dict | None = None
+    claims = None
+
+
+class CsrfFailed(ApiError):
+    status_code = 403
+    default_code = "csrf_failed"
+    default_detail = "CSRF check failed: send the X-CSRFToken header with the csrftoken cookie's value."
+
+
+class SessionCookieAuthentication(BaseAuthentication):
+    """The browser's session cookie (sessions_app.browser), after the Bearer class: a request with an
+    Authorization header never gets here. Unsafe methods need Django's CSRF token (X-CSRFToken)."""
+
+    def authenticate(self, request):
+        state = getattr(request._request, "browser", None)
+        if state is None or not state.raw_key:
+            return None
+        if state.cache_allowed and state.snapshot() is not None:
+            user, context = state.user(), BrowserContext(session=None, snapshot=state.snapshot())
+        else:
+            row = state.row
+            if row is None:
+                return None
+            user, context = row.user, BrowserContext(session=row)
+        if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            self.enforce_csrf(request)
+        return user, context
+
+    def enforce_csrf(self, request):
+        from rest_framework.authentication import CSRFCheck
+
+        check = CSRFCheck(lambda req: None)
+        check.process_request(request._request)
+        reason = check.process_view(request._request, None, (), {})
+        if reason:
+            raise CsrfFailed(f"CSRF check failed: {reason}")
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

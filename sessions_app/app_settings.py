@@ -49,5 +49,54 @@ class AppSettings:
         """Rows deleted per statement by the cleanup task."""
         return self._get("CLEANUP_BATCH_SIZE", 1000)
 
+    @property
+    def IDLE_TIMEOUT(self) -> timedelta | None:
+        """A session unused for longer is revoked on its next use (``IDLE_TIMEOUT_MINUTES``; None: off)."""
+        minutes = self._get("IDLE_TIMEOUT_MINUTES", None)
+        return timedelta(minutes=minutes) if minutes else None
+
+    @property
+    def COOKIE_CACHE_TTL(self) -> timedelta:
+        """How long the browser's cookie cache answers without the database (default 5 minutes, 0: off).
+        With an idle timeout it is capped at half of it, so activity keeps reaching the database."""
+        ttl = timedelta(seconds=self._get("COOKIE_CACHE_SECONDS", 300))
+        idle = self.IDLE_TIMEOUT
+        return min(ttl, idle / 2) if idle else ttl
+
+    @property
+    def REVOCATION_CHECK(self) -> bool:
+        """Look revocations up in the shared cache on cookie-cache hits (default: when REDIS_URL is set)."""
+        return self._get("REVOCATION_CHECK", bool(getattr(settings, "REDIS_URL", "")))
+
+    @property
+    def MAX_BROWSER_ACCOUNTS(self) -> int:
+        """How many accounts one browser can be signed in to at once (default 5)."""
+        return self._get("MAX_BROWSER_ACCOUNTS", 5)
+
+    @property
+    def COOKIE_SECURE(self) -> bool:
+        """Browser cookies carry ``Secure`` (and the ``__Host-`` prefix): SESSION_COOKIE_SECURE."""
+        return bool(settings.SESSION_COOKIE_SECURE)
+
+    def cookie_name(self, suffix: str = "") -> str:
+        """SESSION_COOKIE_NAME (+ suffix), with the ``__Host-`` prefix exactly when the cookie is Secure
+        (browsers refuse a ``__Host-`` cookie without Secure, e.g. DEBUG over plain http)."""
+        base = settings.SESSION_COOKIE_NAME.removeprefix("__Host-") + suffix
+        return f"__Host-{base}" if self.COOKIE_SECURE else base
+
+    @property
+    def SESSION_COOKIE(self) -> str:
+        return self.cookie_name()
+
+    @property
+    def CACHE_COOKIE(self) -> str:
+        """The cookie cache (sessions_app/cookie_cache.py)."""
+        return self.cookie_name("_cache")
+
+    @property
+    def ACCOUNTS_COOKIE(self) -> str:
+        """The other accounts signed in on this browser."""
+        return self.cookie_name("_accounts")
+
 
 app_settings = AppSettings()

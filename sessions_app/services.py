@@ -17,6 +17,7 @@ from config.api.errors import ApiError
 from config.request_meta import client_ip, user_agent
 from identity.crypto import DecryptionError, decrypt, derive_key, encrypt
 from identity.services.tokens import access_token_issue
+from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
 
@@ -65,6 +66,11 @@ def _slid_expiry(session: DeviceSession, now: datetime) -> datetime | None:
 
 def _issue_access(session: DeviceSession):
     return access_token_issue(user=session.user, session_id=session.pk)
+
+
+def session_access_token_issue(session: DeviceSession):
+    """An access token for a live session without a refresh (the browser's ``GET token``)."""
+    return _issue_access(session)
 
 
 @transaction.atomic
@@ -137,6 +143,9 @@ def _rotate(session: DeviceSession, raw_token: str, token_hash: str, request):
     if not session.user.is_active:
         return None, _refresh_failed("session_revoked", "This account is disabled.", request=request,
                                      session=session, reason="user_inactive")
+    if session_idle_revoke(session, request=request, now=now):
+        return None, _refresh_failed("session_revoked", "This session was signed out after a period of "
+                                     "inactivity.", request=request, session=session, reason="idle_timeout")
     new_raw = _new_refresh_token()
     new_hash = hash_token(new_raw)
     access = _issue_access(session)
@@ -207,6 +216,9 @@ def session_revoke(*, session: DeviceSession, reason: str, request=None, actor=N
         session.revoked_at, session.revoked_reason = now, reason
         audit_record(event=EventType.SESSION_REVOKED, request=request, actor=actor, subject=session.user,
                      session=session, reason=reason)
+        # Browser cookie caches of this session stop answering on their next request (with Redis).
+        sid = session.pk
+        transaction.on_commit(lambda: cookie_cache.revocation_mark_session(sid))
     return bool(changed)
 
 
@@ -219,7 +231,32 @@ def sessions_revoke_all(*, user, reason: str, request=None, actor=None, keep=Non
     count = 0
     for session in sessions:
         count += session_revoke(session=session, reason=reason, request=request, actor=actor)
+    # Every cookie-cache snapshot of this user issued before now goes back to the database once (the
+    # kept session simply gets a new snapshot).
+    at, uid = timezone.now().timestamp(), user.pk
+    transaction.on_commit(lambda: cookie_cache.revocation_mark_user(uid, at=at))
     return count
+
+
+def session_idle_revoke(session: DeviceSession, *, request=None, now: datetime | None = None) -> bool:
+    """With an idle timeout configured, revoke ``session`` if it was unused for longer (on its next
+    use: pages, API and refresh alike). Returns True when the session is (now) revoked as idle."""
+    idle = app_settings.IDLE_TIMEOUT
+    now = now or timezone.now()
+    if idle is None or now - session.last_activity_at <= idle:
+        return False
+    session_revoke(session=session, reason=RevokeReason.IDLE_TIMEOUT, request=request)
+    return True
+
+
+@transaction.atomic
+def session_browser_key_issue(session: DeviceSession) -> str:
+    """A new browser session key for ``session`` (login, key cycling); only its hash is stored. The
+    raw key goes into the session cookie and nowhere else."""
+    raw = secrets.token_urlsafe(32)
+    DeviceSession.objects.filter(pk=session.pk).update(browser_key_hash=hash_token(raw))
+    session.browser_key_hash = hash_token(raw)
+    return raw
 
 
 def session_touch(session: DeviceSession, *, now: datetime | None = None) -> None:

@@ -161,6 +161,9 @@ def test_bearer_scheme_and_which_operations_need_it(schema):
             continue
         needs_bearer = {"bearerAuth": []} in operation.get("security", [])
         name = path.rsplit("/", 1)[-1]
+        if name == "token":  # GET token: the browser's session cookie only (issue 3, docs/browser.md)
+            assert operation["security"] == [{"cookieAuth": []}], (method, path, operation.get("security"))
+            continue
         assert needs_bearer == (name not in public), (method, path, operation.get("security"))
 
 

@@ -1,0 +1,306 @@
+"""Browser sessions backed by DeviceSession rows: the Django session engine and the per-request state.
+
+``SESSION_ENGINE = "sessions_app.browser"``. The session cookie carries a random key; the row keeps
+only its hash (``browser_key_hash``) and the data Django puts in ``request.session``. A page login
+creates its row with the same service as an API login (``sessions_app.services.session_create``), so
+a browser and a phone show up in one sessions list and are revoked the same way.
+
+There is no anonymous session: data written to ``request.session`` before sign-in is not kept
+(messages use the cookie storage, CSRF its own cookie).
+
+``BrowserState`` (``request.browser``, set by the middleware) resolves who the browser is signed in
+as: from a fresh cookie-cache snapshot without a query where the view allows it
+(``@cookie_cache_ok``), otherwise from the row. It also holds the other accounts signed in on this
+browser (the accounts cookie) and what the response has to write back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.backends.base import CreateError, SessionBase
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import hash_token
+from sessions_app import cookie_cache
+from sessions_app.app_settings import app_settings
+from sessions_app.models import DeviceSession
+
+KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{32,64}$")
+
+
+def valid_key(value) -> bool:
+    return isinstance(value, str) and bool(KEY_RE.match(value))
+
+
+def cookie_cache_ok(view):
+    """Mark a view that only needs the signed-in user: a fresh cookie cache answers without a query."""
+    view.cookie_cache_ok = True
+    return view
+
+
+def session_row_load(raw_key: str, *, request=None) -> DeviceSession | None:
+    """The live row of a browser key (with its user), after the idle check and activity touch."""
+    from sessions_app.services import session_idle_revoke, session_touch
+
+    if not valid_key(raw_key):
+        return None
+    row = DeviceSession.objects.select_related("user").filter(browser_key_hash=hash_token(raw_key)).first()
+    if row is None or not row.is_alive() or not row.user.is_active:
+        return None
+    if session_idle_revoke(row, request=request):
+        return None
+    session_touch(row)
+    return row
+
+
+class SessionStore(SessionBase):
+    """Django's session API over a DeviceSession row (see the module docstring)."""
+
+    def __init__(self, session_key=None):
+        super().__init__(session_key)
+        self.request = None
+        self._row = None
+        self._row_loaded = False
+
+    # --- the row -------------------------------------------------------------------------------
+    @property
+    def device_session(self) -> DeviceSession | None:
+        if not self._row_loaded:
+            self._row_loaded = True
+            self._row = session_row_load(self.session_key, request=self.request) if self.session_key else None
+        return self._row
+
+    def bind(self, row: DeviceSession, raw_key: str) -> None:
+        """Attach a freshly signed-in row (its key hash already stored) to this request."""
+        self._session_key = raw_key
+        self._row, self._row_loaded = row, True
+        self._session_cache = {}
+        self.modified = True
+
+    # --- SessionBase ---------------------------------------------------------------------------
+    def _validate_session_key(self, key):
+        return valid_key(key)
+
+    def load(self):
+        row = self.device_session
+        if row is None:
+            self._session_key = None
+            return {}
+        try:
+            data = json.loads(row.browser_data or "{}")
+        except ValueError:
+            data = {}
+        return data if isinstance(data, dict) else {}
+
+    def exists(self, session_key):
+        return valid_key(session_key) and DeviceSession.objects.filter(
+            browser_key_hash=hash_token(session_key)).exists()
+
+    def create(self):
+        # Sessions are created by signing in (session_create), never for anonymous visitors.
+        raise CreateError("browser sessions are created by signing in")
+
+    def save(self, must_create=False):
+        row = self.device_session
+        if row is None and SESSION_KEY in self._get_session(no_load=True):
+            row = self._row_from_django_login()
+        if row is None or must_create:
+            return  # anonymous data is not kept
+        row.browser_data = json.dumps(self._get_session(no_load=True), separators=(",", ":"), default=str)
+        DeviceSession.objects.filter(pk=row.pk, revoked_at__isnull=True).update(browser_data=row.browser_data)
+
+    def _row_from_django_login(self):
+        """``django.contrib.auth.login`` (the test client's ``force_login``, third-party code) put a
+        user in an anonymous session: give it a real device session through the one service."""
+        from accounts.models import User
+        from sessions_app.services import session_browser_key_issue, session_create
+
+        user = User.objects.filter(pk=self._get_session(no_load=True)[SESSION_KEY], is_active=True).first()
+        if user is None:
+            return None
+        row = session_create(user=user, request=self.request).session
+        data = self._session_cache
+        self.bind(row, session_browser_key_issue(row))
+        self._session_cache = data
+        return row
+
+    def delete(self, session_key=None):
+        """Django's logout (``flush``) ends the row through the audited logout service."""
+        from accounts.services import session_logout
+
+        row = self.device_session if session_key in (None, self.session_key) else session_row_load(session_key)
+        if row is not None and row.revoked_at is None:
+            session_logout(session=row, request=self.request)
+        if self.request is not None and hasattr(self.request, "browser"):
+            self.request.browser.signed_out()
+
+    def cycle_key(self):
+        from sessions_app.services import session_browser_key_issue
+
+        row = self.device_session
+        if row is None:
+            return
+        data = self._session_cache if hasattr(self, "_session_cache") else {}
+        self.bind(row, session_browser_key_issue(row))
+        self._session_cache = data
+        if self.request is not None and hasattr(self.request, "browser"):
+            self.request.browser.key_changed = True
+
+    def get_expire_at_browser_close(self):
+        row = self.device_session
+        return row is None or not row.remember_me
+
+    def get_expiry_age(self, **kwargs):
+        row = self.device_session
+        if row is None:
+            return 0
+        return max(0, int((row.expires_at - timezone.now()).total_seconds()))
+
+    def get_expiry_date(self, **kwargs):
+        row = self.device_session
+        return row.expires_at if row is not None else timezone.now()
+
+    @classmethod
+    def clear_expired(cls):
+        from sessions_app.services import sessions_cleanup
+
+        sessions_cleanup()
+
+
+def _snapshot_user(payload: dict):
+    from accounts.models import User
+
+    data, private = payload["user"], payload["up"]
+    user = User(
+        id=uuid.UUID(data["id"]), email=data["email"], name=data["name"], role=data["role"],
+        created_at=parse_datetime(data["createdAt"]),
+        email_verified_at=parse_datetime(private["ev"]) if private.get("ev") else None,
+        is_active=private["active"], is_staff=private["staff"], is_superuser=private["superuser"],
+        password="!cookie-cache",  # never a usable password: writes go through the row's user
+    )
+    user._state.adding = False
+    user._state.db = "default"
+    user.from_cookie_cache = True
+    return user
+
+
+def snapshot_for(row: DeviceSession, raw_key: str) -> str:
+    from accounts.serializers import UserOutput
+    from sessions_app.serializers import SessionOutput
+
+    session = dict(SessionOutput(row).data)
+    session.pop("current", None)
+    session["expiresAtTs"] = row.expires_at.timestamp()
+    user = row.user
+    private = {"ev": user.email_verified_at.isoformat() if user.email_verified_at else None,
+               "active": user.is_active, "staff": user.is_staff, "superuser": user.is_superuser}
+    return cookie_cache.snapshot_encode(key_hash=hash_token(raw_key), session=session,
+                                        user=dict(UserOutput(user).data), user_private=private)
+
+
+def session_payload(snapshot_session: dict) -> dict:
+    """The API's Session from a snapshot (the current session by definition)."""
+    session = {k: v for k, v in snapshot_session.items() if k != "expiresAtTs"}
+    session["current"] = True
+    return session
+
+
+class BrowserState:
+    """Who this browser is signed in as, and what the response must write back to its cookies."""
+
+    def __init__(self, request):
+        self.request = request
+        cookies = request.COOKIES
+        self.raw_key = cookies.get(app_settings.SESSION_COOKIE)
+        self.had_key = self.raw_key is not None
+        self._cache_cookie = cookies.get(app_settings.CACHE_COOKIE)
+        self._snapshot = None
+        self._snapshot_checked = False
+        self.snapshot_used = False
+        self.cache_allowed = False
+        self.key_changed = False  # a new session key must be sent
+        self.cleared = False  # signed out: delete the cookies (unless another account takes over)
+        raw_accounts = cookies.get(app_settings.ACCOUNTS_COOKIE, "")
+        self.other_keys = [k for k in raw_accounts.split(".") if valid_key(k)][:20] if raw_accounts else []
+        self.accounts_changed = False
+        self.had_accounts_cookie = bool(raw_accounts)
+
+    # --- resolution ----------------------------------------------------------------------------
+    def snapshot(self) -> dict | None:
+        """The fresh, unrevoked cookie-cache payload for this session cookie, or None."""
+        if not self._snapshot_checked:
+            self._snapshot_checked = True
+            if self.raw_key and self._cache_cookie and valid_key(self.raw_key) \
+                    and app_settings.COOKIE_CACHE_TTL.total_seconds() > 0:
+                payload = cookie_cache.snapshot_decode(self._cache_cookie, key_hash=hash_token(self.raw_key))
+                if payload is not None and not cookie_cache.revoked_since(payload):
+                    self._snapshot = payload
+        return self._snapshot
+
+    @property
+    def row(self) -> DeviceSession | None:
+        session = getattr(self.request, "session", None)
+        return session.device_session if isinstance(session, SessionStore) and not self.cleared else None
+
+    def user(self):
+        """The signed-in user or None; from the cookie cache only where the view allows it."""
+        if self.cleared:
+            return None
+        if self.cache_allowed and not self.key_changed:
+            payload = self.snapshot()
+            if payload is not None:
+                self.snapshot_used = True
+                return _snapshot_user(payload)
+        row = self.row
+        return row.user if row is not None else None
+
+    # --- changes -------------------------------------------------------------------------------
+    def signed_in(self, row: DeviceSession, raw_key: str, *, keep_previous: bool) -> None:
+        """Make ``row`` the active session; the previous one stays signed in as another account when
+        ``keep_previous``."""
+        previous = self.raw_key if (keep_previous and valid_key(self.raw_key)) else None
+        if previous and previous not in self.other_keys:
+            self.other_keys.insert(0, previous)
+            self.accounts_changed = True
+        store = SessionStore()
+        store.request = self.request
+        store.bind(row, raw_key)
+        self.request.session = store
+        self.raw_key = raw_key
+        self.key_changed = True
+        self.cleared = False
+        self._snapshot, self._snapshot_checked = None, True
+        self.request.user = row.user
+
+    def switched_to(self, row: DeviceSession, raw_key: str) -> None:
+        if raw_key in self.other_keys:
+            self.other_keys.remove(raw_key)
+        self.signed_in(row, raw_key, keep_previous=True)
+
+    def forget_other(self, raw_key: str) -> None:
+        if raw_key in self.other_keys:
+            self.other_keys.remove(raw_key)
+            self.accounts_changed = True
+
+    def signed_out(self) -> None:
+        self.cleared = True
+        self.raw_key = None
+        self._snapshot, self._snapshot_checked = None, True
+
+    def other_rows(self) -> list[tuple[str, DeviceSession]]:
+        """The other live accounts of this browser as (raw key, row); dead keys are dropped."""
+        if not self.other_keys:
+            return []
+        by_hash = {hash_token(k): k for k in self.other_keys}
+        rows = {r.browser_key_hash: r for r in DeviceSession.objects.alive().select_related("user").filter(
+            browser_key_hash__in=list(by_hash))}
+        alive = [(key, rows[h]) for h, key in by_hash.items() if h in rows and rows[h].user.is_active]
+        if len(alive) != len(self.other_keys):
+            self.other_keys = [key for key, _ in alive]
+            self.accounts_changed = True
+        return alive

@@ -1,0 +1,136 @@
+"""Browser session middleware: our session engine's cookies, ``request.user`` from our rows, and the
+cookie-cache fast path for ``GET /api/v1/auth/session``.
+
+Order in MIDDLEWARE: ``SessionFastPathMiddleware`` right after SecurityMiddleware (so a cache hit
+costs one decryption and, with Redis, one cache lookup, and nothing else), ``BrowserSessionMiddleware``
+where Django's SessionMiddleware was, ``BrowserAuthenticationMiddleware`` where Django's
+AuthenticationMiddleware was (both subclass Django's, so admin's system checks and CSRF keep working).
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.middleware import SessionMiddleware
+from django.http import HttpResponse
+from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
+from django.utils.functional import SimpleLazyObject
+from django.utils.http import http_date
+from rest_framework.renderers import JSONRenderer
+
+from sessions_app.app_settings import app_settings
+from sessions_app.browser import BrowserState, SessionStore, session_payload, snapshot_for
+
+SESSION_PATH = "/api/v1/auth/session"
+ACCOUNTS_COOKIE_MAX_AGE = 90 * 24 * 3600
+
+
+def session_response_headers(response):
+    """Headers of ``GET /api/v1/auth/session`` on every path (fast path, DRF view)."""
+    add_never_cache_headers(response)
+    patch_cache_control(response, no_store=True, private=True)
+    patch_vary_headers(response, ("Cookie", "Authorization"))
+    return response
+
+
+def render_session(payload: dict) -> bytes:
+    return JSONRenderer().render({"user": payload["user"], "session": session_payload(payload["session"])})
+
+
+class SessionFastPathMiddleware:
+    """Answer ``GET /api/v1/auth/session`` from a fresh cookie cache before anything else runs.
+    Anything unusual (Bearer header, no or stale cache, revoked) goes on to the DRF view."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info == SESSION_PATH and request.method == "GET" \
+                and "HTTP_AUTHORIZATION" not in request.META:
+            state = BrowserState(request)
+            payload = state.snapshot()
+            if payload is not None:
+                response = HttpResponse(render_session(payload), content_type="application/json")
+                response["Allow"] = "GET, HEAD, OPTIONS"
+                response["X-Frame-Options"] = "DENY"
+                return session_response_headers(response)
+            request.browser = state  # the decryption already done is reused below
+        return self.get_response(request)
+
+
+def _cookie_kwargs():
+    return {"path": "/", "secure": app_settings.COOKIE_SECURE or None, "httponly": True, "samesite": "Lax"}
+
+
+def _delete(response, name):
+    response.delete_cookie(name, path="/", samesite="Lax")
+    if app_settings.COOKIE_SECURE:  # delete_cookie omits Secure unless the name is __Host-/__Secure-
+        response.cookies[name]["secure"] = True
+
+
+class BrowserSessionMiddleware(SessionMiddleware):
+    def process_request(self, request):
+        state = getattr(request, "browser", None) or BrowserState(request)
+        request.browser = state
+        store = SessionStore(state.raw_key)
+        store.request = request
+        request.session = store
+
+    def process_response(self, request, response):
+        state = getattr(request, "browser", None)
+        store = getattr(request, "session", None)
+        if state is None or not isinstance(store, SessionStore):
+            return response
+        used = store.accessed or state.snapshot_used or store._row_loaded
+        row = store._row if store._row_loaded and not state.cleared else None
+        if row is not None and row.revoked_at is not None:  # ended during this request (API logout)
+            row, state.cleared = None, True
+        if row is not None and store.modified and response.status_code < 500:
+            store.save()
+
+        if row is not None:
+            if state.key_changed or row.remember_me:
+                # A persistent cookie follows the row's (sliding) expiry; without "stay signed in" it
+                # is a browser-session cookie.
+                max_age = max(0, int((row.expires_at.timestamp() - time.time()))) if row.remember_me else None
+                response.set_cookie(app_settings.SESSION_COOKIE, state.raw_key, max_age=max_age,
+                                    expires=http_date(time.time() + max_age) if max_age is not None else None,
+                                    **_cookie_kwargs())
+            if not state.snapshot_used and app_settings.COOKIE_CACHE_TTL.total_seconds() > 0:
+                response.set_cookie(app_settings.CACHE_COOKIE, snapshot_for(row, state.raw_key), **_cookie_kwargs())
+        elif state.cleared or (state.had_key and store._row_loaded):
+            # Signed out, or the cookie names a session that is gone: forget it.
+            if state.had_key or state.key_changed:
+                _delete(response, app_settings.SESSION_COOKIE)
+            if app_settings.CACHE_COOKIE in request.COOKIES:
+                _delete(response, app_settings.CACHE_COOKIE)
+
+        if state.accounts_changed:
+            if state.other_keys:
+                response.set_cookie(app_settings.ACCOUNTS_COOKIE, ".".join(state.other_keys),
+                                    max_age=ACCOUNTS_COOKIE_MAX_AGE, **_cookie_kwargs())
+            elif state.had_accounts_cookie:
+                _delete(response, app_settings.ACCOUNTS_COOKIE)
+        if used:
+            patch_vary_headers(response, ("Cookie",))
+        return response
+
+
+class BrowserAuthenticationMiddleware(AuthenticationMiddleware):
+    def process_request(self, request):
+        state = request.browser
+        request.user = SimpleLazyObject(lambda: state.user() or AnonymousUser())
+
+        async def auser():
+            from asgiref.sync import sync_to_async
+
+            await sync_to_async(lambda: request.user.pk)()
+            return request.user
+
+        request.auser = auser
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        request.browser.cache_allowed = bool(getattr(view_func, "cookie_cache_ok", False))
+        return None

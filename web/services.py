@@ -1,0 +1,102 @@
+"""The browser glue: page sign-in, sign-out and account switching on top of the account and session
+services (the same ones the API calls: same policy, same answers, same audit events)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from user_agents import parse as parse_user_agent
+
+from accounts.services import session_logout, user_login
+from audit.models import EventType
+from audit.services import audit_record
+from config.api.errors import ApiError
+from config.request_meta import user_agent
+from sessions_app.app_settings import app_settings
+from sessions_app.models import RevokeReason
+from sessions_app.services import session_browser_key_issue, session_revoke
+
+
+class TooManyAccounts(ApiError):
+    status_code = 400
+    default_code = "too_many_accounts"
+
+
+def device_label(ua: str) -> str:
+    """"Firefox on Windows" from a User-Agent header ("" when nothing readable)."""
+    if not ua:
+        return ""
+    parsed = parse_user_agent(ua)
+    browser, os = parsed.browser.family, parsed.os.family
+    if browser == "Other" and os == "Other":
+        return ""
+    if os == "Other":
+        return browser
+    return f"{browser} on {os}" if browser != "Other" else os
+
+
+def browser_login(request, *, email: str, password: str, remember_me: bool):
+    """Sign in on this browser. An account already signed in here stays signed in as another account
+    (at most MAX_BROWSER_ACCOUNTS); signing in again as the same user replaces its session."""
+    state = request.browser
+    current = state.row
+    others = state.other_rows()
+    limit = app_settings.MAX_BROWSER_ACCOUNTS
+    if current is not None and len(others) + 1 >= limit:
+        raise TooManyAccounts(f"You are signed in to {limit} accounts on this browser. Sign one out first.")
+    pair = user_login(email=email, password=password, remember_me=remember_me,
+                      device_name=device_label(user_agent(request)), request=request)
+    row = pair.session
+    raw_key = session_browser_key_issue(row)
+    keep_previous = current is not None
+    if current is not None and current.user_id == row.user_id:
+        session_revoke(session=current, reason=RevokeReason.DEVICE_REPLACED, request=request, actor=row.user)
+        keep_previous = False
+    for key, other in others:
+        if other.user_id == row.user_id:  # the same user signed in again: one row per account
+            session_revoke(session=other, reason=RevokeReason.DEVICE_REPLACED, request=request, actor=row.user)
+            state.forget_other(key)
+    state.signed_in(row, raw_key, keep_previous=keep_previous)
+    return row
+
+
+@transaction.atomic
+def _audit_switch(request, *, from_row, to_row, reason: str) -> None:
+    audit_record(event=EventType.ACCOUNT_SWITCHED, request=request, actor=to_row.user, session=to_row,
+                 from_user=str(from_row.user_id) if from_row else None,
+                 from_session=str(from_row.pk) if from_row else None, reason=reason)
+
+
+def browser_switch(request, *, session_id) -> bool:
+    """Make another account signed in on this browser the active one (no password: it is signed in)."""
+    state = request.browser
+    for key, row in state.other_rows():
+        if str(row.pk) == str(session_id):
+            _audit_switch(request, from_row=state.row, to_row=row, reason="switch")
+            state.switched_to(row, key)
+            return True
+    return False
+
+
+def browser_logout(request) -> None:
+    """Sign the active account out; the next account signed in here (if any) becomes active."""
+    state = request.browser
+    row = state.row
+    if row is not None:
+        session_logout(session=row, request=request)
+    state.signed_out()
+    others = state.other_rows()
+    if others:
+        key, nxt = others[0]
+        _audit_switch(request, from_row=row, to_row=nxt, reason="signed_out")
+        state.switched_to(nxt, key)
+
+
+def browser_logout_other(request, *, session_id) -> bool:
+    """Sign out one of the other accounts of this browser."""
+    state = request.browser
+    for key, row in state.other_rows():
+        if str(row.pk) == str(session_id):
+            session_logout(session=row, request=request)
+            state.forget_other(key)
+            return True
+    return False
