@@ -1,0 +1,228 @@
+"""End-to-end: the real provider and the example resource service, each in its own process.
+
+The provider runs ``manage.py migrate`` and then gunicorn on a free port with DEBUG=true, on a
+temporary SQLite file, or, when DATABASE_URL points at PostgreSQL, on a database of its own created
+next to the test database and dropped at the end. The example (examples/resource_service) runs under
+gunicorn with MANA_AUTH pointing at the provider. Every process is started in its own process group
+and killed (group-wide) in a finally block, whatever happens in the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from mana_auth import _http
+from mana_auth.errors import TransportError
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+STARTUP_SECONDS = 40
+USER_PASSWORD = "e2e-Correct-Horse-42"
+
+# Variables of the test run that must not leak into the child processes.
+SCRUB = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "AUTH_ISSUER", "AUTH_AUDIENCE",
+         "MANA_DATA_DIR", "MANA_AUTH_DEV_BYPASS", "EMAIL_URL", "PYTEST_CURRENT_TEST")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: starts the provider and the example service as real processes")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def base_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in SCRUB}
+    env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", **extra)
+    return env
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen
+    log: Path
+    access_log: Path | None = None
+    stopped: bool = field(default=False)
+
+    def access_lines(self) -> list[str]:
+        return self.access_log.read_text().splitlines() if self.access_log and self.access_log.exists() else []
+
+    def stop(self) -> None:
+        """SIGTERM to the whole process group (gunicorn master and workers), SIGKILL if it lingers."""
+        if self.stopped:
+            return
+        self.stopped = True
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.process.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        try:  # stray workers of the group, if the master went first
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def describe(self) -> str:
+        return f"{self.name} log:\n{self.log.read_text()[-4000:] if self.log.exists() else '(none)'}"
+
+
+def start_gunicorn(name: str, app: str, *, cwd: Path, env: dict, logdir: Path, ready_path: str,
+                   access_log: bool = False) -> Server:
+    port = free_port()
+    log = logdir / f"{name}.log"
+    access = logdir / f"{name}-access.log" if access_log else None
+    command = [PYTHON, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
+               "--graceful-timeout", "2", "--error-logfile", "-"]
+    if access:
+        command += ["--access-logfile", str(access)]
+    with open(log, "ab") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    server = Server(name=name, url=f"http://127.0.0.1:{port}", process=process, log=log, access_log=access)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        if process.poll() is not None:
+            server.stop()
+            pytest.fail(f"{name} exited with {process.returncode}\n{server.describe()}")
+        try:
+            _http.send("GET", server.url + ready_path, timeout=2)
+            return server
+        except TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"{name} did not answer within {STARTUP_SECONDS}s\n{server.describe()}")
+        time.sleep(0.2)
+
+
+def run(args: list[str], *, env: dict, timeout: float = 120) -> str:
+    done = subprocess.run([PYTHON, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise AssertionError(f"manage.py {args[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def provider_database(tmp_path_factory):
+    """A database URL for the provider process: its own PostgreSQL database when the test run uses
+    PostgreSQL (created here, dropped at the end), else a temporary SQLite file."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        yield f"sqlite:///{tmp_path_factory.mktemp('e2e-db') / 'provider.sqlite3'}"
+        return
+    import psycopg
+
+    parts = urlsplit(url)
+    name = f"{parts.path.lstrip('/') or 'mana'}_e2e_{os.getpid()}"[:63]
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Provider:
+    server: Server
+    env: dict
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def manage(self, *args: str) -> str:
+        return run(list(args), env=self.env)
+
+    def create_service_account(self, name: str) -> dict:
+        lines = self.manage("create_service_account", name).splitlines()
+        assert len(lines) == 1, lines
+        return json.loads(lines[0])
+
+
+PROVIDER_SETUP = """
+import json, time, uuid
+from django.test import override_settings
+from django.utils import timezone
+from accounts.models import User
+from identity.services.tokens import access_token_issue
+now = timezone.now()
+user = User.objects.create_user({user!r}, {password!r}, name="E2E User", email_verified_at=now)
+admin = User.objects.create_user({admin!r}, {password!r}, name="E2E Admin", role="admin", email_verified_at=now)
+sid = uuid.uuid4()
+expired = access_token_issue(user=user, session_id=sid, now=int(time.time()) - 3600).token
+with override_settings(AUTH_AUDIENCE="some-other-service"):
+    foreign = access_token_issue(user=user, session_id=sid).token
+print(json.dumps({{"user": str(user.pk), "admin": str(admin.pk), "expired": expired, "foreignAudience": foreign}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def e2e_logs(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e-logs")
+
+
+@pytest.fixture(scope="module")
+def provider(provider_database, e2e_logs, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("e2e-provider-data")
+    env = base_env(DJANGO_SETTINGS_MODULE="config.settings", DEBUG="true", DATABASE_URL=provider_database,
+                   MANA_DATA_DIR=str(data_dir), LOG_LEVEL="WARNING", EMAIL_URL="consolemail://")
+    run(["migrate", "--noinput"], env=env, timeout=180)
+    server = start_gunicorn("provider", "config.wsgi", cwd=REPO, env=env, logdir=e2e_logs,
+                            ready_path="/api/v1/auth/jwks", access_log=True)
+    try:
+        yield Provider(server=server, env=env)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def world(provider):
+    """Accounts on the provider: a verified user, an admin, and tokens minted by the provider's own key
+    but expired / for another audience (through manage.py shell, as an operator could)."""
+    user_email, admin_email = f"e2e-{uuid.uuid4().hex[:8]}@example.com", f"e2e-admin-{uuid.uuid4().hex[:8]}@example.com"
+    out = provider.manage("shell", "-c", PROVIDER_SETUP.format(user=user_email, admin=admin_email,
+                                                               password=USER_PASSWORD))
+    minted = json.loads(out.strip().splitlines()[-1])
+    return {"user_email": user_email, "admin_email": admin_email, "password": USER_PASSWORD, **minted}
+
+
+@pytest.fixture(scope="module")
+def example(provider, e2e_logs):
+    """examples/resource_service, configured only through its environment, with its own service
+    account for the revocation check."""
+    creds = provider.create_service_account("example-resource-service")
+    env = base_env(DJANGO_SETTINGS_MODULE="resource_service.settings", MANA_AUTH_URL=provider.url,
+                   MANA_AUTH_CLIENT_ID=creds["clientId"], MANA_AUTH_CLIENT_SECRET=creds["clientSecret"])
+    server = start_gunicorn("example", "resource_service.wsgi", cwd=REPO / "examples", env=env, logdir=e2e_logs,
+                            ready_path="/hello")
+    try:
+        yield server
+    finally:
+        server.stop()
