@@ -24,6 +24,43 @@ class UserEditForm(UserChangeForm):
         return normalize_email(self.cleaned_data["email"])
 
 
+class LockedFilter(admin.SimpleListFilter):
+    """Accounts with a live django-axes lockout (issue 4) on any IP; shown only when axes is installed."""
+
+    title = "locked"
+    parameter_name = "locked"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Locked out"), ("no", "Not locked out")]
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("yes", "no"):
+            return queryset
+        from axes.models import AccessAttempt
+        from django.conf import settings
+        from django.db.models import Exists, OuterRef
+        from django.utils import timezone
+
+        cooloff = getattr(settings, "AXES_COOLOFF_TIME", None)
+        attempts = AccessAttempt.objects.filter(username=OuterRef("email"),
+                                                failures_since_start__gte=getattr(settings, "AXES_FAILURE_LIMIT", 3))
+        if isinstance(cooloff, (int, float)):  # axes also accepts hours as a number
+            from datetime import timedelta
+
+            cooloff = timedelta(hours=cooloff)
+        if cooloff is not None and not callable(cooloff):
+            attempts = attempts.filter(attempt_time__gte=timezone.now() - cooloff)
+        locked = Exists(attempts)
+        return queryset.filter(locked) if self.value() == "yes" else queryset.exclude(locked)
+
+
+def _user_filters():
+    from django.apps import apps
+
+    base = ("role", "is_active", "is_staff", ("email_verified_at", admin.EmptyFieldListFilter))
+    return base + (LockedFilter,) if apps.is_installed("axes") else base
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     form = UserEditForm
@@ -31,7 +68,7 @@ class UserAdmin(BaseUserAdmin):
     change_password_form = AdminPasswordChangeForm
     ordering = ("email",)
     list_display = ("email", "name", "role", "email_verified_at", "is_active", "is_staff", "created_at")
-    list_filter = ("role", "is_active", "is_staff", ("email_verified_at", admin.EmptyFieldListFilter))
+    list_filter = _user_filters()
     search_fields = ("email", "name")
     readonly_fields = ("created_at", "updated_at", "last_login")
     fieldsets = (
