@@ -1,14 +1,11 @@
 from rest_framework.permissions import BasePermission
 
-from identity.services.tokens import SERVICE_ROLE
-
 
 class IsServiceAccount(BasePermission):
-    """Bearer token of a service account (``role: "service"``); user tokens get 403."""
+    """A service token obtained with client credentials (a usable ServiceClient behind it). User
+    tokens get 403, including a session token of a user whom staff gave the role ``service`` by hand."""
 
     message = "Only service accounts may call this endpoint."
 
     def has_permission(self, request, view):
-        claims = getattr(request.auth, "claims", None) or {}
-        return bool(request.user and request.user.is_authenticated and claims.get("role") == SERVICE_ROLE
-                    and getattr(request.user, "role", None) == SERVICE_ROLE)
+        return getattr(request.auth, "service_client", None) is not None

@@ -198,6 +198,21 @@ def test_only_service_accounts_may_introspect(authed, tokens, api):
     assert response.status_code == 401 and response.json()["error"]["code"] == "not_authenticated"
 
 
+def test_a_password_user_with_the_service_role_may_not_introspect(api, tokens):
+    """Role service set by hand on an ordinary account gives a session token, not a service token."""
+    from accounts.models import User
+
+    user = User.objects.get(pk=tokens["user"]["id"])
+    user.role = "service"
+    user.save(update_fields=["role"])
+    session_token = login(api, user.email)["accessToken"]
+    assert parts(session_token)[1]["role"] == "service"
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {session_token}")
+    response = introspect(client, session_token)
+    assert response.status_code == 403 and response.json()["error"]["code"] == "permission_denied"
+
+
 @pytest.mark.parametrize("method,path", [("get", "/api/v1/auth/me"), ("post", "/api/v1/auth/logout"),
                                          ("get", "/api/v1/auth/sessions/active"),
                                          ("post", "/api/v1/auth/sessions/revoke-others")])
