@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import wraps
 from urllib.parse import urlencode
 
+from django.apps import apps
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -47,6 +48,33 @@ def signed_in(view):
     return wrapper
 
 
+def page_rate_limit(scope: str, *, also_by: str | None = None):
+    """The API's rate limits for a page's POST (same scope, same counters: security/ratelimit.py, issue 4),
+    answered as a page with 429 and Retry-After. A no-op until the security app is installed."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method == "POST" and apps.is_installed("security"):
+                from security.ratelimit import ratelimit_hit
+
+                value = (request.POST.get(also_by) or "").strip().lower()[:254] if also_by else ""
+                try:
+                    ratelimit_hit(request=request, scope=scope)
+                    if value:
+                        ratelimit_hit(request=request, scope=scope, value=f"{also_by}:{value}")
+                except ApiError as exc:
+                    response = _message(request, "Too many attempts", exc.message, status=exc.status_code)
+                    for name, header in exc.headers.items():
+                        response[name] = header
+                    return response
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
 def _page(request, template, status=200, **context):
     return render(request, f"web/{template}.html", context, status=status)
 
@@ -57,6 +85,7 @@ def _message(request, title, text, status=200, **context):
 
 # --- sign in / out ---------------------------------------------------------------------------------
 @require_http_methods(["GET", "POST"])
+@page_rate_limit("login")
 def login(request):
     adding = request.GET.get("add") == "1" or request.POST.get("add") == "1"
     nxt = safe_next(request)
@@ -71,10 +100,11 @@ def login(request):
                                    remember_me=data["remember_me"])
         except ApiError as exc:
             form.add_api_error(exc)
-            status = exc.status_code if exc.status_code == 429 else 200
-            return _page(request, "login", status=status, form=form, next=nxt, adding=adding,
-                         unverified=exc.code == "email_not_verified",
-                         headers_retry=exc.headers.get("Retry-After"))
+            response = _page(request, "login", status=exc.status_code if exc.status_code == 429 else 200,
+                             form=form, next=nxt, adding=adding, unverified=exc.code == "email_not_verified")
+            for name, header in exc.headers.items():  # lockout: Retry-After
+                response[name] = header
+            return response
         return redirect(nxt)
     return _page(request, "login", status=status, form=form, next=nxt, adding=adding)
 
@@ -88,6 +118,7 @@ def logout(request):
 
 
 @require_http_methods(["GET", "POST"])
+@page_rate_limit("register")
 def register(request):
     form = forms.RegisterForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -120,6 +151,7 @@ def verify_email(request):
 
 
 @require_http_methods(["GET", "POST"])
+@page_rate_limit("resend_verification", also_by="email")
 def resend_verification(request):
     form = forms.EmailForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -130,6 +162,7 @@ def resend_verification(request):
 
 
 @require_http_methods(["GET", "POST"])
+@page_rate_limit("forgot_password", also_by="email")
 def forgot_password(request):
     form = forms.EmailForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
