@@ -108,9 +108,15 @@ class BrowserSessionMiddleware(SessionMiddleware):
                 _delete(response, app_settings.CACHE_COOKIE)
 
         if state.accounts_changed:
-            if state.other_keys:
-                response.set_cookie(app_settings.ACCOUNTS_COOKIE, ".".join(state.other_keys),
-                                    max_age=ACCOUNTS_COOKIE_MAX_AGE, **_cookie_kwargs())
+            others = state.other_rows() if state.other_keys else []
+            if others:
+                # Persistent only while every account in it is "stay signed in": otherwise closing the
+                # browser must end that account here, as its own cookie would have.
+                persistent = all(row.remember_me for _, row in others)
+                max_age = min(ACCOUNTS_COOKIE_MAX_AGE, *(max(0, int(row.expires_at.timestamp() - time.time()))
+                                                         for _, row in others)) if persistent else None
+                response.set_cookie(app_settings.ACCOUNTS_COOKIE, ".".join(key for key, _ in others),
+                                    max_age=max_age, **_cookie_kwargs())
             elif state.had_accounts_cookie:
                 _delete(response, app_settings.ACCOUNTS_COOKIE)
         if used:

@@ -91,3 +91,19 @@ def test_a_revoked_other_account_drops_out_of_the_list(signed_in, user, api):
     DeviceSession.objects.filter(user=user).update(revoked_at=DeviceSession.objects.get(user=user).created_at)
     page = signed_in.get("/accounts").content.decode()
     assert user.email not in page
+
+
+def test_accounts_cookie_is_persistent_only_when_every_account_stays_signed_in(web, user):
+    from tests.web.conftest import page_login as sign_in
+
+    sign_in(web, user.email)  # not "stay signed in"
+    response = sign_in(web, UserFactory().email, add="1")
+    assert response.cookies[app_settings.ACCOUNTS_COOKIE]["max-age"] == ""  # ends with the browser
+
+    other = UserFactory()
+    from django.test import Client
+
+    client = Client()
+    sign_in(client, user.email, remember=True)
+    response = sign_in(client, other.email, add="1", remember=True)
+    assert int(response.cookies[app_settings.ACCOUNTS_COOKIE]["max-age"]) > 29 * 86400
