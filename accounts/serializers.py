@@ -35,6 +35,8 @@ class LoginInput(serializers.Serializer):
     rememberMe = StrictBooleanField(required=False, default=False)
     deviceId = StrictCharField(max_length=128, required=False, allow_blank=True, default="")
     deviceName = StrictCharField(max_length=128, required=False, allow_blank=True, default="")
+    # The signed value a previous login returned: this device stays exempt from lockouts (security/lockout.py).
+    deviceToken = StrictCharField(max_length=512, required=False, allow_blank=True, default="")
 
 
 class MeUpdateInput(serializers.Serializer):
@@ -66,3 +68,4 @@ class UserEnvelopeOutput(serializers.Serializer):
 class ReauthenticateOutput(serializers.Serializer):
     reauthenticatedAt = serializers.DateTimeField()
     freshUntil = serializers.DateTimeField()
+

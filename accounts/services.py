@@ -8,7 +8,6 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from django.contrib.auth import authenticate
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -21,6 +20,8 @@ from audit.models import EventType
 from audit.services import audit_record
 from config.api.errors import ApiError
 from notifications.services import outbox_enqueue
+from security.devices import login_seen_check
+from security.lockout import login_authenticate
 from sessions_app.models import DeviceSession, RevokeReason
 from sessions_app.services import (
     TokenPair,
@@ -153,12 +154,12 @@ def verification_resend(*, email: str, request=None) -> None:
 
 
 def user_login(*, email: str, password: str, remember_me: bool = False, device_id: str = "",
-               device_name: str = "", request=None) -> TokenPair:
+               device_name: str = "", device_token: str = "", request=None) -> TokenPair:
     """Check the password (unknown emails cost the same argon2 work as wrong passwords), then open a
-    device session. A correct password on an unverified account answers email_not_verified."""
+    device session. A correct password on an unverified account answers email_not_verified.
+    Lockout (django-axes, 429 account_locked) and known devices (``device_token``): security/lockout.py."""
     email = normalize_email(email)
-    http_request = getattr(request, "_request", request)
-    user = authenticate(http_request, email=email, password=password)
+    user = login_authenticate(request=request, email=email, password=password, device_token=device_token)
     if user is None:
         subject = User.objects.filter(email=email).first()
         audit_record(event=EventType.LOGIN_FAILED, request=request, subject=subject, success=False,
@@ -169,11 +170,13 @@ def user_login(*, email: str, password: str, remember_me: bool = False, device_i
                      reason="email_not_verified")
         raise EmailNotVerified()
     with transaction.atomic():
+        # The user row first: audit rows take the chain lock (audit/chain.py), so row locks come before it.
+        User.objects.filter(pk=user.pk).update(last_login=timezone.now())
         pair = session_create(user=user, request=request, remember_me=remember_me, device_id=device_id,
                               device_name=device_name)
-        User.objects.filter(pk=user.pk).update(last_login=pair.session.created_at)
         audit_record(event=EventType.LOGIN_SUCCEEDED, request=request, actor=user, session=pair.session,
                      remember_me=remember_me)
+        login_seen_check(user=user, session=pair.session, request=request)  # new device: mail + audit
     return pair
 
 
@@ -293,3 +296,12 @@ def account_tokens_cleanup(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - app_settings.TOKEN_CLEANUP_AFTER
     expired = AccountToken.objects.filter(expires_at__lt=cutoff).delete()[0]
     return expired + AccountToken.objects.filter(used_at__lt=cutoff).delete()[0]
+
+
+@transaction.atomic
+def user_delete(*, user: User, request=None) -> None:
+    """Delete the account (the caller checks step-up): every session is revoked first, then the user
+    row goes with its tokens and sessions; the audit trail stays (its rows have no FK constraint)."""
+    sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
+    audit_record(event=EventType.ACCOUNT_DELETED, request=request, actor=user, email=user.email)
+    user.delete()

@@ -1,7 +1,7 @@
 """Account API: each view parses its input, calls one service, renders."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -23,6 +23,10 @@ from accounts.serializers import (
 from config.api.responses import secret_response
 from config.api.schema import ERRORS
 from identity.authentication import request_session
+from security.lockout import known_device_token_issue
+from security.ratelimit import rate_limit
+from security.serializers import LoginOutput
+from security.stepup import RecentAuthentication, recent_authentication_for
 from sessions_app.serializers import TokenPairOutput, token_pair_data
 
 ACCEPTED = "If the address can be used, we have sent an email with the next step."
@@ -37,6 +41,7 @@ class PublicApi(APIView):
 
 class RegisterApi(PublicApi):
     @extend_schema(request=RegisterInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
+    @rate_limit("register")
     def post(self, request):
         data = RegisterInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -55,6 +60,7 @@ class VerifyEmailApi(PublicApi):
 
 class ResendVerificationApi(PublicApi):
     @extend_schema(request=EmailInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
+    @rate_limit("resend_verification", also_by="email")
     def post(self, request):
         data = EmailInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -63,16 +69,19 @@ class ResendVerificationApi(PublicApi):
 
 
 class LoginApi(PublicApi):
-    @extend_schema(request=LoginInput, responses={200: TokenPairOutput, **ERRORS}, tags=["accounts"])
+    @extend_schema(request=LoginInput, responses={200: LoginOutput, **ERRORS}, tags=["accounts"])
+    @rate_limit("login")
     def post(self, request):
         data = LoginInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         pair = services.user_login(
             email=v["email"], password=v["password"], remember_me=v["rememberMe"], device_id=v["deviceId"],
-            device_name=v["deviceName"], request=request,
+            device_name=v["deviceName"], device_token=v["deviceToken"], request=request,
         )
-        return secret_response(token_pair_data(pair))
+        # deviceToken: send it with later logins from this device to stay exempt from lockouts of
+        # this account (docs/security.md).
+        return secret_response({**token_pair_data(pair), "deviceToken": known_device_token_issue(pair.user)})
 
 
 class LogoutApi(APIView):
@@ -83,6 +92,8 @@ class LogoutApi(APIView):
 
 
 class MeApi(APIView):
+    permission_classes = [IsAuthenticated, recent_authentication_for("DELETE")]
+
     @extend_schema(responses={200: UserOutput, **ERRORS}, tags=["accounts"])
     def get(self, request):
         return Response(UserOutput(request.user).data)
@@ -94,9 +105,16 @@ class MeApi(APIView):
         user = services.user_update(user=request.user, name=data.validated_data["name"], request=request)
         return Response(UserOutput(user).data)
 
+    @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["accounts"])
+    def delete(self, request):
+        """Delete the account; needs a password entry within AUTH_REAUTH_MAX_AGE_SECONDS."""
+        services.user_delete(user=request.user, request=request)
+        return Response(status=204)
+
 
 class ForgotPasswordApi(PublicApi):
     @extend_schema(request=EmailInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
+    @rate_limit("forgot_password", also_by="email")
     def post(self, request):
         data = EmailInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -114,6 +132,8 @@ class ResetPasswordApi(PublicApi):
 
 
 class ChangePasswordApi(APIView):
+    permission_classes = [IsAuthenticated, RecentAuthentication]  # step-up: security/stepup.py
+
     @extend_schema(request=ChangePasswordInput, responses={204: None, **ERRORS}, tags=["accounts"])
     def post(self, request):
         data = ChangePasswordInput(data=request.data)

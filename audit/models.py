@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class EventType(models.TextChoices):
@@ -28,6 +29,17 @@ class EventType(models.TextChoices):
     SIGNING_KEY_CREATED = "identity.signing_key.created"
     SIGNING_KEY_ROTATED = "identity.signing_key.rotated"
     ACCESS_TOKEN_REJECTED = "identity.access_token.rejected"
+    # Defenses (issue 4, docs/security.md)
+    ACCOUNT_LOCKED = "auth.lockout.locked"
+    ACCOUNT_UNLOCKED = "auth.lockout.unlocked"
+    RATE_LIMITED = "security.rate_limited"
+    REAUTHENTICATION_REQUIRED = "auth.reauthentication_required"
+    ACCOUNT_DELETED = "auth.account.deleted"
+    NEW_DEVICE_LOGIN = "auth.login.new_device"
+    NOT_ME_REPORTED = "auth.login.not_me"
+    SESSION_ANOMALY = "session.anomaly"
+    ADMIN_ACTION = "admin.action"
+    AUDIT_PRUNED = "audit.retention.pruned"
     ACCOUNT_SWITCHED = "auth.account.switched"  # several accounts in one browser (issue 3, docs/browser.md)
     SERVICE_ACCOUNT_CREATED = "service_account.created"
     SERVICE_ACCOUNT_SECRET_ROTATED = "service_account.secret_rotated"
@@ -59,7 +71,7 @@ class AuditEvent(models.Model):
     cascade): the trail outlives the people in it.
     """
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
     event = models.CharField(max_length=64, choices=EventType.choices, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING,
@@ -75,6 +87,11 @@ class AuditEvent(models.Model):
     user_agent = models.CharField(max_length=512, blank=True, default="")
     success = models.BooleanField(default=True)
     context = models.JSONField(default=dict, blank=True)
+    # Hash chain (audit/chain.py): row_hash covers this row's fields and prev_hash, the row_hash of
+    # the row before it, so editing or removing any row breaks every link after it.
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
+    row_hash = models.CharField(max_length=64, blank=True, default="")
+
 
     objects = AuditEventQuerySet.as_manager()
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
+from django.utils import timezone
 
+from audit.chain import chain_lock_and_head, row_digest
 from audit.models import AuditEvent, EventType
 from config.request_meta import client_ip, user_agent
 
@@ -49,7 +52,7 @@ def audit_record(
     if subject is None:
         subject = actor
     session_id = getattr(session, "pk", session)
-    return AuditEvent.objects.create(
+    row = AuditEvent(
         event=event,
         actor=actor if getattr(actor, "pk", None) else None,
         subject=subject if getattr(subject, "pk", None) else None,
@@ -60,3 +63,12 @@ def audit_record(
         success=success,
         context=_clean(context),
     )
+    # JSON round trip: the hash covers exactly what the database will give back.
+    row.context = json.loads(json.dumps(row.context))
+    with transaction.atomic(savepoint=False):
+        # The lock is held until the caller's transaction commits: links follow id order.
+        row.prev_hash = chain_lock_and_head()
+        row.created_at = timezone.now()
+        row.row_hash = row_digest(row, row.prev_hash)
+        row.save(force_insert=True)
+    return row

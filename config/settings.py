@@ -54,10 +54,17 @@ INSTALLED_APPS = [
     "orgs",
     "notifications",
     "web",
+    "axes",
+    "django_ratelimit",
+    "csp",
+    "corsheaders",
+    "security",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "sessions_app.middleware.SessionFastPathMiddleware",  # cookie-cache hits of GET session end here
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.api.middleware.RequestBodyLimitMiddleware",
@@ -67,6 +74,7 @@ MIDDLEWARE = [
     "sessions_app.middleware.BrowserAuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last (django-axes 8)
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -151,7 +159,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "accounts.validators.MaximumLengthValidator", "OPTIONS": {"max_length": 128}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+# django-axes first: it refuses locked-out (account, IP) pairs before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 # --- HTTP -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -208,6 +217,48 @@ AUTH_KEY_ENCRYPTION_KEY = env.str("AUTH_KEY_ENCRYPTION_KEY", default="")
 IDENTITY = {}
 SESSIONS = {}
 ACCOUNTS = {}
+SECURITY = {}  # security/app_settings.py: rate limits, lockout, new-device mail, anomaly policy, audit retention
+
+# --- defenses (issue 4; docs/security.md) ---------------------------------------------------------
+# Brute force: django-axes, 5 failures per (account, IP) lock that pair for 15 minutes.
+AXES_FAILURE_LIMIT = env.int("AUTH_LOCKOUT_FAILURES", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("AUTH_LOCKOUT_SECONDS", default=15 * 60))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_FORM_FIELD = "email"
+AXES_CLIENT_IP_CALLABLE = "security.lockout.axes_client_ip"
+AXES_WHITELIST_CALLABLE = "security.lockout.axes_known_device"
+AXES_LOCKOUT_CALLABLE = "security.lockout.axes_lockout_response"
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # locked for 15 minutes from the lock, not from the last try
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit trail already
+AXES_VERBOSE = False
+# Rate limits: django-ratelimit on the default cache (Redis when REDIS_URL is set). Without Redis the
+# cache is the in-process LocMem cache, which ratelimit's check E003 refuses because it is not shared
+# between processes: the embedded default is one process (runserver), so that is exactly right there;
+# a multi-process deployment sets REDIS_URL. W001 flags Django's own RedisCache, which does support
+# atomic add/incr. Cache failures fail open (security/ratelimit.py); see docs/security.md.
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = True
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"] + ([] if REDIS_URL else ["django_ratelimit.E003"])
+# Browser security: django-csp 4, strict (pages put {{ request.csp_nonce }} on their scripts).
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
+# CORS only for configured origins (comma list); credentials (cookies) are never sent cross-origin.
+CORS_ALLOWED_ORIGINS = env.list("AUTH_CORS_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/(api/|\.well-known/).*$"
+CORS_ALLOW_CREDENTIALS = False
+CORS_EXPOSE_HEADERS = ["Retry-After"]
 
 # --- DRF and OpenAPI ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -219,6 +270,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # 100 requests a minute per client for the whole API (security/ratelimit.py, django-ratelimit).
+    "DEFAULT_THROTTLE_CLASSES": ["security.ratelimit.ApiRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mana-core-auth API",

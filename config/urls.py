@@ -6,6 +6,7 @@ from config.api.views import SchemaApi
 from identity.views import JwksApi
 from service_accounts import views as service_accounts
 from sessions_app import browser_api
+from security import views as security
 from sessions_app import views as sessions
 
 auth = "api/v1/auth/"
@@ -18,6 +19,9 @@ urlpatterns = [
     path(f"{auth}refresh", sessions.RefreshApi.as_view(), name="auth-refresh"),
     path(f"{auth}logout", accounts.LogoutApi.as_view(), name="auth-logout"),
     path(f"{auth}me", accounts.MeApi.as_view(), name="auth-me"),
+    path(f"{auth}me/security-events", security.SecurityEventsApi.as_view(), name="auth-me-security-events"),
+    path(f"{auth}unlock", security.UnlockApi.as_view(), name="auth-unlock"),
+    path(f"{auth}not-me", security.NotMeApi.as_view(), name="auth-not-me"),
     path(f"{auth}forgot-password", accounts.ForgotPasswordApi.as_view(), name="auth-forgot-password"),
     path(f"{auth}reset-password", accounts.ResetPasswordApi.as_view(), name="auth-reset-password"),
     path(f"{auth}change-password", accounts.ChangePasswordApi.as_view(), name="auth-change-password"),

@@ -146,6 +146,12 @@ def _rotate(session: DeviceSession, raw_token: str, token_hash: str, request):
     if session_idle_revoke(session, request=request, now=now):
         return None, _refresh_failed("session_revoked", "This session was signed out after a period of "
                                      "inactivity.", request=request, session=session, reason="idle_timeout")
+    from security.devices import refresh_anomaly_check  # late: security imports this module
+
+    if refresh_anomaly_check(session=session, request=request):  # agent family or network changed
+        return None, _refresh_failed("session_revoked", "This session was signed out because it was used from "
+                                     "an unexpected device or network. Sign in again.", request=request,
+                                     session=session, reason="anomaly")
     new_raw = _new_refresh_token()
     new_hash = hash_token(new_raw)
     access = _issue_access(session)

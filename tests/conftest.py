@@ -1,4 +1,5 @@
 import re
+import uuid
 
 import pytest
 from django.core import mail
@@ -7,6 +8,7 @@ from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from identity.services import keys
+from security.app_settings import DEFAULT_RATE_LIMITS
 from tests.factories import PASSWORD, UserFactory
 
 
@@ -28,6 +30,10 @@ def _fast_hashing_and_eager_tasks(settings, transactional_db):
     # Tasks run in-process so a test sees the mail its request caused; tests about the broker
     # itself (tests/notifications) switch this off and talk to the real Redis.
     celery_app.conf.task_always_eager = True
+    # Rate limits: high for the suite (tests sign in many times from one address); counters of
+    # each test under their own prefix (a shared Redis keeps them). tests/security uses the real ones.
+    settings.SECURITY = {**settings.SECURITY, "RATE_LIMITS": dict.fromkeys(DEFAULT_RATE_LIMITS, "100000/m"),
+                         "RATE_LIMIT_PREFIX": f"test.{uuid.uuid4().hex}"}
     keys._cache_clear()
     yield
     keys._cache_clear()

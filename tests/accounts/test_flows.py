@@ -26,7 +26,8 @@ def test_register_verify_login(api, db):
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_token"
     pair = login(api, "NEW@example.com", "a-long-enough-pass")
     assert pair["tokenType"] == "Bearer" and pair["expiresIn"] == 900
-    assert set(pair) == {"accessToken", "refreshToken", "tokenType", "expiresIn", "refreshExpiresAt", "user", "session"}
+    assert set(pair) == {"accessToken", "refreshToken", "tokenType", "expiresIn", "refreshExpiresAt", "user", "session",
+                         "deviceToken"}  # deviceToken: issue 4, known devices (docs/security.md)
     events = set(AuditEvent.objects.values_list("event", flat=True))
     assert {EventType.USER_REGISTERED, EventType.EMAIL_VERIFIED, EventType.LOGIN_SUCCEEDED,
             EventType.LOGIN_FAILED} <= events

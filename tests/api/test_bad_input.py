@@ -555,7 +555,7 @@ WRONG_METHODS = [
     ("GET", "register", False), ("PUT", "login", False), ("DELETE", "verify-email", False),
     ("GET", "refresh", False), ("PATCH", "forgot-password", False), ("GET", "reset-password", False),
     ("GET", "resend-verification", False), ("POST", "jwks", False),
-    ("GET", "logout", True), ("POST", "me", True), ("PUT", "me", True), ("DELETE", "me", True),
+    ("GET", "logout", True), ("POST", "me", True), ("PUT", "me", True),  # DELETE me: issue 4
     ("GET", "change-password", True), ("GET", "reauthenticate", True), ("POST", "sessions/active", True),
     ("GET", "sessions/revoke-others", True), ("GET", "sessions/{other_session}", True),
 ]

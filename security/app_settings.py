@@ -1,0 +1,98 @@
+"""Options of the security app, read on access from ``settings.SECURITY`` (so tests can override).
+
+Lockout numbers come from django-axes' own settings (``AXES_FAILURE_LIMIT``, ``AXES_COOLOFF_TIME``,
+set from ``AUTH_LOCKOUT_FAILURES`` / ``AUTH_LOCKOUT_SECONDS``); everything else is here.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+
+DEFAULT_RATE_LIMITS = {
+    "login": "5/m",
+    "register": "10/h",
+    "forgot_password": "3/5m",
+    "resend_verification": "3/5m",
+    "unlock": "10/h",
+    "not_me": "10/h",
+    "api": "100/m",
+}
+ANOMALY_ACTIONS = ("record", "revoke")
+
+
+class AppSettings:
+    def _get(self, name, default):
+        return getattr(settings, "SECURITY", {}).get(name, default)
+
+    @property
+    def RATE_LIMIT_ENABLED(self) -> bool:
+        """Switch every rate limit off (default on)."""
+        return self._get("RATE_LIMIT_ENABLED", True)
+
+    def rate(self, scope: str) -> str | None:
+        """The django-ratelimit rate of a scope (``"5/m"``, ``"3/5m"``); ``RATE_LIMITS`` overrides
+        single scopes. None: that scope is not limited."""
+        return {**DEFAULT_RATE_LIMITS, **self._get("RATE_LIMITS", {})}.get(scope)
+
+    @property
+    def RATE_LIMIT_PREFIX(self) -> str:
+        """Prefix of the rate-limit counters in the cache (tests give each test its own)."""
+        return self._get("RATE_LIMIT_PREFIX", "mca.rl")
+
+    @property
+    def LOCKOUT_FAILURES(self) -> int:
+        return settings.AXES_FAILURE_LIMIT
+
+    @property
+    def LOCKOUT_DURATION(self) -> timedelta:
+        return settings.AXES_COOLOFF_TIME
+
+    @property
+    def UNLOCK_TTL(self) -> timedelta:
+        """How long the unlock link mailed at a lockout works (default 1 hour)."""
+        return timedelta(seconds=self._get("UNLOCK_TTL_SECONDS", 3600))
+
+    @property
+    def KNOWN_DEVICE_MAX_AGE(self) -> timedelta:
+        """How long the signed ``deviceToken`` returned at login exempts that device from lockouts
+        of its account (default 180 days)."""
+        return timedelta(seconds=self._get("KNOWN_DEVICE_MAX_AGE_SECONDS", 180 * 24 * 3600))
+
+    @property
+    def NEW_DEVICE_ALERT(self) -> bool:
+        """Mail a "new sign-in" notice for a login from a device and network never seen (default on)."""
+        return self._get("NEW_DEVICE_ALERT", True)
+
+    @property
+    def NOT_ME_TTL(self) -> timedelta:
+        """How long the "this wasn't me" link in a new sign-in mail works (default 7 days)."""
+        return timedelta(seconds=self._get("NOT_ME_TTL_SECONDS", 7 * 24 * 3600))
+
+    @property
+    def ANOMALY_ACTION(self) -> str:
+        """What a suspicious refresh (user-agent family or network changed) does: ``record`` (an
+        audit event, the default) or ``revoke`` (also signs the session out)."""
+        value = self._get("ANOMALY_ACTION", "record")
+        if value not in ANOMALY_ACTIONS:
+            raise ValueError(f"SECURITY['ANOMALY_ACTION'] must be one of {ANOMALY_ACTIONS}")
+        return value
+
+    @property
+    def AUDIT_RETENTION(self) -> timedelta:
+        """Audit rows older than this are deleted by the periodic task (default 400 days)."""
+        return timedelta(days=self._get("AUDIT_RETENTION_DAYS", 400))
+
+    @property
+    def SECURITY_EVENTS_PAGE_SIZE(self) -> int:
+        return self._get("SECURITY_EVENTS_PAGE_SIZE", 20)
+
+    @property
+    def PUBLIC_URL(self) -> str:
+        return settings.AUTH_PUBLIC_URL
+
+    @property
+    def REAUTH_MAX_AGE(self) -> timedelta:
+        return timedelta(seconds=settings.AUTH_REAUTH_MAX_AGE_SECONDS)
+
+
+app_settings = AppSettings()

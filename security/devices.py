@@ -1,0 +1,143 @@
+"""New devices and anomalies.
+
+* ``login_seen_check``: after a successful login, a device *and* network the account never used
+  before (and the account has signed in before) mails a "new sign-in" notice with a one-click
+  "this wasn't me" link.
+* ``not_me_report``: that link ends every session, disables the password (whoever signed in knows
+  it) and mails a reset link.
+* ``refresh_anomaly_check``: a refresh whose user-agent family (browser + OS) changed, or whose IP
+  moved to another network (/24 IPv4, /48 IPv6), is recorded; ANOMALY_ACTION=revoke also ends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+
+from django.db import transaction
+from django.utils import timezone
+from user_agents import parse as parse_user_agent
+
+from audit.models import EventType
+from audit.services import audit_record
+from config.request_meta import client_ip, user_agent
+from notifications.services import outbox_enqueue
+from security.app_settings import app_settings
+from security.models import SeenDevice, SecurityTokenPurpose
+from security.services import security_token_consume, security_token_issue
+
+ANOMALY_REVOKE_REASON = "suspicious_refresh"
+
+
+def network_of(ip: str | None) -> str:
+    """The /24 (IPv4) or /48 (IPv6) network of an address; "" when unknown."""
+    if not ip:
+        return ""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def user_agent_family(ua: str) -> str:
+    """Browser and OS family ("Chrome/Windows"); "" for an empty header."""
+    if not ua:
+        return ""
+    parsed = parse_user_agent(ua)
+    return f"{parsed.browser.family}/{parsed.os.family}"
+
+
+def device_description(ua: str, device_name: str = "") -> dict:
+    parsed = parse_user_agent(ua or "")
+    browser = " ".join(p for p in (parsed.browser.family, parsed.browser.version_string) if p)
+    system = " ".join(p for p in (parsed.os.family, parsed.os.version_string) if p)
+    device = device_name or (parsed.device.family if parsed.device.family != "Other" else "")
+    return {"browser": browser or "unknown browser", "os": system or "unknown system",
+            "device": device or ("Computer" if parsed.is_pc else "unknown device")}
+
+
+def device_fingerprint(*, device_id: str, ua: str) -> str:
+    basis = f"id:{device_id}" if device_id else f"ua:{user_agent_family(ua)}/{parse_user_agent(ua or '').device.family}"
+    return hashlib.sha256(basis.encode()).hexdigest()
+
+
+def login_seen_check(*, user, session, request) -> bool:
+    """Record the (device, network) of a successful login (call inside the login transaction).
+    Returns True when a new sign-in mail was queued."""
+    ua = user_agent(request)
+    ip = client_ip(request)
+    fingerprint, network = device_fingerprint(device_id=session.device_id, ua=ua), network_of(ip)
+    seen = SeenDevice.objects.filter(user=user)
+    known_before = seen.exists()
+    new_device = not seen.filter(device_key=fingerprint).exists()
+    new_network = not seen.filter(network=network).exists()
+    now = timezone.now()
+    if not seen.filter(device_key=fingerprint, network=network).update(last_seen_at=now):
+        SeenDevice.objects.create(user=user, device_key=fingerprint, network=network, first_seen_at=now,
+                                  last_seen_at=now)
+    if not (known_before and new_device and new_network and app_settings.NEW_DEVICE_ALERT):
+        return False
+    described = device_description(ua, session.device_name)
+    raw = security_token_issue(user=user, purpose=SecurityTokenPurpose.NOT_ME, ttl=app_settings.NOT_ME_TTL,
+                               session_id=str(session.pk))
+    outbox_enqueue(kind="new_sign_in", recipient=user.email, subject="New sign-in to your account",
+                   template="new_sign_in",
+                   context={"user": user, "ip": ip or "unknown", "time": now, **described,
+                            "sessions_link": f"{app_settings.PUBLIC_URL}/account/sessions",
+                            "not_me_link": f"{app_settings.PUBLIC_URL}/account/not-me?token={raw}"})
+    audit_record(event=EventType.NEW_DEVICE_LOGIN, request=request, actor=user, session=session, network=network,
+                 **described)
+    return True
+
+
+@transaction.atomic
+def not_me_report(*, token: str, request=None):
+    """"This wasn't me": end every session of the account, make the password unusable (the person
+    who signed in knows it) and mail a password-reset link. Returns the user."""
+    from accounts.services import password_forgot
+    from sessions_app.models import RevokeReason
+    from sessions_app.services import sessions_revoke_all
+
+    user = security_token_consume(raw=token, purpose=SecurityTokenPurpose.NOT_ME).user
+    revoked = sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
+    user.set_unusable_password()
+    user.save(update_fields=["password", "updated_at"])
+    audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, sessions_revoked=revoked)
+    password_forgot(email=user.email, request=request)
+    return user
+
+
+def refresh_anomaly_check(*, session, request) -> bool:
+    """Compare a refresh with what the session last looked like (call inside the refresh
+    transaction, before rotating). Records ``session.anomaly``; returns True when the policy
+    revoked the session. The session then remembers the new address and agent, so one move is one
+    event, and the sessions list shows where the device is now."""
+    if request is None:
+        return False
+    ua, ip = user_agent(request), client_ip(request)
+    old_family, new_family = user_agent_family(session.user_agent), user_agent_family(ua)
+    old_net, new_net = network_of(session.ip_address), network_of(ip)
+    changes = []
+    if old_family and new_family and old_family != new_family:
+        changes.append("user_agent_family")
+    if old_net and new_net and old_net != new_net:
+        changes.append("network")
+    if not changes:
+        return False
+    from sessions_app.models import DeviceSession
+    from sessions_app.services import session_revoke
+
+    revoke = app_settings.ANOMALY_ACTION == "revoke"
+    audit_record(event=EventType.SESSION_ANOMALY, request=request, actor=None, subject=session.user, session=session,
+                 success=False, changes=changes, old_agent_family=old_family, new_agent_family=new_family,
+                 old_network=old_net, new_network=new_net, action=app_settings.ANOMALY_ACTION)
+    if revoke:
+        session_revoke(session=session, reason=ANOMALY_REVOKE_REASON, request=request)
+        return True
+    DeviceSession.objects.filter(pk=session.pk).update(ip_address=ip, user_agent=ua)
+    session.ip_address, session.user_agent = ip, ua
+    return False

@@ -1,0 +1,164 @@
+"""Brute force: django-axes locks an (account, IP) pair after AXES_FAILURE_LIMIT failures.
+
+``login_authenticate`` is the one way a password login is checked (API and pages): it runs Django's
+``authenticate`` (axes' backend first), answers a locked pair with 429 ``account_locked`` and
+``Retry-After`` before any password is looked at (so the answer cannot tell a right password from a
+wrong one), audits the lock, mails the account an unlock link, and resets the pair on success.
+
+A device that signed in before presents the signed ``deviceToken`` it got at that login; axes then
+neither counts nor blocks its attempts (its whitelist callable), so strangers hammering an account
+from the same address cannot lock its owner's devices out. Rate limits still apply to it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from axes.handlers.proxy import AxesProxyHandler
+from axes.models import AccessAttempt
+from django.contrib.auth import authenticate
+from django.core import signing
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User, normalize_email
+from audit.models import EventType
+from audit.services import audit_record
+from config.api.errors import ApiError, json_error
+from config.request_meta import client_ip
+from notifications.services import outbox_enqueue
+from security.app_settings import app_settings
+from security.models import SecurityToken, SecurityTokenPurpose
+from security.services import security_token_consume, security_token_issue
+
+KNOWN_DEVICE_SALT = "security.known-device"
+LOCKED_MESSAGE = "Too many failed sign-in attempts. Try again later, or use the link we emailed to the account."
+
+
+class AccountLocked(ApiError):
+    status_code = 429
+    default_code = "account_locked"
+    default_detail = LOCKED_MESSAGE
+
+
+# --- django-axes hooks (settings.AXES_*_CALLABLE) ---------------------------------------------------
+
+def axes_client_ip(request):
+    """The same client IP as everywhere else (AUTH_TRUSTED_PROXY_COUNT), never a header the client picks."""
+    return client_ip(request)
+
+
+def axes_known_device(request, credentials) -> bool:
+    """axes' whitelist: set by login_authenticate after checking the request's deviceToken."""
+    return bool(getattr(request, "mca_known_device", False))
+
+
+def axes_lockout_response(request, original_response=None, credentials=None):
+    """What AxesMiddleware answers for a locked request: our envelope, never axes' CORS-open JSON."""
+    email = (credentials or {}).get("email") or ""
+    return json_error("account_locked", LOCKED_MESSAGE, 429,
+                      {"Retry-After": str(lockout_retry_after(email=email, ip=client_ip(request)))})
+
+
+# --- known devices ------------------------------------------------------------------------------
+
+def known_device_token_issue(user) -> str:
+    """A signed, timestamped value naming the account; returned at login as ``deviceToken``."""
+    return signing.dumps({"u": str(user.pk)}, salt=KNOWN_DEVICE_SALT, compress=True)
+
+
+def known_device_valid(*, token: str, email: str) -> bool:
+    if not token:
+        return False
+    try:
+        data = signing.loads(token, salt=KNOWN_DEVICE_SALT,
+                             max_age=app_settings.KNOWN_DEVICE_MAX_AGE.total_seconds())
+    except signing.BadSignature:
+        return False
+    user_id = User.objects.filter(email=normalize_email(email)).values_list("pk", flat=True).first()
+    return user_id is not None and str(user_id) == str(data.get("u"))
+
+
+# --- lockout state ------------------------------------------------------------------------------
+
+def lockout_retry_after(*, email: str, ip: str | None) -> int:
+    """Seconds until the (account, IP) pair is unlocked (at least 1)."""
+    last = (AccessAttempt.objects.filter(username=normalize_email(email or ""), ip_address=ip)
+            .order_by("-attempt_time").values_list("attempt_time", flat=True).first())
+    if last is None:
+        return 1
+    remaining = (last + app_settings.LOCKOUT_DURATION - timezone.now()).total_seconds()
+    return max(1, math.ceil(remaining))
+
+
+def lockout_reset(*, email: str, ip: str | None = None) -> int:
+    """Forget the failures of an account (from one IP, or from all). Returns the records removed."""
+    if ip is None:
+        return AxesProxyHandler.reset_attempts(username=normalize_email(email))
+    return AxesProxyHandler.reset_attempts(username=normalize_email(email), ip_address=ip)
+
+
+def _lockout_started(*, email: str, request) -> None:
+    """The failure that locked the pair: audit it and mail the account an unlock link (at most one
+    live link per lockout period, so an attacker cannot flood the inbox)."""
+    user = User.objects.filter(email=email, is_active=True).first()
+    with transaction.atomic():
+        audit_record(event=EventType.ACCOUNT_LOCKED, request=request, subject=user, success=False,
+                     email=email[:254], failures=app_settings.LOCKOUT_FAILURES,
+                     seconds=int(app_settings.LOCKOUT_DURATION.total_seconds()))
+        if user is None:
+            return
+        recent = SecurityToken.objects.filter(user=user, purpose=SecurityTokenPurpose.UNLOCK, used_at__isnull=True,
+                                              created_at__gt=timezone.now() - app_settings.LOCKOUT_DURATION)
+        if recent.exists():
+            return
+        raw = security_token_issue(user=user, purpose=SecurityTokenPurpose.UNLOCK, ttl=app_settings.UNLOCK_TTL)
+        outbox_enqueue(kind="account_locked", recipient=user.email, subject="Sign-in to your account was locked",
+                       template="account_locked",
+                       context={"user": user, "ip": client_ip(request) or "unknown", "time": timezone.now(),
+                                "minutes": int(app_settings.LOCKOUT_DURATION.total_seconds() // 60),
+                                "link": f"{app_settings.PUBLIC_URL}/account/unlock?token={raw}",
+                                "reset_link": f"{app_settings.PUBLIC_URL}/forgot-password"})
+
+
+def login_authenticate(*, request, email: str, password: str, device_token: str = ""):
+    """Check a password login through django-axes. Returns the user or None (wrong credentials);
+    raises AccountLocked (429, Retry-After) when the (account, IP) pair is locked."""
+    email = normalize_email(email)
+    http_request = getattr(request, "_request", request)
+    http_request.mca_known_device = known_device_valid(token=device_token, email=email)
+    user = authenticate(http_request, email=email, password=password)
+    if user is None and getattr(http_request, "axes_locked_out", False):
+        if hasattr(http_request, "axes_failures_since_start"):  # this failure locked the pair
+            _lockout_started(email=email, request=request)
+        else:
+            subject = User.objects.filter(email=email).first()
+            audit_record(event=EventType.LOGIN_FAILED, request=request, subject=subject, success=False,
+                         reason="account_locked", email=email[:254])
+        raise AccountLocked(headers={"Retry-After": str(lockout_retry_after(email=email, ip=client_ip(request)))})
+    if user is not None and not http_request.mca_known_device:
+        # Reset on success; a known device's success leaves a stranger's count on this address alone.
+        lockout_reset(email=email, ip=client_ip(request))
+    return user
+
+
+@transaction.atomic
+def lockout_unlock(*, token: str, request=None) -> str:
+    """Follow the mailed unlock link: lift the lock for the address the link is opened from and
+    return a deviceToken, so the device that follows the link is trusted from now on. Locks that
+    strangers earned from other addresses stay."""
+    record = security_token_consume(raw=token, purpose=SecurityTokenPurpose.UNLOCK)
+    user = record.user
+    ip = client_ip(request)
+    removed = lockout_reset(email=user.email, ip=ip)
+    audit_record(event=EventType.ACCOUNT_UNLOCKED, request=request, actor=user, via="email_link", records=removed)
+    return known_device_token_issue(user)
+
+
+def lockout_unlock_by_staff(*, attempt: AccessAttempt, staff, request=None) -> None:
+    """Staff lifting a lock in the admin (security/admin.py)."""
+    subject = User.objects.filter(email=attempt.username).first()
+    with transaction.atomic():
+        audit_record(event=EventType.ACCOUNT_UNLOCKED, request=request, actor=staff, subject=subject or staff,
+                     via="admin", email=(attempt.username or "")[:254], locked_ip=attempt.ip_address)
+        attempt.delete()

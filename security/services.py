@@ -1,0 +1,92 @@
+"""Shared pieces of the defenses: single-use link tokens, admin actions into the audit trail,
+audit retention, a user's own security activity."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import hash_token
+from audit.chain import chain_lock
+from audit.models import AuditEvent, EventType
+from audit.services import audit_record
+from config.api.errors import ApiError
+from security.app_settings import app_settings
+from security.models import SecurityToken
+
+
+class InvalidSecurityLink(ApiError):
+    status_code = 400
+    default_code = "invalid_token"
+    default_detail = "This link is invalid or has already been used."
+
+
+class ExpiredSecurityLink(ApiError):
+    status_code = 400
+    default_code = "token_expired"
+    default_detail = "This link has expired."
+
+
+def security_token_issue(*, user, purpose: str, ttl, **context) -> str:
+    """A new single-use token (call inside the caller's transaction); only the hash is stored."""
+    now = timezone.now()
+    raw = secrets.token_urlsafe(32)
+    SecurityToken.objects.create(user=user, purpose=purpose, token_hash=hash_token(raw), created_at=now,
+                                 expires_at=now + ttl, context=context)
+    return raw
+
+
+def security_token_consume(*, raw: str, purpose: str) -> SecurityToken:
+    """Spend a token exactly once (conditional UPDATE: two racing requests cannot both win)."""
+    now = timezone.now()
+    token = SecurityToken.objects.select_related("user").filter(token_hash=hash_token(raw or ""),
+                                                                purpose=purpose).first()
+    if token is None or token.used_at is not None:
+        raise InvalidSecurityLink()
+    if token.expires_at <= now:
+        raise ExpiredSecurityLink()
+    if not SecurityToken.objects.filter(pk=token.pk, used_at__isnull=True).update(used_at=now):
+        raise InvalidSecurityLink()
+    token.used_at = now
+    return token
+
+
+def admin_action_record(entry) -> None:
+    """One audit row per Django admin add/change/delete (a LogEntry), e.g. on users and sessions."""
+    from django.contrib.auth import get_user_model
+
+    model = entry.content_type.model_class() if entry.content_type_id else None
+    subject = None
+    if model is get_user_model() and entry.object_id:
+        subject = model.objects.filter(pk=entry.object_id).first()
+    action = {1: "add", 2: "change", 3: "delete"}.get(entry.action_flag, str(entry.action_flag))
+    audit_record(event=EventType.ADMIN_ACTION, actor=entry.user, subject=subject or entry.user,
+                 action=action, object_model=model._meta.label if model else "",
+                 object_id=entry.object_id or "", object_repr=entry.object_repr[:200],
+                 change=entry.get_change_message()[:500])
+
+
+def audit_retention_enforce(*, now: datetime | None = None) -> int:
+    """Delete audit rows older than AUDIT_RETENTION, oldest first, and append a checkpoint row that
+    names the hash of the last deleted row, so ``audit_verify`` still proves the rest of the chain."""
+    cutoff = (now or timezone.now()) - app_settings.AUDIT_RETENTION
+    with transaction.atomic():
+        chain_lock()
+        last_old = AuditEvent.objects.filter(created_at__lt=cutoff).order_by("-id").values("id", "row_hash").first()
+        if last_old is None:
+            return 0
+        # A prefix by id: the chain stays contiguous even if a clock ever went backwards.
+        deleted = AuditEvent.objects.filter(id__lte=last_old["id"]).delete()[0]
+        audit_record(event=EventType.AUDIT_PRUNED, deleted=deleted, last_deleted_id=last_old["id"],
+                     last_deleted_hash=last_old["row_hash"], cutoff=cutoff.isoformat())
+    return deleted
+
+
+def security_events_for(user):
+    """The rows a user may see about themselves: where they are the subject or the actor, newest first."""
+    from django.db.models import Q
+
+    return AuditEvent.objects.filter(Q(subject_id=user.pk) | Q(actor_id=user.pk)).order_by("-created_at", "-id")

@@ -1,0 +1,85 @@
+"""Rate limits with their production values (the suite raises them; real_rate_limits restores them)."""
+
+import pytest
+
+from audit.models import AuditEvent, EventType
+from tests.factories import PASSWORD, UserFactory
+
+from .conftest import post_login
+
+pytestmark = pytest.mark.usefixtures("real_rate_limits")
+
+
+def limited(response):
+    return response.status_code == 429 and response.json()["error"]["code"] == "rate_limited"
+
+
+def test_login_5_per_minute_per_ip_then_429_with_retry_after(api, user, password):
+    for _ in range(5):
+        assert post_login(api, user.email, password).status_code == 200
+    response = post_login(api, user.email, password)
+    assert limited(response) and 1 <= int(response["Retry-After"]) <= 60
+    assert post_login(api, user.email, password, ip="198.51.100.9").status_code == 200  # other clients go on
+    rows = AuditEvent.objects.filter(event=EventType.RATE_LIMITED)
+    assert limited(post_login(api, user.email, password))
+    assert rows.count() == 1 and rows.get().context["scope"] == "login"  # once per window, not per request
+
+
+def test_register_10_per_hour(api):
+    codes = [api.post("/api/v1/auth/register", {"email": f"r{i}@example.com", "password": PASSWORD},
+                      format="json").status_code for i in range(11)]
+    assert codes == [202] * 10 + [429]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/forgot-password", "/api/v1/auth/resend-verification"])
+def test_mail_sending_endpoints_3_per_5_minutes_per_ip_and_per_email(api, path):
+    codes = [api.post(path, {"email": f"m{i}@example.com"}, format="json").status_code for i in range(4)]
+    assert codes == [202, 202, 202, 429]
+    # One address asked for from many clients is limited too (no mail bombing).
+    codes = [api.post(path, {"email": "victim@example.com"}, format="json", REMOTE_ADDR=f"198.51.100.{i}").status_code
+             for i in range(4)]
+    assert codes == [202, 202, 202, 429]
+    response = api.post(path, {"email": "victim@example.com"}, format="json", REMOTE_ADDR="198.51.100.77")
+    assert limited(response) and 1 <= int(response["Retry-After"]) <= 300
+
+
+def test_100_per_minute_per_client_for_the_rest_of_the_api(settings, authed):
+    settings.SECURITY = {**settings.SECURITY, "RATE_LIMITS": {"api": "5/m"}}  # the same code path, fewer requests
+    codes = [authed.get("/api/v1/auth/me").status_code for _ in range(6)]
+    assert codes == [200] * 5 + [429]
+    from security.app_settings import DEFAULT_RATE_LIMITS
+
+    assert DEFAULT_RATE_LIMITS["api"] == "100/m"
+
+
+def test_the_client_cannot_pick_its_ip_with_a_header(settings, api, user, password):
+    for i in range(5):
+        post_login(api, user.email, password, meta={"HTTP_X_FORWARDED_FOR": f"10.0.0.{i}"})
+    assert limited(post_login(api, user.email, password, meta={"HTTP_X_FORWARDED_FOR": "10.9.9.9"}))
+    # Behind one trusted proxy the address it saw counts (and each client has its own budget).
+    settings.AUTH_TRUSTED_PROXY_COUNT = 1
+    response = post_login(api, user.email, password, meta={"HTTP_X_FORWARDED_FOR": "10.9.9.9"})
+    assert response.status_code == 200, response.content
+
+
+def test_limits_are_configurable(settings, api):
+    settings.SECURITY = {**settings.SECURITY, "RATE_LIMITS": {"forgot_password": "1/h"}}
+    codes = [api.post("/api/v1/auth/forgot-password", {"email": "a@example.com"}, format="json").status_code
+             for _ in range(2)]
+    assert codes == [202, 429]
+    settings.SECURITY = {**settings.SECURITY, "RATE_LIMIT_ENABLED": False}
+    assert api.post("/api/v1/auth/forgot-password", {"email": "a@example.com"}, format="json").status_code == 202
+
+
+def test_redis_down_login_still_works_and_lockout_still_holds(settings, api, password):
+    """Faults: the cache points at a closed port (the service is down). Rate limits fail open (a
+    warning is logged), lockouts keep working (django-axes keeps them in the database), never a 500."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0",
+                                   "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+    user = UserFactory()
+    for _ in range(7):
+        assert post_login(api, user.email, password).status_code == 200
+    codes = [post_login(api, user.email, "Wrong-Password-123456").status_code for _ in range(5)]
+    assert codes == [401] * 4 + [429]
+    assert post_login(api, user.email, password).json()["error"]["code"] == "account_locked"
