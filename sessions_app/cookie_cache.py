@@ -7,9 +7,9 @@ and it names the hash of the session cookie it belongs to, so it never outlives 
 session cookie. A stale or undecryptable snapshot only means one trip to the database and a new
 snapshot, never a sign-out.
 
-Revocation: with a shared cache (``REDIS_URL``), revoking a session writes ``revoked:sid:<sid>`` and
-revoking all of a user's sessions writes ``revoked:user-before:<uid>`` (a timestamp) after commit; a
-cache hit looks both up in one ``get_many``. Without Redis a revoked session's snapshot keeps
+Revocation: with Redis (``REDIS_URL``), revoking a session writes ``mca:revoked:sid:<sid>`` and
+revoking all of a user's sessions writes ``mca:revoked:user-before:<uid>`` (a timestamp) after commit;
+a cache hit looks both up in one ``MGET``. Without Redis a revoked session's snapshot keeps
 answering until it goes stale: at most the cache TTL.
 """
 
@@ -20,6 +20,7 @@ import json
 import logging
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 from joserfc import jwe
 from joserfc.errors import JoseError
@@ -76,29 +77,56 @@ def snapshot_decode(token: str, *, key_hash: str, now: float | None = None) -> d
 
 
 def _sid_key(sid) -> str:
-    return f"revoked:sid:{sid}"
+    return f"mca:revoked:sid:{sid}"
 
 
 def _user_key(uid) -> str:
-    return f"revoked:user-before:{uid}"
+    return f"mca:revoked:user-before:{uid}"
+
+
+_redis_client: tuple[str, object] | None = None
+
+
+def _redis():
+    """One client (and connection pool) per process for the revocation marks. Django's cache API
+    builds a new client object on every call, which costs more than the lookup itself on the hot path."""
+    global _redis_client
+    url = settings.REDIS_URL
+    if _redis_client is None or _redis_client[0] != url:
+        import redis
+
+        _redis_client = (url, redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1))
+    return _redis_client[1]
+
+
+def _marks_get(keys: list[str]) -> list:
+    if settings.REDIS_URL:
+        return _redis().mget(keys)
+    found = cache.get_many(keys)  # the embedded default: this process only
+    return [found.get(key) for key in keys]
+
+
+def _mark_set(key: str, value, ttl: int) -> None:
+    if settings.REDIS_URL:
+        _redis().set(key, str(value), ex=ttl)
+    else:
+        cache.set(key, str(value), timeout=ttl)
 
 
 def revoked_since(payload: dict) -> bool:
-    """One shared-cache round trip: was the snapshot's session, or every session of its user, revoked
-    after the snapshot was issued? Off (False) without REVOCATION_CHECK; a cache error counts as
-    revoked so the caller checks the database instead."""
+    """One shared-cache round trip (MGET): was the snapshot's session, or every session of its user,
+    revoked after the snapshot was issued? Off (False) without REVOCATION_CHECK; a cache error counts
+    as revoked so the caller checks the database instead."""
     if not app_settings.REVOCATION_CHECK:
         return False
-    sid, uid = payload["session"]["id"], payload["user"]["id"]
     try:
-        found = cache.get_many([_sid_key(sid), _user_key(uid)])
+        by_sid, before = _marks_get([_sid_key(payload["session"]["id"]), _user_key(payload["user"]["id"])])
     except Exception:  # noqa: BLE001 - Redis down: the database decides
         logger.warning("revocation lookup failed; falling back to the database", exc_info=True)
         return True
-    if found.get(_sid_key(sid)):
+    if by_sid is not None:
         return True
-    before = found.get(_user_key(uid))
-    return before is not None and payload["iat"] <= before
+    return before is not None and payload["iat"] <= float(before)
 
 
 def _ttl() -> int:
@@ -108,13 +136,13 @@ def _ttl() -> int:
 
 def revocation_mark_session(sid) -> None:
     try:
-        cache.set(_sid_key(sid), 1, timeout=_ttl())
+        _mark_set(_sid_key(sid), 1, _ttl())
     except Exception:  # noqa: BLE001 - the row is revoked; only the fast path may lag (by the TTL)
         logger.warning("could not publish the revocation of session %s", sid, exc_info=True)
 
 
 def revocation_mark_user(uid, *, at: float | None = None) -> None:
     try:
-        cache.set(_user_key(uid), time.time() if at is None else at, timeout=_ttl())
+        _mark_set(_user_key(uid), repr(time.time() if at is None else at), _ttl())
     except Exception:  # noqa: BLE001
         logger.warning("could not publish the revocation of the sessions of %s", uid, exc_info=True)

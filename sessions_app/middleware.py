@@ -15,7 +15,7 @@ from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpResponse
-from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
+from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import http_date
 from rest_framework.renderers import JSONRenderer
@@ -28,10 +28,11 @@ ACCOUNTS_COOKIE_MAX_AGE = 90 * 24 * 3600
 
 
 def session_response_headers(response):
-    """Headers of ``GET /api/v1/auth/session`` on every path (fast path, DRF view)."""
-    add_never_cache_headers(response)
-    patch_cache_control(response, no_store=True, private=True)
-    patch_vary_headers(response, ("Cookie", "Authorization"))
+    """Headers of ``GET /api/v1/auth/session`` on every path (fast path, DRF view): never stored by a
+    cache (what add_never_cache_headers + no-store/private give, as constants on the hot path)."""
+    response["Expires"] = http_date(time.time())
+    response["Cache-Control"] = "max-age=0, no-cache, no-store, must-revalidate, private"
+    response["Vary"] = "Cookie, Authorization"
     return response
 
 
