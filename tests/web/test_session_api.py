@@ -58,6 +58,13 @@ def test_cache_hit_makes_zero_queries_and_the_same_json(signed_in, django_assert
     assert app_settings.CACHE_COOKIE not in hit.cookies  # nothing re-issued on a hit
 
 
+def test_cache_hit_sends_the_same_headers_as_the_view(signed_in):
+    db = _fresh_cache(signed_in)
+    hit = signed_in.get("/api/v1/auth/session")
+    for header in ["Content-Type", "Cache-Control", "Vary", "X-Frame-Options", "Allow"]:
+        assert hit[header] == db[header], header
+
+
 def test_account_page_only_needing_the_user_makes_zero_queries(signed_in, user, django_assert_num_queries):
     _fresh_cache(signed_in)
     with django_assert_num_queries(0):
