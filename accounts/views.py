@@ -27,7 +27,7 @@ from security.lockout import known_device_token_issue
 from security.ratelimit import rate_limit
 from security.serializers import LoginOutput
 from security.stepup import RecentAuthentication, recent_authentication_for
-from sessions_app.serializers import TokenPairOutput, token_pair_data
+from sessions_app.serializers import token_pair_data
 
 ACCEPTED = "If the address can be used, we have sent an email with the next step."
 

@@ -75,7 +75,10 @@ def audit_retention_enforce(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - app_settings.AUDIT_RETENTION
     with transaction.atomic():
         chain_lock()
-        last_old = AuditEvent.objects.filter(created_at__lt=cutoff).order_by("-id").values("id", "row_hash").first()
+        newest = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+        # The newest row always stays: the checkpoint appended below links to it.
+        last_old = (AuditEvent.objects.filter(created_at__lt=cutoff, id__lt=newest or 0).order_by("-id")
+                    .values("id", "row_hash").first())
         if last_old is None:
             return 0
         # A prefix by id: the chain stays contiguous even if a clock ever went backwards.
@@ -83,6 +86,13 @@ def audit_retention_enforce(*, now: datetime | None = None) -> int:
         audit_record(event=EventType.AUDIT_PRUNED, deleted=deleted, last_deleted_id=last_old["id"],
                      last_deleted_hash=last_old["row_hash"], cutoff=cutoff.isoformat())
     return deleted
+
+
+def security_tokens_cleanup(*, now: datetime | None = None) -> int:
+    """Delete unlock / not-me tokens that stopped working more than a day ago."""
+    cutoff = (now or timezone.now()) - timezone.timedelta(days=1)
+    return SecurityToken.objects.filter(expires_at__lt=cutoff).delete()[0] + \
+        SecurityToken.objects.filter(used_at__lt=cutoff).delete()[0]
 
 
 def security_events_for(user):
