@@ -20,8 +20,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    # Module scope: Playwright's sync API keeps an event loop running in this thread while it is
+    # open, and later asyncio tests (tests/mana_auth) need the thread without one.
     if not Path(CHROMIUM).exists():
         pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install -y chromium); .ci/run installs it")
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extras)")
