@@ -20,6 +20,7 @@ from audit.models import EventType
 from audit.services import audit_record
 from config.api.errors import ApiError
 from notifications.services import outbox_enqueue
+from orgs.services import pending_organization_store, pending_organizations_create
 from security.devices import login_seen_check
 from security.lockout import login_authenticate
 from sessions_app.models import DeviceSession, RevokeReason
@@ -130,6 +131,16 @@ def user_register(*, email: str, password: str, name: str, request=None) -> User
     return candidate
 
 
+@transaction.atomic
+def user_register_b2b(*, email: str, password: str, name: str, organization_name: str, request=None) -> User | None:
+    """``register`` for a business: the same answer and mail, and the organization to create with the
+    user as owner once the email address is verified. Nothing is stored for a taken email."""
+    user = user_register(email=email, password=password, name=name, request=request)
+    if user is not None:
+        pending_organization_store(user=user, name=organization_name)
+    return user
+
+
 def email_verify(*, token: str, request=None) -> User:
     try:
         with transaction.atomic():
@@ -138,6 +149,7 @@ def email_verify(*, token: str, request=None) -> User:
                 user.email_verified_at = timezone.now()
                 user.save(update_fields=["email_verified_at", "updated_at"])
             audit_record(event=EventType.EMAIL_VERIFIED, request=request, actor=user)
+            pending_organizations_create(user=user, request=request)  # register-b2b
             return user
     except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
         audit_record(event=EventType.EMAIL_VERIFICATION_FAILED, request=request, success=False, reason=exc.code)
@@ -241,6 +253,7 @@ def password_reset(*, token: str, password: str, request=None) -> User:
                                         used_at__isnull=True).update(used_at=timezone.now())
             sessions_revoke_all(user=user, reason=RevokeReason.PASSWORD_RESET, request=request, actor=user)
             audit_record(event=EventType.PASSWORD_RESET_COMPLETED, request=request, actor=user)
+            pending_organizations_create(user=user, request=request)  # a reset verifies the email too
             _mail_password_changed(user)
             return user
     except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after

@@ -137,6 +137,7 @@ CELERY_BEAT_SCHEDULE = {
     "sessions-cleanup": {"task": "sessions_app.tasks.sessions_cleanup", "schedule": timedelta(hours=1)},
     "tokens-cleanup": {"task": "accounts.tasks.account_tokens_cleanup", "schedule": timedelta(hours=1)},
     "signing-keys-rotate": {"task": "identity.tasks.signing_keys_rotate_if_due", "schedule": timedelta(hours=1)},
+    "invitations-cleanup": {"task": "orgs.tasks.invitations_cleanup", "schedule": timedelta(hours=1)},
     "audit-retention": {"task": "security.tasks.audit_retention_enforce", "schedule": timedelta(hours=24)},
 }
 
@@ -283,6 +284,8 @@ SPECTACULAR_SETTINGS = {
     # PATCH bodies are validated like the others (PATCH me requires `name`): no "Patched" variant
     # with every field optional.
     "COMPONENT_SPLIT_PATCH": False,
+    # Two choice sets are called "role": the user's (accounts) and the organization role (orgs).
+    "ENUM_NAME_OVERRIDES": {"OrgRoleEnum": "orgs.models.OrgRole"},
 }
 
 LOGGING = {

@@ -4,6 +4,7 @@ from django.urls import include, path
 from accounts import views as accounts
 from config.api.views import SchemaApi
 from identity.views import JwksApi
+from orgs import views as orgs
 from service_accounts import views as service_accounts
 from sessions_app import browser_api
 from security import views as security
@@ -13,6 +14,7 @@ auth = "api/v1/auth/"
 
 urlpatterns = [
     path(f"{auth}register", accounts.RegisterApi.as_view(), name="auth-register"),
+    path(f"{auth}register-b2b", orgs.RegisterB2BApi.as_view(), name="auth-register-b2b"),
     path(f"{auth}verify-email", accounts.VerifyEmailApi.as_view(), name="auth-verify-email"),
     path(f"{auth}resend-verification", accounts.ResendVerificationApi.as_view(), name="auth-resend-verification"),
     path(f"{auth}login", accounts.LoginApi.as_view(), name="auth-login"),
@@ -31,10 +33,13 @@ urlpatterns = [
     path(f"{auth}sessions/<uuid:session_id>", sessions.SessionRevokeApi.as_view(), name="auth-session-revoke"),
     path(f"{auth}session", browser_api.session_view, name="auth-session"),
     path(f"{auth}token", browser_api.token_view, name="auth-token"),
+    path(f"{auth}switch-organization", orgs.SwitchOrganizationApi.as_view(), name="auth-switch-organization"),
     path(f"{auth}jwks", JwksApi.as_view(), name="auth-jwks"),
     path(f"{auth}service-token", service_accounts.ServiceTokenApi.as_view(), name="auth-service-token"),
     path(f"{auth}introspect", service_accounts.IntrospectApi.as_view(), name="auth-introspect"),
     path(".well-known/jwks.json", JwksApi.as_view(), name="well-known-jwks"),
+    path("api/v1/orgs", orgs.OrganizationsNoSlashApi.as_view()),
+    path("api/v1/orgs/", include("orgs.urls")),
     path("api/v1/schema/", SchemaApi.as_view(), name="api-schema"),
     path("", include("web.urls")),  # browser pages; also /admin/login/ and /admin/logout/ (before the admin)
     path("admin/", admin.site.urls),

@@ -52,9 +52,11 @@ class BearerTokenAuthentication(BaseAuthentication):
             return self._authenticate_service(request, claims)
 
         from sessions_app.models import DeviceSession
+        from sessions_app.services import session_policy_expire, session_policy_violation
         from sessions_app.services import session_idle_revoke, session_touch
 
-        session = DeviceSession.objects.select_related("user").filter(pk=_uuid_or_none(claims["sid"])).first()
+        session = DeviceSession.objects.select_related("user", "active_organization").filter(
+            pk=_uuid_or_none(claims["sid"])).first()
         if session is None or not session.is_alive() or str(session.user_id) != claims["sub"]:
             raise InvalidToken("The session of this token has ended. Sign in again.", code="session_revoked",
                                headers=CHALLENGE)
@@ -63,6 +65,11 @@ class BearerTokenAuthentication(BaseAuthentication):
         if session_idle_revoke(session, request=request):
             raise InvalidToken("This session was signed out after a period of inactivity.",
                                code="session_revoked", headers=CHALLENGE)
+        limit = session_policy_violation(session)  # the active organization's session policy
+        if limit is not None:
+            session_policy_expire(session, limit, request=request)
+            raise InvalidToken("This session has expired under your organization's session policy. Sign in again.",
+                               code="session_expired", headers=CHALLENGE)
         session_touch(session)
         return session.user, AccessContext(claims=claims, session=session)
 

@@ -15,6 +15,7 @@ class RevokeReason(models.TextChoices):
     PASSWORD_CHANGED = "password_changed"
     DEVICE_REPLACED = "device_replaced"
     ADMIN = "admin"
+    ORGANIZATION_POLICY = "organization_policy"
     IDLE_TIMEOUT = "idle_timeout"
 
 
@@ -52,6 +53,10 @@ class DeviceSession(models.Model):
     # and the data Django keeps in ``request.session`` (JSON).
     browser_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
     browser_data = models.TextField(blank=True, default="")
+    # The organization chosen with switch-organization: its id and the caller's role go into every
+    # access token of this session, and its session policy applies while it is active.
+    active_organization = models.ForeignKey("orgs.Organization", null=True, blank=True, on_delete=models.SET_NULL,
+                                            related_name="+")
 
     objects = DeviceSessionQuerySet.as_manager()
 

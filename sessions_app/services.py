@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -13,10 +13,11 @@ from django.utils import timezone
 from accounts.models import hash_token
 from audit.models import EventType
 from audit.services import audit_record
-from config.api.errors import ApiError
+from config.api.errors import ApiError, NotFound
 from config.request_meta import client_ip, user_agent
 from identity.crypto import DecryptionError, decrypt, derive_key, encrypt
 from identity.services.tokens import access_token_issue
+from orgs.models import Membership
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
@@ -64,13 +65,18 @@ def _slid_expiry(session: DeviceSession, now: datetime) -> datetime | None:
     return new_expiry if new_expiry > session.expires_at else None
 
 
-def _issue_access(session: DeviceSession):
-    return access_token_issue(user=session.user, session_id=session.pk)
+def _issue_access(session: DeviceSession, membership: Membership | None = None):
+    """An access token for ``session``; with the membership of its active organization it carries
+    ``org`` and ``orgRole``."""
+    if membership is None:
+        return access_token_issue(user=session.user, session_id=session.pk)
+    return access_token_issue(user=session.user, session_id=session.pk, org_id=membership.organization_id,
+                              org_role=membership.role)
 
 
 def session_access_token_issue(session: DeviceSession):
     """An access token for a live session without a refresh (the browser's ``GET token``)."""
-    return _issue_access(session)
+    return _issue_access(session, _active_membership(session))
 
 
 @transaction.atomic
@@ -83,6 +89,7 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
         for old in DeviceSession.objects.alive(now).filter(user=user, device_id=device_id).select_for_update():
             session_revoke(session=old, reason=RevokeReason.DEVICE_REPLACED, request=request, actor=user)
     raw_refresh = _new_refresh_token()
+    membership = _last_active_membership(user)  # the organization used last is active again
     session = DeviceSession.objects.create(
         user=user,
         device_id=device_id,
@@ -96,8 +103,9 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
         absolute_expires_at=now + app_settings.ABSOLUTE_LIFETIME,
         reauthenticated_at=now,
         refresh_token_hash=hash_token(raw_refresh),
+        active_organization=getattr(membership, "organization", None),
     )
-    access = _issue_access(session)
+    access = _issue_access(session, membership)
     return TokenPair(access_token=access.token, refresh_token=raw_refresh, expires_in=access.expires_in,
                      session=session)
 
@@ -120,7 +128,8 @@ def session_refresh(*, raw_token: str, request=None) -> TokenPair:
     token_hash = hash_token(raw_token)
     error: RefreshError | None = None
     with transaction.atomic():
-        session = DeviceSession.objects.select_related("user").filter(refresh_token_hash=token_hash).first()
+        session = DeviceSession.objects.select_related("user", "active_organization").filter(
+            refresh_token_hash=token_hash).first()
         if session is not None:
             pair, error = _rotate(session, raw_token, token_hash, request)
             if pair is not None:
@@ -146,15 +155,21 @@ def _rotate(session: DeviceSession, raw_token: str, token_hash: str, request):
     if session_idle_revoke(session, request=request, now=now):
         return None, _refresh_failed("session_revoked", "This session was signed out after a period of "
                                      "inactivity.", request=request, session=session, reason="idle_timeout")
+    policy = session_policy_violation(session, now)
+    if policy is not None:
+        session_policy_expire(session, policy, request=request)
+        return None, _refresh_failed("session_expired", "This session has expired under your organization's "
+                                     "session policy. Sign in again.", request=request, session=session, reason=policy)
     from security.devices import refresh_anomaly_check  # late: security imports this module
 
     if refresh_anomaly_check(session=session, request=request):  # agent family or network changed
         return None, _refresh_failed("session_revoked", "This session was signed out because it was used from "
                                      "an unexpected device or network. Sign in again.", request=request,
                                      session=session, reason="anomaly")
+    membership = _active_membership(session)  # a membership that ended takes the organization with it
     new_raw = _new_refresh_token()
     new_hash = hash_token(new_raw)
-    access = _issue_access(session)
+    access = _issue_access(session, membership)
     pair = TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in, session=session)
     changes = {"refresh_token_hash": new_hash, "refresh_rotated_at": now, "last_activity_at": now}
     new_expiry = _slid_expiry(session, now)
@@ -212,8 +227,9 @@ def _spent_token(raw_token: str, token_hash: str, request):
 
 
 @transaction.atomic
-def session_revoke(*, session: DeviceSession, reason: str, request=None, actor=None) -> bool:
-    """Revoke one session (idempotent). Returns False when it was already revoked."""
+def session_revoke(*, session: DeviceSession, reason: str, request=None, actor=None, **context) -> bool:
+    """Revoke one session (idempotent). Returns False when it was already revoked. ``context`` goes
+    into the audit row."""
     now = timezone.now()
     changed = DeviceSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(
         revoked_at=now, revoked_reason=reason
@@ -221,7 +237,7 @@ def session_revoke(*, session: DeviceSession, reason: str, request=None, actor=N
     if changed:
         session.revoked_at, session.revoked_reason = now, reason
         audit_record(event=EventType.SESSION_REVOKED, request=request, actor=actor, subject=session.user,
-                     session=session, reason=reason)
+                     session=session, reason=reason, **context)
         # Browser cookie caches of this session stop answering on their next request (with Redis).
         sid = session.pk
         transaction.on_commit(lambda: cookie_cache.revocation_mark_session(sid))
@@ -302,3 +318,96 @@ def sessions_cleanup(*, now: datetime | None = None) -> int:
         # No signals on these models, so Django deletes the spent tokens and sessions in two
         # set-based statements without loading rows.
         deleted += DeviceSession.objects.filter(pk__in=ids).delete()[1].get(DeviceSession._meta.label, 0)
+
+
+# --- the active organization (orgs) -------------------------------------------------------------------
+
+def _last_active_membership(user) -> Membership | None:
+    """The membership the user switched to most recently (the default at the next login), if any."""
+    return (Membership.objects.select_related("organization").filter(user=user, last_active_at__isnull=False)
+            .order_by("-last_active_at").first())
+
+
+def _active_membership(session: DeviceSession) -> Membership | None:
+    """The membership behind the session's active organization. If it has ended, the session drops
+    the organization here, so the token being issued carries no ``org``."""
+    if session.active_organization_id is None:
+        return None
+    membership = Membership.objects.filter(user_id=session.user_id,
+                                           organization_id=session.active_organization_id).first()
+    if membership is None:
+        DeviceSession.objects.filter(pk=session.pk).update(active_organization=None)
+        session.active_organization = None
+    return membership
+
+
+def session_policy_violation(session: DeviceSession, now: datetime | None = None) -> str | None:
+    """Which limit of the active organization's session policy ``session`` has passed, or None:
+    ``organization_max_lifetime`` (older than allowed, from its login) or ``organization_idle_timeout``
+    (idle longer than allowed, judged from ``last_activity_at``). Costs no query: the organization
+    comes with the session (``select_related``)."""
+    organization = session.active_organization if session.active_organization_id else None
+    if organization is None:
+        return None
+    now = now or timezone.now()
+    lifetime, idle = organization.max_session_lifetime_seconds, organization.idle_timeout_seconds
+    if lifetime is not None and now - session.created_at > timedelta(seconds=lifetime):
+        return "organization_max_lifetime"
+    if idle is not None and now - session.last_activity_at > timedelta(seconds=idle):
+        return "organization_idle_timeout"
+    return None
+
+
+def session_policy_expire(session: DeviceSession, limit: str, *, request=None) -> bool:
+    """End a session that passed its organization's policy (revoked, with the limit recorded)."""
+    return session_revoke(session=session, reason=RevokeReason.ORGANIZATION_POLICY, request=request,
+                          organization=session.active_organization_id, limit=limit)
+
+
+class OrganizationPolicyRefused(ApiError):
+    status_code = 403
+    default_code = "organization_session_policy"
+    default_detail = ("This organization allows only sessions that signed in more recently. "
+                      "Sign in again, then switch to it.")
+
+
+@transaction.atomic
+def session_switch_organization(*, session: DeviceSession | None, organization_id, request=None) -> TokenPair:
+    """Make an organization the caller is a member of active on ``session`` (None: leave it). The
+    refresh token rotates (the old one counts as spent) and the new access token carries ``org`` and
+    ``orgRole``; the choice survives refreshes and is the default at the next login."""
+    if session is None:
+        raise ApiError("Switching organizations needs a device session (Bearer token).",
+                       code="not_authenticated", status_code=401)
+    now = timezone.now()
+    session = DeviceSession.objects.select_for_update().select_related("user").get(pk=session.pk)
+    if not session.is_alive(now):
+        raise ApiError("This session has ended. Sign in again.", code="session_revoked", status_code=401)
+    previous = session.active_organization_id
+    membership = None
+    if organization_id is not None:
+        membership = Membership.objects.select_related("organization").filter(
+            user_id=session.user_id, organization_id=organization_id).first()
+        if membership is None:
+            raise NotFound("No such organization.")
+    session.active_organization = getattr(membership, "organization", None)
+    session.last_activity_at = now
+    policy = session_policy_violation(session, now)
+    if policy is not None:
+        raise OrganizationPolicyRefused()
+    if membership is not None:
+        Membership.objects.filter(pk=membership.pk).update(last_active_at=now)
+        membership.last_active_at = now
+    old_hash, new_raw = session.refresh_token_hash, _new_refresh_token()
+    new_hash = hash_token(new_raw)
+    DeviceSession.objects.filter(pk=session.pk).update(
+        active_organization=session.active_organization, refresh_token_hash=new_hash, refresh_rotated_at=now,
+        last_activity_at=now)
+    session.refresh_token_hash, session.refresh_rotated_at = new_hash, now
+    if old_hash:  # presenting the previous refresh token again is reuse, as after a refresh
+        SpentRefreshToken.objects.create(token_hash=old_hash, session=session, spent_at=now, successor_hash=new_hash)
+    access = _issue_access(session, membership)
+    audit_record(event=EventType.ORGANIZATION_SWITCHED, request=request, actor=session.user, session=session,
+                 organization=organization_id, previous_organization=previous)
+    return TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in,
+                     session=session)

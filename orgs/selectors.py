@@ -1,0 +1,32 @@
+"""Reads for the organization API. Every read goes through the caller's membership, so an
+organization the caller is not in is simply not found."""
+
+from config.api.errors import NotFound
+from orgs.models import ROLE_RANK, Invitation, Membership, OrgRole
+
+
+def memberships_of(user):
+    """The caller's memberships with their organizations, by organization name."""
+    return Membership.objects.select_related("organization").filter(user=user).order_by(
+        "organization__name", "organization__slug")
+
+
+def membership_in(user, organization_id) -> Membership:
+    membership = memberships_of(user).filter(organization_id=organization_id).first()
+    if membership is None:
+        raise NotFound("No such organization.")
+    return membership
+
+
+def members_of(organization):
+    return Membership.objects.select_related("user").filter(organization=organization).order_by("joined_at", "pk")
+
+
+def invitations_visible_to(user, organization_id):
+    """Every invitation of the organization, newest first: for its admins and owners only."""
+    from orgs.services import PermissionDenied
+
+    membership = membership_in(user, organization_id)
+    if ROLE_RANK[membership.role] < ROLE_RANK[OrgRole.ADMIN]:
+        raise PermissionDenied("Only admins and owners can see the invitations.")
+    return Invitation.objects.filter(organization_id=organization_id).order_by("-created_at")

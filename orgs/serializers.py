@@ -1,0 +1,171 @@
+import re
+import unicodedata
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.serializers import RegisterInput
+from config.api.fields import StrictCharField, StrictEmailField
+from orgs.models import OrgRole
+
+SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def _no_control_characters(value: str) -> None:
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise serializers.ValidationError("Must not contain control characters (such as line breaks).")
+
+
+class OrganizationNameField(StrictCharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 100)
+        super().__init__(**kwargs)
+        self.validators.append(_no_control_characters)
+
+
+class SlugField(StrictCharField):
+    default_error_messages = {
+        **StrictCharField.default_error_messages,
+        "invalid_slug": "Use lowercase letters, digits and single hyphens (like 'acme-corp').",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 50)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not SLUG.fullmatch(value):
+            self.fail("invalid_slug")
+        return value
+
+
+class OrgRoleField(serializers.ChoiceField):
+    """A role name; anything but one of the three strings (a number, a list) is refused. In the
+    OpenAPI document it is ``OrgRoleEnum`` (SPECTACULAR_SETTINGS ENUM_NAME_OVERRIDES)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=OrgRole.choices, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "Must be a whole number."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return data
+
+
+# --- input --------------------------------------------------------------------------------------------
+
+class OrganizationCreateInput(serializers.Serializer):
+    name = OrganizationNameField()
+    slug = SlugField(required=False, help_text="Optional; made from the name when left out.")
+
+
+class SessionPolicyInput(serializers.Serializer):
+    maxSessionLifetimeSeconds = StrictIntegerField(required=False, allow_null=True)
+    idleTimeoutSeconds = StrictIntegerField(required=False, allow_null=True)
+
+
+class OrganizationUpdateInput(serializers.Serializer):
+    name = OrganizationNameField(required=False)
+    slug = SlugField(required=False)
+    sessionPolicy = SessionPolicyInput(required=False, allow_null=True,
+                                       help_text="Owners only; null clears the policy.")
+
+
+class MemberUpdateInput(serializers.Serializer):
+    role = OrgRoleField()
+
+
+class InvitationCreateInput(serializers.Serializer):
+    email = StrictEmailField()
+    role = OrgRoleField(required=False, default=OrgRole.MEMBER)
+
+
+class InvitationAcceptInput(serializers.Serializer):
+    token = StrictCharField(max_length=512)
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID as a JSON string (DRF's own field also takes integers)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
+class SwitchOrganizationInput(serializers.Serializer):
+    organizationId = StrictUUIDField(allow_null=True, help_text="null leaves the active organization.")
+
+
+class RegisterB2BInput(RegisterInput):
+    organizationName = OrganizationNameField()
+
+
+# --- output -------------------------------------------------------------------------------------------
+
+class SessionPolicyOutput(serializers.Serializer):
+    maxSessionLifetimeSeconds = serializers.IntegerField(source="max_session_lifetime_seconds", allow_null=True)
+    idleTimeoutSeconds = serializers.IntegerField(source="idle_timeout_seconds", allow_null=True)
+
+
+class OrganizationOutput(serializers.Serializer):
+    """An organization as seen by one member (``role`` is the caller's); built from a Membership."""
+
+    id = serializers.UUIDField(source="organization.id")
+    name = serializers.CharField(source="organization.name")
+    slug = serializers.CharField(source="organization.slug")
+    createdAt = serializers.DateTimeField(source="organization.created_at")
+    role = OrgRoleField(read_only=True)
+    sessionPolicy = SessionPolicyOutput(source="organization")
+
+
+class OrganizationsOutput(serializers.Serializer):
+    organizations = OrganizationOutput(many=True)
+
+
+class MemberOutput(serializers.Serializer):
+    userId = serializers.UUIDField(source="user_id")
+    email = serializers.EmailField(source="user.email")
+    name = serializers.CharField(source="user.name")
+    role = OrgRoleField(read_only=True)
+    joinedAt = serializers.DateTimeField(source="joined_at")
+
+
+class MembersOutput(serializers.Serializer):
+    members = MemberOutput(many=True)
+
+
+@extend_schema_field({"type": "string", "enum": ["pending", "accepted", "revoked", "expired"]})
+class InvitationStatusField(serializers.Field):
+    def __init__(self, **kwargs):
+        kwargs["source"] = "*"
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return str(value.status())
+
+
+class InvitationOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    email = serializers.EmailField()
+    role = OrgRoleField(read_only=True)
+    invitedBy = serializers.UUIDField(source="inviter_id", allow_null=True,
+                                      help_text="User id of the inviter (null once that account is deleted).")
+    createdAt = serializers.DateTimeField(source="created_at")
+    expiresAt = serializers.DateTimeField(source="expires_at")
+    status = InvitationStatusField()
+
+
+class InvitationsOutput(serializers.Serializer):
+    invitations = InvitationOutput(many=True)

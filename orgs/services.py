@@ -1,0 +1,391 @@
+"""Organization flows: create, update, delete; change and remove members; invite, revoke, accept.
+
+Every service that changes who is in an organization, or with which role, first locks the
+organization row (``select_for_update``) and reads the caller's membership inside that lock, so two
+concurrent requests are decided one after the other: an organization never loses its last owner,
+and a caller who was demoted a moment ago no longer acts with the old role.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.models import User, hash_token, normalize_email
+from audit.models import EventType
+from audit.services import audit_record
+from config.api.errors import ApiError, NotFound
+from notifications.services import outbox_enqueue
+from orgs.app_settings import app_settings
+from orgs.models import ROLE_RANK, Invitation, Membership, Organization, OrgRole, PendingOrganization
+from sessions_app.app_settings import app_settings as session_settings
+from sessions_app.models import DeviceSession
+
+SLUG_MAX_LENGTH = 50
+UNSET = object()
+
+
+class PermissionDenied(ApiError):
+    status_code = 403
+    default_code = "permission_denied"
+    default_detail = "Your role in this organization does not allow this."
+
+
+class LastOwner(ApiError):
+    status_code = 409
+    default_code = "last_owner"
+    default_detail = "An organization must keep at least one owner. Make someone else an owner first."
+
+
+class SlugTaken(ApiError):
+    status_code = 409
+    default_code = "slug_taken"
+    default_detail = "This slug is already in use."
+
+
+class AlreadyMember(ApiError):
+    status_code = 409
+    default_code = "already_member"
+    default_detail = "This person is already a member of the organization."
+
+
+class InvitationNotPending(ApiError):
+    status_code = 409
+    default_code = "invitation_not_pending"
+    default_detail = "This invitation has already been accepted or revoked."
+
+
+class InvalidInvitation(ApiError):
+    status_code = 400
+    default_code = "invalid_token"
+    default_detail = "This invitation is invalid, has been revoked or has already been used."
+
+
+class ExpiredInvitation(ApiError):
+    status_code = 400
+    default_code = "token_expired"
+    default_detail = "This invitation has expired. Ask for a new one."
+
+
+class InvitationEmailMismatch(ApiError):
+    status_code = 403
+    default_code = "invitation_email_mismatch"
+    default_detail = "This invitation was sent to another email address. Sign in with that address to accept it."
+
+
+def _not_found() -> NotFound:
+    return NotFound("No such organization.")
+
+
+def _at_least(membership: Membership, role: str, message: str | None = None) -> None:
+    if ROLE_RANK[membership.role] < ROLE_RANK[role]:
+        raise PermissionDenied(message)
+
+
+def _lock(*, organization_id, user) -> Membership:
+    """Lock the organization row, then read the caller's membership inside the lock. A caller who is
+    not a member learns nothing: the organization is "not found"."""
+    organization = Organization.objects.select_for_update().filter(pk=organization_id).first()
+    if organization is None:
+        raise _not_found()
+    actor = Membership.objects.filter(organization=organization, user=user).first()
+    if actor is None:
+        raise _not_found()
+    actor.organization = organization
+    return actor
+
+
+def _owner_count(organization: Organization) -> int:
+    return Membership.objects.filter(organization=organization, role=OrgRole.OWNER).count()
+
+
+# --- organizations ------------------------------------------------------------------------------------
+
+def _slug_base(name: str) -> str:
+    """ASCII slug from any name: accents are transliterated (``Café`` -> ``cafe``); a name with no
+    Latin letters or digits at all becomes ``org``. Room is left for a ``-<n>`` suffix."""
+    return slugify(name)[: SLUG_MAX_LENGTH - 8].strip("-") or "org"
+
+
+def _free_slug(base: str) -> str:
+    taken = set(Organization.objects.filter(slug__startswith=base).values_list("slug", flat=True))
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def _insert_organization(*, name: str, slug: str | None) -> Organization:
+    """Insert with the given slug (taken: 409) or a free one derived from the name (a concurrent
+    insert of the same slug is retried with the next free one)."""
+    if slug:
+        try:
+            with transaction.atomic():
+                return Organization.objects.create(name=name, slug=slug)
+        except IntegrityError:
+            raise SlugTaken(fields={"slug": ["This slug is already in use."]}) from None
+    base = _slug_base(name)
+    for attempt in range(5):
+        candidate = _free_slug(base) if attempt < 4 else f"{base}-{secrets.token_hex(3)}"
+        try:
+            with transaction.atomic():
+                return Organization.objects.create(name=name, slug=candidate)
+        except IntegrityError:
+            continue
+    raise SlugTaken("Could not find a free slug for this name; choose one.")
+
+
+@transaction.atomic
+def organization_create(*, user: User, name: str, slug: str | None = None, request=None, **context) -> Membership:
+    """A new organization with ``user`` as its owner. Returns the owner's membership."""
+    organization = _insert_organization(name=name, slug=slug)
+    membership = Membership.objects.create(user=user, organization=organization, role=OrgRole.OWNER)
+    audit_record(event=EventType.ORG_CREATED, request=request, actor=user, organization=organization,
+                 name=organization.name, slug=organization.slug, **context)
+    return membership
+
+
+def session_policy_errors(policy: dict) -> dict[str, list[str]]:
+    """Owners may only tighten the global session rules: each value is at least POLICY_MIN_SECONDS and
+    no larger than the longest the global rules allow (the absolute lifetime for the session age,
+    the longest sliding lifetime for idleness)."""
+    limits = {
+        "maxSessionLifetimeSeconds": int(session_settings.ABSOLUTE_LIFETIME.total_seconds()),
+        "idleTimeoutSeconds": int(max(session_settings.LIFETIME,
+                                      session_settings.REMEMBER_ME_LIFETIME).total_seconds()),
+    }
+    low = app_settings.POLICY_MIN_SECONDS
+    errors = {}
+    for key, high in limits.items():
+        value = policy.get(key)
+        if value is not None and not low <= value <= high:
+            errors[f"sessionPolicy.{key}"] = [
+                f"Must be between {low} and {high} seconds (the global default); a policy can only be stricter."]
+    return errors
+
+
+@transaction.atomic
+def organization_update(*, user: User, organization_id, name=UNSET, slug=UNSET, session_policy=UNSET,
+                        request=None) -> Membership:
+    """Rename (admins and owners) or change the session policy (owners). ``session_policy`` is a dict
+    with ``maxSessionLifetimeSeconds`` and/or ``idleTimeoutSeconds`` (a value or None to clear), or
+    None to clear both. Returns the caller's membership."""
+    actor = _lock(organization_id=organization_id, user=user)
+    organization = actor.organization
+    if name is not UNSET or slug is not UNSET:
+        _at_least(actor, OrgRole.ADMIN, "Only admins and owners can rename the organization.")
+    changes: dict[str, tuple] = {}
+    if session_policy is not UNSET:
+        _at_least(actor, OrgRole.OWNER, "Only owners can change the session policy.")
+        if session_policy is None:
+            session_policy = {"maxSessionLifetimeSeconds": None, "idleTimeoutSeconds": None}
+        errors = session_policy_errors(session_policy)
+        if errors:
+            raise ApiError("The session policy is not allowed.", code="validation_error", fields=errors)
+        for key, attr in (("maxSessionLifetimeSeconds", "max_session_lifetime_seconds"),
+                          ("idleTimeoutSeconds", "idle_timeout_seconds")):
+            if key in session_policy and session_policy[key] != getattr(organization, attr):
+                changes[attr] = (getattr(organization, attr), session_policy[key])
+    if name is not UNSET and name != organization.name:
+        changes["name"] = (organization.name, name)
+    if slug is not UNSET and slug and slug != organization.slug:
+        changes["slug"] = (organization.slug, slug)
+    if not changes:
+        return actor
+    for attr, (_, new) in changes.items():
+        setattr(organization, attr, new)
+    try:
+        with transaction.atomic():
+            organization.save(update_fields=[*changes, "updated_at"])
+    except IntegrityError:
+        raise SlugTaken(fields={"slug": ["This slug is already in use."]}) from None
+    audit_record(event=EventType.ORG_UPDATED, request=request, actor=user, organization=organization,
+                 changed={attr: {"old": old, "new": new} for attr, (old, new) in changes.items()})
+    return actor
+
+
+@transaction.atomic
+def organization_delete(*, user: User, organization_id, request=None) -> None:
+    """Owners only. Memberships and invitations go with it; sessions that had it active fall back to
+    no organization (their next access token carries no ``org``)."""
+    actor = _lock(organization_id=organization_id, user=user)
+    _at_least(actor, OrgRole.OWNER, "Only owners can delete the organization.")
+    organization = actor.organization
+    audit_record(event=EventType.ORG_DELETED, request=request, actor=user, organization=organization,
+                 name=organization.name, slug=organization.slug,
+                 members=Membership.objects.filter(organization=organization).count())
+    organization.delete()
+
+
+# --- members ------------------------------------------------------------------------------------------
+
+def _target(actor: Membership, member_user_id) -> Membership:
+    """A membership of the organization in the path (an id from another organization is not found)."""
+    target = Membership.objects.select_related("user").filter(
+        organization=actor.organization, user_id=member_user_id).first()
+    if target is None:
+        raise NotFound("No such member in this organization.")
+    return target
+
+
+@transaction.atomic
+def member_role_change(*, user: User, organization_id, member_user_id, role: str, request=None) -> Membership:
+    """Admins set the role of admins and members (to admin or member); only owners make someone an
+    owner or change an owner's role; the last owner cannot step down."""
+    actor = _lock(organization_id=organization_id, user=user)
+    _at_least(actor, OrgRole.ADMIN, "Only admins and owners can change roles.")
+    target = _target(actor, member_user_id)
+    if OrgRole.OWNER in (role, target.role):
+        _at_least(actor, OrgRole.OWNER, "Only owners can make someone an owner or change an owner's role.")
+    if target.role == role:
+        return target
+    if target.role == OrgRole.OWNER and _owner_count(actor.organization) <= 1:
+        raise LastOwner()
+    old = target.role
+    target.role = role
+    target.save(update_fields=["role"])
+    audit_record(event=EventType.ORG_MEMBER_ROLE_CHANGED, request=request, actor=user, subject=target.user,
+                 organization=actor.organization, old_role=old, new_role=role)
+    return target
+
+
+@transaction.atomic
+def member_remove(*, user: User, organization_id, member_user_id, request=None) -> None:
+    """Admins remove admins and members; only owners remove owners; everyone may leave. The last
+    owner can neither be removed nor leave. Sessions of the removed member that had this
+    organization active lose it at once (their next refresh carries no ``org``)."""
+    actor = _lock(organization_id=organization_id, user=user)
+    target = _target(actor, member_user_id)
+    leaving = target.pk == actor.pk
+    if not leaving:
+        _at_least(actor, OrgRole.ADMIN, "Only admins and owners can remove members.")
+        if target.role == OrgRole.OWNER:
+            _at_least(actor, OrgRole.OWNER, "Only owners can remove an owner.")
+    if target.role == OrgRole.OWNER and _owner_count(actor.organization) <= 1:
+        raise LastOwner()
+    target.delete()
+    DeviceSession.objects.filter(user_id=target.user_id, active_organization=actor.organization).update(
+        active_organization=None)
+    audit_record(event=EventType.ORG_MEMBER_REMOVED, request=request, actor=user, subject=target.user,
+                 organization=actor.organization, role=target.role, left=leaving)
+
+
+# --- invitations --------------------------------------------------------------------------------------
+
+def _invitation_link(raw: str) -> str:
+    return f"{app_settings.PUBLIC_URL}/invitations/accept?token={raw}"
+
+
+@transaction.atomic
+def invitation_create(*, user: User, organization_id, email: str, role: str, request=None) -> Invitation:
+    """Invite an email address (admins and owners; an ``owner`` invitation only by owners). An open
+    invitation for the same address is replaced: its link stops working."""
+    actor = _lock(organization_id=organization_id, user=user)
+    _at_least(actor, OrgRole.ADMIN, "Only admins and owners can invite.")
+    if role == OrgRole.OWNER:
+        _at_least(actor, OrgRole.OWNER, "Only owners can invite an owner.")
+    organization = actor.organization
+    email = normalize_email(email)
+    if Membership.objects.filter(organization=organization, user__email=email).exists():
+        raise AlreadyMember(fields={"email": ["This person is already a member."]})
+    now = timezone.now()
+    replaced = list(Invitation.objects.open().filter(organization=organization, email=email)
+                    .values_list("pk", flat=True))
+    if replaced:
+        Invitation.objects.filter(pk__in=replaced).update(revoked_at=now)
+        for pk in replaced:
+            audit_record(event=EventType.ORG_INVITATION_REVOKED, request=request, actor=user,
+                         organization=organization, invitation=pk, email=email, replaced=True)
+    raw = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        organization=organization, email=email, role=role, inviter=user, token_hash=hash_token(raw),
+        created_at=now, expires_at=now + app_settings.INVITATION_TTL)
+    outbox_enqueue(kind="invitation", recipient=email, subject=f"You are invited to join {organization.name}",
+                   template="invitation",
+                   context={"inviter": user, "organization": organization, "role": invitation.get_role_display(),
+                            "link": _invitation_link(raw),
+                            "hours": int(app_settings.INVITATION_TTL.total_seconds() // 3600)})
+    audit_record(event=EventType.ORG_INVITATION_CREATED, request=request, actor=user, organization=organization,
+                 invitation=invitation.pk, email=email, role=role, replaced=len(replaced))
+    return invitation
+
+
+@transaction.atomic
+def invitation_revoke(*, user: User, organization_id, invitation_id, request=None) -> None:
+    actor = _lock(organization_id=organization_id, user=user)
+    _at_least(actor, OrgRole.ADMIN, "Only admins and owners can revoke invitations.")
+    invitation = Invitation.objects.filter(organization=actor.organization, pk=invitation_id).first()
+    if invitation is None:
+        raise NotFound("No such invitation in this organization.")
+    if not Invitation.objects.open().filter(pk=invitation.pk).update(revoked_at=timezone.now()):
+        raise InvitationNotPending()
+    audit_record(event=EventType.ORG_INVITATION_REVOKED, request=request, actor=user,
+                 organization=actor.organization, invitation=invitation.pk, email=invitation.email)
+
+
+def invitation_accept(*, user: User, token: str, request=None) -> Membership:
+    """Join with the invitation's role. The link is single-use, expires, and only works for the
+    account whose email address it was sent to."""
+    try:
+        with transaction.atomic():
+            return _invitation_accept(user=user, token=token, request=request)
+    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
+        audit_record(event=EventType.ORG_INVITATION_ACCEPT_FAILED, request=request, actor=user, success=False,
+                     reason=exc.code, organization=getattr(exc, "organization_id", None))
+        raise
+
+
+def _invitation_accept(*, user: User, token: str, request) -> Membership:
+    now = timezone.now()
+    invitation = Invitation.objects.by_value(token).first()
+    if invitation is None or invitation.accepted_at is not None or invitation.revoked_at is not None:
+        raise InvalidInvitation()
+    organization = Organization.objects.select_for_update().filter(pk=invitation.organization_id).first()
+    error = None
+    if organization is None:
+        error = InvalidInvitation()
+    elif invitation.expires_at <= now:
+        error = ExpiredInvitation()
+    elif normalize_email(user.email) != invitation.email:
+        error = InvitationEmailMismatch()
+    elif Membership.objects.filter(organization=organization, user=user).exists():
+        error = AlreadyMember()
+    elif not Invitation.objects.open().filter(pk=invitation.pk).update(accepted_at=now):
+        error = InvalidInvitation()  # accepted or revoked a moment ago
+    if error is not None:
+        error.organization_id = invitation.organization_id
+        raise error
+    membership = Membership.objects.create(user=user, organization=organization, role=invitation.role,
+                                           joined_at=now)
+    audit_record(event=EventType.ORG_INVITATION_ACCEPTED, request=request, actor=user, organization=organization,
+                 invitation=invitation.pk, role=invitation.role, invited_by=invitation.inviter_id)
+    return membership
+
+
+def invitations_cleanup(*, now: datetime | None = None) -> int:
+    """Delete invitations that expired without being accepted (pending or revoked)."""
+    return Invitation.objects.filter(expires_at__lt=now or timezone.now(), accepted_at__isnull=True).delete()[0]
+
+
+# --- register-b2b -------------------------------------------------------------------------------------
+
+def pending_organization_store(*, user: User, name: str) -> PendingOrganization:
+    """Remember the organization a B2B sign-up asked for, until the email address is verified."""
+    return PendingOrganization.objects.create(user=user, name=name)
+
+
+@transaction.atomic
+def pending_organizations_create(*, user: User, request=None) -> list[Membership]:
+    """Create the organizations ``user`` asked for at sign-up, with them as owner (called once the
+    email address is verified; nothing to do for everyone else)."""
+    created = []
+    for pending in PendingOrganization.objects.select_for_update().filter(user=user).order_by("created_at", "pk"):
+        created.append(organization_create(user=user, name=pending.name, request=request, via="register_b2b"))
+        pending.delete()
+    return created

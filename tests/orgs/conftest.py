@@ -1,0 +1,69 @@
+"""Organizations with people in every role, and bearer clients for them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from rest_framework.test import APIClient
+
+from orgs.models import Membership, Organization, OrgRole
+from sessions_app.services import session_create
+from tests.factories import UserFactory
+
+ORGS = "/api/v1/orgs/"
+SWITCH = "/api/v1/auth/switch-organization"
+
+
+def bearer_client(access_token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token}")
+    return client
+
+
+def signed_in(user) -> APIClient:
+    """A bearer client for a fresh device session of ``user`` (``client.pair`` is its TokenPair)."""
+    pair = session_create(user=user)
+    client = bearer_client(pair.access_token)
+    client.pair = pair
+    client.user = user
+    return client
+
+
+def error(response, status) -> str:
+    assert response.status_code == status, (response.status_code, response.content)
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) >= {"code", "message"}, body
+    return body["error"]["code"]
+
+
+@dataclass
+class World:
+    """``org`` with two people in each role, ``other`` (another organization with its own owner and
+    member), and an ``outsider`` who belongs to ``other`` only."""
+
+    org: Organization
+    other: Organization
+    users: dict = field(default_factory=dict)
+
+    def client(self, label):
+        if label == "anonymous":
+            return APIClient()
+        return signed_in(self.users[label])
+
+    def uid(self, label) -> str:
+        return str(self.users[label].pk)
+
+
+@pytest.fixture
+def world(db) -> World:
+    users = {label: UserFactory(email=f"{label}@example.com") for label in
+             ("owner", "owner2", "admin", "admin2", "member", "member2", "outsider", "other_owner")}
+    org = Organization.objects.create(name="Acme", slug="acme")
+    for label, role in (("owner", OrgRole.OWNER), ("owner2", OrgRole.OWNER), ("admin", OrgRole.ADMIN),
+                        ("admin2", OrgRole.ADMIN), ("member", OrgRole.MEMBER), ("member2", OrgRole.MEMBER)):
+        Membership.objects.create(user=users[label], organization=org, role=role)
+    other = Organization.objects.create(name="Other", slug="other")
+    Membership.objects.create(user=users["other_owner"], organization=other, role=OrgRole.OWNER)
+    Membership.objects.create(user=users["outsider"], organization=other, role=OrgRole.MEMBER)
+    return World(org=org, other=other, users=users)

@@ -1,0 +1,169 @@
+"""switch-organization: the org claims, refresh, membership changes, and the default at the next login."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from rest_framework.test import APIClient
+
+from audit.models import AuditEvent, EventType
+from identity.services.tokens import access_token_verify
+from orgs.models import Membership, OrgRole
+from sessions_app.models import DeviceSession
+from tests.conftest import login
+from tests.orgs.conftest import ORGS, SWITCH, bearer_client, error, signed_in
+
+REFRESH = "/api/v1/auth/refresh"
+
+
+def claims(pair) -> dict:
+    return access_token_verify(pair["accessToken"])
+
+
+def switch(client, organization_id):
+    value = None if organization_id is None else str(organization_id)
+    return client.post(SWITCH, {"organizationId": value}, format="json")
+
+
+def switched(client, organization_id) -> dict:
+    r = switch(client, organization_id)
+    assert r.status_code == 200, r.content
+    return r.json()
+
+
+def refreshed(refresh_token) -> dict:
+    r = APIClient().post(REFRESH, {"refreshToken": refresh_token}, format="json")
+    assert r.status_code == 200, r.content
+    return r.json()
+
+
+def test_switch_returns_a_pair_with_org_claims(world):
+    client = world.client("admin")
+    r = switch(client, world.org.pk)
+    assert r.status_code == 200
+    assert "no-store" in r["Cache-Control"]
+    pair = r.json()
+    assert set(pair) >= {"accessToken", "refreshToken", "tokenType", "expiresIn", "refreshExpiresAt", "user",
+                         "session"}
+    assert pair["session"]["id"] == str(client.pair.session.pk)  # same device session
+    c = claims(pair)
+    assert c["org"] == str(world.org.pk) and c["orgRole"] == "admin" and c["sid"] == str(client.pair.session.pk)
+    assert DeviceSession.objects.get(pk=client.pair.session.pk).active_organization_id == world.org.pk
+    membership = Membership.objects.get(user=world.users["admin"], organization=world.org)
+    assert membership.last_active_at is not None
+    row = AuditEvent.objects.get(event=EventType.ORGANIZATION_SWITCHED)
+    assert row.organization_id == world.org.pk and row.session_id == client.pair.session.pk
+
+
+def test_tokens_without_an_active_organization_carry_no_org_claims(world):
+    client = world.client("member")
+    assert "org" not in access_token_verify(client.pair.access_token)
+    assert "orgRole" not in access_token_verify(client.pair.access_token)
+
+
+def test_the_choice_survives_refresh_and_follows_role_changes(world):
+    pair = switched(world.client("member"), world.org.pk)
+    pair = refreshed(pair["refreshToken"])
+    assert (claims(pair)["org"], claims(pair)["orgRole"]) == (str(world.org.pk), "member")
+    Membership.objects.filter(user=world.users["member"], organization=world.org).update(role=OrgRole.ADMIN)
+    pair = refreshed(pair["refreshToken"])
+    assert claims(pair)["orgRole"] == "admin"
+
+
+def test_removal_drops_the_organization_at_the_next_refresh(world):
+    pair = switched(world.client("member"), world.org.pk)
+    r = world.client("admin").delete(f"{ORGS}{world.org.pk}/members/{world.uid('member')}")
+    assert r.status_code == 204
+    pair = refreshed(pair["refreshToken"])
+    assert "org" not in claims(pair) and "orgRole" not in claims(pair)
+    assert DeviceSession.objects.get(pk=pair["session"]["id"]).active_organization_id is None
+
+
+def test_refresh_drops_an_organization_whose_membership_vanished_any_way(world):
+    """Even when the membership row disappears without the service (admin, SQL), refresh notices."""
+    pair = switched(world.client("member"), world.org.pk)
+    Membership.objects.filter(user=world.users["member"], organization=world.org).delete()
+    assert DeviceSession.objects.get(pk=pair["session"]["id"]).active_organization_id == world.org.pk
+    pair = refreshed(pair["refreshToken"])
+    assert "org" not in claims(pair)
+    assert DeviceSession.objects.get(pk=pair["session"]["id"]).active_organization_id is None
+
+
+def test_leaving_drops_the_organization_too(world):
+    client = world.client("member")
+    pair = switched(client, world.org.pk)
+    r = bearer_client(pair["accessToken"]).delete(f"{ORGS}{world.org.pk}/members/{world.uid('member')}")
+    assert r.status_code == 204
+    assert "org" not in claims(refreshed(pair["refreshToken"]))
+
+
+def test_deleting_the_organization_drops_it_from_sessions(world):
+    pair = switched(world.client("member"), world.org.pk)
+    assert world.client("owner").delete(f"{ORGS}{world.org.pk}").status_code == 204
+    assert "org" not in claims(refreshed(pair["refreshToken"]))
+
+
+def test_switch_to_null_leaves(world):
+    client = world.client("admin")
+    pair = switched(client, world.org.pk)
+    pair = switched(bearer_client(pair["accessToken"]), None)
+    assert "org" not in claims(pair)
+    assert "org" not in claims(refreshed(pair["refreshToken"]))
+
+
+@pytest.mark.parametrize("target", ["other", "unknown"])
+def test_switch_to_an_organization_you_are_not_in_is_not_found(world, target):
+    client = world.client("admin")
+    organization_id = world.other.pk if target == "other" else uuid.uuid4()
+    assert error(switch(client, organization_id), 404) == "not_found"
+    session = DeviceSession.objects.get(pk=client.pair.session.pk)
+    assert session.active_organization_id is None
+    assert not AuditEvent.objects.filter(event=EventType.ORGANIZATION_SWITCHED).exists()
+    # The refresh token was not rotated.
+    assert refreshed(client.pair.refresh_token)
+
+
+@pytest.mark.parametrize("body", [{}, {"organizationId": "not-a-uuid"}, {"organizationId": 12345},
+                                  {"organizationId": ["x"]}, {"organizationId": True}, []])
+def test_switch_bad_input(world, body):
+    r = world.client("admin").post(SWITCH, body, format="json")
+    assert error(r, 400) == "validation_error"
+
+
+def test_switch_needs_a_bearer_token(world):
+    assert error(switch(APIClient(), world.org.pk), 401) == "not_authenticated"
+
+
+def test_the_previous_refresh_token_is_spent_by_a_switch(world):
+    """Switching rotates the refresh token like a refresh does: the old one presented again is reuse."""
+    client = world.client("admin")
+    switched(client, world.org.pk)
+    r = APIClient().post(REFRESH, {"refreshToken": client.pair.refresh_token}, format="json")
+    assert error(r, 401) == "refresh_token_reused"
+    assert DeviceSession.objects.get(pk=client.pair.session.pk).revoked_at is not None
+
+
+def test_the_last_active_organization_is_the_default_at_the_next_login(world, api):
+    user = world.users["member"]
+    Membership.objects.create(user=user, organization=world.other, role=OrgRole.ADMIN)
+    client = signed_in(user)
+    switched(client, world.org.pk)
+    switched(client, world.other.pk)  # the later one wins
+    pair = login(api, user.email)
+    assert (claims(pair)["org"], claims(pair)["orgRole"]) == (str(world.other.pk), "admin")
+    assert DeviceSession.objects.get(pk=pair["session"]["id"]).active_organization_id == world.other.pk
+    # ... and it survives a refresh of the new session.
+    assert claims(refreshed(pair["refreshToken"]))["org"] == str(world.other.pk)
+
+
+def test_no_default_at_login_once_the_membership_is_gone(world, api):
+    user = world.users["member"]
+    switched(signed_in(user), world.org.pk)
+    Membership.objects.filter(user=user, organization=world.org).delete()
+    pair = login(api, user.email)
+    assert "org" not in claims(pair)
+
+
+def test_no_default_at_login_for_someone_who_never_switched(world, api):
+    assert "org" not in claims(login(api, world.users["owner"].email))
