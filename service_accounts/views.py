@@ -9,6 +9,7 @@ from config.api.schema import ERRORS
 from service_accounts import services
 from service_accounts.permissions import IsServiceAccount
 from service_accounts.serializers import IntrospectInput, IntrospectOutput, ServiceTokenInput, ServiceTokenOutput
+from service_accounts.throttles import IntrospectRateThrottle
 
 
 class ServiceTokenApi(APIView):
@@ -31,6 +32,7 @@ class ServiceTokenApi(APIView):
 class IntrospectApi(APIView):
     accepts_service_tokens = True
     permission_classes = [IsServiceAccount]
+    throttle_classes = [IntrospectRateThrottle]
 
     @extend_schema(
         request=IntrospectInput, responses={200: IntrospectOutput, **ERRORS}, tags=["service accounts"],

@@ -193,6 +193,7 @@ def provider(provider_database, e2e_logs, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("e2e-provider-data")
     env = base_env(DJANGO_SETTINGS_MODULE="config.settings", DEBUG="true", DATABASE_URL=provider_database,
                    MANA_DATA_DIR=str(data_dir), LOG_LEVEL="WARNING", EMAIL_URL="consolemail://")
+    # Note: the provider's own rate limits apply (login: 5 a minute per IP); the suite logs in 4 times.
     run(["migrate", "--noinput"], env=env, timeout=180)
     server = start_gunicorn("provider", "config.wsgi", cwd=REPO, env=env, logdir=e2e_logs,
                             ready_path="/api/v1/auth/jwks", access_log=True)
