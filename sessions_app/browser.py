@@ -45,14 +45,20 @@ def cookie_cache_ok(view):
 
 def session_row_load(raw_key: str, *, request=None) -> DeviceSession | None:
     """The live row of a browser key (with its user), after the idle check and activity touch."""
-    from sessions_app.services import session_idle_revoke, session_touch
+    from sessions_app.services import (session_idle_revoke, session_policy_expire, session_policy_violation,
+                                       session_touch)
 
     if not valid_key(raw_key):
         return None
-    row = DeviceSession.objects.select_related("user").filter(browser_key_hash=hash_token(raw_key)).first()
+    row = DeviceSession.objects.select_related("user", "active_organization").filter(
+        browser_key_hash=hash_token(raw_key)).first()
     if row is None or not row.is_alive() or not row.user.is_active:
         return None
     if session_idle_revoke(row, request=request):
+        return None
+    limit = session_policy_violation(row)  # the active organization's session policy (orgs)
+    if limit is not None:
+        session_policy_expire(row, limit, request=request)
         return None
     session_touch(row)
     return row
@@ -123,7 +129,7 @@ class SessionStore(SessionBase):
         user = User.objects.filter(pk=self._get_session(no_load=True)[SESSION_KEY], is_active=True).first()
         if user is None:
             return None
-        row = session_create(user=user, request=self.request).session
+        row = session_create(user=user, request=self.request, tokens=False).session
         data = self._session_cache
         self.bind(row, session_browser_key_issue(row))
         self._session_cache = data

@@ -81,14 +81,15 @@ def session_access_token_issue(session: DeviceSession):
 
 @transaction.atomic
 def session_create(*, user, request=None, remember_me: bool = False, device_id: str = "",
-                   device_name: str = "") -> TokenPair:
+                   device_name: str = "", tokens: bool = True) -> TokenPair:
     """A new device session with its first token pair. A login from a device id that already has a
-    live session for this user replaces it, so each device shows up once."""
+    live session for this user replaces it, so each device shows up once. ``tokens=False``: a
+    browser-only session (sessions_app.browser) without a refresh or access token."""
     now = timezone.now()
     if device_id:
         for old in DeviceSession.objects.alive(now).filter(user=user, device_id=device_id).select_for_update():
             session_revoke(session=old, reason=RevokeReason.DEVICE_REPLACED, request=request, actor=user)
-    raw_refresh = _new_refresh_token()
+    raw_refresh = _new_refresh_token() if tokens else ""
     membership = _last_active_membership(user)  # the organization used last is active again
     session = DeviceSession.objects.create(
         user=user,
@@ -102,9 +103,11 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
         expires_at=min(now + _lifetime(remember_me), now + app_settings.ABSOLUTE_LIFETIME),
         absolute_expires_at=now + app_settings.ABSOLUTE_LIFETIME,
         reauthenticated_at=now,
-        refresh_token_hash=hash_token(raw_refresh),
+        refresh_token_hash=hash_token(raw_refresh) if raw_refresh else None,
         active_organization=getattr(membership, "organization", None),
     )
+    if not tokens:
+        return TokenPair(access_token="", refresh_token="", expires_in=0, session=session)
     access = _issue_access(session, membership)
     return TokenPair(access_token=access.token, refresh_token=raw_refresh, expires_in=access.expires_in,
                      session=session)
