@@ -315,6 +315,7 @@ def account_tokens_cleanup(*, now: datetime | None = None) -> int:
 def user_delete(*, user: User, request=None) -> None:
     """Delete the account (the caller checks step-up): every session is revoked first, then the user
     row goes with its tokens and sessions; the audit trail stays (its rows have no FK constraint)."""
+    User.objects.select_for_update().filter(pk=user.pk).first()  # row locks before the audit chain lock
     sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
     audit_record(event=EventType.ACCOUNT_DELETED, request=request, actor=user, email=user.email)
     user.delete()

@@ -5,6 +5,10 @@ order; new rows are linked under a lock (PostgreSQL: a transaction-level advisor
 writing transaction commits, so ids and links are assigned in the same order; SQLite: the database
 already serialises writers). ``chain_verify`` walks the table and reports the first broken link.
 
+Lock order: a transaction that writes audit rows takes the chain lock at its first row and keeps it
+until commit, so flows lock the rows they change (users, sessions) *before* their first audit row;
+otherwise two transactions could wait on each other.
+
 Retention deletes a prefix of the chain and appends an ``audit.retention.pruned`` row that names the
 hash of the last deleted row: the oldest remaining row must point at it, so the pruned chain still
 verifies and a row removed from its start is detected too.

@@ -103,9 +103,9 @@ def not_me_report(*, token: str, request=None):
     from sessions_app.services import sessions_revoke_all
 
     user = security_token_consume(raw=token, purpose=SecurityTokenPurpose.NOT_ME).user
-    revoked = sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
-    user.set_unusable_password()
+    user.set_unusable_password()  # row locks before the audit chain lock (see audit/chain.py)
     user.save(update_fields=["password", "updated_at"])
+    revoked = sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
     audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, sessions_revoked=revoked)
     password_forgot(email=user.email, request=request)
     return user
@@ -131,13 +131,14 @@ def refresh_anomaly_check(*, session, request) -> bool:
     from sessions_app.models import DeviceSession
     from sessions_app.services import session_revoke
 
+    # The session row first, the audit row (and its chain lock) after: the lock order of every flow.
     revoke = app_settings.ANOMALY_ACTION == "revoke"
+    if revoke:
+        session_revoke(session=session, reason=ANOMALY_REVOKE_REASON, request=request)
+    else:
+        DeviceSession.objects.filter(pk=session.pk).update(ip_address=ip, user_agent=ua)
     audit_record(event=EventType.SESSION_ANOMALY, request=request, actor=None, subject=session.user, session=session,
                  success=False, changes=changes, old_agent_family=old_family, new_agent_family=new_family,
                  old_network=old_net, new_network=new_net, action=app_settings.ANOMALY_ACTION)
-    if revoke:
-        session_revoke(session=session, reason=ANOMALY_REVOKE_REASON, request=request)
-        return True
-    DeviceSession.objects.filter(pk=session.pk).update(ip_address=ip, user_agent=ua)
     session.ip_address, session.user_agent = ip, ua
-    return False
+    return revoke

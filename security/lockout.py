@@ -54,7 +54,11 @@ def axes_known_device(request, credentials) -> bool:
 
 
 def axes_lockout_response(request, original_response=None, credentials=None):
-    """What AxesMiddleware answers for a locked request: our envelope, never axes' CORS-open JSON."""
+    """What AxesMiddleware answers for a locked request. The view already answered the lockout
+    (login_authenticate raised AccountLocked; a page rendered its own 429): keep that answer.
+    Otherwise our envelope, never axes' CORS-open JSON."""
+    if original_response is not None and original_response.status_code == 429:
+        return original_response
     email = (credentials or {}).get("email") or ""
     return json_error("account_locked", LOCKED_MESSAGE, 429,
                       {"Retry-After": str(lockout_retry_after(email=email, ip=client_ip(request)))})
@@ -159,6 +163,7 @@ def lockout_unlock_by_staff(*, attempt: AccessAttempt, staff, request=None) -> N
     """Staff lifting a lock in the admin (security/admin.py)."""
     subject = User.objects.filter(email=attempt.username).first()
     with transaction.atomic():
-        audit_record(event=EventType.ACCOUNT_UNLOCKED, request=request, actor=staff, subject=subject or staff,
-                     via="admin", email=(attempt.username or "")[:254], locked_ip=attempt.ip_address)
+        email, ip = attempt.username or "", attempt.ip_address
         attempt.delete()
+        audit_record(event=EventType.ACCOUNT_UNLOCKED, request=request, actor=staff, subject=subject or staff,
+                     via="admin", email=email[:254], locked_ip=ip)

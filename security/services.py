@@ -4,7 +4,7 @@ audit retention, a user's own security activity."""
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -90,7 +90,7 @@ def audit_retention_enforce(*, now: datetime | None = None) -> int:
 
 def security_tokens_cleanup(*, now: datetime | None = None) -> int:
     """Delete unlock / not-me tokens that stopped working more than a day ago."""
-    cutoff = (now or timezone.now()) - timezone.timedelta(days=1)
+    cutoff = (now or timezone.now()) - timedelta(days=1)
     return SecurityToken.objects.filter(expires_at__lt=cutoff).delete()[0] + \
         SecurityToken.objects.filter(used_at__lt=cutoff).delete()[0]
 

@@ -9,7 +9,7 @@ when it is False; services may call ``reauth_require``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -47,7 +47,7 @@ def reauth_fresh(reauthenticated_at: datetime | None, *, now: datetime | None = 
     if reauthenticated_at is None:
         return False
     now = now or timezone.now()
-    return timezone.timedelta(0) <= now - reauthenticated_at <= app_settings.REAUTH_MAX_AGE
+    return timedelta(0) <= now - reauthenticated_at <= app_settings.REAUTH_MAX_AGE
 
 
 def reauth_is_fresh(request) -> bool:

@@ -127,3 +127,15 @@ def test_a_known_device_signing_in_does_not_reset_a_strangers_count(api, user, p
     fail(api, user.email, 4)
     assert post_login(api, user.email, password, deviceToken=device_token).status_code == 200
     assert post_login(api, user.email, WRONG).status_code == 429
+
+
+def test_axes_middleware_keeps_the_views_own_lockout_answer(rf):
+    from django.http import HttpResponse
+
+    from security.lockout import axes_lockout_response
+
+    page = HttpResponse("<p>locked</p>", status=429)
+    assert axes_lockout_response(rf.post("/login"), page, {"email": "a@example.com"}) is page
+    fallback = axes_lockout_response(rf.post("/login"), HttpResponse(status=200), {"email": "a@example.com"})
+    assert fallback.status_code == 429 and b"account_locked" in fallback.content
+    assert "Access-Control-Allow-Origin" not in fallback and int(fallback["Retry-After"]) >= 1
