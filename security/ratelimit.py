@@ -81,10 +81,15 @@ def rate_limit(scope: str, *, also_by: str | None = None):
 
 
 class ApiRateThrottle(BaseThrottle):
-    """The ``api`` scope (100/min by default) for every DRF view, per user or else per IP."""
+    """The ``api`` scope (100/min by default) for every DRF view, per user or else per IP. A view
+    with heavier legitimate traffic (e.g. token introspection by resource servers) may name its own
+    scope in ``api_rate_scope`` (its rate configured like any other; None: not limited here)."""
 
     def allow_request(self, request, view):
+        scope = getattr(view, "api_rate_scope", "api")
+        if scope is None:
+            return True
         user = getattr(request, "user", None)
         value = f"user:{user.pk}" if getattr(user, "is_authenticated", False) else None
-        ratelimit_hit(request=request, scope="api", value=value)
+        ratelimit_hit(request=request, scope=scope, value=value)
         return True

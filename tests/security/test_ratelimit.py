@@ -83,3 +83,23 @@ def test_redis_down_login_still_works_and_lockout_still_holds(settings, api, pas
     codes = [post_login(api, user.email, "Wrong-Password-123456").status_code for _ in range(5)]
     assert codes == [401] * 4 + [429]
     assert post_login(api, user.email, password).json()["error"]["code"] == "account_locked"
+
+
+def test_a_view_can_name_its_own_per_client_scope(settings, rf):
+    from rest_framework.views import APIView
+
+    from security.ratelimit import ApiRateThrottle, RateLimited
+
+    settings.SECURITY = {**settings.SECURITY, "RATE_LIMITS": {"api": "1/m", "introspect": "3/m"}}
+
+    class Heavy(APIView):
+        api_rate_scope = "introspect"
+
+    throttle = ApiRateThrottle()
+    results = []
+    for _ in range(4):
+        try:
+            results.append(throttle.allow_request(rf.get("/"), Heavy()))
+        except RateLimited:
+            results.append("429")
+    assert results == [True, True, True, "429"]
