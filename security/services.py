@@ -69,6 +69,18 @@ def admin_action_record(entry) -> None:
                  change=entry.get_change_message()[:500])
 
 
+def admin_bulk_deletion_record(*, request, model, deleted: list[tuple]) -> None:
+    """Django logs a multi-object admin deletion with one bulk insert (no signal): audit each object.
+    ``deleted`` holds (pk, repr, user_id) taken before the deletion."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    for pk, text, user_id in deleted:
+        audit_record(event=EventType.ADMIN_ACTION, request=request, actor=request.user,
+                     subject=User(pk=user_id) if user_id else request.user, action="delete",
+                     object_model=model._meta.label, object_id=str(pk), object_repr=text[:200], change="Deleted.")
+
+
 def audit_retention_enforce(*, now: datetime | None = None) -> int:
     """Delete audit rows older than AUDIT_RETENTION, oldest first, and append a checkpoint row that
     names the hash of the last deleted row, so ``audit_verify`` still proves the rest of the chain."""

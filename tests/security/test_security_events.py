@@ -58,3 +58,24 @@ def test_admin_actions_on_users_are_audited(user):
     assert (row.actor_id, row.subject_id) == (staff.pk, user.pk)
     assert row.context["action"] == "change" and row.context["object_model"] == User._meta.label
     assert ContentType.objects.get_for_model(User)
+
+
+def test_admin_bulk_deletion_is_audited_per_object():
+    """Django logs a multi-object admin deletion with one bulk insert (no post_save): the site-wide
+    "delete selected" action audits each object itself."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from security.admin import audited_delete_selected
+
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    victims = [UserFactory() for _ in range(2)]
+    request = RequestFactory().post("/admin/accounts/user/", {"post": "yes"})
+    request.user = staff
+    request._messages = type("Messages", (), {"add": lambda *args, **kwargs: None})()
+    assert admin.site.get_action("delete_selected") is audited_delete_selected
+    audited_delete_selected(admin.site._registry[User], request, User.objects.filter(pk__in=[v.pk for v in victims]))
+    assert not User.objects.filter(pk__in=[v.pk for v in victims]).exists()
+    rows = AuditEvent.objects.filter(event=EventType.ADMIN_ACTION, context__action="delete")
+    assert sorted(str(r.subject_id) for r in rows) == sorted(str(v.pk) for v in victims)
+    assert all(r.actor_id == staff.pk and r.context["object_model"] == User._meta.label for r in rows)
