@@ -10,7 +10,7 @@ from accounts.serializers import DetailOutput
 from accounts.views import PublicApi
 from config.api.responses import secret_response
 from config.api.schema import ERRORS
-from identity.authentication import request_session
+from identity.authentication import AccessContext, request_session
 from orgs import selectors, services
 from orgs.serializers import (
     InvitationAcceptInput,
@@ -150,7 +150,8 @@ class SwitchOrganizationApi(APIView):
         data = SwitchOrganizationInput(data=request.data)
         data.is_valid(raise_exception=True)
         pair = session_switch_organization(session=request_session(request), request=request,
-                                           organization_id=data.validated_data["organizationId"])
+                                           organization_id=data.validated_data["organizationId"],
+                                           refresh_token=isinstance(request.auth, AccessContext))
         return secret_response(token_pair_data(pair))
 
 

@@ -375,12 +375,15 @@ class OrganizationPolicyRefused(ApiError):
 
 
 @transaction.atomic
-def session_switch_organization(*, session: DeviceSession | None, organization_id, request=None) -> TokenPair:
+def session_switch_organization(*, session: DeviceSession | None, organization_id, refresh_token: bool = True,
+                                request=None) -> TokenPair:
     """Make an organization the caller is a member of active on ``session`` (None: leave it). The
     refresh token rotates (the old one counts as spent) and the new access token carries ``org`` and
-    ``orgRole``; the choice survives refreshes and is the default at the next login."""
+    ``orgRole``; the choice survives refreshes and is the default at the next login. For a browser
+    (``refresh_token=False``: the request came with the session cookie) the refresh token is left
+    alone and none is returned (``""``): scripts never hold one."""
     if session is None:
-        raise ApiError("Switching organizations needs a device session (Bearer token).",
+        raise ApiError("Switching organizations needs a device session (Bearer token or session cookie).",
                        code="not_authenticated", status_code=401)
     now = timezone.now()
     session = DeviceSession.objects.select_for_update().select_related("user").get(pk=session.pk)
@@ -401,14 +404,17 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
     if membership is not None:
         Membership.objects.filter(pk=membership.pk).update(last_active_at=now)
         membership.last_active_at = now
-    old_hash, new_raw = session.refresh_token_hash, _new_refresh_token()
-    new_hash = hash_token(new_raw)
-    DeviceSession.objects.filter(pk=session.pk).update(
-        active_organization=session.active_organization, refresh_token_hash=new_hash, refresh_rotated_at=now,
-        last_activity_at=now)
-    session.refresh_token_hash, session.refresh_rotated_at = new_hash, now
-    if old_hash:  # presenting the previous refresh token again is reuse, as after a refresh
-        SpentRefreshToken.objects.create(token_hash=old_hash, session=session, spent_at=now, successor_hash=new_hash)
+    changes = {"active_organization": session.active_organization, "last_activity_at": now}
+    old_hash, new_raw = session.refresh_token_hash, ""
+    if old_hash and refresh_token:
+        new_raw = _new_refresh_token()
+        changes.update(refresh_token_hash=hash_token(new_raw), refresh_rotated_at=now)
+        # Presenting the previous refresh token again is reuse, as after a refresh.
+        SpentRefreshToken.objects.create(token_hash=old_hash, session=session, spent_at=now,
+                                         successor_hash=changes["refresh_token_hash"])
+    DeviceSession.objects.filter(pk=session.pk).update(**changes)
+    for name, value in changes.items():
+        setattr(session, name, value)
     access = _issue_access(session, membership)
     audit_record(event=EventType.ORGANIZATION_SWITCHED, request=request, actor=session.user, session=session,
                  organization=organization_id, previous_organization=previous)

@@ -13,6 +13,7 @@ from audit.models import AuditEvent, EventType
 from identity.services.tokens import access_token_verify
 from orgs.models import Organization
 from sessions_app.models import DeviceSession, RevokeReason
+from tests.factories import PASSWORD
 from tests.orgs.conftest import ORGS, SWITCH, bearer_client, error, signed_in
 
 ME = "/api/v1/auth/me"
@@ -201,3 +202,23 @@ def test_the_database_refuses_non_positive_policy_values(world):
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Organization.objects.filter(pk=world.org.pk).update(idle_timeout_seconds=0)
+
+
+# --- browser sessions (the session cookie) ------------------------------------------------------------
+
+def test_browser_sign_in_makes_the_last_organization_active_and_its_policy_applies(strict):
+    from django.test import Client
+
+    from sessions_app.app_settings import app_settings as session_settings
+
+    user = strict.users["member"]
+    active_session(strict)  # switched once: the default at the next sign-in
+    browser = Client()
+    assert browser.post("/login", {"email": user.email, "password": PASSWORD}).status_code == 302
+    row = DeviceSession.objects.filter(user=user, browser_key_hash__isnull=False).get()
+    assert row.active_organization_id == strict.org.pk
+    assert browser.get("/account/sessions").status_code == 200
+    DeviceSession.objects.filter(pk=row.pk).update(last_activity_at=timezone.now() - timedelta(seconds=IDLE + 1))
+    browser.cookies.pop(session_settings.CACHE_COOKIE, None)  # no cookie-cache answer: the row is read
+    assert browser.get("/account/sessions").status_code == 302  # signed out: back to the sign-in page
+    assert_expired_by_policy(row.pk, strict, "organization_idle_timeout")

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent, EventType
 from identity.services.tokens import access_token_verify
 from orgs.models import Membership, OrgRole
-from sessions_app.models import DeviceSession
+from sessions_app.models import DeviceSession, SpentRefreshToken
 from tests.conftest import login
 from tests.orgs.conftest import ORGS, SWITCH, bearer_client, error, signed_in
 
@@ -167,3 +167,35 @@ def test_no_default_at_login_once_the_membership_is_gone(world, api):
 
 def test_no_default_at_login_for_someone_who_never_switched(world, api):
     assert "org" not in claims(login(api, world.users["owner"].email))
+
+
+def test_browser_sessions_have_an_active_organization_too(world):
+    """A browser sign-in gets the default organization, GET token carries it, and the cookie (with
+    the CSRF token) can switch."""
+    from django.conf import settings
+    from django.test import Client
+
+    from tests.factories import PASSWORD
+
+    user = world.users["member"]
+    Membership.objects.create(user=user, organization=world.other, role=OrgRole.ADMIN)
+    switched(signed_in(user), world.org.pk)
+    browser = Client(enforce_csrf_checks=True)
+    browser.get("/login")
+    csrf = browser.cookies[settings.CSRF_COOKIE_NAME].value
+    assert browser.post("/login", {"email": user.email, "password": PASSWORD,
+                                   "csrfmiddlewaretoken": csrf}).status_code == 302
+    r = browser.get("/api/v1/auth/token")
+    assert r.status_code == 200, r.content
+    assert access_token_verify(r.json()["accessToken"])["org"] == str(world.org.pk)
+    csrf = browser.cookies[settings.CSRF_COOKIE_NAME].value
+    r = browser.post(SWITCH, {"organizationId": str(world.other.pk)}, content_type="application/json",
+                     HTTP_X_CSRFTOKEN=csrf)
+    assert r.status_code == 200, r.content
+    assert (claims(r.json())["org"], claims(r.json())["orgRole"]) == (str(world.other.pk), "admin")
+    # With the cookie no refresh token is rotated or returned: scripts never hold one.
+    row = DeviceSession.objects.get(pk=r.json()["session"]["id"])
+    assert r.json()["refreshToken"] == ""
+    assert not SpentRefreshToken.objects.filter(session=row).exists()
+    r = browser.get("/api/v1/auth/token")
+    assert access_token_verify(r.json()["accessToken"])["org"] == str(world.other.pk)
