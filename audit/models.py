@@ -29,6 +29,7 @@ class EventType(models.TextChoices):
     SIGNING_KEY_CREATED = "identity.signing_key.created"
     SIGNING_KEY_ROTATED = "identity.signing_key.rotated"
     ACCESS_TOKEN_REJECTED = "identity.access_token.rejected"
+    ACCOUNT_SWITCHED = "auth.account.switched"  # several accounts in one browser (issue 3, docs/browser.md)
     # Defenses (issue 4, docs/security.md)
     ACCOUNT_LOCKED = "auth.lockout.locked"
     ACCOUNT_UNLOCKED = "auth.lockout.unlocked"
@@ -40,7 +41,6 @@ class EventType(models.TextChoices):
     SESSION_ANOMALY = "session.anomaly"
     ADMIN_ACTION = "admin.action"
     AUDIT_PRUNED = "audit.retention.pruned"
-    ACCOUNT_SWITCHED = "auth.account.switched"  # several accounts in one browser (issue 3, docs/browser.md)
     SERVICE_ACCOUNT_CREATED = "service_account.created"
     SERVICE_ACCOUNT_SECRET_ROTATED = "service_account.secret_rotated"
     SERVICE_ACCOUNT_UPDATED = "service_account.updated"
@@ -91,7 +91,6 @@ class AuditEvent(models.Model):
     # the row before it, so editing or removing any row breaks every link after it.
     prev_hash = models.CharField(max_length=64, blank=True, default="")
     row_hash = models.CharField(max_length=64, blank=True, default="")
-
 
     objects = AuditEventQuerySet.as_manager()
 

@@ -137,8 +137,8 @@ CELERY_BEAT_SCHEDULE = {
     "sessions-cleanup": {"task": "sessions_app.tasks.sessions_cleanup", "schedule": timedelta(hours=1)},
     "tokens-cleanup": {"task": "accounts.tasks.account_tokens_cleanup", "schedule": timedelta(hours=1)},
     "signing-keys-rotate": {"task": "identity.tasks.signing_keys_rotate_if_due", "schedule": timedelta(hours=1)},
-    "invitations-cleanup": {"task": "orgs.tasks.invitations_cleanup", "schedule": timedelta(hours=1)},
     "audit-retention": {"task": "security.tasks.audit_retention_enforce", "schedule": timedelta(hours=24)},
+    "invitations-cleanup": {"task": "orgs.tasks.invitations_cleanup", "schedule": timedelta(hours=1)},
 }
 
 # --- email ----------------------------------------------------------------------------------------
