@@ -1,5 +1,6 @@
 """Sign-in, "where you're signed in", revocation and account switching in headless Chromium."""
 
+import os
 import time
 
 from sessions_app.models import DeviceSession, RevokeReason
@@ -43,7 +44,7 @@ def test_sign_in_with_stay_signed_in_is_persistent_for_30_days(site, new_page):
     assert DeviceSession.objects.get(user=user).remember_me
 
 
-def test_sessions_page_revoke_from_a_second_browser_and_sign_out_everywhere_else(site, new_page):
+def test_sessions_page_revoke_from_a_second_browser_and_sign_out_everywhere_else(site, new_page, tmp_path):
     user = UserFactory(email="ada@example.com", name="Ada")
     laptop_context, laptop = new_page()
     phone_context, phone = new_page(user_agent=IPHONE)
@@ -58,8 +59,10 @@ def test_sessions_page_revoke_from_a_second_browser_and_sign_out_everywhere_else
     current = phone.locator("li.session.current")
     assert current.get_by_text("This device").is_visible() and "Mobile Safari" in current.inner_text()
     phone.set_viewport_size({"width": 900, "height": 900})
-    DOCS.mkdir(exist_ok=True)
-    phone.screenshot(path=str(DOCS / "sessions-page.png"), full_page=True)
+    # The picture in docs/ is refreshed only on request (it changes with every run's timestamps).
+    shot = DOCS / "sessions-page.png" if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path / "sessions-page.png"
+    phone.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
     # Revoke the laptop from the phone.
     laptop_row = DeviceSession.objects.get(user=user, user_agent__contains="HeadlessChrome")
