@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "csp.middleware.CSPMiddleware",
     "sessions_app.middleware.SessionFastPathMiddleware",  # cookie-cache hits of GET session end here
+    "identity.middleware.JwksFastPathMiddleware",  # the JWKS from an in-process copy (identity/middleware.py)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.api.middleware.RequestBodyLimitMiddleware",
     "sessions_app.middleware.BrowserSessionMiddleware",

@@ -7,6 +7,7 @@ token any process could still have signed verifies until it expires.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -37,14 +38,17 @@ _lock = threading.Lock()
 _signer: tuple[float, Signer] | None = None
 _public: tuple[float, dict[str, OKPKey]] | None = None
 _last_public_reload = 0.0
+_jwks_json: tuple[float, bytes] | None = None
+JWKS_JSON_CACHE_SECONDS = 5.0
 
 
 def _cache_clear() -> None:
-    global _signer, _public, _last_public_reload
+    global _signer, _public, _last_public_reload, _jwks_json
     with _lock:
         _signer = None
         _public = None
         _last_public_reload = 0.0
+        _jwks_json = None
 
 
 def keep_after_retire() -> timedelta:
@@ -147,6 +151,20 @@ def jwks() -> dict:
     empty set and refusing the first tokens."""
     signing_key_current()
     return {"keys": [row.public_jwk() for row in published_keys()]}
+
+
+def jwks_json() -> bytes:
+    """The JWKS as JSON bytes for the HTTP fast path (identity.middleware), rebuilt from the database
+    at most every JWKS_JSON_CACHE_SECONDS per process (and at once after a rotation in this process)."""
+    global _jwks_json
+    cached = _jwks_json
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    body = json.dumps(jwks(), separators=(",", ":")).encode()
+    with _lock:
+        _jwks_json = (now + JWKS_JSON_CACHE_SECONDS, body)
+    return body
 
 
 def verification_key(kid: str) -> OKPKey | None:
