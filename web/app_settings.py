@@ -9,5 +9,17 @@ class AppSettings:
         """Hosts besides this site that ``next=`` may redirect to (``WEB_NEXT_ALLOWED_HOSTS``)."""
         return list(getattr(settings, "WEB_NEXT_ALLOWED_HOSTS", []))
 
+    @property
+    def DEVICE_COOKIE(self) -> str:
+        """The long-lived HttpOnly cookie with this browser's known-device tokens (docs/browser.md)."""
+        from sessions_app.app_settings import app_settings as session_settings
+
+        return session_settings.cookie_name("_device")
+
+    @property
+    def DEVICE_TOKENS_KEPT(self) -> int:
+        """Known-device tokens kept per browser (one per account; WEB_DEVICE_TOKENS_KEPT)."""
+        return int(getattr(settings, "WEB_DEVICE_TOKENS_KEPT", 5))
+
 
 app_settings = AppSettings()

@@ -73,3 +73,13 @@ class ChangePasswordForm(WebForm):
 
 class SessionChoiceForm(WebForm):
     session = forms.UUIDField(widget=forms.HiddenInput)
+
+
+class ReauthenticateForm(WebForm):
+    password = forms.CharField(label="Password", max_length=128, strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+class DeleteAccountForm(WebForm):
+    confirm = forms.BooleanField(label="I understand that my account and its data are deleted for good",
+                                 required=True)

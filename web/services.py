@@ -3,9 +3,11 @@ services (the same ones the API calls: same policy, same answers, same audit eve
 
 from __future__ import annotations
 
+from django.core import signing
 from django.db import transaction
 from user_agents import parse as parse_user_agent
 
+from accounts.models import User, normalize_email
 from accounts.services import session_logout, user_login
 from audit.models import EventType
 from audit.services import audit_record
@@ -14,6 +16,9 @@ from config.request_meta import user_agent
 from sessions_app.app_settings import app_settings
 from sessions_app.models import RevokeReason
 from sessions_app.services import session_browser_key_issue, session_revoke
+from web.app_settings import app_settings as web_settings
+
+DEVICE_TOKEN_SEPARATOR = "~"  # never in a signed value (URL-safe base64, ":" and ".")
 
 
 class TooManyAccounts(ApiError):
@@ -34,16 +39,58 @@ def device_label(ua: str) -> str:
     return f"{browser} on {os}" if browser != "Other" else os
 
 
+def device_tokens_read(request) -> list[str]:
+    """The known-device tokens this browser keeps (one per account that signed in here)."""
+    raw = request.COOKIES.get(web_settings.DEVICE_COOKIE, "")
+    return [t for t in raw.split(DEVICE_TOKEN_SEPARATOR) if t][:web_settings.DEVICE_TOKENS_KEPT]
+
+
+def _device_token_user(token: str) -> str | None:
+    from security.app_settings import app_settings as security_settings
+    from security.lockout import KNOWN_DEVICE_SALT
+
+    try:
+        data = signing.loads(token, salt=KNOWN_DEVICE_SALT,
+                             max_age=security_settings.KNOWN_DEVICE_MAX_AGE.total_seconds())
+    except signing.BadSignature:
+        return None
+    return str(data.get("u")) if isinstance(data, dict) else None
+
+
+def device_token_for(tokens: list[str], user_id) -> str:
+    return next((t for t in tokens if _device_token_user(t) == str(user_id)), "")
+
+
+def device_tokens_add(tokens: list[str], token: str) -> str:
+    """The cookie value with ``token`` added: the other accounts' valid tokens kept, the newest last."""
+    owner = _device_token_user(token)
+    kept = [t for t in tokens if _device_token_user(t) not in (None, owner)]
+    kept.append(token)
+    return DEVICE_TOKEN_SEPARATOR.join(kept[-web_settings.DEVICE_TOKENS_KEPT:])
+
+
+def device_tokens_merge(tokens: list[str], user) -> str:
+    """The cookie value after ``user`` signed in here: a new token for them (security/lockout.py issues
+    it, as the API's login does)."""
+    from security.lockout import known_device_token_issue
+
+    return device_tokens_add(tokens, known_device_token_issue(user))
+
+
 def browser_login(request, *, email: str, password: str, remember_me: bool):
     """Sign in on this browser. An account already signed in here stays signed in as another account
-    (at most MAX_BROWSER_ACCOUNTS); signing in again as the same user replaces its session."""
+    (at most MAX_BROWSER_ACCOUNTS); signing in again as the same user replaces its session.
+    The browser's known-device token for that account (cookie, see device_tokens_read) goes with the
+    password, so strangers locking the account on this address do not lock this browser out."""
     state = request.browser
     current = state.row
     others = state.other_rows()
     limit = app_settings.MAX_BROWSER_ACCOUNTS
     if current is not None and len(others) + 1 >= limit:
         raise TooManyAccounts(f"You are signed in to {limit} accounts on this browser. Sign one out first.")
-    pair = user_login(email=email, password=password, remember_me=remember_me,
+    user_id = User.objects.filter(email=normalize_email(email)).values_list("pk", flat=True).first()
+    device_token = device_token_for(device_tokens_read(request), user_id) if user_id else ""
+    pair = user_login(email=email, password=password, remember_me=remember_me, device_token=device_token,
                       device_name=device_label(user_agent(request)), request=request)
     row = pair.session
     raw_key = session_browser_key_issue(row)
@@ -88,6 +135,18 @@ def browser_logout(request) -> None:
     if others:
         key, nxt = others[0]
         _audit_switch(request, from_row=row, to_row=nxt, reason="signed_out")
+        state.switched_to(nxt, key)
+
+
+def browser_forget_current(request) -> None:
+    """The active account is gone (deleted): forget it here; the next account signed in here (if any)
+    becomes active, as after a sign-out."""
+    state = request.browser
+    state.signed_out()
+    others = state.other_rows()
+    if others:
+        key, nxt = others[0]
+        _audit_switch(request, from_row=None, to_row=nxt, reason="signed_out")
         state.switched_to(nxt, key)
 
 

@@ -13,6 +13,11 @@ from user_agents import parse as parse_user_agent
 
 from accounts import services as accounts
 from config.api.errors import ApiError
+from security import devices as security_devices
+from security import lockout as security_lockout
+from security.app_settings import app_settings as security_settings
+from security.services import security_events_for
+from security.stepup import reauth_is_fresh
 from sessions_app import selectors
 from sessions_app import services as sessions
 from sessions_app.browser import cookie_cache_ok
@@ -83,6 +88,42 @@ def _message(request, title, text, status=200, **context):
     return _page(request, "message", status=status, title=title, text=text, **context)
 
 
+def _minutes(seconds: str) -> int:
+    return max(1, -(-int(seconds) // 60)) if str(seconds).isdigit() else 1
+
+
+def _set_device_cookie(response, value: str) -> None:
+    """The known-device tokens (security/lockout.py): long-lived, HttpOnly, sent back with page logins."""
+    from sessions_app.app_settings import app_settings as session_settings
+
+    response.set_cookie(app_settings.DEVICE_COOKIE, value,
+                        max_age=int(security_settings.KNOWN_DEVICE_MAX_AGE.total_seconds()),
+                        secure=session_settings.COOKIE_SECURE, httponly=True, samesite="Lax", path="/")
+
+
+def _to_reauth(request, action: str):
+    return redirect("/account/reauthenticate?" + urlencode({"next": action}))
+
+
+def step_up(action: str):
+    """The page changes something sensitive: it needs a password entry within
+    AUTH_REAUTH_MAX_AGE_SECONDS (security/stepup.py, the API's rule and clock: the session's
+    ``reauthenticated_at``, set at sign-in and by re-authentication, never by activity). Otherwise
+    the browser goes to /account/reauthenticate and comes back to ``action``. Put it under @signed_in."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            request.device_session = request.browser.row
+            if not reauth_is_fresh(request):
+                return _to_reauth(request, action)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
 # --- sign in / out ---------------------------------------------------------------------------------
 @require_http_methods(["GET", "POST"])
 @page_rate_limit("login")
@@ -96,16 +137,20 @@ def login(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            services.browser_login(request, email=data["email"], password=data["password"],
-                                   remember_me=data["remember_me"])
+            row = services.browser_login(request, email=data["email"], password=data["password"],
+                                         remember_me=data["remember_me"])
         except ApiError as exc:
             form.add_api_error(exc)
+            retry = exc.headers.get("Retry-After", "")
             response = _page(request, "login", status=exc.status_code if exc.status_code == 429 else 200,
-                             form=form, next=nxt, adding=adding, unverified=exc.code == "email_not_verified")
+                             form=form, next=nxt, adding=adding, unverified=exc.code == "email_not_verified",
+                             locked_minutes=_minutes(retry) if exc.code == "account_locked" else None)
             for name, header in exc.headers.items():  # lockout: Retry-After
                 response[name] = header
             return response
-        return redirect(nxt)
+        response = redirect(nxt)
+        _set_device_cookie(response, services.device_tokens_merge(services.device_tokens_read(request), row.user))
+        return response
     return _page(request, "login", status=status, form=form, next=nxt, adding=adding)
 
 
@@ -219,6 +264,7 @@ def account_profile(request):
 
 @require_POST
 @signed_in
+@step_up("/account")
 def account_password(request):
     row = request.browser.row
     form = forms.ChangePasswordForm(request.POST)
@@ -282,6 +328,111 @@ def account_sessions_revoke_others(request):
     sessions.sessions_revoke_all(user=current.user, reason=RevokeReason.OTHERS_REVOKED, request=request,
                                  actor=current.user, keep=current)
     return redirect("/account/sessions?done=others")
+
+
+@require_http_methods(["GET", "POST"])
+@signed_in
+@page_rate_limit("login")
+def account_reauthenticate(request):
+    """Confirm the password again (the service of POST /api/v1/auth/reauthenticate), then back to next=."""
+    row = request.browser.row
+    nxt = safe_next(request)
+    form = forms.ReauthenticateForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            accounts.user_reauthenticate(user=row.user, session=row, password=form.cleaned_data["password"],
+                                         request=request)
+        except ApiError as exc:
+            form.add_api_error(exc)
+        else:
+            return redirect(nxt)
+    return _page(request, "reauthenticate", form=form, next=nxt)
+
+
+@require_http_methods(["GET", "POST"])
+@signed_in
+@step_up("/account/delete")
+def account_delete(request):
+    """Delete the account (the service of DELETE /api/v1/auth/me) after a confirmed POST; then this
+    browser forgets it (another account signed in here, if any, takes over)."""
+    row = request.browser.row
+    form = forms.DeleteAccountForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        accounts.user_delete(user=row.user, request=request)
+        services.browser_forget_current(request)
+        return _message(request, "Account deleted",
+                        "Your account is deleted and every session of it was signed out.",
+                        link=("/account", "Continue") if request.browser.row is not None else ("/register",
+                                                                                            "Create an account"))
+    return _page(request, "delete_account", form=form)
+
+
+@require_GET
+@signed_in
+def account_security(request):
+    """The user's own security activity (the selector of GET /api/v1/auth/me/security-events), newest first."""
+    from security.serializers import VISIBLE_CONTEXT
+
+    page = request.GET.get("page", "1")
+    page = int(page) if page.isdigit() and 1 <= int(page) <= 10_000 else 1
+    size = security_settings.SECURITY_EVENTS_PAGE_SIZE
+    rows = list(security_events_for(request.browser.row.user)[(page - 1) * size: page * size + 1])
+    events = [{"row": r, "details": {k: v for k, v in (r.context or {}).items() if k in VISIBLE_CONTEXT}}
+              for r in rows[:size]]
+    return _page(request, "security", events=events, page=page, has_next=len(rows) > size,
+                 previous_page=page - 1 if page > 1 else None)
+
+
+def _link_landing(request, *, title: str, text: str, button: str, action: str):
+    """GET of a mailed link only shows a button: mail scanners prefetch links, a fetch must not act."""
+    form = forms.TokenForm(initial={"token": request.GET.get("token", "")})
+    return _page(request, "link_confirm", form=form, title=title, text=text, button=button, action=action,
+                 has_token=bool(request.GET.get("token")))
+
+
+_BAD_LINK = "This link is invalid or has already been used."
+
+
+@require_http_methods(["GET", "POST"])
+@page_rate_limit("unlock")
+def account_unlock(request):
+    """The lockout mail's link (POST /api/v1/auth/unlock's service): lifts the lock for this address
+    and makes this browser a known device of the account."""
+    if request.method == "GET":
+        return _link_landing(request, title="Unlock sign-in",
+                             text="Sign-in to your account was paused after failed attempts. Unlock it for "
+                                  "this device?", button="Unlock sign-in", action="/account/unlock")
+    form = forms.TokenForm(request.POST)
+    if not form.is_valid():
+        return _message(request, "This link does not work", _BAD_LINK, status=400)
+    try:
+        device_token = security_lockout.lockout_unlock(token=form.cleaned_data["token"], request=request)
+    except ApiError as exc:
+        return _message(request, "This link does not work", exc.message, status=400)
+    response = _message(request, "Sign-in unlocked", "You can sign in again from this device.",
+                        link=("/login", "Sign in"))
+    _set_device_cookie(response, services.device_tokens_add(services.device_tokens_read(request), device_token))
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@page_rate_limit("not_me")
+def account_not_me(request):
+    """The new sign-in mail's "this wasn't me" link (POST /api/v1/auth/not-me's service)."""
+    if request.method == "GET":
+        return _link_landing(request, title="This wasn't me",
+                             text="Sign out every device, disable your current password and email you a link "
+                                  "to set a new one?", button="Secure my account", action="/account/not-me")
+    form = forms.TokenForm(request.POST)
+    if not form.is_valid():
+        return _message(request, "This link does not work", _BAD_LINK, status=400)
+    try:
+        security_devices.not_me_report(token=form.cleaned_data["token"], request=request)
+    except ApiError as exc:
+        return _message(request, "This link does not work", exc.message, status=400)
+    return _message(request, "Your account is secured",
+                    "Every device was signed out and your password was disabled. Check your inbox for a link "
+                    "to set a new one.", link=("/forgot-password", "Send the link again"))
 
 
 # --- several accounts ----------------------------------------------------------------------------------
