@@ -218,9 +218,17 @@ AUTH_KEY_ENCRYPTION_KEY = env.str("AUTH_KEY_ENCRYPTION_KEY", default="")
 
 # App options (read through each app's app_settings.py); overridable as a dict per app.
 IDENTITY = {}
-SESSIONS = {}
+SESSIONS = {
+    # Extension: the browser's cookie cache lifetime (seconds, 0 turns it off); bench/session_bench.py
+    # session_bench.sh uses it to measure with and without the cache.
+    "COOKIE_CACHE_SECONDS": env.int("AUTH_COOKIE_CACHE_SECONDS", default=300),
+}
 ACCOUNTS = {}
-SECURITY = {}  # security/app_settings.py: rate limits, lockout, new-device mail, anomaly policy, audit retention
+SECURITY = {
+    # Extension: AUTH_RATE_LIMIT_ENABLED=false turns the rate limits off (benchmarks only; the peer's
+    # benchmark also runs with its limiter off). Lockout stays on.
+    "RATE_LIMIT_ENABLED": env.bool("AUTH_RATE_LIMIT_ENABLED", default=True),
+}  # security/app_settings.py: rate limits, lockout, new-device mail, anomaly policy, audit retention
 
 # --- defenses (issue 4; docs/security.md) ---------------------------------------------------------
 # Brute force: django-axes, 5 failures per (account, IP) lock that pair for 15 minutes.
