@@ -10,6 +10,7 @@ apply to it. Anything else (another method, a disallowed Host) goes on to the no
 from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse
 
+from config.api.fast_path import add_csp
 from identity.app_settings import app_settings
 from identity.services.keys import jwks_json
 
@@ -36,5 +37,5 @@ class JwksFastPathMiddleware:
             response["Cache-Control"] = f"public, max-age={app_settings.JWKS_MAX_AGE}"
             response["Allow"] = "GET, HEAD, OPTIONS"
             response["X-Frame-Options"] = "DENY"
-            return response
+            return add_csp(response)
         return self.get_response(request)

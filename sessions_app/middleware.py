@@ -20,6 +20,7 @@ from django.utils.functional import SimpleLazyObject
 from django.utils.http import http_date
 from rest_framework.renderers import JSONRenderer
 
+from config.api.fast_path import add_csp
 from sessions_app.app_settings import app_settings
 from sessions_app.browser import BrowserState, SessionStore, session_payload, snapshot_for
 
@@ -56,7 +57,7 @@ class SessionFastPathMiddleware:
                 response = HttpResponse(render_session(payload), content_type="application/json")
                 response["Allow"] = "GET, HEAD, OPTIONS"
                 response["X-Frame-Options"] = "DENY"
-                return session_response_headers(response)
+                return add_csp(session_response_headers(response))
             request.browser = state  # the decryption already done is reused below
         return self.get_response(request)
 
