@@ -23,6 +23,7 @@ export DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/ben
 export REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/5}
 # Production posture (DEBUG off) without TLS in front: wrk speaks plain HTTP to 127.0.0.1.
 export DEBUG=false SECURE_SSL_REDIRECT=false ALLOWED_HOSTS=127.0.0.1
+export AUTH_RATE_LIMIT_ENABLED=false  # as the peer benchmark: measure the work, not the limiter (lockout stays on)
 export SECRET_KEY=bench-only-secret-key-6d1f0c2a9b8e4f3aa7c5d2e1b0f9a8c7d6e5f4a3b2c1d0e9
 export AUTH_KEY_ENCRYPTION_KEY=YmVuY2gtb25seS1rZXktZW5jcnlwdGlvbi1rZXktMzJi   # 33 bytes, bench only
 unset AUTH_REFRESH_GRACE_SECONDS   # the contract's default (10 s)
