@@ -26,7 +26,7 @@ from security.app_settings import app_settings
 from security.models import SeenDevice, SecurityTokenPurpose
 from security.services import security_token_consume, security_token_issue
 
-ANOMALY_REVOKE_REASON = "suspicious_refresh"
+ANOMALY_REVOKE_REASON = "suspicious_refresh"  # sessions_app.models.RevokeReason.SUSPICIOUS_REFRESH
 
 
 def network_of(ip: str | None) -> str:

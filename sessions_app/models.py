@@ -17,6 +17,7 @@ class RevokeReason(models.TextChoices):
     ADMIN = "admin"
     ORGANIZATION_POLICY = "organization_policy"
     IDLE_TIMEOUT = "idle_timeout"
+    SUSPICIOUS_REFRESH = "suspicious_refresh"
 
 
 class DeviceSessionQuerySet(models.QuerySet):

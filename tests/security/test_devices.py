@@ -100,3 +100,10 @@ def test_revoke_policy_signs_the_session_out(api, user, password, settings):
     assert response.status_code == 401 and response.json()["error"]["code"] == "session_revoked"
     session = DeviceSession.objects.get()
     assert session.revoked_at is not None and session.revoked_reason == "suspicious_refresh"
+
+
+def test_anomaly_revoke_reason_is_a_known_choice():
+    from security.devices import ANOMALY_REVOKE_REASON
+    from sessions_app.models import RevokeReason
+
+    assert ANOMALY_REVOKE_REASON == RevokeReason.SUSPICIOUS_REFRESH
