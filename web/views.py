@@ -393,6 +393,18 @@ def _link_landing(request, *, title: str, text: str, button: str, action: str):
 _BAD_LINK = "This link is invalid or has already been used."
 
 
+def _link_token_apply(request, service):
+    """The POST of a mailed-link page: validate the token form and call ``service(token=, request=)``.
+    Returns (error page or None, the service's result)."""
+    form = forms.TokenForm(request.POST)
+    if not form.is_valid():
+        return _message(request, "This link does not work", _BAD_LINK, status=400), None
+    try:
+        return None, service(token=form.cleaned_data["token"], request=request)
+    except ApiError as exc:
+        return _message(request, "This link does not work", exc.message, status=400), None
+
+
 @require_http_methods(["GET", "POST"])
 @page_rate_limit("unlock")
 def account_unlock(request):
@@ -402,13 +414,9 @@ def account_unlock(request):
         return _link_landing(request, title="Unlock sign-in",
                              text="Sign-in to your account was paused after failed attempts. Unlock it for "
                                   "this device?", button="Unlock sign-in", action="/account/unlock")
-    form = forms.TokenForm(request.POST)
-    if not form.is_valid():
-        return _message(request, "This link does not work", _BAD_LINK, status=400)
-    try:
-        device_token = security_lockout.lockout_unlock(token=form.cleaned_data["token"], request=request)
-    except ApiError as exc:
-        return _message(request, "This link does not work", exc.message, status=400)
+    failure, device_token = _link_token_apply(request, security_lockout.lockout_unlock)
+    if failure is not None:
+        return failure
     response = _message(request, "Sign-in unlocked", "You can sign in again from this device.",
                         link=("/login", "Sign in"))
     _set_device_cookie(response, services.device_tokens_add(services.device_tokens_read(request), device_token))
@@ -423,13 +431,9 @@ def account_not_me(request):
         return _link_landing(request, title="This wasn't me",
                              text="Sign out every device, disable your current password and email you a link "
                                   "to set a new one?", button="Secure my account", action="/account/not-me")
-    form = forms.TokenForm(request.POST)
-    if not form.is_valid():
-        return _message(request, "This link does not work", _BAD_LINK, status=400)
-    try:
-        security_devices.not_me_report(token=form.cleaned_data["token"], request=request)
-    except ApiError as exc:
-        return _message(request, "This link does not work", exc.message, status=400)
+    failure, _ = _link_token_apply(request, security_devices.not_me_report)
+    if failure is not None:
+        return failure
     return _message(request, "Your account is secured",
                     "Every device was signed out and your password was disabled. Check your inbox for a link "
                     "to set a new one.", link=("/forgot-password", "Send the link again"))
