@@ -93,6 +93,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 class TokenPurpose(models.TextChoices):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"
+    CHANGE_EMAIL = "change_email"  # sent to the new address; ``new_email`` holds it until confirmed
 
 
 class AccountTokenQuerySet(models.QuerySet):
@@ -104,7 +105,9 @@ class AccountTokenQuerySet(models.QuerySet):
 
 
 class AccountToken(models.Model):
-    """A single-use, expiring link token (email verification, password reset). Only its hash is kept."""
+    """A single-use, expiring link token (email verification, password reset, email change). Only its
+    hash is kept. An email-change token also carries the address it confirms and the session that
+    asked for the change (that session stays signed in when the change is applied)."""
 
     id = models.BigAutoField(primary_key=True)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="account_tokens")
@@ -113,6 +116,8 @@ class AccountToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    new_email = models.EmailField(max_length=254, blank=True, default="")
+    requested_session_id = models.UUIDField(null=True, blank=True)
 
     objects = AccountTokenQuerySet.as_manager()
 

@@ -18,6 +18,7 @@ class RevokeReason(models.TextChoices):
     ORGANIZATION_POLICY = "organization_policy"
     IDLE_TIMEOUT = "idle_timeout"
     SUSPICIOUS_REFRESH = "suspicious_refresh"
+    EMAIL_CHANGED = "email_changed"
 
 
 class DeviceSessionQuerySet(models.QuerySet):
