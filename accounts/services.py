@@ -20,7 +20,11 @@ from audit.models import EventType
 from audit.services import audit_record
 from config.api.errors import ApiError
 from notifications.services import outbox_enqueue
-from orgs.services import pending_organization_store, pending_organizations_create
+from orgs.services import (
+    memberships_end_for_account_deletion,
+    pending_organization_store,
+    pending_organizations_create,
+)
 from security.devices import login_seen_check
 from security.lockout import login_authenticate
 from sessions_app.models import DeviceSession, RevokeReason
@@ -314,8 +318,10 @@ def account_tokens_cleanup(*, now: datetime | None = None) -> int:
 @transaction.atomic
 def user_delete(*, user: User, request=None) -> None:
     """Delete the account (the caller checks step-up): every session is revoked first, then the user
-    row goes with its tokens and sessions; the audit trail stays (its rows have no FK constraint)."""
+    row goes with its tokens and sessions; the audit trail stays (its rows have no FK constraint).
+    The only owner of an organization is refused (409 ``last_owner``) and nothing changes."""
     User.objects.select_for_update().filter(pk=user.pk).first()  # row locks before the audit chain lock
+    memberships_end_for_account_deletion(user=user, request=request)  # organizations locked before sessions
     sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
     audit_record(event=EventType.ACCOUNT_DELETED, request=request, actor=user, email=user.email)
     user.delete()

@@ -276,6 +276,42 @@ def member_remove(*, user: User, organization_id, member_user_id, request=None) 
                  organization=actor.organization, role=target.role, left=leaving)
 
 
+class SoleOwner(LastOwner):
+    """Deleting an account that is the only owner of organizations (``last_owner``, 409): the message
+    names them."""
+
+    def __init__(self, organizations: list[Organization]):
+        names = ", ".join(f"{o.name} ({o.slug})" for o in organizations)
+        super().__init__(f"You are the only owner of {names}. Make someone else an owner, or delete "
+                         f"{'it' if len(organizations) == 1 else 'them'}, before you delete your account.")
+        self.organizations = organizations
+
+
+def memberships_end_for_account_deletion(*, user: User, request=None) -> None:
+    """Run inside the account deletion's transaction, before anything else is changed: every
+    organization ``user`` belongs to is locked (in id order, as one membership change at a time
+    locks one), and if ``user`` is the only owner of any of them the deletion is refused
+    (``SoleOwner``). Otherwise each membership ends as a departure (``org.member.removed``,
+    ``left: true``, ``reason: "account_deleted"``), so the organization's trail shows who went."""
+    organization_ids = list(Membership.objects.filter(user=user).values_list("organization_id", flat=True))
+    if not organization_ids:
+        return
+    organizations = list(Organization.objects.select_for_update().filter(pk__in=organization_ids).order_by("pk"))
+    memberships = {m.organization_id: m for m in Membership.objects.filter(user=user)}
+    sole = [o for o in organizations
+            if memberships.get(o.pk) is not None and memberships[o.pk].role == OrgRole.OWNER
+            and _owner_count(o) <= 1]
+    if sole:
+        raise SoleOwner(sorted(sole, key=lambda o: (o.name, o.slug)))
+    for organization in organizations:
+        membership = memberships.get(organization.pk)
+        if membership is None:  # left a moment ago
+            continue
+        membership.delete()
+        audit_record(event=EventType.ORG_MEMBER_REMOVED, request=request, actor=user, subject=user,
+                     organization=organization, role=membership.role, left=True, reason="account_deleted")
+
+
 # --- invitations --------------------------------------------------------------------------------------
 
 def _invitation_link(raw: str) -> str:

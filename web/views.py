@@ -358,7 +358,11 @@ def account_delete(request):
     row = request.browser.row
     form = forms.DeleteAccountForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        accounts.user_delete(user=row.user, request=request)
+        try:
+            accounts.user_delete(user=row.user, request=request)
+        except ApiError as exc:  # the only owner of an organization (409 last_owner): nothing changed
+            return _message(request, "Your account was not deleted", exc.message, status=exc.status_code,
+                            link=("/organizations", "Your organizations"))
         services.browser_forget_current(request)
         return _message(request, "Account deleted",
                         "Your account is deleted and every session of it was signed out.",
