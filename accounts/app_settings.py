@@ -15,6 +15,11 @@ class AppSettings:
         return timedelta(seconds=self._get("EMAIL_VERIFICATION_TTL_SECONDS", 24 * 3600))
 
     @property
+    def EMAIL_CHANGE_TTL(self) -> timedelta:
+        """How long the link that confirms a new email address works (default 24 hours)."""
+        return timedelta(seconds=self._get("EMAIL_CHANGE_TTL_SECONDS", 24 * 3600))
+
+    @property
     def PASSWORD_RESET_TTL(self) -> timedelta:
         """How long a password-reset link works (default 1 hour)."""
         return timedelta(seconds=self._get("PASSWORD_RESET_TTL_SECONDS", 3600))

@@ -53,6 +53,12 @@ class ChangePasswordInput(serializers.Serializer):
     newPassword = PasswordField()
 
 
+class ChangeEmailInput(serializers.Serializer):
+    newEmail = StrictEmailField()
+    # Optional: a client that asks for the password anyway may send it; a wrong one changes nothing.
+    password = PasswordField(required=False)
+
+
 class PasswordInput(serializers.Serializer):
     password = PasswordField()
 

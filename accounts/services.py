@@ -1,4 +1,5 @@
-"""Account flows: register, verify, log in, reset and change passwords, profile, re-authentication.
+"""Account flows: register, verify, log in, reset and change passwords, change the email address,
+profile, re-authentication.
 
 Each flow validates, changes state, writes its audit row and queues its mail in one transaction.
 """
@@ -11,13 +12,14 @@ from datetime import datetime
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.app_settings import app_settings
 from accounts.models import AccountToken, Role, TokenPurpose, User, hash_token, normalize_email
 from audit.models import EventType
-from audit.services import audit_record
+from audit.services import audit_record, email_mask
 from config.api.errors import ApiError
 from notifications.services import outbox_enqueue
 from orgs.services import (
@@ -73,13 +75,14 @@ def _link(path: str, raw_token: str) -> str:
     return f"{app_settings.PUBLIC_URL}/{path}?token={raw_token}"
 
 
-def _token_issue(user: User, purpose: str, ttl) -> str:
-    """A new single-use token; earlier unused tokens of the same purpose stop working."""
+def _token_issue(user: User, purpose: str, ttl, **fields) -> str:
+    """A new single-use token; earlier unused tokens of the same purpose stop working. ``fields``:
+    what the token carries (an email change's ``new_email`` and ``requested_session_id``)."""
     now = timezone.now()
     AccountToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True).update(used_at=now)
     raw = secrets.token_urlsafe(32)
     AccountToken.objects.create(user=user, purpose=purpose, token_hash=hash_token(raw), created_at=now,
-                                expires_at=now + ttl)
+                                expires_at=now + ttl, **fields)
     return raw
 
 
@@ -325,3 +328,121 @@ def user_delete(*, user: User, request=None) -> None:
     sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
     audit_record(event=EventType.ACCOUNT_DELETED, request=request, actor=user, email=user.email)
     user.delete()
+
+
+# --- email change (step-up; docs/security.md) ---------------------------------------------------------
+class EmailTaken(ApiError):
+    status_code = 409
+    default_code = "email_taken"
+    default_detail = "This email address belongs to another account now. Your email was not changed."
+
+
+def _new_email_errors(new_email: str, user: User) -> None:
+    try:
+        validate_email(new_email)
+    except DjangoValidationError:
+        raise ApiError("The request has invalid fields.", code="validation_error",
+                       fields={"newEmail": ["Enter a valid email address."]}) from None
+    if new_email == user.email:
+        raise ApiError("The request has invalid fields.", code="validation_error",
+                       fields={"newEmail": ["This is already your email address."]})
+
+
+def email_change_request(*, user: User, session: DeviceSession | None, new_email: str, password: str | None = None,
+                         request=None) -> None:
+    """Ask to move the account to ``new_email`` (the caller checked step-up). The new address gets a
+    single-use confirmation link (only its hash is stored), or, if it already belongs to an account, a
+    notice instead; the old address is told either way, with a "this wasn't me" link. The caller
+    answers the same in both cases, and the requester's audit row looks the same too (no enumeration).
+    ``password``, when given, must be the account's (400 invalid_password). A new request replaces
+    every earlier pending one."""
+    from security.app_settings import app_settings as security_settings
+    from security.models import SecurityTokenPurpose
+    from security.services import security_token_issue
+
+    new_email = normalize_email(new_email)
+    _new_email_errors(new_email, user)
+    if password is not None and not user.check_password(password):
+        audit_record(event=EventType.EMAIL_CHANGE_FAILED, request=request, actor=user, session=session,
+                     success=False, reason="invalid_password")
+        raise InvalidCurrentPassword("The password is incorrect.", fields={"password": ["The password is incorrect."]})
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()  # row locks before the audit chain lock
+        owner = User.objects.filter(email=new_email).first()
+        if owner is None:
+            raw = _token_issue(user, TokenPurpose.CHANGE_EMAIL, app_settings.EMAIL_CHANGE_TTL, new_email=new_email,
+                               requested_session_id=getattr(session, "pk", None))
+            outbox_enqueue(kind="email_change_confirm", recipient=new_email, subject="Confirm your new email address",
+                           template="email_change_confirm",
+                           context={"user": user, "new_email": new_email, "link": _link("account/email/confirm", raw),
+                                    "hours": int(app_settings.EMAIL_CHANGE_TTL.total_seconds() // 3600)})
+        else:
+            # What issuing a link does to earlier requests, so both cases leave the same state behind.
+            AccountToken.objects.filter(user=user, purpose=TokenPurpose.CHANGE_EMAIL,
+                                        used_at__isnull=True).update(used_at=timezone.now())
+            outbox_enqueue(kind="email_change_taken", recipient=owner.email, subject="Your email address was entered",
+                           template="email_change_taken",
+                           context={"user": owner, "login_link": f"{app_settings.PUBLIC_URL}/login",
+                                    "reset_link": f"{app_settings.PUBLIC_URL}/forgot-password"})
+        not_me = security_token_issue(user=user, purpose=SecurityTokenPurpose.NOT_ME,
+                                      ttl=security_settings.NOT_ME_TTL, session_id=str(getattr(session, "pk", "")))
+        outbox_enqueue(kind="email_change_requested", recipient=user.email,
+                       subject="Your email address is being changed", template="email_change_requested",
+                       context={"user": user, "masked_new_email": email_mask(new_email), "time": timezone.now(),
+                                "hours": int(app_settings.EMAIL_CHANGE_TTL.total_seconds() // 3600),
+                                "not_me_link": f"{app_settings.PUBLIC_URL}/account/not-me?token={not_me}",
+                                "sessions_link": f"{app_settings.PUBLIC_URL}/account/sessions"})
+        # address_in_use is not among the details users see (security.serializers.VISIBLE_CONTEXT).
+        audit_record(event=EventType.EMAIL_CHANGE_REQUESTED, request=request, actor=user, session=session,
+                     new_email=email_mask(new_email), address_in_use=owner is not None)
+
+
+def email_change_confirm(*, token: str, request=None) -> User:
+    """Apply a confirmed change (the link mailed to the new address): the address must still be free
+    (checked, and guarded by the unique constraint: 409 email_taken), it counts as verified now, every
+    other link token of the account stops working, every session except the one that asked ends.
+    Audited with both addresses masked; the old address is told. Atomic: a refusal changes nothing."""
+    user_id = None
+    try:
+        with transaction.atomic():
+            pending = AccountToken.objects.filter(token_hash=hash_token(token or ""),
+                                                  purpose=TokenPurpose.CHANGE_EMAIL).values("user_id").first()
+            user_id = pending and pending["user_id"]
+            # The user row before the token row (the order of email_change_request), then the audit chain.
+            user = User.objects.select_for_update().filter(pk=user_id, is_active=True).first() if user_id else None
+            record = _token_consume(token, TokenPurpose.CHANGE_EMAIL)
+            if user is None or record.user_id != user.pk:
+                raise InvalidLinkToken()
+            old, new, now = user.email, record.new_email, timezone.now()
+            if User.objects.filter(email=new).exclude(pk=user.pk).exists():
+                raise EmailTaken()
+            user.email, user.email_verified_at = new, now
+            try:
+                with transaction.atomic():
+                    user.save(update_fields=["email", "email_verified_at", "updated_at"])
+            except IntegrityError:  # taken by a concurrent registration or change (case-insensitive constraint)
+                raise EmailTaken() from None
+            # Links mailed to the old address (reset, verification) and other pending changes stop working.
+            AccountToken.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
+            keep = None
+            if record.requested_session_id:
+                keep = DeviceSession.objects.alive().filter(pk=record.requested_session_id, user=user).first()
+            revoked = sessions_revoke_all(user=user, reason=RevokeReason.EMAIL_CHANGED, request=request, actor=user,
+                                          keep=keep)
+            audit_record(event=EventType.EMAIL_CHANGED, request=request, actor=user, session=keep,
+                         old_email=email_mask(old), new_email=email_mask(new), sessions_revoked=revoked)
+            outbox_enqueue(kind="email_changed", recipient=old, subject="Your email address was changed",
+                           template="email_changed",
+                           context={"user": user, "masked_new_email": email_mask(new), "time": now})
+            return user
+    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
+        subject = User.objects.filter(pk=user_id).first() if user_id else None
+        audit_record(event=EventType.EMAIL_CHANGE_FAILED, request=request, subject=subject, success=False,
+                     reason=exc.code)
+        raise
+
+
+def email_change_cancel_pending(*, user: User) -> int:
+    """Pending email changes stop working ("this wasn't me"). Returns how many were pending."""
+    return AccountToken.objects.filter(user=user, purpose=TokenPurpose.CHANGE_EMAIL,
+                                       used_at__isnull=True).update(used_at=timezone.now())

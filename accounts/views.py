@@ -1,12 +1,13 @@
 """Account API: each view parses its input, calls one service, renders."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
 from accounts.serializers import (
+    ChangeEmailInput,
     ChangePasswordInput,
     DetailOutput,
     EmailInput,
@@ -21,7 +22,7 @@ from accounts.serializers import (
     UserOutput,
 )
 from config.api.responses import secret_response
-from config.api.schema import ERRORS
+from config.api.schema import ERRORS, ErrorBody
 from identity.authentication import request_session
 from security.lockout import known_device_token_issue
 from security.ratelimit import rate_limit
@@ -30,6 +31,11 @@ from security.stepup import RecentAuthentication, recent_authentication_for
 from sessions_app.serializers import token_pair_data
 
 ACCEPTED = "If the address can be used, we have sent an email with the next step."
+EMAIL_CHANGE_ACCEPTED = ("Check the inbox of the new address: the change takes effect when you open the link we "
+                         "sent there.")
+
+
+ERROR_409 = OpenApiResponse(ErrorBody, description="email_taken")
 
 
 class PublicApi(APIView):
@@ -145,8 +151,44 @@ class ChangePasswordApi(APIView):
         return Response(status=204)
 
 
+class ChangeEmailApi(APIView):
+    """Contract extension (docs/api.md): step-up, then a link to the new address; 202 either way."""
+
+    permission_classes = [IsAuthenticated, RecentAuthentication]  # step-up: security/stepup.py
+
+    @extend_schema(operation_id="auth_change_email_create", summary="Ask to change the email address (step-up)",
+                   description="Needs a password entry within AUTH_REAUTH_MAX_AGE_SECONDS (else 403 "
+                               "reauthentication_required). Mails a confirmation link to the new address (or, if it "
+                               "belongs to an account, a notice) and tells the old one; the same 202 either way.",
+                   request=ChangeEmailInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
+    @rate_limit("change_email", per_user=True)
+    def post(self, request):
+        data = ChangeEmailInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.email_change_request(user=request.user, session=request_session(request), request=request,
+                                      new_email=data.validated_data["newEmail"],
+                                      password=data.validated_data.get("password"))
+        return Response({"detail": EMAIL_CHANGE_ACCEPTED}, status=202)
+
+
+class ConfirmEmailChangeApi(PublicApi):
+    """Contract extension (docs/api.md): the token from the link mailed to the new address."""
+
+    @extend_schema(operation_id="auth_confirm_email_change_create", summary="Apply a confirmed email change",
+                   description="409 email_taken when the address was taken since the request; every session "
+                               "except the one that asked for the change is signed out.",
+                   request=TokenInput, responses={200: UserEnvelopeOutput, 409: ERROR_409, **ERRORS},
+                   tags=["accounts"])
+    def post(self, request):
+        data = TokenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.email_change_confirm(token=data.validated_data["token"], request=request)
+        return Response({"user": UserOutput(user).data})
+
+
 class ReauthenticateApi(APIView):
     @extend_schema(request=PasswordInput, responses={200: ReauthenticateOutput, **ERRORS}, tags=["accounts"])
+    @rate_limit("reauthenticate", per_user=True)
     def post(self, request):
         data = PasswordInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -35,6 +35,13 @@ def _clean(value: Any, key: str = "") -> Any:
     return str(value)
 
 
+def email_mask(address: str) -> str:
+    """``nia@example.com`` -> ``n***@example.com``: enough for the owner to recognise the address,
+    not enough to read it (audit context of email changes, notices to the old address)."""
+    local, _, domain = (address or "").rpartition("@")
+    return f"{local[:1]}***@{domain}" if local and domain else MASK
+
+
 def audit_record(
     *,
     event: EventType,

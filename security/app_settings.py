@@ -13,6 +13,10 @@ DEFAULT_RATE_LIMITS = {
     "register": "10/h",
     "forgot_password": "3/5m",
     "resend_verification": "3/5m",
+    # Per signed-in user: asking for an email change (each one mails two addresses) and confirming the
+    # password again (its own budget: re-authentication and login do not share counters).
+    "change_email": "3/5m",
+    "reauthenticate": "5/m",
     "unlock": "10/h",
     "not_me": "10/h",
     "api": "100/m",

@@ -97,8 +97,9 @@ def login_seen_check(*, user, session, request) -> bool:
 @transaction.atomic
 def not_me_report(*, token: str, request=None):
     """"This wasn't me": end every session of the account, make the password unusable (the person
-    who signed in knows it) and mail a password-reset link. Returns the user."""
-    from accounts.services import password_forgot
+    who signed in knows it), cancel a pending email change and mail a password-reset link. Returns
+    the user."""
+    from accounts.services import email_change_cancel_pending, password_forgot
     from sessions_app.models import RevokeReason
     from sessions_app.services import sessions_revoke_all
 
@@ -106,7 +107,9 @@ def not_me_report(*, token: str, request=None):
     user.set_unusable_password()  # row locks before the audit chain lock (see audit/chain.py)
     user.save(update_fields=["password", "updated_at"])
     revoked = sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
-    audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, sessions_revoked=revoked)
+    cancelled = email_change_cancel_pending(user=user)
+    audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, sessions_revoked=revoked,
+                 email_changes_cancelled=cancelled)
     password_forgot(email=user.email, request=request)
     return user
 

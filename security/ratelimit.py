@@ -64,13 +64,20 @@ def _field_value(request, field: str) -> str | None:
     return f"{field}:{value.strip().lower()[:254]}" if isinstance(value, str) and value.strip() else None
 
 
-def rate_limit(scope: str, *, also_by: str | None = None):
-    """Decorate a DRF view method: limit ``scope`` per client IP and, with ``also_by``, per value of
-    that body field too (e.g. the email a reset is requested for, from whatever address)."""
+def user_value(user) -> str | None:
+    """The counter value of a per-user scope (None for an anonymous request)."""
+    return f"user:{user.pk}" if getattr(user, "is_authenticated", False) else None
+
+
+def rate_limit(scope: str, *, also_by: str | None = None, per_user: bool = False):
+    """Decorate a DRF view method: limit ``scope`` per client IP (``per_user``: per signed-in user
+    instead) and, with ``also_by``, per value of that body field too (e.g. the email a reset is
+    requested for, from whatever address)."""
     def decorator(method):
         @functools.wraps(method)
         def wrapper(self, request, *args, **kwargs):
-            ratelimit_hit(request=request, scope=scope)
+            ratelimit_hit(request=request, scope=scope,
+                          value=user_value(getattr(request, "user", None)) if per_user else None)
             if also_by:
                 value = _field_value(request, also_by)
                 if value:
@@ -89,7 +96,5 @@ class ApiRateThrottle(BaseThrottle):
         scope = getattr(view, "api_rate_scope", "api")
         if scope is None:
             return True
-        user = getattr(request, "user", None)
-        value = f"user:{user.pk}" if getattr(user, "is_authenticated", False) else None
-        ratelimit_hit(request=request, scope=scope, value=value)
+        ratelimit_hit(request=request, scope=scope, value=user_value(getattr(request, "user", None)))
         return True

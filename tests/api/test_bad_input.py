@@ -62,6 +62,10 @@ BODY_ENDPOINTS = [
     Endpoint("reset-password", "POST", "reset-password", False, {"token": "str", "password": "str"}),
     Endpoint("change-password", "POST", "change-password", True, {"currentPassword": "str", "newPassword": "str"}),
     Endpoint("reauthenticate", "POST", "reauthenticate", True, {"password": "str"}),
+    # Email change (issue 4 step-up; documented extensions)
+    Endpoint("change-email", "POST", "change-email", True, {"newEmail": "str", "password": "str"},
+             optional=("password",)),
+    Endpoint("confirm-email-change", "POST", "confirm-email-change", False, {"token": "str"}),
 ]
 BODYLESS_ENDPOINTS = [
     Endpoint("logout", "POST", "logout", True),
@@ -88,6 +92,7 @@ class World:
     unverified: User
     verify_token: str
     reset_token: str
+    email_change_token: str
 
     def valid_body(self, endpoint: Endpoint) -> dict:
         return {
@@ -102,6 +107,8 @@ class World:
             "reset-password": {"token": self.reset_token, "password": NEW_PASSWORD},
             "change-password": {"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD},
             "reauthenticate": {"password": PASSWORD},
+            "change-email": {"newEmail": "moved@example.com", "password": PASSWORD},
+            "confirm-email-change": {"token": self.email_change_token},
         }[endpoint.name]
 
     def url(self, endpoint: Endpoint) -> str:
@@ -118,9 +125,11 @@ def world(api, user):
     unverified = UserFactory(email_verified_at=None)
     account_services.verification_resend(email=unverified.email)
     account_services.password_forgot(email=user.email)
+    reset_token = link_token(last_mail_to(user.email))
+    account_services.email_change_request(user=user, session=None, new_email="pending@example.com")
     return World(user=user, tokens=tokens, other_session=other["session"]["id"], unverified=unverified,
-                 verify_token=link_token(last_mail_to(unverified.email)),
-                 reset_token=link_token(last_mail_to(user.email)))
+                 verify_token=link_token(last_mail_to(unverified.email)), reset_token=reset_token,
+                 email_change_token=link_token(last_mail_to("pending@example.com")))
 
 
 @pytest.fixture
