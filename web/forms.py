@@ -71,6 +71,12 @@ class ChangePasswordForm(WebForm):
                                    widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 
 
+class ChangeEmailForm(WebForm):
+    api_fields = {"newEmail": "new_email"}
+    new_email = forms.EmailField(label="New email address", max_length=254,
+                                 widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+
 class SessionChoiceForm(WebForm):
     session = forms.UUIDField(widget=forms.HiddenInput)
 

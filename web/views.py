@@ -53,19 +53,21 @@ def signed_in(view):
     return wrapper
 
 
-def page_rate_limit(scope: str, *, also_by: str | None = None):
+def page_rate_limit(scope: str, *, also_by: str | None = None, per_user: bool = False):
     """The API's rate limits for a page's POST (same scope, same counters: security/ratelimit.py, issue 4),
-    answered as a page with 429 and Retry-After. A no-op until the security app is installed."""
+    answered as a page with 429 and Retry-After. ``per_user``: counted per signed-in user instead of per
+    client IP (put it under @signed_in). A no-op until the security app is installed."""
 
     def decorator(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             if request.method == "POST" and apps.is_installed("security"):
-                from security.ratelimit import ratelimit_hit
+                from security.ratelimit import ratelimit_hit, user_value
 
                 value = (request.POST.get(also_by) or "").strip().lower()[:254] if also_by else ""
                 try:
-                    ratelimit_hit(request=request, scope=scope)
+                    ratelimit_hit(request=request, scope=scope,
+                                  value=user_value(request.browser.row.user) if per_user else None)
                     if value:
                         ratelimit_hit(request=request, scope=scope, value=f"{also_by}:{value}")
                 except ApiError as exc:
@@ -332,7 +334,7 @@ def account_sessions_revoke_others(request):
 
 @require_http_methods(["GET", "POST"])
 @signed_in
-@page_rate_limit("login")
+@page_rate_limit("reauthenticate", per_user=True)  # its own budget: not the login page's (per IP)
 def account_reauthenticate(request):
     """Confirm the password again (the service of POST /api/v1/auth/reauthenticate), then back to next=."""
     row = request.browser.row
@@ -387,6 +389,52 @@ def account_security(request):
                  previous_page=page - 1 if page > 1 else None)
 
 
+EMAIL_CHANGE_SENT = ("We sent a link to {email}. Your account keeps its current address until you open that link "
+                     "(it works for {hours} hours). We also told your current address about the change.")
+
+
+@require_http_methods(["GET", "POST"])
+@signed_in
+@step_up("/account/email")
+@page_rate_limit("change_email", per_user=True)
+def account_email(request):
+    """Ask to change the email address (the service of POST /api/v1/auth/change-email); step-up."""
+    row = request.browser.row
+    form = forms.ChangeEmailForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            accounts.email_change_request(user=row.user, session=row, new_email=form.cleaned_data["new_email"],
+                                          request=request)
+        except ApiError as exc:
+            form.add_api_error(exc)
+        else:
+            from accounts.app_settings import app_settings as account_settings
+
+            hours = int(account_settings.EMAIL_CHANGE_TTL.total_seconds() // 3600)
+            return _message(request, "Check the inbox of the new address",
+                            EMAIL_CHANGE_SENT.format(email=form.cleaned_data["new_email"].strip().lower(), hours=hours),
+                            link=("/account", "Back to your account"))
+    return _page(request, "change_email", form=form)
+
+
+@require_http_methods(["GET", "POST"])
+def account_email_confirm(request):
+    """The link mailed to the new address (POST /api/v1/auth/confirm-email-change's service); GET only
+    asks, so a mail scanner's fetch changes nothing."""
+    if request.method == "GET":
+        return _link_landing(request, title="Confirm your new email address",
+                             text="Use this address for your account from now on? Your other sessions will be "
+                                  "signed out.", button="Confirm new address", action="/account/email/confirm")
+    failure, user = _link_token_apply(request, accounts.email_change_confirm)
+    if failure is not None:
+        return failure
+    # Loaded after the change, so this browser's cookie cache gets the new address.
+    signed_in_here = request.browser.row is not None and request.browser.row.user_id == user.pk
+    return _message(request, "Email address changed",
+                    f"Your account now uses {user.email}. Every other session of it was signed out.",
+                    link=("/account", "Your account") if signed_in_here else ("/login", "Sign in"))
+
+
 def _link_landing(request, *, title: str, text: str, button: str, action: str):
     """GET of a mailed link only shows a button: mail scanners prefetch links, a fetch must not act."""
     form = forms.TokenForm(initial={"token": request.GET.get("token", "")})
@@ -405,8 +453,8 @@ def _link_token_apply(request, service):
         return _message(request, "This link does not work", _BAD_LINK, status=400), None
     try:
         return None, service(token=form.cleaned_data["token"], request=request)
-    except ApiError as exc:
-        return _message(request, "This link does not work", exc.message, status=400), None
+    except ApiError as exc:  # invalid_token / token_expired (400), email_taken (409)
+        return _message(request, "This link does not work", exc.message, status=exc.status_code), None
 
 
 @require_http_methods(["GET", "POST"])
