@@ -30,3 +30,12 @@ def invitations_visible_to(user, organization_id):
     if ROLE_RANK[membership.role] < ROLE_RANK[OrgRole.ADMIN]:
         raise PermissionDenied("Only admins and owners can see the invitations.")
     return Invitation.objects.filter(organization_id=organization_id).order_by("-created_at")
+
+
+def invitation_open_by_token(token: str):
+    """The open (neither accepted, revoked nor expired) invitation behind a link token, with its
+    organization, or None: only for showing what a link is about; accepting is the service's."""
+    from django.utils import timezone
+
+    return (Invitation.objects.by_value(token).open().filter(expires_at__gt=timezone.now())
+            .select_related("organization").first())

@@ -151,18 +151,22 @@ def organization_create(*, user: User, name: str, slug: str | None = None, reque
     return membership
 
 
-def session_policy_errors(policy: dict) -> dict[str, list[str]]:
-    """Owners may only tighten the global session rules: each value is at least POLICY_MIN_SECONDS and
-    no larger than the longest the global rules allow (the absolute lifetime for the session age,
-    the longest sliding lifetime for idleness)."""
-    limits = {
-        "maxSessionLifetimeSeconds": int(session_settings.ABSOLUTE_LIFETIME.total_seconds()),
-        "idleTimeoutSeconds": int(max(session_settings.LIFETIME,
-                                      session_settings.REMEMBER_ME_LIFETIME).total_seconds()),
-    }
+def session_policy_limits() -> dict[str, tuple[int, int]]:
+    """The allowed range, in seconds, of each session-policy value: at least POLICY_MIN_SECONDS, at
+    most the longest the global rules allow (the absolute lifetime for the session age, the longest
+    sliding lifetime for idleness)."""
     low = app_settings.POLICY_MIN_SECONDS
+    return {
+        "maxSessionLifetimeSeconds": (low, int(session_settings.ABSOLUTE_LIFETIME.total_seconds())),
+        "idleTimeoutSeconds": (low, int(max(session_settings.LIFETIME,
+                                            session_settings.REMEMBER_ME_LIFETIME).total_seconds())),
+    }
+
+
+def session_policy_errors(policy: dict) -> dict[str, list[str]]:
+    """Owners may only tighten the global session rules (``session_policy_limits``)."""
     errors = {}
-    for key, high in limits.items():
+    for key, (low, high) in session_policy_limits().items():
         value = policy.get(key)
         if value is not None and not low <= value <= high:
             errors[f"sessionPolicy.{key}"] = [

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from web import views
+from web import org_views, views
 
 urlpatterns = [
     path("login", views.login, name="web-login"),
@@ -26,6 +26,20 @@ urlpatterns = [
     path("accounts", views.accounts_list, name="web-accounts"),
     path("accounts/switch", views.accounts_switch, name="web-accounts-switch"),
     path("accounts/sign-out", views.accounts_sign_out, name="web-accounts-sign-out"),
+    path("organizations", org_views.organizations, name="web-organizations"),
+    path("organizations/switch", org_views.organizations_switch, name="web-organizations-switch"),
+    path("organizations/<uuid:org_id>", org_views.organization, name="web-organization"),
+    path("organizations/<uuid:org_id>/rename", org_views.organization_rename, name="web-organization-rename"),
+    path("organizations/<uuid:org_id>/policy", org_views.organization_policy, name="web-organization-policy"),
+    path("organizations/<uuid:org_id>/delete", org_views.organization_delete, name="web-organization-delete"),
+    path("organizations/<uuid:org_id>/members/<uuid:user_id>/role", org_views.member_role,
+         name="web-organization-member-role"),
+    path("organizations/<uuid:org_id>/members/<uuid:user_id>/remove", org_views.member_remove,
+         name="web-organization-member-remove"),
+    path("organizations/<uuid:org_id>/invitations", org_views.invitation_create, name="web-organization-invite"),
+    path("organizations/<uuid:org_id>/invitations/<uuid:invitation_id>/revoke", org_views.invitation_revoke,
+         name="web-organization-invitation-revoke"),
+    path("invitations/accept", org_views.invitation_accept, name="web-invitation-accept"),
     path("admin/login/", views.admin_login, name="web-admin-login"),
     path("admin/logout/", views.logout, name="web-admin-logout"),
 ]
