@@ -5,3 +5,6 @@ class SessionsAppConfig(AppConfig):
     name = "sessions_app"
     label = "sessions_app"
     verbose_name = "Device sessions"
+
+    def ready(self):
+        from sessions_app import receivers  # noqa: F401  (changes that outdate cookie-cache snapshots)

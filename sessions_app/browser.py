@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 
 from django.contrib.auth import SESSION_KEY
@@ -43,6 +44,17 @@ def cookie_cache_ok(view):
     return view
 
 
+def _active_role_subquery():
+    """The caller's role in the session's active organization, in the row's own query (None when the
+    membership has ended), for the cookie-cache snapshot that ``GET token`` signs from."""
+    from django.db.models import OuterRef, Subquery
+
+    from orgs.models import Membership
+
+    return Subquery(Membership.objects.filter(user_id=OuterRef("user_id"),
+                                              organization_id=OuterRef("active_organization_id")).values("role")[:1])
+
+
 def session_row_load(raw_key: str, *, request=None) -> DeviceSession | None:
     """The live row of a browser key (with its user), after the idle check and activity touch."""
     from sessions_app.services import (session_idle_revoke, session_policy_expire, session_policy_violation,
@@ -50,10 +62,12 @@ def session_row_load(raw_key: str, *, request=None) -> DeviceSession | None:
 
     if not valid_key(raw_key):
         return None
-    row = DeviceSession.objects.select_related("user", "active_organization").filter(
-        browser_key_hash=hash_token(raw_key)).first()
+    read_at = time.time()
+    row = DeviceSession.objects.select_related("user", "active_organization").annotate(
+        active_org_role=_active_role_subquery()).filter(browser_key_hash=hash_token(raw_key)).first()
     if row is None or not row.is_alive() or not row.user.is_active:
         return None
+    row.loaded_at = read_at  # a snapshot from this row is as old as the read (cookie_cache marks)
     if session_idle_revoke(row, request=request):
         return None
     limit = session_policy_violation(row)  # the active organization's session policy (orgs)
@@ -205,8 +219,36 @@ def snapshot_for(row: DeviceSession, raw_key: str) -> str:
     user = row.user
     private = {"ev": user.email_verified_at.isoformat() if user.email_verified_at else None,
                "active": user.is_active, "staff": user.is_staff, "superuser": user.is_superuser}
+    org, not_after = _snapshot_org(row)
     return cookie_cache.snapshot_encode(key_hash=hash_token(raw_key), session=session,
-                                        user=dict(UserOutput(user).data), user_private=private)
+                                        user=dict(UserOutput(user).data), user_private=private,
+                                        org=org, not_after=not_after, now=getattr(row, "loaded_at", None))
+
+
+def _snapshot_org(row: DeviceSession) -> tuple[dict | None, float | None]:
+    """The active organization as ``GET token`` puts it in the token (``{"id", "role"}``), and until
+    when a snapshot may answer without the row under that organization's session policy: half its idle
+    timeout (activity on cache hits is not recorded, so the row must be seen again in time) and no
+    later than its maximum session lifetime."""
+    if row.active_organization_id is None:
+        return None, None
+    if hasattr(row, "active_org_role"):
+        role = row.active_org_role
+    else:
+        from orgs.models import Membership
+
+        role = Membership.objects.filter(user_id=row.user_id, organization_id=row.active_organization_id
+                                         ).values_list("role", flat=True).first()
+    if role is None:  # the membership has ended: the next token carries no organization
+        return None, None
+    organization = row.active_organization
+    now = timezone.now()
+    ends = []
+    if organization.idle_timeout_seconds is not None:
+        ends.append(now.timestamp() + organization.idle_timeout_seconds / 2)
+    if organization.max_session_lifetime_seconds is not None:
+        ends.append(row.created_at.timestamp() + organization.max_session_lifetime_seconds)
+    return {"id": str(row.active_organization_id), "role": role}, (min(ends) if ends else None)
 
 
 def session_payload(snapshot_session: dict) -> dict:

@@ -9,12 +9,15 @@ snapshot, never a sign-out.
 
 Revocation: with Redis (``REDIS_URL``), revoking a session writes ``mca:revoked:sid:<sid>`` and
 revoking all of a user's sessions writes ``mca:revoked:user-before:<uid>`` (a timestamp) after commit;
-a cache hit looks both up in one ``MGET``. Without Redis a revoked session's snapshot keeps
-answering until it goes stale: at most the cache TTL.
+a change to what a snapshot says about a user (email, role, an organization membership, the active
+organization of one of their sessions) writes ``mca:stale:user:<uid>`` (a timestamp), and a change to
+an organization's session policy ``mca:stale:org:<id>``. A cache hit looks them up in one ``MGET``; a snapshot issued before a mark goes to the database, which answers and
+issues a new one. Without Redis a snapshot keeps answering until it goes stale: at most the cache TTL.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
@@ -34,7 +37,7 @@ logger = logging.getLogger(__name__)
 PURPOSE = "sessions.cookie-cache"
 PROTECTED = {"alg": "dir", "enc": "A256GCM"}
 ALGORITHMS = ["dir", "A256GCM"]
-VERSION = 1
+VERSION = 2  # 2: with the active organization ("org") for GET token
 
 
 @functools.lru_cache(maxsize=4)
@@ -46,12 +49,18 @@ def _key() -> OctKey:
     return _key_for(key_encryption_root())
 
 
-def snapshot_encode(*, key_hash: str, session: dict, user: dict, user_private: dict, now: float | None = None) -> str:
+def snapshot_encode(*, key_hash: str, session: dict, user: dict, user_private: dict, org: dict | None = None,
+                    not_after: float | None = None, now: float | None = None) -> str:
     """``session`` and ``user`` are the API representations (Session without ``current``, User);
-    ``user_private`` the fields pages need besides them (is_active, is_staff, is_superuser)."""
+    ``user_private`` the fields pages need besides them (is_active, is_staff, is_superuser); ``org`` the
+    active organization's ``{"id", "role"}`` for ``GET token`` (None: no active organization).
+    ``not_after`` caps the freshness (an organization's session policy must be judged by then)."""
     now = time.time() if now is None else now
-    payload = {"v": VERSION, "kh": key_hash, "iat": now, "exp": now + app_settings.COOKIE_CACHE_TTL.total_seconds(),
-               "session": session, "user": user, "up": user_private}
+    exp = now + app_settings.COOKIE_CACHE_TTL.total_seconds()
+    if not_after is not None:
+        exp = min(exp, not_after)
+    payload = {"v": VERSION, "kh": key_hash, "iat": now, "exp": exp,
+               "session": session, "user": user, "up": user_private, "org": org}
     data = json.dumps(payload, separators=(",", ":")).encode()
     return jwe.encrypt_compact(PROTECTED, data, _key(), algorithms=ALGORITHMS)
 
@@ -82,6 +91,14 @@ def _sid_key(sid) -> str:
 
 def _user_key(uid) -> str:
     return f"mca:revoked:user-before:{uid}"
+
+
+def _stale_key(uid) -> str:
+    return f"mca:stale:user:{uid}"
+
+
+def _org_key(org_id) -> str:
+    return f"mca:stale:org:{org_id}"
 
 
 _redis_client: tuple[str, object] | None = None
@@ -115,18 +132,24 @@ def _mark_set(key: str, value, ttl: int) -> None:
 
 def revoked_since(payload: dict) -> bool:
     """One shared-cache round trip (MGET): was the snapshot's session, or every session of its user,
-    revoked after the snapshot was issued? Off (False) without REVOCATION_CHECK; a cache error counts
-    as revoked so the caller checks the database instead."""
+    revoked after the snapshot was issued, or has what it says about the user changed since? Off
+    (False) without REVOCATION_CHECK; a cache error counts as revoked so the caller checks the
+    database instead."""
     if not app_settings.REVOCATION_CHECK:
         return False
+    uid, org = payload["user"]["id"], payload.get("org")
+    keys = [_sid_key(payload["session"]["id"]), _user_key(uid), _stale_key(uid)]
+    if org:
+        keys.append(_org_key(org["id"]))
     try:
-        by_sid, before = _marks_get([_sid_key(payload["session"]["id"]), _user_key(payload["user"]["id"])])
+        by_sid, *since = _marks_get(keys)
     except Exception:  # noqa: BLE001 - Redis down: the database decides
         logger.warning("revocation lookup failed; falling back to the database", exc_info=True)
         return True
     if by_sid is not None:
         return True
-    return before is not None and payload["iat"] <= float(before)
+    iat = payload["iat"]
+    return any(mark is not None and iat <= float(mark) for mark in since)
 
 
 def _ttl() -> int:
@@ -146,3 +169,28 @@ def revocation_mark_user(uid, *, at: float | None = None) -> None:
         _mark_set(_user_key(uid), repr(time.time() if at is None else at), _ttl())
     except Exception:  # noqa: BLE001
         logger.warning("could not publish the revocation of the sessions of %s", uid, exc_info=True)
+
+
+# The users whose snapshots this request outdated (BrowserSessionMiddleware starts a set per request):
+# the response must not issue a snapshot from what it loaded before the change.
+changed_in_request: contextvars.ContextVar[set | None] = contextvars.ContextVar("changed_in_request", default=None)
+
+
+def snapshot_invalidate_user(uid) -> None:
+    """Snapshots of ``uid``'s sessions issued until now go to the database once (and are re-issued):
+    their email, role, organization or active organization changed."""
+    changed = changed_in_request.get()
+    if changed is not None:
+        changed.add(str(uid))
+    try:
+        _mark_set(_stale_key(uid), repr(time.time()), _ttl())
+    except Exception:  # noqa: BLE001 - only the fast path may lag, by at most the TTL
+        logger.warning("could not publish a change to the sessions of %s", uid, exc_info=True)
+
+
+def snapshot_invalidate_organization(org_id) -> None:
+    """Snapshots with ``org_id`` active go to the database once: its session policy changed."""
+    try:
+        _mark_set(_org_key(org_id), repr(time.time()), _ttl())
+    except Exception:  # noqa: BLE001
+        logger.warning("could not publish a change to organization %s", org_id, exc_info=True)

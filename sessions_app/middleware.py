@@ -21,10 +21,12 @@ from django.utils.http import http_date
 from rest_framework.renderers import JSONRenderer
 
 from config.api.fast_path import add_csp
+from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.browser import BrowserState, SessionStore, session_payload, snapshot_for
 
 SESSION_PATH = "/api/v1/auth/session"
+TOKEN_PATH = "/api/v1/auth/token"
 ACCOUNTS_COOKIE_MAX_AGE = 90 * 24 * 3600
 
 
@@ -41,23 +43,74 @@ def render_session(payload: dict) -> bytes:
     return JSONRenderer().render({"user": payload["user"], "session": session_payload(payload["session"])})
 
 
+def token_response_headers(response):
+    """Headers of ``GET /api/v1/auth/token`` on the fast path: what ``secret_response`` gives the view."""
+    response["Expires"] = http_date(time.time())
+    response["Cache-Control"] = "max-age=0, no-cache, no-store, must-revalidate, private"
+    response["Vary"] = "Cookie"
+    return response
+
+
+def token_from_snapshot(payload: dict) -> bytes:
+    """``GET token``'s JSON, signed from the snapshot: the same claims the view puts in (the one
+    signing path, ``access_token_issue``), with ``org``/``orgRole`` from the snapshot's active
+    organization."""
+    from identity.services.tokens import access_token_issue
+
+    user, org = payload["user"], payload.get("org")
+    access = access_token_issue(user=_SnapshotSubject(user["id"], user["email"], user["role"]),
+                                session_id=payload["session"]["id"],
+                                org_id=org["id"] if org else None, org_role=org["role"] if org else None)
+    return JSONRenderer().render({"accessToken": access.token, "expiresIn": access.expires_in})
+
+
+class _SnapshotSubject:
+    __slots__ = ("pk", "email", "role")
+
+    def __init__(self, pk, email, role):
+        self.pk, self.email, self.role = pk, email, role
+
+
+def _within_api_rate(request, payload) -> bool:
+    """Count the per-client ``api`` rate limit the view would count (security.ratelimit), per user.
+    False when over it: the view then answers (429 in the one error envelope, audited)."""
+    from config.api.errors import ApiError
+    from security.app_settings import app_settings as security_settings
+    from security.ratelimit import ratelimit_hit
+
+    if not security_settings.RATE_LIMIT_ENABLED:
+        return True
+    try:
+        ratelimit_hit(request=request, scope="api", value=f"user:{payload['user']['id']}")
+    except ApiError:
+        return False
+    return True
+
+
 class SessionFastPathMiddleware:
-    """Answer ``GET /api/v1/auth/session`` from a fresh cookie cache before anything else runs.
-    Anything unusual (Bearer header, no or stale cache, revoked) goes on to the DRF view."""
+    """Answer ``GET /api/v1/auth/session`` and ``GET /api/v1/auth/token`` from a fresh cookie cache
+    before anything else runs. Anything unusual (Bearer header, no or stale cache, revoked, a changed
+    user or organization, rate limited) goes on to the DRF view."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path_info == SESSION_PATH and request.method == "GET" \
+        path = request.path_info
+        if (path == SESSION_PATH or path == TOKEN_PATH) and request.method == "GET" \
                 and "HTTP_AUTHORIZATION" not in request.META:
             state = BrowserState(request)
             payload = state.snapshot()
-            if payload is not None:
+            if payload is not None and path == SESSION_PATH:
                 response = HttpResponse(render_session(payload), content_type="application/json")
                 response["Allow"] = "GET, HEAD, OPTIONS"
                 response["X-Frame-Options"] = "DENY"
                 return add_csp(session_response_headers(response))
+            if payload is not None and payload["up"]["active"] and _within_api_rate(request, payload):
+                response = HttpResponse(token_from_snapshot(payload), content_type="application/json")
+                response["Allow"] = "GET, HEAD, OPTIONS"
+                response["X-Frame-Options"] = "DENY"
+                return add_csp(token_response_headers(response))
             request.browser = state  # the decryption already done is reused below
         return self.get_response(request)
 
@@ -74,6 +127,7 @@ def _delete(response, name):
 
 class BrowserSessionMiddleware(SessionMiddleware):
     def process_request(self, request):
+        cookie_cache.changed_in_request.set(set())
         state = getattr(request, "browser", None) or BrowserState(request)
         request.browser = state
         store = SessionStore(state.raw_key)
@@ -100,7 +154,12 @@ class BrowserSessionMiddleware(SessionMiddleware):
                 response.set_cookie(app_settings.SESSION_COOKIE, state.raw_key, max_age=max_age,
                                     expires=http_date(time.time() + max_age) if max_age is not None else None,
                                     **_cookie_kwargs())
-            if not state.snapshot_used and app_settings.COOKIE_CACHE_TTL.total_seconds() > 0:
+            if str(row.user_id) in (cookie_cache.changed_in_request.get() or ()):
+                # This request changed what a snapshot says (profile, organization, switch): the row in
+                # hand predates it, so the next request loads the row and gets the new snapshot.
+                if app_settings.CACHE_COOKIE in request.COOKIES:
+                    _delete(response, app_settings.CACHE_COOKIE)
+            elif not state.snapshot_used and app_settings.COOKIE_CACHE_TTL.total_seconds() > 0:
                 response.set_cookie(app_settings.CACHE_COOKIE, snapshot_for(row, state.raw_key), **_cookie_kwargs())
         elif state.cleared or (state.had_key and store._row_loaded):
             # Signed out, or the cookie names a session that is gone: forget it.

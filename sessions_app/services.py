@@ -416,6 +416,8 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
     for name, value in changes.items():
         setattr(session, name, value)
     access = _issue_access(session, membership)
+    uid = session.user_id
+    transaction.on_commit(lambda: cookie_cache.snapshot_invalidate_user(uid))  # GET token's `org` follows
     audit_record(event=EventType.ORGANIZATION_SWITCHED, request=request, actor=session.user, session=session,
                  organization=organization_id, previous_organization=previous)
     return TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in,
