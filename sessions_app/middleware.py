@@ -30,25 +30,18 @@ TOKEN_PATH = "/api/v1/auth/token"
 ACCOUNTS_COOKIE_MAX_AGE = 90 * 24 * 3600
 
 
-def session_response_headers(response):
-    """Headers of ``GET /api/v1/auth/session`` on every path (fast path, DRF view): never stored by a
-    cache (what add_never_cache_headers + no-store/private give, as constants on the hot path)."""
+def session_response_headers(response, vary: str = "Cookie, Authorization"):
+    """Headers of ``GET /api/v1/auth/session`` on every path (fast path, DRF view), and of ``GET token``
+    on the fast path (``vary="Cookie"``, as the view): never stored by a cache (what
+    add_never_cache_headers + no-store/private give, as constants on the hot path)."""
     response["Expires"] = http_date(time.time())
     response["Cache-Control"] = "max-age=0, no-cache, no-store, must-revalidate, private"
-    response["Vary"] = "Cookie, Authorization"
+    response["Vary"] = vary
     return response
 
 
 def render_session(payload: dict) -> bytes:
     return JSONRenderer().render({"user": payload["user"], "session": session_payload(payload["session"])})
-
-
-def token_response_headers(response):
-    """Headers of ``GET /api/v1/auth/token`` on the fast path: what ``secret_response`` gives the view."""
-    response["Expires"] = http_date(time.time())
-    response["Cache-Control"] = "max-age=0, no-cache, no-store, must-revalidate, private"
-    response["Vary"] = "Cookie"
-    return response
 
 
 def token_from_snapshot(payload: dict) -> bytes:
@@ -110,7 +103,7 @@ class SessionFastPathMiddleware:
                 response = HttpResponse(token_from_snapshot(payload), content_type="application/json")
                 response["Allow"] = "GET, HEAD, OPTIONS"
                 response["X-Frame-Options"] = "DENY"
-                return add_csp(token_response_headers(response))
+                return add_csp(session_response_headers(response, vary="Cookie"))
             request.browser = state  # the decryption already done is reused below
         return self.get_response(request)
 
