@@ -228,6 +228,11 @@ SECURITY = {
     # Extension: AUTH_RATE_LIMIT_ENABLED=false turns the rate limits off (benchmarks only; the peer's
     # benchmark also runs with its limiter off). Lockout stays on.
     "RATE_LIMIT_ENABLED": env.bool("AUTH_RATE_LIMIT_ENABLED", default=True),
+    # Extension: progressive delay before the lockout, per (account, IP): after the k-th failure the
+    # next attempt waits min(BASE * 2**(k-1), MAX) seconds (1, 2, 4, 8); 0 turns it off. Refused
+    # with 429 rate_limited + Retry-After, never by sleeping (docs/security.md).
+    "LOGIN_DELAY_BASE_SECONDS": env.int("AUTH_LOGIN_DELAY_BASE_SECONDS", default=1),
+    "LOGIN_DELAY_MAX_SECONDS": env.int("AUTH_LOGIN_DELAY_MAX_SECONDS", default=8),
 }  # security/app_settings.py: rate limits, lockout, new-device mail, anomaly policy, audit retention
 
 # --- defenses (issue 4; docs/security.md) ---------------------------------------------------------

@@ -55,6 +55,24 @@ class AppSettings:
         return settings.AXES_COOLOFF_TIME
 
     @property
+    def LOGIN_DELAY_BASE(self) -> int:
+        """Progressive delay before the lockout (security/lockout.py): after the k-th failure of an
+        (account, IP) pair, the pair's next attempt waits ``min(BASE * 2**(k-1), MAX)`` seconds from
+        that failure (default 1, so 1, 2, 4, 8 s). 0 turns the delay off."""
+        return max(0, int(self._get("LOGIN_DELAY_BASE_SECONDS", 1)))
+
+    @property
+    def LOGIN_DELAY_MAX(self) -> int:
+        """Cap of the progressive delay in seconds (default 8). 0 turns the delay off."""
+        return max(0, int(self._get("LOGIN_DELAY_MAX_SECONDS", 8)))
+
+    def login_delay(self, failures: int) -> int:
+        """Seconds an (account, IP) pair waits after its ``failures``-th failure (0: no delay)."""
+        if failures < 1 or not self.LOGIN_DELAY_BASE or not self.LOGIN_DELAY_MAX:
+            return 0
+        return min(self.LOGIN_DELAY_BASE * 2 ** min(failures - 1, 32), self.LOGIN_DELAY_MAX)
+
+    @property
     def UNLOCK_TTL(self) -> timedelta:
         """How long the unlock link mailed at a lockout works (default 1 hour)."""
         return timedelta(seconds=self._get("UNLOCK_TTL_SECONDS", 3600))

@@ -8,17 +8,25 @@ wrong one), audits the lock, mails the account an unlock link, and resets the pa
 A device that signed in before presents the signed ``deviceToken`` it got at that login; axes then
 neither counts nor blocks its attempts (its whitelist callable), so strangers hammering an account
 from the same address cannot lock its owner's devices out. Rate limits still apply to it.
+
+Before the lock, a progressive delay (``login_delay_remaining``): after the k-th failure of a pair,
+its next attempt is refused until ``last failure + min(BASE * 2**(k-1), MAX)`` with 429
+``rate_limited`` and ``Retry-After``, again before any password is looked at. Nothing ever sleeps
+(a sleeping worker would be a denial-of-service lever). It reads axes' own failure records, so it is
+keyed exactly like the lock, a success or an unlock resets it, and known devices are exempt.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta
 
 from axes.handlers.proxy import AxesProxyHandler
 from axes.models import AccessAttempt
 from django.contrib.auth import authenticate
 from django.core import signing
 from django.db import transaction
+from django.db.models import Max, Sum
 from django.utils import timezone
 
 from accounts.models import User, normalize_email
@@ -29,6 +37,7 @@ from config.request_meta import client_ip
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings
 from security.models import SecurityToken, SecurityTokenPurpose
+from security.ratelimit import RateLimited
 from security.services import security_token_consume, security_token_issue
 
 KNOWN_DEVICE_SALT = "security.known-device"
@@ -39,6 +48,14 @@ class AccountLocked(ApiError):
     status_code = 429
     default_code = "account_locked"
     default_detail = LOCKED_MESSAGE
+
+
+class LoginDelayed(RateLimited):
+    """429 ``rate_limited``: the pair's progressive delay has not passed yet (Retry-After: how long)."""
+
+    def __init__(self, seconds: int):
+        super().__init__(f"Too many failed sign-in attempts. Try again in {seconds} second"
+                         f"{'' if seconds == 1 else 's'}.", headers={"Retry-After": str(seconds)})
 
 
 # --- django-axes hooks (settings.AXES_*_CALLABLE) ---------------------------------------------------
@@ -102,6 +119,42 @@ def lockout_reset(*, email: str, ip: str | None = None) -> int:
     return AxesProxyHandler.reset_attempts(username=normalize_email(email), ip_address=ip)
 
 
+def _pair_failures(*, email: str, ip: str | None, now: datetime) -> tuple[int, datetime | None]:
+    """The pair's failures as axes counts them (the sum over its rows, one per user agent, within the
+    cool-off) and the time of the last one."""
+    totals = (AccessAttempt.objects
+              .filter(username=email, ip_address=ip, attempt_time__gte=now - app_settings.LOCKOUT_DURATION)
+              .aggregate(failures=Sum("failures_since_start"), last=Max("attempt_time")))
+    return totals["failures"] or 0, totals["last"]
+
+
+def login_delay_remaining(*, email: str, ip: str | None, now: datetime | None = None) -> tuple[int, float]:
+    """(failures, seconds) the (account, IP) pair must still wait before its next attempt is checked;
+    0 seconds: go ahead. A locked pair is not delayed here: axes answers it with account_locked."""
+    if not app_settings.login_delay(1):  # off: not even a query
+        return 0, 0.0
+    now = now or timezone.now()
+    failures, last = _pair_failures(email=normalize_email(email or ""), ip=ip, now=now)
+    if not failures or failures >= app_settings.LOCKOUT_FAILURES:
+        return failures, 0.0
+    wait = (last + timedelta(seconds=app_settings.login_delay(failures)) - now).total_seconds()
+    return failures, max(0.0, wait)
+
+
+def _login_delay_enforce(*, email: str, request) -> None:
+    """Refuse an attempt inside the pair's delay (audited, not counted as a failure)."""
+    failures, wait = login_delay_remaining(email=email, ip=client_ip(request))
+    if wait <= 0:
+        return
+    seconds = max(1, math.ceil(wait))
+    subject = User.objects.filter(email=email).first()
+    with transaction.atomic():
+        audit_record(event=EventType.RATE_LIMITED, request=request, subject=subject, success=False,
+                     scope="login_delay", failures=failures, delay=app_settings.login_delay(failures),
+                     retry_after=seconds, email=email[:254])
+    raise LoginDelayed(seconds)
+
+
 def _lockout_started(*, email: str, request) -> None:
     """The failure that locked the pair: audit it and mail the account an unlock link (at most one
     live link per lockout period, so an attacker cannot flood the inbox)."""
@@ -127,10 +180,14 @@ def _lockout_started(*, email: str, request) -> None:
 
 def login_authenticate(*, request, email: str, password: str, device_token: str = ""):
     """Check a password login through django-axes. Returns the user or None (wrong credentials);
-    raises AccountLocked (429, Retry-After) when the (account, IP) pair is locked."""
+    raises LoginDelayed (429 rate_limited, Retry-After) inside the pair's progressive delay and
+    AccountLocked (429, Retry-After) when the (account, IP) pair is locked, both before any password
+    is checked. A known device is neither delayed nor locked."""
     email = normalize_email(email)
     http_request = getattr(request, "_request", request)
     http_request.mca_known_device = known_device_valid(token=device_token, email=email)
+    if not http_request.mca_known_device:
+        _login_delay_enforce(email=email, request=request)
     user = authenticate(http_request, email=email, password=password)
     if user is None and getattr(http_request, "axes_locked_out", False):
         if hasattr(http_request, "axes_failures_since_start"):  # this failure locked the pair

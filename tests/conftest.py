@@ -32,8 +32,9 @@ def _fast_hashing_and_eager_tasks(settings, transactional_db):
     celery_app.conf.task_always_eager = True
     # Rate limits: high for the suite (tests sign in many times from one address); counters of
     # each test under their own prefix (a shared Redis keeps them). tests/security uses the real ones.
+    # The progressive login delay is off for the same reason (tests/security/test_login_delay.py turns it on).
     settings.SECURITY = {**settings.SECURITY, "RATE_LIMITS": dict.fromkeys(DEFAULT_RATE_LIMITS, "100000/m"),
-                         "RATE_LIMIT_PREFIX": f"test.{uuid.uuid4().hex}"}
+                         "RATE_LIMIT_PREFIX": f"test.{uuid.uuid4().hex}", "LOGIN_DELAY_BASE_SECONDS": 0}
     keys._cache_clear()
     yield
     keys._cache_clear()
