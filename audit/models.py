@@ -38,6 +38,7 @@ class EventType(models.TextChoices):
     RATE_LIMITED = "security.rate_limited", "Too many attempts"
     REAUTHENTICATION_REQUIRED = "auth.reauthentication_required", "Password confirmation required"
     ACCOUNT_DELETED = "auth.account.deleted", "Account deleted"
+    ACCOUNT_DELETE_REFUSED = "auth.account.delete_refused", "Account deletion refused"
     # Email change (issue 4 step-up, docs/security.md)
     EMAIL_CHANGE_REQUESTED = "account.email_change_requested", "Email change requested"
     EMAIL_CHANGED = "account.email_changed", "Email address changed"

@@ -39,6 +39,10 @@ def test_the_only_owner_cannot_delete_the_account_and_nothing_changes(db):
                                                     EventType.SESSION_REVOKED]).exists()
     assert client.get(ME).status_code == 200
     assert Organization.objects.filter(pk__in=[acme.pk, beta.pk]).count() == 2
+    refused = AuditEvent.objects.filter(event=EventType.ACCOUNT_DELETE_REFUSED, actor=ada)
+    assert refused.count() == 2  # each refusal is in the trail, though its transaction was rolled back
+    assert refused.first().success is False and refused.first().context["reason"] == "last_owner"
+    assert sorted(refused.first().context["organizations"]) == sorted([str(acme.pk), str(beta.pk)])
 
 
 def test_after_transferring_ownership_the_account_can_be_deleted(db):
