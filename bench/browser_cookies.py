@@ -1,6 +1,9 @@
 """Print a Cookie header for a fresh browser session of the bench user (session cookie + cache cookie).
 
-    DJANGO_SETTINGS_MODULE=config.settings .venv/bin/python bench/browser_cookies.py EMAIL [--no-cache]
+    DJANGO_SETTINGS_MODULE=config.settings .venv/bin/python bench/browser_cookies.py EMAIL [--no-cache] [--org]
+
+--org: the session has an organization active (the bench user owns "Bench Org"), so GET token carries
+``org``/``orgRole`` and the cache hit's MGET reads the organization's mark too.
 """
 
 import os
@@ -21,6 +24,14 @@ from sessions_app.services import session_browser_key_issue, session_create  # n
 
 user = User.objects.get(email=sys.argv[1])
 row = session_create(user=user, remember_me=True, device_name="bench browser", tokens=False).session
+if "--org" in sys.argv:
+    from orgs.models import Membership, Organization, OrgRole
+    from sessions_app.models import DeviceSession
+
+    org, _ = Organization.objects.get_or_create(slug="bench-org", defaults={"name": "Bench Org"})
+    Membership.objects.get_or_create(user=user, organization=org, defaults={"role": OrgRole.OWNER})
+    DeviceSession.objects.filter(pk=row.pk).update(active_organization=org)
+    row.refresh_from_db()
 raw = session_browser_key_issue(row)
 cookies = [f"{app_settings.SESSION_COOKIE}={raw}"]
 if "--no-cache" not in sys.argv:

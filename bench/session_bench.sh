@@ -2,7 +2,8 @@
 # Browser hot paths under gunicorn + PostgreSQL, with the same wrk settings as the Better Auth peer
 # (shared/peers/better-auth/bench.sh: wrk -t2 -c32, 3 s warm-up discarded, 10 s measured):
 #   GET /api/v1/auth/session  cookie cache on (with and without the Redis revocation lookup) and off
-#   GET /api/v1/auth/token    minted for the browser's session
+#   GET /api/v1/auth/token    minted for the browser's session (from the cookie-cache snapshot), also
+#                             with an organization active
 #   GET /.well-known/jwks.json
 #
 #   bash bench/session_bench.sh            # knobs: DURATION WARMUP CONNS THREADS WORKERS WORKER_CLASS GTHREADS
@@ -32,7 +33,10 @@ REDIS_URL=$BENCH_REDIS_URL "$PY" bench/bench_user.py "$EMAIL" "$PASSWORD" >/dev/
 
 start() {  # start REDIS_URL COOKIE_CACHE_SECONDS
   local args=(config.wsgi -w "$WORKERS" -b "127.0.0.1:$PORT" --worker-class "$WORKER_CLASS" --log-level warning)
-  [ "$WORKER_CLASS" = gthread ] && args+=(--threads "$GTHREADS")
+  # Each worker holds at most its share of wrk's keep-alive connections. The peer's node cluster hands
+  # connections to its workers round-robin; gunicorn's workers race for accept(), and one of two can
+  # take all 32 connections and leave a core idle (runs came out at ~990 or ~2,500 req/s at random).
+  [ "$WORKER_CLASS" = gthread ] && args+=(--threads "$GTHREADS" --worker-connections "$(( (CONNS + WORKERS - 1) / WORKERS ))")
   REDIS_URL=$1 AUTH_COOKIE_CACHE_SECONDS=$2 "$ROOT/.venv/bin/gunicorn" "${args[@]}" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/.well-known/jwks.json" && return 0; sleep 0.1; done
@@ -50,7 +54,7 @@ bench() {  # bench NAME SCRIPT PATH
 cookies() { REDIS_URL=$1 "$PY" bench/browser_cookies.py "$EMAIL" ${2:-}; }
 
 echo "== $(date -u +'%F %T') UTC; $(git rev-parse --short HEAD); load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== gunicorn $WORKERS x $WORKER_CLASS${WORKER_CLASS/gthread/ ($GTHREADS threads)}; wrk -t$THREADS -c$CONNS, $WARMUP warm-up discarded, $DURATION measured"
+echo "== gunicorn $WORKERS x $WORKER_CLASS${WORKER_CLASS/gthread/ ($GTHREADS threads, $(( (CONNS + WORKERS - 1) / WORKERS )) connections each)}; wrk -t$THREADS -c$CONNS, $WARMUP warm-up discarded, $DURATION measured"
 echo
 echo "| scenario | req/s | p50 ms | p99 ms | errors + non-2xx |"
 echo "|---|---:|---:|---:|---:|"
@@ -59,6 +63,9 @@ export BENCH_COOKIE; BENCH_COOKIE=$(cookies "$BENCH_REDIS_URL")
 curl -sf -H "Cookie: $BENCH_COOKIE" "http://127.0.0.1:$PORT/api/v1/auth/session" | grep -q '"session"' || { echo "session check failed" >&2; exit 1; }
 bench "GET session, cookie cache on + Redis revocation lookup" cookie_get.lua /api/v1/auth/session
 bench "GET token, cookie + Redis" cookie_get.lua /api/v1/auth/token
+BENCH_COOKIE=$(cookies "$BENCH_REDIS_URL" --org)
+curl -sf -H "Cookie: $BENCH_COOKIE" "http://127.0.0.1:$PORT/api/v1/auth/token" | grep -q '"accessToken"' || { echo "token check failed" >&2; exit 1; }
+bench "GET token, cookie + Redis, organization active (org/orgRole claims)" cookie_get.lua /api/v1/auth/token
 bench "GET /.well-known/jwks.json" plain_get.lua /.well-known/jwks.json
 stop
 start "" 300
