@@ -52,7 +52,7 @@ def _active_role_subquery():
     from orgs.models import Membership
 
     return Subquery(Membership.objects.filter(user_id=OuterRef("user_id"),
-                                              organization_id=OuterRef("active_organization_id")).values("role")[:1])
+                                              organization_id=OuterRef("active_organization_id")).order_by().values("role")[:1])
 
 
 def session_row_load(raw_key: str, *, request=None) -> DeviceSession | None:

@@ -187,10 +187,12 @@ def test_revoke_all_beats_a_fresh_cache(signed_in, user, api):
 @pytest.mark.redis
 def test_revocation_check_is_a_single_cache_lookup(signed_in, monkeypatch, django_assert_num_queries):
     _fresh_cache(signed_in)
-    client = cookie_cache._redis()
+    client, conn = cookie_cache._redis(), cookie_cache._marks_connection()
     commands = []
-    original = client.execute_command
-    monkeypatch.setattr(client, "execute_command", lambda *args, **kw: commands.append(args[0]) or original(*args, **kw))
+    for target, name in ((client, "execute_command"), (conn, "send_command")):
+        original = getattr(target, name)
+        monkeypatch.setattr(target, name, lambda *args, _original=original, **kw:
+                            commands.append(args[0]) or _original(*args, **kw))
     with django_assert_num_queries(0):
         assert signed_in.get("/api/v1/auth/session").status_code == 200
     assert commands == ["MGET"]

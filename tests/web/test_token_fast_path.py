@@ -263,3 +263,27 @@ def _bearer(user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {session_create(user=user).access_token}")
     return client
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/session", TOKEN])
+def test_with_redis_unreachable_a_hit_asks_the_database_instead(signed_in, settings, path,
+                                                                django_assert_max_num_queries):
+    _fresh_cache(signed_in)
+    settings.SESSIONS = {"REVOCATION_CHECK": True}
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    with django_assert_max_num_queries(50) as queries:
+        response = signed_in.get(path)
+    assert response.status_code == 200  # never a 500, never a sign-out
+    assert len(queries) > 0  # the database decided, not the snapshot
+
+
+def test_each_decode_is_a_new_payload_though_decryption_is_memoised(signed_in, user):
+    _fresh_cache(signed_in)
+    token = cache_cookie(signed_in).value
+    key_hash = DeviceSession.objects.get(user=user).browser_key_hash
+    first = cookie_cache.snapshot_decode(token, key_hash=key_hash)
+    first["user"]["role"] = "admin"  # a caller scribbling on its copy
+    assert cookie_cache.snapshot_decode(token, key_hash=key_hash)["user"]["role"] == "user"
+    tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert cookie_cache.snapshot_decode(tampered, key_hash=key_hash) is None
+    assert cookie_cache.snapshot_decode(tampered, key_hash=key_hash) is None
