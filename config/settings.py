@@ -113,10 +113,11 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # django-redis: the Redis backend django-ratelimit supports (atomic counters with their TTL).
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "mca",
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
         }
     }
 else:
@@ -248,13 +249,13 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # locked for 15 minutes f
 AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit trail already
 AXES_VERBOSE = False
 # Rate limits: django-ratelimit on the default cache (Redis when REDIS_URL is set). Without Redis the
-# cache is the in-process LocMem cache, which ratelimit's check E003 refuses because it is not shared
-# between processes: the embedded default is one process (runserver), so that is exactly right there;
-# a multi-process deployment sets REDIS_URL. W001 flags Django's own RedisCache, which does support
-# atomic add/incr. Cache failures fail open (security/ratelimit.py); see docs/security.md.
+# cache is the in-process LocMem cache, which ratelimit's checks E003/W001 refuse because it is not
+# shared between processes: the embedded default is one process (runserver), so that is exactly right there;
+# a multi-process deployment sets REDIS_URL (then the cache is django-redis, which ratelimit supports,
+# and nothing is silenced). Cache failures fail open (security/ratelimit.py); see docs/security.md.
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = True
-SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"] + ([] if REDIS_URL else ["django_ratelimit.E003"])
+SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_ratelimit.W001"]
 # Browser security: django-csp 4, strict (pages put {{ request.csp_nonce }} on their scripts).
 from csp.constants import NONCE, NONE, SELF  # noqa: E402
 

@@ -133,3 +133,20 @@ def test_check_deploy_has_zero_warnings_with_production_settings(tmp_path):
     ours = [line for line in output.splitlines()
             if any(f"({prefix}" in line for prefix in ("security.", "axes.", "django_ratelimit.", "csp.", "corsheaders."))]
     assert ours == [], output
+
+
+@pytest.mark.redis
+def test_with_redis_check_deploy_passes_with_nothing_silenced(tmp_path):
+    """The production shape (REDIS_URL set): django-redis is a cache django-ratelimit supports, so no
+    check of any package is silenced, and none warns."""
+    from django.conf import settings
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEBUG")}
+    env.update(DEBUG="false", SECRET_KEY="x" * 20 + "production-secret-key-1234567890abcdefghijklmnop",
+               AUTH_KEY_ENCRYPTION_KEY="q" * 43, ALLOWED_HOSTS="auth.example.com", REDIS_URL=settings.REDIS_URL,
+               AUTH_PUBLIC_URL="https://auth.example.com", MANA_DATA_DIR=str(tmp_path))
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "System check identified no issues (0 silenced)." in output, output
