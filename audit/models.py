@@ -63,6 +63,7 @@ class EventType(models.TextChoices):
     ORG_INVITATION_REVOKED = "org.invitation.revoked", "Organization invitation withdrawn"
     ORG_INVITATION_ACCEPTED = "org.invitation.accepted", "Organization invitation accepted"
     ORG_INVITATION_ACCEPT_FAILED = "org.invitation.accept_failed", "Organization invitation failed"
+    ORG_INVITATION_DECLINED = "org.invitation.declined", "Organization invitation declined"
     ORGANIZATION_SWITCHED = "auth.organization.switched", "Switched organization"
 
 

@@ -39,3 +39,17 @@ def invitation_open_by_token(token: str):
 
     return (Invitation.objects.by_value(token).open().filter(expires_at__gt=timezone.now())
             .select_related("organization").first())
+
+
+def invitations_pending_for(user):
+    """Open, unexpired invitations sent to ``user``'s email address, with their organization and
+    inviter, soonest expiry first. None until the address is verified: a verified address is what
+    lets someone accept without the mailed link (orgs.services.invitation_accept_mine)."""
+    from django.utils import timezone
+
+    from accounts.models import normalize_email
+
+    if not user.email_verified:
+        return Invitation.objects.none()
+    return (Invitation.objects.open().filter(email=normalize_email(user.email), expires_at__gt=timezone.now())
+            .select_related("organization", "inviter").order_by("expires_at", "pk"))

@@ -169,3 +169,27 @@ class InvitationOutput(serializers.Serializer):
 
 class InvitationsOutput(serializers.Serializer):
     invitations = InvitationOutput(many=True)
+
+
+class MyInvitationOutput(serializers.Serializer):
+    """An invitation addressed to the caller (``GET invitations/mine``), with what the person needs to
+    decide: which organization, which role, who invited them, until when."""
+
+    id = serializers.UUIDField()
+    organizationId = serializers.UUIDField(source="organization_id")
+    organizationName = serializers.CharField(source="organization.name")
+    email = serializers.EmailField()
+    role = OrgRoleField(read_only=True)
+    invitedBy = serializers.UUIDField(source="inviter_id", allow_null=True,
+                                      help_text="User id of the inviter (null once that account is deleted).")
+    inviterName = serializers.SerializerMethodField(help_text="The inviter's name, or email when they have none.")
+    createdAt = serializers.DateTimeField(source="created_at")
+    expiresAt = serializers.DateTimeField(source="expires_at")
+
+    def get_inviterName(self, invitation) -> str | None:
+        inviter = invitation.inviter
+        return None if inviter is None else (inviter.name or inviter.email)
+
+
+class MyInvitationsOutput(serializers.Serializer):
+    invitations = MyInvitationOutput(many=True)

@@ -369,21 +369,47 @@ def invitation_revoke(*, user: User, organization_id, invitation_id, request=Non
                  organization=actor.organization, invitation=invitation.pk, email=invitation.email)
 
 
-def invitation_accept(*, user: User, token: str, request=None) -> Membership:
-    """Join with the invitation's role. The link is single-use, expires, and only works for the
-    account whose email address it was sent to."""
+def _accept_failures_audited(*, user: User, request, accept) -> Membership:
+    """Run ``accept`` in its own transaction; when it refuses, the failed transaction has rolled back
+    and the ``org.invitation.accept_failed`` row goes in after it."""
     try:
         with transaction.atomic():
-            return _invitation_accept(user=user, token=token, request=request)
-    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
+            return accept()
+    except ApiError as exc:
         audit_record(event=EventType.ORG_INVITATION_ACCEPT_FAILED, request=request, actor=user, success=False,
                      reason=exc.code, organization=getattr(exc, "organization_id", None))
         raise
 
 
-def _invitation_accept(*, user: User, token: str, request) -> Membership:
+def invitation_accept(*, user: User, token: str, request=None) -> Membership:
+    """Join with the invitation's role. The link is single-use, expires, and only works for the
+    account whose email address it was sent to."""
+    return _accept_failures_audited(user=user, request=request, accept=lambda: _invitation_accept(
+        user=user, invitation=Invitation.objects.by_value(token).first(), request=request))
+
+
+def invitation_accept_mine(*, user: User, invitation_id, request=None) -> Membership:
+    """Accept, by its id, an invitation addressed to the caller's verified email address (the
+    ``/organizations`` list and ``POST invitations/<id>/accept``). A verified address proves control
+    of the mailbox, as the mailed token does; any other invitation is not found."""
+    return _accept_failures_audited(user=user, request=request, accept=lambda: _invitation_accept(
+        user=user, invitation=_invitation_addressed_to(user, invitation_id), request=request, via="list"))
+
+
+def _invitation_addressed_to(user: User, invitation_id) -> Invitation:
+    """The invitation ``invitation_id`` if it was sent to ``user``'s verified address (in any state);
+    otherwise 404, the same answer as an unknown id, so nobody learns of invitations to others."""
+    invitation = None
+    if user.email_verified:
+        invitation = Invitation.objects.filter(pk=invitation_id, email=normalize_email(user.email)).first()
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    return invitation
+
+
+def _invitation_accept(*, user: User, invitation: Invitation | None, request, **context) -> Membership:
+    """The one acceptance, after either lookup (token or id): lock the organization, check, join, audit."""
     now = timezone.now()
-    invitation = Invitation.objects.by_value(token).first()
     if invitation is None or invitation.accepted_at is not None or invitation.revoked_at is not None:
         raise InvalidInvitation()
     organization = Organization.objects.select_for_update().filter(pk=invitation.organization_id).first()
@@ -404,8 +430,26 @@ def _invitation_accept(*, user: User, token: str, request) -> Membership:
     membership = Membership.objects.create(user=user, organization=organization, role=invitation.role,
                                            joined_at=now)
     audit_record(event=EventType.ORG_INVITATION_ACCEPTED, request=request, actor=user, organization=organization,
-                 invitation=invitation.pk, role=invitation.role, invited_by=invitation.inviter_id)
+                 invitation=invitation.pk, role=invitation.role, invited_by=invitation.inviter_id, **context)
     return membership
+
+
+@transaction.atomic
+def invitation_decline(*, user: User, invitation_id, request=None) -> None:
+    """Say no to an invitation addressed to the caller's verified address: it stops being pending
+    (it is marked revoked, so its link stops working and the organization no longer lists it as
+    pending), audited as ``org.invitation.declined``. Refusals are the acceptance's: 404 for anyone
+    else's, ``invalid_token`` once accepted or revoked, ``token_expired`` once expired."""
+    invitation = _invitation_addressed_to(user, invitation_id)
+    now = timezone.now()
+    if invitation.accepted_at is not None or invitation.revoked_at is not None:
+        raise InvalidInvitation()
+    if invitation.expires_at <= now:
+        raise ExpiredInvitation()
+    if not Invitation.objects.open().filter(pk=invitation.pk).update(revoked_at=now):
+        raise InvalidInvitation()  # accepted or revoked a moment ago
+    audit_record(event=EventType.ORG_INVITATION_DECLINED, request=request, actor=user,
+                 organization=invitation.organization_id, invitation=invitation.pk, email=invitation.email)
 
 
 def invitations_cleanup(*, now: datetime | None = None) -> int:

@@ -20,6 +20,8 @@ from orgs.serializers import (
     MemberOutput,
     MembersOutput,
     MemberUpdateInput,
+    MyInvitationOutput,
+    MyInvitationsOutput,
     OrganizationCreateInput,
     OrganizationOutput,
     OrganizationsOutput,
@@ -141,6 +143,30 @@ class InvitationAcceptApi(APIView):
         data.is_valid(raise_exception=True)
         member = services.invitation_accept(user=request.user, token=data.validated_data["token"], request=request)
         return Response(MemberOutput(member).data)
+
+
+class MyInvitationsApi(APIView):
+    @_doc("orgs_invitations_mine", "Pending invitations addressed to my verified email address (extension)",
+          responses={200: MyInvitationsOutput})
+    def get(self, request):
+        invitations = selectors.invitations_pending_for(request.user)
+        return Response({"invitations": MyInvitationOutput(invitations, many=True).data})
+
+
+class MyInvitationAcceptApi(APIView):
+    @_doc("orgs_invitations_mine_accept", "Accept an invitation addressed to my verified email address (extension)",
+          request=None, responses={200: MemberOutput})
+    def post(self, request, invitation_id):
+        member = services.invitation_accept_mine(user=request.user, invitation_id=invitation_id, request=request)
+        return Response(MemberOutput(member).data)
+
+
+class MyInvitationDeclineApi(APIView):
+    @_doc("orgs_invitations_mine_decline", "Decline an invitation addressed to my verified email address "
+          "(extension)", request=None, responses={204: None})
+    def post(self, request, invitation_id):
+        services.invitation_decline(user=request.user, invitation_id=invitation_id, request=request)
+        return Response(status=204)
 
 
 class SwitchOrganizationApi(APIView):
