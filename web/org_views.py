@@ -41,6 +41,7 @@ NOTICES = {
     "revoked": "The invitation is revoked; its link no longer works.",
     "deleted": "The organization is deleted.",
     "joined": "You joined the organization.",
+    "declined": "The invitation is declined.",
 }
 
 
@@ -78,6 +79,7 @@ def _membership(request, org_id):
 def _list_page(request, form, status=200):
     row = request.browser.row
     return _page(request, "organizations", status=status, memberships=list(selectors.memberships_of(row.user)),
+                 invitations=list(selectors.invitations_pending_for(row.user)),
                  active_id=row.active_organization_id, form=form, notice=_notice(request))
 
 
@@ -117,6 +119,31 @@ def organizations_switch(request):
     except ApiError as exc:  # 404 not a member, 403 organization_session_policy
         return _refused(request, exc)
     return redirect(safe_next(request, "/organizations?done=switched"))
+
+
+@require_POST
+@signed_in
+@page_rate_limit(RATE_SCOPE)
+def my_invitation_accept(request, invitation_id):
+    """"Accept" on an invitation listed on /organizations (sent to my verified address): the service
+    of ``POST /api/v1/orgs/invitations/<id>/accept``. Anyone else's invitation is 404."""
+    try:
+        membership = orgs.invitation_accept_mine(user=request.browser.row.user, invitation_id=invitation_id,
+                                                 request=request)
+    except ApiError as exc:  # 404, invalid_token, token_expired, already_member
+        return _refused(request, exc)
+    return redirect(_org_url(membership.organization_id, "joined"))
+
+
+@require_POST
+@signed_in
+@page_rate_limit(RATE_SCOPE)
+def my_invitation_decline(request, invitation_id):
+    try:
+        orgs.invitation_decline(user=request.browser.row.user, invitation_id=invitation_id, request=request)
+    except ApiError as exc:
+        return _refused(request, exc)
+    return redirect("/organizations?done=declined")
 
 
 # --- one organization ----------------------------------------------------------------------------------------

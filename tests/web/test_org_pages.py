@@ -17,7 +17,7 @@ from accounts.models import User, hash_token
 from audit.models import AuditEvent, EventType
 from orgs.models import Invitation, Membership, Organization, OrgRole
 from sessions_app.models import DeviceSession
-from tests.conftest import last_mail_to
+from tests.conftest import last_mail_to, link_token
 from tests.factories import PASSWORD, UserFactory
 from tests.web.conftest import CHROME, page_login
 
@@ -610,3 +610,127 @@ def test_delete_needs_step_up_and_comes_back(world):
 # --- navigation --------------------------------------------------------------------------------------------------
 def test_nav_links_the_organizations_page(signed_in):
     assert 'href="/organizations"' in signed_in.get("/account").content.decode()
+
+
+# --- invitations addressed to me, on /organizations ---------------------------------------------------------
+def _csrf_client(email):
+    """A signed-in browser that enforces CSRF, as a real one does; returns (client, csrf token)."""
+    client = Client(HTTP_USER_AGENT=CHROME, enforce_csrf_checks=True)
+    client.get("/login")
+    token = client.cookies[settings.CSRF_COOKIE_NAME].value
+    assert client.post("/login", {"email": email, "password": PASSWORD, "csrfmiddlewaretoken": token}).status_code == 302
+    return client, client.cookies[settings.CSRF_COOKIE_NAME].value
+
+
+def test_organizations_lists_my_pending_invitations(world):
+    world.users["owner"].name = "Olga Owner"
+    world.users["owner"].save()
+    Invitation.objects.filter(pk=world.invitation.pk).update(inviter=world.users["owner"], role=OrgRole.ADMIN)
+    expired = Invitation.objects.create(organization=world.other, email="pending@example.com", token_hash="e" * 64,
+                                        expires_at=timezone.now() - timedelta(seconds=1))
+    invited = UserFactory(email="pending@example.com")
+    client, _ = _csrf_client(invited.email)
+    body = client.get("/organizations").content.decode()
+    assert "Invitations for you" in body
+    assert f'<tr data-invitation="{world.invitation.pk}">' in body and f'data-invitation="{expired.pk}"' not in body
+    assert "<td>Acme</td>" in body and "<td>Admin</td>" in body and "Olga Owner" in body
+    assert f'action="/organizations/invitations/{world.invitation.pk}/accept"' in body
+    assert f'action="/organizations/invitations/{world.invitation.pk}/decline"' in body
+    assert body.count('name="csrfmiddlewaretoken"') >= 4
+    # Nobody else sees it; an unverified account sees nothing.
+    for label in ("owner", "outsider"):
+        assert "Invitations for you" not in world.client(label).get("/organizations").content.decode()
+    User.objects.filter(pk=invited.pk).update(email_verified_at=None)
+    assert "Invitations for you" not in client.get("/organizations").content.decode()
+
+
+def test_accept_from_the_list(world):
+    invited = UserFactory(email="pending@example.com")
+    client, token = _csrf_client(invited.email)
+    path = f"/organizations/invitations/{world.invitation.pk}/accept"
+    before = snapshot()
+    assert client.post(path).status_code == 403  # no CSRF token
+    assert snapshot() == before
+    response = client.post(path, {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and response["Location"] == f"/organizations/{world.org.pk}?done=joined"
+    assert Membership.objects.get(organization=world.org, user=invited).role == OrgRole.MEMBER
+    world.invitation.refresh_from_db()
+    assert world.invitation.accepted_at is not None
+    assert org_audit(EventType.ORG_INVITATION_ACCEPTED, world.org).get().actor_id == invited.pk
+    assert "Invitations for you" not in client.get("/organizations").content.decode()
+    again = client.post(path, {"csrfmiddlewaretoken": token})
+    assert again.status_code == 400 and "invalid" in again.content.decode()
+
+
+def test_decline_from_the_list(world):
+    invited = UserFactory(email="pending@example.com")
+    client, token = _csrf_client(invited.email)
+    path = f"/organizations/invitations/{world.invitation.pk}/decline"
+    before = snapshot()
+    assert client.post(path).status_code == 403  # no CSRF token
+    assert snapshot() == before
+    response = client.post(path, {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and response["Location"] == "/organizations?done=declined"
+    world.invitation.refresh_from_db()
+    assert world.invitation.revoked_at is not None and world.invitation.accepted_at is None
+    assert not Membership.objects.filter(user=invited).exists()
+    assert org_audit(EventType.ORG_INVITATION_DECLINED, world.org).get().actor_id == invited.pk
+    page = client.get("/organizations?done=declined").content.decode()
+    assert "The invitation is declined." in page and "Invitations for you" not in page
+    # The organization no longer lists it as pending.
+    assert str(world.invitation.pk) not in world.client("owner").get(f"/organizations/{world.org.pk}").content.decode()
+
+
+@pytest.mark.parametrize("action", ["accept", "decline"])
+def test_someone_elses_invitation_id_is_404_and_changes_nothing(world, action):
+    UserFactory(email="pending@example.com")  # the invited person exists, but it is not them signing in
+    for label in ("owner", "admin", "member", "outsider"):
+        before = snapshot()
+        client = world.client(label)
+        for invitation in (world.invitation, world.other_invitation):
+            response = client.post(f"/organizations/invitations/{invitation.pk}/{action}")
+            assert response.status_code == 404, (label, invitation)
+            assert "pending@example.com" not in response.content.decode()
+        assert snapshot()[:3] == before[:3]
+    assert world.client("anonymous").post(f"/organizations/invitations/{world.invitation.pk}/accept").status_code == 302
+    assert world.client("owner").post("/organizations/invitations/1/accept").status_code == 404
+    assert world.client("owner").get(f"/organizations/invitations/{world.invitation.pk}/accept").status_code == 405
+
+
+def test_invitation_link_offers_sign_in_and_sign_up_to_visitors(world):
+    body = Client(HTTP_USER_AGENT=CHROME).get("/invitations/accept?token=pending@example.com").content.decode()
+    assert "Sign in to accept" in body and 'href="/register"' in body and "Create an account" in body
+    assert "under <strong>Organizations</strong>" in body
+
+
+def test_register_verify_sign_in_and_accept_from_the_list(world):
+    """The whole way for someone without an account: the invitation mail, /register (no next=), the
+    verification mail, sign in, and the invitation waits on /organizations."""
+    owner, owner_csrf = _csrf_client("owner@example.com")
+    response = owner.post(f"/organizations/{world.org.pk}/invitations",
+                          {"email": "new@example.com", "role": "admin", "csrfmiddlewaretoken": owner_csrf})
+    assert response.status_code == 302
+    assert "/invitations/accept?token=" in last_mail_to("new@example.com").body
+
+    browser = Client(HTTP_USER_AGENT=CHROME, enforce_csrf_checks=True)
+    browser.get("/register")
+    csrf = browser.cookies[settings.CSRF_COOKIE_NAME].value
+    response = browser.post("/register", {"name": "Nia New", "email": "New@Example.com", "password": PASSWORD,
+                                          "csrfmiddlewaretoken": csrf})
+    assert response.status_code == 200 and "Check your inbox" in response.content.decode()
+    verify = last_mail_to("new@example.com")
+    token = link_token(verify)
+    assert "/verify-email?token=" in verify.body
+    assert browser.get(f"/verify-email?token={token}").status_code == 200
+    assert browser.post("/verify-email", {"token": token, "csrfmiddlewaretoken": csrf}).status_code == 200
+    assert browser.post("/login", {"email": "new@example.com", "password": PASSWORD,
+                                   "csrfmiddlewaretoken": csrf}).status_code == 302
+    csrf = browser.cookies[settings.CSRF_COOKIE_NAME].value
+    page = browser.get("/organizations").content.decode()
+    invitation = Invitation.objects.get(email="new@example.com")
+    assert "Invitations for you" in page and f'data-invitation="{invitation.pk}"' in page and "<td>Acme</td>" in page
+    response = browser.post(f"/organizations/invitations/{invitation.pk}/accept", {"csrfmiddlewaretoken": csrf})
+    assert response.status_code == 302 and response["Location"] == f"/organizations/{world.org.pk}?done=joined"
+    newcomer = User.objects.get(email="new@example.com")
+    assert Membership.objects.get(organization=world.org, user=newcomer).role == OrgRole.ADMIN
+    assert "You joined the organization" in browser.get(response["Location"]).content.decode()
