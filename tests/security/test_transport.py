@@ -141,7 +141,8 @@ def test_with_redis_check_deploy_passes_with_nothing_silenced(tmp_path):
     check of any package is silenced, and none warns."""
     from django.conf import settings
 
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEBUG")}
+    # DJANGO_ALLOW_ASYNC_UNSAFE: set in this process by the Playwright tests, never in production.
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     env.update(DEBUG="false", SECRET_KEY="x" * 20 + "production-secret-key-1234567890abcdefghijklmnop",
                AUTH_KEY_ENCRYPTION_KEY="q" * 43, ALLOWED_HOSTS="auth.example.com", REDIS_URL=settings.REDIS_URL,
                AUTH_PUBLIC_URL="https://auth.example.com", MANA_DATA_DIR=str(tmp_path))
