@@ -34,6 +34,46 @@ class AppSettings:
         """How long a password entry keeps a session fresh (``AUTH_REAUTH_MAX_AGE_SECONDS``)."""
         return timedelta(seconds=settings.AUTH_REAUTH_MAX_AGE_SECONDS)
 
+    # --- breached passwords (accounts/breach.py; docs/security.md "Breached passwords") ---------------
+    @property
+    def BREACH_RANGE_URL(self) -> str:
+        """Base URL of a k-anonymity range API (HIBP-compatible: ``GET {url}/{first 5 hex of SHA-1}``
+        answers ``SUFFIX:COUNT`` lines); ``AUTH_BREACH_RANGE_URL``. Empty: no range source."""
+        return (self._get("BREACH_RANGE_URL", "") or "").strip().rstrip("/")
+
+    @property
+    def BREACH_FILE(self) -> str:
+        """Path of a local file of ``SHA1[:COUNT]`` lines sorted by hash (``AUTH_BREACH_FILE``).
+        Empty: no file source."""
+        return (self._get("BREACH_FILE", "") or "").strip()
+
+    @property
+    def BREACH_SOURCES(self) -> list[str]:
+        """The sources asked, in order (``AUTH_BREACH_SOURCES``, comma list of ``file``, ``range``,
+        ``common``). Unset: ``file`` when ``BREACH_FILE`` is set, then ``range`` when
+        ``BREACH_RANGE_URL`` is set; nothing configured turns the check off."""
+        named = self._get("BREACH_SOURCES", None)
+        if named:
+            return [name.strip().lower() for name in named if name.strip()]
+        return [name for name, value in (("file", self.BREACH_FILE), ("range", self.BREACH_RANGE_URL)) if value]
+
+    @property
+    def BREACH_MAX_COUNT(self) -> int:
+        """A password a source has seen more than this many times is refused (``AUTH_BREACH_MAX_COUNT``;
+        default 0: any occurrence refuses)."""
+        return int(self._get("BREACH_MAX_COUNT", 0))
+
+    @property
+    def BREACH_ON_ERROR(self) -> str:
+        """``allow`` (default) or ``deny``: what a password gets when a source cannot answer
+        (timeout, error status, unreadable file, malformed answer); ``AUTH_BREACH_ON_ERROR``."""
+        return str(self._get("BREACH_ON_ERROR", "allow")).strip().lower()
+
+    @property
+    def BREACH_TIMEOUT(self) -> float:
+        """Seconds the range API gets to answer (``AUTH_BREACH_TIMEOUT_SECONDS``, default 2)."""
+        return float(self._get("BREACH_TIMEOUT_SECONDS", 2.0))
+
     @property
     def TOKEN_CLEANUP_AFTER(self) -> timedelta:
         """Used or expired one-time tokens are deleted this long after they stopped working."""

@@ -162,6 +162,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "accounts.validators.MaximumLengthValidator", "OPTIONS": {"max_length": 128}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    # Last: the breached-password check (AUTH_BREACH_*; does nothing while no source is configured).
+    {"NAME": "accounts.validators.BreachedPasswordValidator"},
 ]
 # django-axes first: it refuses locked-out (account, IP) pairs before any password is checked.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
@@ -224,7 +226,16 @@ SESSIONS = {
     # session_bench.sh uses it to measure with and without the cache.
     "COOKIE_CACHE_SECONDS": env.int("AUTH_COOKIE_CACHE_SECONDS", default=300),
 }
-ACCOUNTS = {}
+ACCOUNTS = {
+    # Extension: breached-password check (accounts/breach.py, docs/security.md "Breached passwords").
+    # Off unless a source is configured; it runs with the password policy, never at login.
+    "BREACH_SOURCES": env.list("AUTH_BREACH_SOURCES", default=[]),
+    "BREACH_RANGE_URL": env.str("AUTH_BREACH_RANGE_URL", default=""),
+    "BREACH_FILE": env.str("AUTH_BREACH_FILE", default=""),
+    "BREACH_MAX_COUNT": env.int("AUTH_BREACH_MAX_COUNT", default=0),
+    "BREACH_ON_ERROR": env.str("AUTH_BREACH_ON_ERROR", default="allow"),
+    "BREACH_TIMEOUT_SECONDS": env.float("AUTH_BREACH_TIMEOUT_SECONDS", default=2.0),
+}
 SECURITY = {
     # Extension: AUTH_RATE_LIMIT_ENABLED=false turns the rate limits off (benchmarks only; the peer's
     # benchmark also runs with its limiter off). Lockout stays on.
