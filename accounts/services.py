@@ -628,6 +628,6 @@ def _email_change_undo(*, user: User, record: AccountToken, request, via: str) -
                  links_ended=links)
     audit_record(event=EventType.PASSWORD_RESET_REQUESTED, request=request, subject=user, via=via)
     if replaced != restored:
-        outbox_enqueue(kind="email_change_reverted", recipient=replaced, subject="This address was removed from an account",
-                       template="email_change_reverted",
+        outbox_enqueue(kind="email_change_reverted", recipient=replaced,
+                       subject="This address was removed from an account", template="email_change_reverted",
                        context={"user": user, "masked_restored_email": email_mask(restored), "time": now})
