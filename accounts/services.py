@@ -110,11 +110,6 @@ def _token_consume(raw: str, purpose: str) -> AccountToken:
     return token
 
 
-def _link_usable(raw: str, purpose: str) -> bool:
-    """Whether ``raw`` would still work (checks that run before a token is spent)."""
-    return AccountToken.objects.usable().by_value(raw or "").filter(purpose=purpose).exists()
-
-
 def _send_verification(user: User) -> None:
     raw = _token_issue(user, TokenPurpose.VERIFY_EMAIL, app_settings.EMAIL_VERIFICATION_TTL)
     outbox_enqueue(kind="verify_email", recipient=user.email, subject="Confirm your email address",
@@ -180,15 +175,16 @@ def email_verify(*, token: str, password: str | None = None, request=None) -> Us
     link working. Creates the organizations of a ``register-b2b`` sign-up."""
     try:
         with transaction.atomic():
-            record = AccountToken.objects.filter(token_hash=hash_token(token or ""),
-                                                 purpose=TokenPurpose.VERIFY_EMAIL).values("user_id").first()
-            # The user row before the token row (every flow's order), then the audit chain.
-            user = User.objects.select_for_update().filter(pk=record["user_id"]).first() if record else None
-            sets_password = user is not None and user.last_login is None
-            if sets_password and _link_usable(token, TokenPurpose.VERIFY_EMAIL):
+            record = AccountToken.objects.select_related("user").filter(
+                token_hash=hash_token(token or ""), purpose=TokenPurpose.VERIFY_EMAIL).first()
+            # No row lock needed: of racing requests only the one whose conditional UPDATE spends the
+            # token goes on to set the password.
+            sets_password = record is not None and record.user.last_login is None
+            # A dead link answers invalid_token / token_expired (below) before any password question.
+            if sets_password and record.used_at is None and record.expires_at > timezone.now():
                 if not password:
                     raise PasswordRequired(fields={"password": ["Choose a password for this account."]})
-                _password_errors(password, user, "password")
+                _password_errors(password, record.user, "password")
             user = _token_consume(token, TokenPurpose.VERIFY_EMAIL).user
             fields = ["updated_at"]
             if user.email_verified_at is None:
