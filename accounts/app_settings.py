@@ -20,6 +20,12 @@ class AppSettings:
         return timedelta(seconds=self._get("EMAIL_CHANGE_TTL_SECONDS", 24 * 3600))
 
     @property
+    def EMAIL_CHANGE_REVERT_TTL(self) -> timedelta:
+        """How long the link mailed to the old address after an email change can undo it (default 7
+        days; a smaller value is raised to 7 days: the owner of the old address may be away a week)."""
+        return max(timedelta(days=7), timedelta(seconds=self._get("EMAIL_CHANGE_REVERT_TTL_SECONDS", 7 * 24 * 3600)))
+
+    @property
     def PASSWORD_RESET_TTL(self) -> timedelta:
         """How long a password-reset link works (default 1 hour)."""
         return timedelta(seconds=self._get("PASSWORD_RESET_TTL_SECONDS", 3600))

@@ -94,6 +94,10 @@ class TokenPurpose(models.TextChoices):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"
     CHANGE_EMAIL = "change_email"  # sent to the new address; ``new_email`` holds it until confirmed
+    # Sent to the old address when a change is applied; ``new_email`` holds the address it restores. It
+    # survives later changes of the account (another email change, a password change): see
+    # accounts.services.email_change_revert.
+    EMAIL_CHANGE_REVERT = "email_change_revert"
 
 
 class AccountTokenQuerySet(models.QuerySet):
@@ -105,9 +109,10 @@ class AccountTokenQuerySet(models.QuerySet):
 
 
 class AccountToken(models.Model):
-    """A single-use, expiring link token (email verification, password reset, email change). Only its
-    hash is kept. An email-change token also carries the address it confirms and the session that
-    asked for the change (that session stays signed in when the change is applied)."""
+    """A single-use, expiring link token (email verification, password reset, email change and its
+    undoing). Only its hash is kept. ``new_email`` is the address the account moves to when the token
+    is spent: an email-change token carries the address it confirms (and the session that asked for the
+    change, which stays signed in), a revert token the old address it restores."""
 
     id = models.BigAutoField(primary_key=True)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="account_tokens")
@@ -122,7 +127,12 @@ class AccountToken(models.Model):
     objects = AccountTokenQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["expires_at"], name="accounts_token_expiry")]
+        indexes = [
+            models.Index(fields=["expires_at"], name="accounts_token_expiry"),
+            # Registration asks whether a live revert link holds an address (accounts.services.user_register).
+            models.Index(fields=["new_email"], name="accounts_token_revert_address",
+                         condition=models.Q(purpose="email_change_revert")),
+        ]
 
     def __str__(self):
         return f"{self.purpose} for {self.user_id}"

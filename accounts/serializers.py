@@ -29,6 +29,13 @@ class TokenInput(serializers.Serializer):
     token = StrictCharField(max_length=512)
 
 
+class VerifyEmailInput(serializers.Serializer):
+    token = StrictCharField(max_length=512)
+    # Required when the account has never signed in (400 password_required otherwise): it becomes the
+    # account's password, whoever registered the address. Ignored for an account that has signed in.
+    password = PasswordField(required=False)
+
+
 class LoginInput(serializers.Serializer):
     email = StrictCharField(max_length=254)  # any string: an invalid email simply fails to log in
     password = PasswordField()
@@ -55,8 +62,8 @@ class ChangePasswordInput(serializers.Serializer):
 
 class ChangeEmailInput(serializers.Serializer):
     newEmail = StrictEmailField()
-    # Optional: a client that asks for the password anyway may send it; a wrong one changes nothing.
-    password = PasswordField(required=False)
+    # The account's current password (400 invalid_password when wrong): a fresh session is not enough.
+    password = PasswordField()
 
 
 class PasswordInput(serializers.Serializer):

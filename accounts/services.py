@@ -63,6 +63,12 @@ class ExpiredLinkToken(ApiError):
     default_detail = "This link has expired. Request a new one."
 
 
+class PasswordRequired(ApiError):
+    status_code = 400
+    default_code = "password_required"
+    default_detail = "Choose the password of this account to finish confirming the address."
+
+
 def _password_errors(password: str, user, field: str) -> None:
     try:
         validate_password(password, user)
@@ -75,11 +81,13 @@ def _link(path: str, raw_token: str) -> str:
     return f"{app_settings.PUBLIC_URL}/{path}?token={raw_token}"
 
 
-def _token_issue(user: User, purpose: str, ttl, **fields) -> str:
-    """A new single-use token; earlier unused tokens of the same purpose stop working. ``fields``:
-    what the token carries (an email change's ``new_email`` and ``requested_session_id``)."""
+def _token_issue(user: User, purpose: str, ttl, *, replace: bool = True, **fields) -> str:
+    """A new single-use token; earlier unused tokens of the same purpose stop working (``replace=False``
+    keeps them: each email change keeps its own way back). ``fields``: what the token carries (an email
+    change's ``new_email`` and ``requested_session_id``)."""
     now = timezone.now()
-    AccountToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True).update(used_at=now)
+    if replace:
+        AccountToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True).update(used_at=now)
     raw = secrets.token_urlsafe(32)
     AccountToken.objects.create(user=user, purpose=purpose, token_hash=hash_token(raw), created_at=now,
                                 expires_at=now + ttl, **fields)
@@ -126,6 +134,16 @@ def user_register(*, email: str, password: str, name: str, request=None) -> User
                                                            "reset_link": f"{app_settings.PUBLIC_URL}/forgot-password"})
         audit_record(event=EventType.REGISTER_EXISTING, request=request, subject=existing, success=False)
         return None
+    revert = _revert_link_holding(email)
+    if revert is not None:
+        # The address an account just moved away from stays that account's while its way back is open:
+        # an account registered on it (by anyone: it needs no proof) would block the revert.
+        make_password(password)
+        outbox_enqueue(kind="address_reserved", recipient=email, subject="This address is reserved for now",
+                       template="address_reserved", context={"email": email, "until": revert.expires_at})
+        audit_record(event=EventType.REGISTER_EXISTING, request=request, subject=revert.user, success=False,
+                     reason="address_reserved")
+        return None
     candidate.role = Role.USER
     candidate.set_password(password)
     try:
@@ -148,14 +166,36 @@ def user_register_b2b(*, email: str, password: str, name: str, organization_name
     return user
 
 
-def email_verify(*, token: str, request=None) -> User:
+def email_verify(*, token: str, password: str | None = None, request=None) -> User:
+    """Confirm the address from the mailed link. An account that has never signed in gets its password
+    here, from whoever opened the link (the holder of the address): ``password`` is required then
+    (400 ``password_required``) and replaces the one given at registration, so a password chosen by
+    someone who registered another person's address does not survive the verification. It is ignored
+    for an account that has signed in before. Checked before the token is spent: a refusal keeps the
+    link working. Creates the organizations of a ``register-b2b`` sign-up."""
     try:
         with transaction.atomic():
+            record = AccountToken.objects.select_related("user").filter(
+                token_hash=hash_token(token or ""), purpose=TokenPurpose.VERIFY_EMAIL).first()
+            # No row lock needed: of racing requests only the one whose conditional UPDATE spends the
+            # token goes on to set the password.
+            sets_password = record is not None and record.user.last_login is None
+            # A dead link answers invalid_token / token_expired (below) before any password question.
+            if sets_password and record.used_at is None and record.expires_at > timezone.now():
+                if not password:
+                    raise PasswordRequired(fields={"password": ["Choose a password for this account."]})
+                _password_errors(password, record.user, "password")
             user = _token_consume(token, TokenPurpose.VERIFY_EMAIL).user
+            fields = ["updated_at"]
             if user.email_verified_at is None:
                 user.email_verified_at = timezone.now()
-                user.save(update_fields=["email_verified_at", "updated_at"])
-            audit_record(event=EventType.EMAIL_VERIFIED, request=request, actor=user)
+                fields.append("email_verified_at")
+            if sets_password:
+                user.set_password(password)
+                fields.append("password")
+            if len(fields) > 1:
+                user.save(update_fields=fields)
+            audit_record(event=EventType.EMAIL_VERIFIED, request=request, actor=user, credentials_set=sets_password)
             pending_organizations_create(user=user, request=request)  # register-b2b
             return user
     except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
@@ -228,12 +268,17 @@ def password_forgot(*, email: str, request=None) -> None:
         audit_record(event=EventType.PASSWORD_RESET_REQUESTED, request=request, success=False,
                      reason="unknown_email", email=email[:254])
         return
+    _reset_link_send(user)
+    audit_record(event=EventType.PASSWORD_RESET_REQUESTED, request=request, subject=user)
+
+
+def _reset_link_send(user: User) -> None:
+    """Mail a reset link to the account's address (earlier reset links stop working). The caller audits."""
     raw = _token_issue(user, TokenPurpose.RESET_PASSWORD, app_settings.PASSWORD_RESET_TTL)
     outbox_enqueue(kind="password_reset", recipient=user.email, subject="Reset your password",
                    template="password_reset",
                    context={"user": user, "link": _link("reset-password", raw),
                             "minutes": int(app_settings.PASSWORD_RESET_TTL.total_seconds() // 60)})
-    audit_record(event=EventType.PASSWORD_RESET_REQUESTED, request=request, subject=user)
 
 
 def _mail_password_changed(user: User) -> None:
@@ -362,24 +407,25 @@ def _new_email_errors(new_email: str, user: User) -> None:
                        fields={"newEmail": ["This is already your email address."]})
 
 
-def email_change_request(*, user: User, session: DeviceSession | None, new_email: str, password: str | None = None,
+def email_change_request(*, user: User, session: DeviceSession | None, new_email: str, password: str,
                          request=None) -> None:
-    """Ask to move the account to ``new_email`` (the caller checked step-up). The new address gets a
-    single-use confirmation link (only its hash is stored), or, if it already belongs to an account, a
-    notice instead; the old address is told either way, with a "this wasn't me" link. The caller
-    answers the same in both cases, and the requester's audit row looks the same too (no enumeration).
-    ``password``, when given, must be the account's (400 invalid_password). A new request replaces
-    every earlier pending one."""
+    """Ask to move the account to ``new_email`` (the caller checked step-up). ``password`` must be the
+    account's (400 invalid_password, audited, nothing sent): a fresh session alone is not enough, since
+    the address is the recovery channel. The new address gets a single-use confirmation link (only its
+    hash is stored), or, if it already belongs to an account, a notice instead; the old address is told
+    either way, with a "this wasn't me" link. The caller answers the same in both cases, and the
+    requester's audit row looks the same too (no enumeration). A new request replaces every earlier
+    pending one."""
     from security.app_settings import app_settings as security_settings
     from security.models import SecurityTokenPurpose
     from security.services import security_token_issue
 
-    new_email = normalize_email(new_email)
-    _new_email_errors(new_email, user)
-    if password is not None and not user.check_password(password):
+    if not user.check_password(password or ""):
         audit_record(event=EventType.EMAIL_CHANGE_FAILED, request=request, actor=user, session=session,
                      success=False, reason="invalid_password")
         raise InvalidCurrentPassword("The password is incorrect.", fields={"password": ["The password is incorrect."]})
+    new_email = normalize_email(new_email)
+    _new_email_errors(new_email, user)
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()  # row locks before the audit chain lock
         owner = User.objects.filter(email=new_email).first()
@@ -398,8 +444,11 @@ def email_change_request(*, user: User, session: DeviceSession | None, new_email
                            template="email_change_taken",
                            context={"user": owner, "login_link": f"{app_settings.PUBLIC_URL}/login",
                                     "reset_link": f"{app_settings.PUBLIC_URL}/forgot-password"})
+        # ``email``: the address the link goes to. Opened after the change took effect, it undoes the
+        # change instead of mailing a reset to the new address (email_change_revert_for_not_me).
         not_me = security_token_issue(user=user, purpose=SecurityTokenPurpose.NOT_ME,
-                                      ttl=security_settings.NOT_ME_TTL, session_id=str(getattr(session, "pk", "")))
+                                      ttl=security_settings.NOT_ME_TTL, session_id=str(getattr(session, "pk", "")),
+                                      email=user.email)
         outbox_enqueue(kind="email_change_requested", recipient=user.email,
                        subject="Your email address is being changed", template="email_change_requested",
                        context={"user": user, "masked_new_email": email_mask(new_email), "time": timezone.now(),
@@ -414,8 +463,10 @@ def email_change_request(*, user: User, session: DeviceSession | None, new_email
 def email_change_confirm(*, token: str, request=None) -> User:
     """Apply a confirmed change (the link mailed to the new address): the address must still be free
     (checked, and guarded by the unique constraint: 409 email_taken), it counts as verified now, every
-    other link token of the account stops working, every session except the one that asked ends.
-    Audited with both addresses masked; the old address is told. Atomic: a refusal changes nothing."""
+    other link token of the account stops working (except the ways back of earlier changes), every
+    session except the one that asked ends. The old address is told, with a single-use link that undoes
+    the change (email_change_revert). Audited with both addresses masked. Atomic: a refusal changes
+    nothing."""
     user_id = None
     try:
         with transaction.atomic():
@@ -436,8 +487,12 @@ def email_change_confirm(*, token: str, request=None) -> User:
                     user.save(update_fields=["email", "email_verified_at", "updated_at"])
             except IntegrityError:  # taken by a concurrent registration or change (case-insensitive constraint)
                 raise EmailTaken() from None
-            # Links mailed to the old address (reset, verification) and other pending changes stop working.
-            AccountToken.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
+            # Links mailed to the old address (reset, verification) and other pending changes stop working;
+            # the ways back of earlier changes stay (whoever holds the new address must not end them).
+            AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
+                purpose=TokenPurpose.EMAIL_CHANGE_REVERT).update(used_at=now)
+            revert = _token_issue(user, TokenPurpose.EMAIL_CHANGE_REVERT, app_settings.EMAIL_CHANGE_REVERT_TTL,
+                                  replace=False, new_email=old)
             keep = None
             if record.requested_session_id:
                 keep = DeviceSession.objects.alive().filter(pk=record.requested_session_id, user=user).first()
@@ -447,7 +502,9 @@ def email_change_confirm(*, token: str, request=None) -> User:
                          old_email=email_mask(old), new_email=email_mask(new), sessions_revoked=revoked)
             outbox_enqueue(kind="email_changed", recipient=old, subject="Your email address was changed",
                            template="email_changed",
-                           context={"user": user, "masked_new_email": email_mask(new), "time": now})
+                           context={"user": user, "masked_new_email": email_mask(new), "time": now,
+                                    "revert_link": _link("account/email/revert", revert),
+                                    "days": app_settings.EMAIL_CHANGE_REVERT_TTL.days})
             return user
     except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
         subject = User.objects.filter(pk=user_id).first() if user_id else None
@@ -460,3 +517,113 @@ def email_change_cancel_pending(*, user: User) -> int:
     """Pending email changes stop working ("this wasn't me"). Returns how many were pending."""
     return AccountToken.objects.filter(user=user, purpose=TokenPurpose.CHANGE_EMAIL,
                                        used_at__isnull=True).update(used_at=timezone.now())
+
+
+# --- undoing an email change (docs/security.md, "Hardening: email change and account verification") -------
+class AddressNotRestorable(EmailTaken):
+    default_detail = ("This address belongs to another account now, so it cannot be given back. Nothing was "
+                      "changed; contact support.")
+
+
+def _revert_link_holding(email: str) -> AccountToken | None:
+    """The live revert link that will give ``email`` back to the account it was taken from, if any: until
+    it is used or expires, the address stays reserved for that account."""
+    return (AccountToken.objects.usable().select_related("user")
+            .filter(purpose=TokenPurpose.EMAIL_CHANGE_REVERT, new_email=email).order_by("-created_at").first())
+
+
+def email_change_revert(*, token: str, request=None) -> User:
+    """The link mailed to the old address when a change was applied: give that address back. In one
+    transaction the account gets the old address again (verified: the link proves it), its password
+    becomes unusable (whoever made the change knows it), every session ends, every pending link ends
+    (resets, verification, pending email changes, unlock and "this wasn't me" links, the ways back of
+    later changes), and a reset link goes to the restored address. 409 email_taken when the address
+    belongs to another account now (nothing changes, the link stays unspent). Audited either way."""
+    user_id = None
+    try:
+        with transaction.atomic():
+            pending = AccountToken.objects.filter(token_hash=hash_token(token or ""),
+                                                  purpose=TokenPurpose.EMAIL_CHANGE_REVERT).values("user_id").first()
+            user_id = pending and pending["user_id"]
+            # The user row before the token row (every flow's order), then the audit chain.
+            user = User.objects.select_for_update().filter(pk=user_id, is_active=True).first() if user_id else None
+            record = _token_consume(token, TokenPurpose.EMAIL_CHANGE_REVERT)
+            if user is None or record.user_id != user.pk:
+                raise InvalidLinkToken()
+            _email_change_undo(user=user, record=record, request=request, via="revert_link")
+            return user
+    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
+        subject = User.objects.filter(pk=user_id).first() if user_id else None
+        audit_record(event=EventType.EMAIL_CHANGE_REVERT_FAILED, request=request, subject=subject, success=False,
+                     reason=exc.code)
+        raise
+
+
+def email_change_revert_for_not_me(*, user: User, mailed_to: str, link_issued_at: datetime,
+                                   request=None) -> str | None:
+    """A "this wasn't me" link proves the address it was mailed to (``mailed_to``; for links issued
+    before it was recorded: the address the account had at ``link_issued_at``). If the account moved
+    away from that address since, a reset must not go to the new one: the change is undone with that
+    address's revert link, as email_change_revert does (call inside the report's transaction, before
+    it locks anything else). Returns None when the address did not change (the caller mails the reset
+    to it), ``"restored"``, or ``"unavailable"`` (no live revert link for it, or it belongs to another
+    account now: then no reset link is sent anywhere)."""
+    address = normalize_email(mailed_to) or _address_at(user, link_issued_at)
+    if address == user.email:
+        return None
+    record = (AccountToken.objects.usable().filter(user=user, purpose=TokenPurpose.EMAIL_CHANGE_REVERT,
+                                                   new_email=address).order_by("-created_at").first())
+    if record is None:
+        return "unavailable"
+    try:
+        with transaction.atomic():
+            User.objects.select_for_update().filter(pk=user.pk).first()
+            if not AccountToken.objects.filter(pk=record.pk, used_at__isnull=True).update(used_at=timezone.now()):
+                return "unavailable"  # spent by a concurrent request
+            _email_change_undo(user=user, record=record, request=request, via="not_me")
+    except EmailTaken:
+        user.refresh_from_db()
+        return "unavailable"
+    return "restored"
+
+
+def _address_at(user: User, moment: datetime) -> str:
+    """The address the account had at ``moment``: the one the first change after it replaced (each applied
+    change leaves a revert link naming the address it replaced), else the current one."""
+    first_change = (AccountToken.objects.filter(user=user, purpose=TokenPurpose.EMAIL_CHANGE_REVERT,
+                                                created_at__gt=moment).order_by("created_at").first())
+    return first_change.new_email if first_change is not None else user.email
+
+
+def _email_change_undo(*, user: User, record: AccountToken, request, via: str) -> None:
+    """The work of a revert (the caller locked the user row and spent ``record``): row locks first,
+    then the sessions (each revocation writes its audit row), then the audit rows and mail."""
+    from security.services import security_tokens_end
+
+    restored, replaced, now = record.new_email, user.email, timezone.now()
+    if User.objects.filter(email=restored).exclude(pk=user.pk).exists():
+        raise AddressNotRestorable()
+    previous = (user.email, user.email_verified_at, user.password)
+    user.email, user.email_verified_at = restored, now
+    user.set_unusable_password()
+    try:
+        with transaction.atomic():
+            user.save(update_fields=["email", "email_verified_at", "password", "updated_at"])
+    except IntegrityError:  # taken by a concurrent registration or change (case-insensitive constraint)
+        user.email, user.email_verified_at, user.password = previous
+        raise AddressNotRestorable() from None
+    # Every pending link ends, except the ways back of earlier changes (they restore addresses held
+    # before this one); the revert links of later changes (to addresses given up now) end too.
+    links = AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
+        purpose=TokenPurpose.EMAIL_CHANGE_REVERT, created_at__lt=record.created_at).update(used_at=now)
+    links += security_tokens_end(user=user)
+    _reset_link_send(user)  # to the restored address
+    revoked = sessions_revoke_all(user=user, reason=RevokeReason.EMAIL_CHANGE_REVERTED, request=request, actor=user)
+    audit_record(event=EventType.EMAIL_CHANGE_REVERTED, request=request, actor=user, via=via,
+                 restored_email=email_mask(restored), replaced_email=email_mask(replaced), sessions_revoked=revoked,
+                 links_ended=links)
+    audit_record(event=EventType.PASSWORD_RESET_REQUESTED, request=request, subject=user, via=via)
+    if replaced != restored:
+        outbox_enqueue(kind="email_change_reverted", recipient=replaced,
+                       subject="This address was removed from an account", template="email_change_reverted",
+                       context={"user": user, "masked_restored_email": email_mask(restored), "time": now})

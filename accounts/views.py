@@ -20,6 +20,7 @@ from accounts.serializers import (
     TokenInput,
     UserEnvelopeOutput,
     UserOutput,
+    VerifyEmailInput,
 )
 from config.api.responses import secret_response
 from config.api.schema import ERRORS, ErrorBody
@@ -56,11 +57,15 @@ class RegisterApi(PublicApi):
 
 
 class VerifyEmailApi(PublicApi):
-    @extend_schema(request=TokenInput, responses={200: UserEnvelopeOutput, **ERRORS}, tags=["accounts"])
+    @extend_schema(description="An account that has never signed in needs `password` (400 password_required "
+                               "otherwise, the link stays usable): it becomes the account's password, replacing "
+                               "the one given at registration. Ignored for an account that has signed in.",
+                   request=VerifyEmailInput, responses={200: UserEnvelopeOutput, **ERRORS}, tags=["accounts"])
     def post(self, request):
-        data = TokenInput(data=request.data)
+        data = VerifyEmailInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.email_verify(token=data.validated_data["token"], request=request)
+        user = services.email_verify(token=data.validated_data["token"], password=data.validated_data.get("password"),
+                                     request=request)
         return Response({"user": UserOutput(user).data})
 
 
@@ -158,8 +163,9 @@ class ChangeEmailApi(APIView):
 
     @extend_schema(operation_id="auth_change_email_create", summary="Ask to change the email address (step-up)",
                    description="Needs a password entry within AUTH_REAUTH_MAX_AGE_SECONDS (else 403 "
-                               "reauthentication_required). Mails a confirmation link to the new address (or, if it "
-                               "belongs to an account, a notice) and tells the old one; the same 202 either way.",
+                               "reauthentication_required) and the current `password` (400 invalid_password). "
+                               "Mails a confirmation link to the new address (or, if it belongs to an account, a "
+                               "notice) and tells the old one; the same 202 either way.",
                    request=ChangeEmailInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
     @rate_limit("change_email", per_user=True)
     def post(self, request):
@@ -167,7 +173,7 @@ class ChangeEmailApi(APIView):
         data.is_valid(raise_exception=True)
         services.email_change_request(user=request.user, session=request_session(request), request=request,
                                       new_email=data.validated_data["newEmail"],
-                                      password=data.validated_data.get("password"))
+                                      password=data.validated_data["password"])
         return Response({"detail": EMAIL_CHANGE_ACCEPTED}, status=202)
 
 
@@ -183,6 +189,23 @@ class ConfirmEmailChangeApi(PublicApi):
         data = TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.email_change_confirm(token=data.validated_data["token"], request=request)
+        return Response({"user": UserOutput(user).data})
+
+
+class RevertEmailChangeApi(PublicApi):
+    """Contract extension (docs/api.md): the token from the link mailed to the old address after a change."""
+
+    @extend_schema(operation_id="auth_revert_email_change_create", summary="Undo an email change (old address)",
+                   description="Gives the account its previous address back, signs out every session, disables "
+                               "the password and mails a reset link to the restored address. 409 email_taken when "
+                               "the address belongs to another account now (nothing changes).",
+                   request=TokenInput, responses={200: UserEnvelopeOutput, 409: ERROR_409, **ERRORS},
+                   tags=["accounts"])
+    @rate_limit("not_me")  # the "this wasn't me" budget: the same kind of public, token-bearing link
+    def post(self, request):
+        data = TokenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.email_change_revert(token=data.validated_data["token"], request=request)
         return Response({"user": UserOutput(user).data})
 
 

@@ -43,6 +43,9 @@ class EventType(models.TextChoices):
     EMAIL_CHANGE_REQUESTED = "account.email_change_requested", "Email change requested"
     EMAIL_CHANGED = "account.email_changed", "Email address changed"
     EMAIL_CHANGE_FAILED = "account.email_change_failed", "Email change failed"
+    # The way back from an email change, opened from the old address (issue 14, docs/security.md)
+    EMAIL_CHANGE_REVERTED = "account.email_change_reverted", "Email change undone"
+    EMAIL_CHANGE_REVERT_FAILED = "account.email_change_revert_failed", "Undoing an email change failed"
     NEW_DEVICE_LOGIN = "auth.login.new_device", "Sign-in from a new device"
     NOT_ME_REPORTED = "auth.login.not_me", "Sign-in reported as not you"
     SESSION_ANOMALY = "session.anomaly", "Unusual session activity"

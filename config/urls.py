@@ -30,6 +30,7 @@ urlpatterns = [
     path(f"{auth}reauthenticate", accounts.ReauthenticateApi.as_view(), name="auth-reauthenticate"),
     path(f"{auth}change-email", accounts.ChangeEmailApi.as_view(), name="auth-change-email"),
     path(f"{auth}confirm-email-change", accounts.ConfirmEmailChangeApi.as_view(), name="auth-confirm-email-change"),
+    path(f"{auth}revert-email-change", accounts.RevertEmailChangeApi.as_view(), name="auth-revert-email-change"),
     path(f"{auth}sessions/active", sessions.SessionsActiveApi.as_view(), name="auth-sessions-active"),
     path(f"{auth}sessions/revoke-others", sessions.SessionsRevokeOthersApi.as_view(), name="auth-sessions-revoke-others"),
     path(f"{auth}sessions/<uuid:session_id>", sessions.SessionRevokeApi.as_view(), name="auth-session-revoke"),

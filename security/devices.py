@@ -83,7 +83,7 @@ def login_seen_check(*, user, session, request) -> bool:
         return False
     described = device_description(ua, session.device_name)
     raw = security_token_issue(user=user, purpose=SecurityTokenPurpose.NOT_ME, ttl=app_settings.NOT_ME_TTL,
-                               session_id=str(session.pk))
+                               session_id=str(session.pk), email=user.email)  # the address it is mailed to
     outbox_enqueue(kind="new_sign_in", recipient=user.email, subject="New sign-in to your account",
                    template="new_sign_in",
                    context={"user": user, "ip": ip or "unknown", "time": now, **described,
@@ -98,19 +98,28 @@ def login_seen_check(*, user, session, request) -> bool:
 def not_me_report(*, token: str, request=None):
     """"This wasn't me": end every session of the account, make the password unusable (the person
     who signed in knows it), cancel a pending email change and mail a password-reset link. Returns
-    the user."""
-    from accounts.services import email_change_cancel_pending, password_forgot
+    the user. The reset goes only to the address the link was mailed to: if the account moved away
+    from it since, the email change is undone first (accounts.services.email_change_revert_for_not_me);
+    if that cannot be done, no reset link is sent at all."""
+    from accounts.services import email_change_cancel_pending, email_change_revert_for_not_me, password_forgot
     from sessions_app.models import RevokeReason
     from sessions_app.services import sessions_revoke_all
 
-    user = security_token_consume(raw=token, purpose=SecurityTokenPurpose.NOT_ME).user
+    link = security_token_consume(raw=token, purpose=SecurityTokenPurpose.NOT_ME)
+    user = link.user
+    moved = email_change_revert_for_not_me(user=user, mailed_to=link.context.get("email", ""),
+                                           link_issued_at=link.created_at, request=request)
+    if moved == "restored":  # sessions, links, password and the reset were the revert's work
+        audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, email_restored=True)
+        return user
     user.set_unusable_password()  # row locks before the audit chain lock (see audit/chain.py)
     user.save(update_fields=["password", "updated_at"])
-    revoked = sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
     cancelled = email_change_cancel_pending(user=user)
+    revoked = sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
     audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, sessions_revoked=revoked,
-                 email_changes_cancelled=cancelled)
-    password_forgot(email=user.email, request=request)
+                 email_changes_cancelled=cancelled, reset_sent=moved is None)
+    if moved is None:
+        password_forgot(email=user.email, request=request)
     return user
 
 

@@ -54,6 +54,12 @@ def security_token_consume(*, raw: str, purpose: str) -> SecurityToken:
     return token
 
 
+def security_tokens_end(*, user) -> int:
+    """Every pending unlock and "this wasn't me" link of ``user`` stops working (an email change undone:
+    they may have been mailed to the address given up). Returns how many were pending."""
+    return SecurityToken.objects.filter(user=user, used_at__isnull=True).update(used_at=timezone.now())
+
+
 def admin_action_record(entry) -> None:
     """One audit row per Django admin add/change/delete (a LogEntry), e.g. on users and sessions."""
     from django.contrib.auth import get_user_model

@@ -19,6 +19,7 @@ class RevokeReason(models.TextChoices):
     IDLE_TIMEOUT = "idle_timeout"
     SUSPICIOUS_REFRESH = "suspicious_refresh"
     EMAIL_CHANGED = "email_changed"
+    EMAIL_CHANGE_REVERTED = "email_change_reverted"
 
 
 class DeviceSessionQuerySet(models.QuerySet):

@@ -50,6 +50,16 @@ class TokenForm(WebForm):
     token = forms.CharField(max_length=512, widget=forms.HiddenInput)
 
 
+class VerifyEmailForm(WebForm):
+    """The verification page: an account that never signed in chooses its password here
+    (accounts.services.email_verify requires it then; the page shows the field when it is needed)."""
+
+    token = forms.CharField(max_length=512, widget=forms.HiddenInput)
+    password = forms.CharField(label="Password", max_length=128, strip=False, required=False,
+                               help_text="12 to 128 characters; not a common password.",
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+
 class ResetPasswordForm(WebForm):
     token = forms.CharField(max_length=512, widget=forms.HiddenInput)
     password = forms.CharField(label="New password", max_length=128, strip=False,
@@ -75,6 +85,8 @@ class ChangeEmailForm(WebForm):
     api_fields = {"newEmail": "new_email"}
     new_email = forms.EmailField(label="New email address", max_length=254,
                                  widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    password = forms.CharField(label="Current password", max_length=128, strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
 
 class SessionChoiceForm(WebForm):

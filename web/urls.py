@@ -15,6 +15,7 @@ urlpatterns = [
     path("account/password", views.account_password, name="web-account-password"),
     path("account/email", views.account_email, name="web-account-email"),
     path("account/email/confirm", views.account_email_confirm, name="web-account-email-confirm"),
+    path("account/email/revert", views.account_email_revert, name="web-account-email-revert"),
     path("account/reauthenticate", views.account_reauthenticate, name="web-account-reauthenticate"),
     path("account/delete", views.account_delete, name="web-account-delete"),
     path("account/security", views.account_security, name="web-account-security"),

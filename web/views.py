@@ -181,20 +181,36 @@ def register(request):
 
 @require_http_methods(["GET", "POST"])
 def verify_email(request):
-    """GET only shows a button: mail scanners fetch links, and a fetch must not use the token."""
+    """GET only shows the form: mail scanners fetch links, and a fetch must not use the token. An account
+    that never signed in gets its password here (accounts.services.email_verify): the field is shown
+    when the link's account needs it, and a POST without it is answered with the field's error."""
     if request.method == "GET":
-        form = forms.TokenForm(initial={"token": request.GET.get("token", "")})
-        return _page(request, "verify_email", form=form, has_token=bool(request.GET.get("token")))
-    form = forms.TokenForm(request.POST)
-    if form.is_valid():
-        try:
-            accounts.email_verify(token=form.cleaned_data["token"], request=request)
-        except ApiError as exc:
-            return _message(request, "This link does not work", exc.message, status=400, show_resend=True)
-        return _message(request, "Email confirmed", "Your email address is confirmed. You can sign in now.",
-                        link=("/login", "Sign in"))
-    return _message(request, "This link does not work", "This link is invalid or has already been used.",
-                    status=400, show_resend=True)
+        token = request.GET.get("token", "")
+        return _verify_page(request, forms.VerifyEmailForm(initial={"token": token}), token)
+    form = forms.VerifyEmailForm(request.POST)
+    if not form.is_valid():
+        if form.has_error("token"):
+            return _message(request, "This link does not work", _BAD_LINK, status=400, show_resend=True)
+        return _verify_page(request, form, form.data.get("token", ""))
+    try:
+        accounts.email_verify(token=form.cleaned_data["token"], password=form.cleaned_data["password"] or None,
+                              request=request)
+    except ApiError as exc:
+        if exc.code in ("password_required", "validation_error"):  # the link still works: ask again
+            form.add_api_error(exc)
+            return _verify_page(request, form, form.cleaned_data["token"])
+        return _message(request, "This link does not work", exc.message, status=400, show_resend=True)
+    return _message(request, "Email confirmed", "Your email address is confirmed. You can sign in now.",
+                    link=("/login", "Sign in"))
+
+
+def _verify_page(request, form, token: str):
+    from accounts.selectors import email_verification_preview
+
+    preview = email_verification_preview(token=token) if token else None
+    return _page(request, "verify_email", form=form, has_token=bool(token),
+                 needs_password=bool(preview and preview.needs_password) or form.has_error("password"),
+                 organizations=preview.organizations if preview else ())
 
 
 @require_http_methods(["GET", "POST"])
@@ -398,23 +414,24 @@ EMAIL_CHANGE_SENT = ("We sent a link to {email}. Your account keeps its current 
 @step_up("/account/email")
 @page_rate_limit("change_email", per_user=True)
 def account_email(request):
-    """Ask to change the email address (the service of POST /api/v1/auth/change-email); step-up."""
+    """Ask to change the email address (the service of POST /api/v1/auth/change-email); step-up and the
+    current password."""
+    from accounts.app_settings import app_settings as account_settings
+
     row = request.browser.row
     form = forms.ChangeEmailForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             accounts.email_change_request(user=row.user, session=row, new_email=form.cleaned_data["new_email"],
-                                          request=request)
+                                          password=form.cleaned_data["password"], request=request)
         except ApiError as exc:
             form.add_api_error(exc)
         else:
-            from accounts.app_settings import app_settings as account_settings
-
             hours = int(account_settings.EMAIL_CHANGE_TTL.total_seconds() // 3600)
             return _message(request, "Check the inbox of the new address",
                             EMAIL_CHANGE_SENT.format(email=form.cleaned_data["new_email"].strip().lower(), hours=hours),
                             link=("/account", "Back to your account"))
-    return _page(request, "change_email", form=form)
+    return _page(request, "change_email", form=form, revert_days=account_settings.EMAIL_CHANGE_REVERT_TTL.days)
 
 
 @require_http_methods(["GET", "POST"])
@@ -433,6 +450,25 @@ def account_email_confirm(request):
     return _message(request, "Email address changed",
                     f"Your account now uses {user.email}. Every other session of it was signed out.",
                     link=("/account", "Your account") if signed_in_here else ("/login", "Sign in"))
+
+
+@require_http_methods(["GET", "POST"])
+@page_rate_limit("not_me")
+def account_email_revert(request):
+    """The link mailed to the old address when a change was applied (POST
+    /api/v1/auth/revert-email-change's service); GET only asks, so a mail scanner's fetch changes nothing."""
+    if request.method == "GET":
+        return _link_landing(request, title="Undo the email change",
+                             text="Give your account this address back? Every device will be signed out, the "
+                                  "current password stops working, and we email this address a link to choose a "
+                                  "new one.", button="Restore my address", action="/account/email/revert")
+    failure, user = _link_token_apply(request, accounts.email_change_revert)
+    if failure is not None:
+        return failure
+    return _message(request, "Your email address is back",
+                    f"Your account uses {user.email} again. Every session was signed out and the password was "
+                    f"disabled: we sent {user.email} a link to choose a new one.",
+                    link=("/forgot-password", "Send the link again"))
 
 
 def _link_landing(request, *, title: str, text: str, button: str, action: str):

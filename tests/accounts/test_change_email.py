@@ -1,4 +1,5 @@
-"""Email change (issue 4 step-up): POST change-email and POST confirm-email-change, and their service."""
+"""Email change (issue 4 step-up, issue 14: the current password too): POST change-email and POST
+confirm-email-change, and their service."""
 
 from datetime import timedelta
 
@@ -21,8 +22,8 @@ CONFIRM = "/api/v1/auth/confirm-email-change"
 NEW = "moved@example.org"
 
 
-def change(client, new_email=NEW, **extra):
-    return client.post(CHANGE, {"newEmail": new_email, **extra}, format="json")
+def change(client, new_email=NEW, password=PASSWORD, **extra):
+    return client.post(CHANGE, {"newEmail": new_email, "password": password, **extra}, format="json")
 
 
 def confirm(token):
@@ -133,7 +134,7 @@ def test_needs_authentication(api):
     assert response.status_code == 401 and response.json()["error"]["code"] == "not_authenticated"
 
 
-def test_a_wrong_optional_password_changes_nothing_and_is_audited(authed, user):
+def test_a_wrong_password_changes_nothing_and_is_audited(authed, user):
     mail.outbox.clear()
     before = state()
     response = change(authed, password="Not-The-Password-1")
@@ -318,7 +319,7 @@ def test_malformed_and_missing(authed):
     assert authed.post(CHANGE, b'{"newEmail": ', content_type="application/json").json()["error"]["code"] == \
         "malformed_request"
     missing = authed.post(CHANGE, {}, format="json")
-    assert missing.status_code == 400 and set(missing.json()["error"]["fields"]) == {"newEmail"}
+    assert missing.status_code == 400 and set(missing.json()["error"]["fields"]) == {"newEmail", "password"}
     form = authed.post(CHANGE, {"newEmail": NEW}, format="multipart")
     assert form.status_code == 415
     missing_token = APIClient().post(CONFIRM, {}, format="json")
@@ -328,7 +329,7 @@ def test_malformed_and_missing(authed):
 def test_service_validates_on_its_own(user):
     """The page and the API share it: a bad address is refused there too."""
     with pytest.raises(services.ApiError) as caught:
-        services.email_change_request(user=user, session=None, new_email="not-an-email")
+        services.email_change_request(user=user, session=None, new_email="not-an-email", password=PASSWORD)
     assert caught.value.code == "validation_error"
 
 

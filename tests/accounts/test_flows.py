@@ -18,7 +18,7 @@ def test_register_verify_login(api, db):
     assert r.status_code == 403 and r.json()["error"]["code"] == "email_not_verified"
     token = link_token(last_mail_to("new@example.com"))
     assert not AccountToken.objects.filter(token_hash=token).exists()  # stored only as a hash
-    r = api.post("/api/v1/auth/verify-email", {"token": token}, format="json")
+    r = api.post("/api/v1/auth/verify-email", {"token": token, "password": "a-long-enough-pass"}, format="json")
     assert r.status_code == 200
     assert r.json()["user"]["emailVerified"] is True
     assert set(r.json()["user"]) == {"id", "email", "name", "role", "emailVerified", "createdAt"}

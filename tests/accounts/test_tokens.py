@@ -64,7 +64,7 @@ def test_tokens_are_stored_only_as_hashes(api, user):
 
 def test_verification_token_is_single_use(api, db):
     token = _register(api)
-    assert api.post(VERIFY, {"token": token}, format="json").status_code == 200
+    assert api.post(VERIFY, {"token": token, "password": "a-long-enough-pass"}, format="json").status_code == 200
     assert _error_code(api.post(VERIFY, {"token": token}, format="json")) == "invalid_token"
 
 
@@ -80,7 +80,7 @@ def test_verification_token_still_works_just_before_expiry(api, db):
     token = _register(api)
     AccountToken.objects.update(created_at=timezone.now() - timedelta(hours=23, minutes=59),
                                 expires_at=timezone.now() + timedelta(minutes=1))
-    assert api.post(VERIFY, {"token": token}, format="json").status_code == 200
+    assert api.post(VERIFY, {"token": token, "password": "a-long-enough-pass"}, format="json").status_code == 200
 
 
 def test_reset_token_is_single_use_and_expires(api, user):
@@ -137,7 +137,7 @@ def test_resend_verification_sends_a_new_link_only_to_unverified_accounts(api, u
     # only the newest link works
     assert _error_code(api.post(VERIFY, {"token": first}, format="json")) == "invalid_token"
     assert _error_code(api.post(VERIFY, {"token": older}, format="json")) == "invalid_token"
-    assert api.post(VERIFY, {"token": newest}, format="json").status_code == 200
+    assert api.post(VERIFY, {"token": newest, "password": "a-long-enough-pass"}, format="json").status_code == 200
 
 
 def test_resend_verification_answers_the_same_for_every_address(api, user):
@@ -243,7 +243,7 @@ def _race(monkeypatch, parties, work):
 @pytest.mark.postgres
 def test_concurrent_verification_succeeds_once(api, monkeypatch):
     token = _register(api)
-    results = _race(monkeypatch, 4, lambda: services.email_verify(token=token).pk)
+    results = _race(monkeypatch, 4, lambda: services.email_verify(token=token, password="a-long-enough-pass").pk)
     user = User.objects.get()
     assert sorted(map(str, results)) == sorted([str(user.pk)] + ["invalid_token"] * 3)
     assert AuditEvent.objects.filter(event=EventType.EMAIL_VERIFIED).count() == 1

@@ -51,7 +51,9 @@ class Endpoint:
 BODY_ENDPOINTS = [
     Endpoint("register", "POST", "register", False, {"email": "str", "password": "str", "name": "str"},
              optional=("name",), blank_ok=("name",)),
-    Endpoint("verify-email", "POST", "verify-email", False, {"token": "str"}),
+    # password: required for an account that never signed in (400 password_required, not a shape error)
+    Endpoint("verify-email", "POST", "verify-email", False, {"token": "str", "password": "str"},
+             optional=("password",)),
     Endpoint("resend-verification", "POST", "resend-verification", False, {"email": "str"}),
     Endpoint("login", "POST", "login", False,
              {"email": "str", "password": "str", "rememberMe": "bool", "deviceId": "str", "deviceName": "str"},
@@ -63,9 +65,9 @@ BODY_ENDPOINTS = [
     Endpoint("change-password", "POST", "change-password", True, {"currentPassword": "str", "newPassword": "str"}),
     Endpoint("reauthenticate", "POST", "reauthenticate", True, {"password": "str"}),
     # Email change (issue 4 step-up; documented extensions)
-    Endpoint("change-email", "POST", "change-email", True, {"newEmail": "str", "password": "str"},
-             optional=("password",)),
+    Endpoint("change-email", "POST", "change-email", True, {"newEmail": "str", "password": "str"}),
     Endpoint("confirm-email-change", "POST", "confirm-email-change", False, {"token": "str"}),
+    Endpoint("revert-email-change", "POST", "revert-email-change", False, {"token": "str"}),
 ]
 BODYLESS_ENDPOINTS = [
     Endpoint("logout", "POST", "logout", True),
@@ -93,11 +95,12 @@ class World:
     verify_token: str
     reset_token: str
     email_change_token: str
+    email_revert_token: str
 
     def valid_body(self, endpoint: Endpoint) -> dict:
         return {
             "register": {"email": "fresh@example.com", "password": NEW_PASSWORD, "name": "Fresh"},
-            "verify-email": {"token": self.verify_token},
+            "verify-email": {"token": self.verify_token, "password": NEW_PASSWORD},
             "resend-verification": {"email": self.unverified.email},
             "login": {"email": self.user.email, "password": PASSWORD, "rememberMe": True, "deviceId": "dev-1",
                       "deviceName": "Phone"},
@@ -109,6 +112,7 @@ class World:
             "reauthenticate": {"password": PASSWORD},
             "change-email": {"newEmail": "moved@example.com", "password": PASSWORD},
             "confirm-email-change": {"token": self.email_change_token},
+            "revert-email-change": {"token": self.email_revert_token},
         }[endpoint.name]
 
     def url(self, endpoint: Endpoint) -> str:
@@ -126,10 +130,18 @@ def world(api, user):
     account_services.verification_resend(email=unverified.email)
     account_services.password_forgot(email=user.email)
     reset_token = link_token(last_mail_to(user.email))
-    account_services.email_change_request(user=user, session=None, new_email="pending@example.com")
+    # A second account moved to another address: the link mailed to its old one can undo that.
+    moved = UserFactory(email="before-move@example.com")
+    account_services.email_change_request(user=moved, session=None, new_email="after-move@example.com",
+                                          password=PASSWORD)
+    account_services.email_change_confirm(token=link_token(last_mail_to("after-move@example.com")))
+    email_revert_token = link_token(last_mail_to("before-move@example.com"))
+    account_services.email_change_request(user=user, session=None, new_email="pending@example.com",
+                                          password=PASSWORD)
     return World(user=user, tokens=tokens, other_session=other["session"]["id"], unverified=unverified,
                  verify_token=link_token(last_mail_to(unverified.email)), reset_token=reset_token,
-                 email_change_token=link_token(last_mail_to("pending@example.com")))
+                 email_change_token=link_token(last_mail_to("pending@example.com")),
+                 email_revert_token=email_revert_token)
 
 
 @pytest.fixture

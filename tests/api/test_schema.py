@@ -156,7 +156,8 @@ def test_bearer_scheme_and_which_operations_need_it(schema):
         "type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA, typ at+jwt)"}
     public = {"register", "verify-email", "resend-verification", "login", "refresh", "forgot-password",
               "reset-password", "register-b2b", "jwks", "jwks.json", "service-token",
-              "unlock", "not-me", "confirm-email-change"}  # the links mailed by issue 4's defenses
+              "unlock", "not-me", "confirm-email-change",  # the links mailed by issue 4's defenses
+              "revert-email-change"}  # issue 14: the way back mailed to the old address
     for method, path, operation in _operations(schema):
         if not path.startswith(("/api/v1/auth/", "/.well-known/")):
             continue

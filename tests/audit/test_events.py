@@ -56,7 +56,7 @@ def test_registration_and_verification(api, db):
     assert row.actor_id == row.subject_id == user.pk and row.success and row.session_id is None
     assert_request_meta(row)
     token = link_token(last_mail_to(user.email))
-    assert post(api, "verify-email", {"token": token}).status_code == 200
+    assert post(api, "verify-email", {"token": token, "password": "a-long-enough-pass"}).status_code == 200
     row = only(EventType.EMAIL_VERIFIED)
     assert row.actor_id == user.pk and row.success
     assert_request_meta(row)
@@ -249,7 +249,7 @@ def test_no_verification_without_its_audit_row(api, db, audit_fails):
     token = link_token(last_mail_to("ada@example.com"))
     audit_fails()
     with pytest.raises(AuditDown):
-        post(api, "verify-email", {"token": token})
+        post(api, "verify-email", {"token": token, "password": "a-long-enough-pass"})
     assert not User.objects.get().email_verified
     assert AccountToken.objects.get().used_at is None
 

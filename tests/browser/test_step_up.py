@@ -59,6 +59,7 @@ def test_email_change_end_to_end_with_step_up(site, new_page):
     page.get_by_role("link", name="Change email address").click()
     reauthenticate(page, site, "/account/email")
     page.get_by_label("New email address").fill("Ada.New@Example.org")
+    page.get_by_label("Current password").fill(PASSWORD)
     page.get_by_role("button", name="Send confirmation link").click()
     assert page.get_by_role("heading", name="Check the inbox of the new address").is_visible()
     assert "n***@example.org" not in last_mail_to(old).body  # masked from the first letter

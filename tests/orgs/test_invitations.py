@@ -84,7 +84,8 @@ def test_accept_after_registering_with_the_invited_email(world, api):
                  format="json")
     assert r.status_code == 202
     verify = link_token(last_mail_to("fresh@example.com"))
-    assert api.post("/api/v1/auth/verify-email", {"token": verify}, format="json").status_code == 200
+    assert api.post("/api/v1/auth/verify-email", {"token": verify, "password": PASSWORD},
+                    format="json").status_code == 200
     pair = login(api, "fresh@example.com")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {pair['accessToken']}")

@@ -28,7 +28,7 @@ def test_end_to_end(api, db):
     assert PendingOrganization.objects.get().name == "Acme GmbH"
 
     token = link_token(last_mail_to("founder@acme.example"))
-    r = api.post("/api/v1/auth/verify-email", {"token": token}, format="json")
+    r = api.post("/api/v1/auth/verify-email", {"token": token, "password": PASSWORD}, format="json")
     assert r.status_code == 200
     organization = Organization.objects.get()
     assert (organization.name, organization.slug) == ("Acme GmbH", "acme-gmbh")
@@ -56,7 +56,8 @@ def test_a_taken_email_gets_the_same_answer_and_no_organization(api, user):
 def test_the_organization_is_created_once(api, db):
     api.post(B2B, BODY, format="json")
     token = link_token(last_mail_to("founder@acme.example"))
-    assert api.post("/api/v1/auth/verify-email", {"token": token}, format="json").status_code == 200
+    assert api.post("/api/v1/auth/verify-email", {"token": token, "password": PASSWORD},
+                    format="json").status_code == 200
     assert api.post("/api/v1/auth/verify-email", {"token": token}, format="json").status_code == 400
     assert Organization.objects.count() == 1
 
@@ -74,7 +75,8 @@ def test_a_password_reset_verifies_the_email_and_creates_the_organization(api, d
 def test_plain_register_and_verify_create_no_organization(api, db):
     api.post(REGISTER, {"email": "plain@example.com", "password": PASSWORD}, format="json")
     token = link_token(last_mail_to("plain@example.com"))
-    assert api.post("/api/v1/auth/verify-email", {"token": token}, format="json").status_code == 200
+    assert api.post("/api/v1/auth/verify-email", {"token": token, "password": PASSWORD},
+                    format="json").status_code == 200
     assert not Organization.objects.exists()
 
 

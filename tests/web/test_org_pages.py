@@ -722,7 +722,8 @@ def test_register_verify_sign_in_and_accept_from_the_list(world):
     token = link_token(verify)
     assert "/verify-email?token=" in verify.body
     assert browser.get(f"/verify-email?token={token}").status_code == 200
-    assert browser.post("/verify-email", {"token": token, "csrfmiddlewaretoken": csrf}).status_code == 200
+    assert browser.post("/verify-email", {"token": token, "password": PASSWORD,
+                                          "csrfmiddlewaretoken": csrf}).status_code == 200
     assert browser.post("/login", {"email": "new@example.com", "password": PASSWORD,
                                    "csrfmiddlewaretoken": csrf}).status_code == 302
     csrf = browser.cookies[settings.CSRF_COOKIE_NAME].value

@@ -55,7 +55,7 @@ def test_account_page_links_the_email_page(browser, user):
 def test_email_page_shows_the_form_and_sends_the_link(browser, user):
     page = browser.get("/account/email")
     assert page.status_code == 200 and 'action="/account/email"' in page.content.decode()
-    response = browser.form_post("/account/email", {"new_email": "Moved@Example.org"})
+    response = browser.form_post("/account/email", {"new_email": "Moved@Example.org", "password": PASSWORD})
     body = response.content.decode()
     assert response.status_code == 200 and "Check the inbox of the new address" in body and NEW in body
     assert "/account/email/confirm?token=" in last_mail_to(NEW).body
@@ -77,15 +77,16 @@ def _unmasked(page: str) -> str:
 
 def test_taken_address_gets_the_same_page(browser, user):
     UserFactory(email="taken@example.org")
-    free = browser.form_post("/account/email", {"new_email": "free@example.org"}).content.decode()
-    taken = browser.form_post("/account/email", {"new_email": "taken@example.org"}).content.decode()
+    free = browser.form_post("/account/email", {"new_email": "free@example.org", "password": PASSWORD})
+    taken = browser.form_post("/account/email", {"new_email": "taken@example.org", "password": PASSWORD})
+    free, taken = free.content.decode(), taken.content.decode()
     assert _unmasked(free).replace("free@", "X@") == _unmasked(taken).replace("taken@", "X@")
 
 
 def test_bad_address_shows_the_error_next_to_the_field(browser, user):
     for value, message in (("not-an-email", "Enter a valid email address."),
                            (user.email, "This is already your email address.")):
-        page = browser.form_post("/account/email", {"new_email": value}).content.decode()
+        page = browser.form_post("/account/email", {"new_email": value, "password": PASSWORD}).content.decode()
         assert message in page and 'aria-invalid="true"' in page
     assert not AccountToken.objects.filter(purpose=TokenPurpose.CHANGE_EMAIL).exists()
 
@@ -94,13 +95,13 @@ def test_bad_address_shows_the_error_next_to_the_field(browser, user):
 def test_stale_session_goes_to_reauth_and_back(browser, user, method):
     make_stale(user)
     response = browser.get("/account/email") if method == "get" else \
-        browser.form_post("/account/email", {"new_email": NEW})
+        browser.form_post("/account/email", {"new_email": NEW, "password": PASSWORD})
     assert response.status_code == 302
     assert response["Location"] == "/account/reauthenticate?next=%2Faccount%2Femail"
     assert not AccountToken.objects.filter(purpose=TokenPurpose.CHANGE_EMAIL).exists()
     back = browser.form_post("/account/reauthenticate", {"password": PASSWORD, "next": "/account/email"})
     assert back["Location"] == "/account/email"
-    assert browser.form_post("/account/email", {"new_email": NEW}).status_code == 200
+    assert browser.form_post("/account/email", {"new_email": NEW, "password": PASSWORD}).status_code == 200
     assert AccountToken.objects.filter(purpose=TokenPurpose.CHANGE_EMAIL, new_email=NEW).exists()
 
 
@@ -113,14 +114,15 @@ def test_email_page_rate_limit_is_per_user(settings, browser, user):
     settings.SECURITY = {**settings.SECURITY, "RATE_LIMITS": {**settings.SECURITY["RATE_LIMITS"],
                                                                "change_email": "2/5m"}}
     for n in range(2):
-        assert browser.form_post("/account/email", {"new_email": f"n{n}@example.org"}).status_code == 200
-    refused = browser.form_post("/account/email", {"new_email": "n3@example.org"})
+        sent = browser.form_post("/account/email", {"new_email": f"n{n}@example.org", "password": PASSWORD})
+        assert sent.status_code == 200
+    refused = browser.form_post("/account/email", {"new_email": "n3@example.org", "password": PASSWORD})
     assert refused.status_code == 429 and "Retry-After" in refused
 
 
 # --- /account/email/confirm ----------------------------------------------------------------------------
 def _request_change(browser):
-    browser.form_post("/account/email", {"new_email": NEW})
+    browser.form_post("/account/email", {"new_email": NEW, "password": PASSWORD})
     return link_token(last_mail_to(NEW))
 
 

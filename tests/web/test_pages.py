@@ -94,7 +94,7 @@ def test_verify_email_get_never_uses_the_token(web):
     assert page.status_code == 200 and "Confirm my email" in page.content.decode()
     assert f'value="{token}"' in page.content.decode()
     assert User.objects.get(email="fresh@example.com").email_verified_at is None  # a scanner's GET does nothing
-    done = web.post("/verify-email", {"token": token})
+    done = web.post("/verify-email", {"token": token, "password": PASSWORD})
     assert done.status_code == 200 and "Email confirmed" in done.content.decode()
     assert User.objects.get(email="fresh@example.com").email_verified_at is not None
     again = web.post("/verify-email", {"token": token})
