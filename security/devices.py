@@ -97,15 +97,16 @@ def login_seen_check(*, user, session, request) -> bool:
 @transaction.atomic
 def not_me_report(*, token: str, request=None):
     """"This wasn't me": end every session of the account, make the password unusable (the person
-    who signed in knows it), cancel a pending email change and mail a password-reset link. Returns
-    the user."""
-    from accounts.services import email_change_cancel_pending, password_forgot
+    who signed in knows it), end every other link token and known device (a security-state change),
+    cancel a pending email change and mail a password-reset link. Returns the user."""
+    from accounts.services import email_change_cancel_pending, password_forgot, user_security_state_save
     from sessions_app.models import RevokeReason
     from sessions_app.services import sessions_revoke_all
 
     user = security_token_consume(raw=token, purpose=SecurityTokenPurpose.NOT_ME).user
     user.set_unusable_password()  # row locks before the audit chain lock (see audit/chain.py)
-    user.save(update_fields=["password", "updated_at"])
+    # Every other link (this one is spent) and every known device end; the reset link below is new.
+    user_security_state_save(user=user, update_fields=["password", "updated_at"])
     revoked = sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
     cancelled = email_change_cancel_pending(user=user)
     audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, sessions_revoked=revoked,
