@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self):
-        from accounts import receivers  # noqa: F401  (a password or deactivation saved anywhere ends sessions and links)
+        from accounts import receivers  # noqa: F401  (a password or deactivation saved anywhere ends sessions, links)

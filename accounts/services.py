@@ -25,6 +25,7 @@ from accounts.models import (
     Role,
     TokenPurpose,
     User,
+    current_security_version,
     hash_token,
     normalize_email,
 )
@@ -125,7 +126,7 @@ def _token_consume(raw: str, purpose: str) -> AccountToken:
     if token.security_version is not None:
         if token.security_version != token.user.security_version:
             raise SupersededLinkToken()
-        spend = spend.filter(user__security_version=token.security_version)  # a change that commits meanwhile
+        spend = spend.filter(security_version=current_security_version())  # a change committed meanwhile
     if not spend.update(used_at=now):
         raise InvalidLinkToken()
     token.used_at = now

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import SECURITY_STATE_EXEMPT_PURPOSES, hash_token
+from accounts.models import SECURITY_STATE_EXEMPT_PURPOSES, current_security_version, hash_token
 from audit.chain import chain_lock
 from audit.models import AuditEvent, EventType
 from audit.services import audit_record
@@ -62,7 +62,7 @@ def security_token_consume(*, raw: str, purpose: str) -> SecurityToken:
     if token.security_version is not None:
         if token.security_version != token.user.security_version:
             raise SupersededSecurityLink()
-        spend = spend.filter(user__security_version=token.security_version)  # a change that commits meanwhile
+        spend = spend.filter(security_version=current_security_version())  # a change committed meanwhile
     if not spend.update(used_at=now):
         raise InvalidSecurityLink()
     token.used_at = now

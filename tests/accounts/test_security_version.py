@@ -106,6 +106,15 @@ def via_sign_out_everywhere_else(user, links, me):
     assert me.post("/api/v1/auth/sessions/revoke-others").status_code == 204
 
 
+def via_the_sessions_page(user, links, me):
+    from tests.web.conftest import CHROME, page_login
+
+    browser = Client(HTTP_USER_AGENT=CHROME)
+    assert page_login(browser, user.email).status_code == 302
+    response = browser.post("/account/sessions/revoke-others")
+    assert response.status_code == 302 and response["Location"] == "/account/sessions?done=others"
+
+
 def via_admin_password_form(user, links, me):
     response = admin_client().post(f"/admin/accounts/user/{user.pk}/password/",
                                    {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"})
@@ -151,7 +160,7 @@ def via_deactivation_in_a_shell(user, links, me):
 
 
 CHANGES = [via_password_reset, via_password_change, via_not_me, via_sign_out_everywhere_else,
-           via_admin_password_form, via_admin_disabling_the_password, via_set_password_in_a_shell,
+           via_the_sessions_page, via_admin_password_form, via_admin_disabling_the_password, via_set_password_in_a_shell,
            via_set_unusable_password_in_a_shell, via_changepassword_command, via_admin_deactivation,
            via_deactivation_in_a_shell]
 
@@ -176,7 +185,8 @@ def test_every_security_state_change_ends_every_pending_link_but_the_one_it_spen
         if kind == spent:
             continue
         response = use_link(kind, raw)
-        assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_token", (kind, response.content)
+        assert response.status_code == 400, (kind, response.content)
+        assert response.json()["error"]["code"] == "invalid_token"
     user.refresh_from_db()
     assert user.email != NEW_EMAIL  # the pending email change never applied
 
@@ -214,7 +224,8 @@ def test_a_superseded_link_is_audited_as_superseded(user, me):
     row = AuditEvent.objects.filter(event=EventType.EMAIL_VERIFICATION_FAILED).latest("id")
     assert row.context["reason"] == "superseded"
     assert use_link("reset", links["reset"]).status_code == 400
-    assert AuditEvent.objects.filter(event=EventType.PASSWORD_RESET_FAILED).latest("id").context["reason"] == "superseded"
+    row = AuditEvent.objects.filter(event=EventType.PASSWORD_RESET_FAILED).latest("id")
+    assert row.context["reason"] == "superseded"
 
 
 # --- exempt purposes ----------------------------------------------------------------------------------------
@@ -290,7 +301,8 @@ def test_a_hash_upgrade_at_login_is_no_password_change(user, settings):
     tokens = login(APIClient(), user.email)
     links = issue_links(user)
     # A hash of an older hasher: the next correct password check re-hashes and saves it.
-    settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher", "django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher",
+                                 "django.contrib.auth.hashers.MD5PasswordHasher"]
     User.objects.filter(pk=user.pk).update(password=make_password(PASSWORD, hasher="md5"))
     someone = User.objects.get(pk=user.pk)
     assert someone.check_password(PASSWORD)
@@ -363,3 +375,45 @@ def test_tokens_already_mailed_before_the_upgrade_carry_version_zero():
     assert AccountToken.objects.get().security_version == 0
     services.security_version_bump(user=user)
     assert use_link("verify", raw).status_code == 400
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_racing_requests_spend_an_unlock_link_once(user, monkeypatch):
+    """The spending UPDATE carries the version check without a join, so PostgreSQL still re-checks
+    ``used_at`` on the row each waiting request gets: one winner (accounts' links: tests/accounts/test_tokens.py)."""
+    import threading
+
+    from django.db import connections, transaction
+    from django.db.models import QuerySet
+
+    from security.services import InvalidSecurityLink, security_token_consume
+
+    raw = issue_links(user)["unlock"]
+    parties, barrier, local = 4, threading.Barrier(4, timeout=10), threading.local()
+    real_update = QuerySet.update
+
+    def update_after_everyone_has_read(self, **kwargs):
+        if self.model is SecurityToken and not getattr(local, "waited", False):
+            local.waited = True
+            barrier.wait()
+        return real_update(self, **kwargs)
+
+    monkeypatch.setattr(QuerySet, "update", update_after_everyone_has_read)
+    results = []
+
+    def run():
+        try:
+            with transaction.atomic():
+                results.append(security_token_consume(raw=raw, purpose=SecurityTokenPurpose.UNLOCK).user_id)
+        except InvalidSecurityLink as exc:
+            results.append(exc.code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(parties)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(map(str, results)) == sorted([str(user.pk)] + ["invalid_token"] * 3)
