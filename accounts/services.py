@@ -492,8 +492,10 @@ def email_change_confirm(*, token: str, request=None) -> User:
                     user.save(update_fields=["email", "email_verified_at", "updated_at"])
             except IntegrityError:  # taken by a concurrent registration or change (case-insensitive constraint)
                 raise EmailTaken() from None
-            # Links mailed to the old address (reset, verification) and other pending changes stop working.
-            AccountToken.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
+            # Links mailed to the old address (reset, verification) and other pending changes stop working;
+            # not the exempt ones (an earlier change's undo link must outlive the next change).
+            AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
+                purpose__in=SECURITY_STATE_EXEMPT_PURPOSES).update(used_at=now)
             keep = None
             if record.requested_session_id:
                 keep = DeviceSession.objects.alive().filter(pk=record.requested_session_id, user=user).first()

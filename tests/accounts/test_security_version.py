@@ -417,3 +417,10 @@ def test_racing_requests_spend_an_unlock_link_once(user, monkeypatch):
     for t in threads:
         t.join(30)
     assert sorted(map(str, results)) == sorted([str(user.pk)] + ["invalid_token"] * 3)
+
+
+def test_an_exempt_link_outlives_a_later_email_change(user, me):
+    raw = services._token_issue(user, "email_change_revert", timedelta(days=7))
+    assert me.post("/api/v1/auth/change-email", {"newEmail": NEW_EMAIL}, format="json").status_code == 202
+    assert use_link("change_email", link_token(last_mail_to(NEW_EMAIL))).status_code == 200
+    assert services._token_consume(raw, "email_change_revert").user_id == user.pk
