@@ -7,3 +7,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         from accounts import checks  # noqa: F401  (registers the system checks)
+        from accounts import receivers  # noqa: F401  (a password or deactivation saved anywhere ends sessions, links)

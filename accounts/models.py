@@ -65,6 +65,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # Advanced by every security-state change (docs/security.md "Hardening: security state ends links,
+    # sessions and known devices"): link tokens and known devices carry the version they were issued
+    # under and stop working once it moves on. Only ``accounts.services.security_version_bump`` writes it.
+    security_version = models.PositiveIntegerField(default=0, editable=False)
 
     objects = UserManager()
 
@@ -89,6 +93,27 @@ class User(AbstractBaseUser, PermissionsMixin):
     def email_verified(self) -> bool:
         return self.email_verified_at is not None
 
+    def set_password(self, raw_password):
+        """Django's, remembering the hash it made: the save receiver (accounts/receivers.py) tells a
+        hash upgrade at login (``check_password`` re-hashes the same password) from a new password."""
+        super().set_password(raw_password)
+        self._password_hash_set = self.password
+
+
+def current_security_version(user_field: str = "user_id") -> models.Subquery:
+    """The security version of the row's user as a correlated subquery, for the conditional UPDATE that
+    spends a link token: a change committed after the token was read still stops it. A subquery, not a
+    join: with a join Django turns the UPDATE into ``id IN (SELECT ...)``, and PostgreSQL would not
+    re-check ``used_at`` on the row it waited for, so racing requests could all spend one token."""
+    return models.Subquery(User.objects.filter(pk=models.OuterRef(user_field)).values("security_version")[:1])
+
+
+# Link purposes whose tokens are issued without the security version, so no security-state change
+# ends them: the undo link mailed to the old address after an email change must survive the new
+# owner changing the password (that is the attacker it undoes). A purpose joins this set only with
+# that reason written next to it.
+SECURITY_STATE_EXEMPT_PURPOSES = frozenset({"email_change_revert"})
+
 
 class TokenPurpose(models.TextChoices):
     VERIFY_EMAIL = "verify_email"
@@ -112,7 +137,8 @@ class AccountToken(models.Model):
     """A single-use, expiring link token (email verification, password reset, email change and its
     undoing). Only its hash is kept. ``new_email`` is the address the account moves to when the token
     is spent: an email-change token carries the address it confirms (and the session that asked for the
-    change, which stays signed in), a revert token the old address it restores."""
+    change, which stays signed in), a revert token the old address it restores. Every token dies
+    with a security-state change of its user (``security_version``), unless its purpose is exempt."""
 
     id = models.BigAutoField(primary_key=True)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="account_tokens")
@@ -123,6 +149,9 @@ class AccountToken(models.Model):
     used_at = models.DateTimeField(null=True, blank=True)
     new_email = models.EmailField(max_length=254, blank=True, default="")
     requested_session_id = models.UUIDField(null=True, blank=True)
+    # The user's security_version when the token was issued; it works only while that is still the
+    # user's version. NULL: a purpose in SECURITY_STATE_EXEMPT_PURPOSES, which outlives such changes.
+    security_version = models.PositiveIntegerField(null=True, blank=True)
 
     objects = AccountTokenQuerySet.as_manager()
 

@@ -9,15 +9,26 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import is_password_usable, make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.expressions import Combinable
 from django.utils import timezone
 
 from accounts.app_settings import app_settings
-from accounts.models import AccountToken, Role, TokenPurpose, User, hash_token, normalize_email
+from accounts.models import (
+    SECURITY_STATE_EXEMPT_PURPOSES,
+    AccountToken,
+    Role,
+    TokenPurpose,
+    User,
+    current_security_version,
+    hash_token,
+    normalize_email,
+)
 from audit.models import EventType
 from audit.services import audit_record, email_mask
 from config.api.errors import ApiError
@@ -28,7 +39,7 @@ from orgs.services import (
     pending_organizations_create,
 )
 from security.devices import login_seen_check
-from security.lockout import login_authenticate
+from security.lockout import known_devices_end, known_devices_keep, login_authenticate
 from sessions_app.models import DeviceSession, RevokeReason
 from sessions_app.services import (
     TokenPair,
@@ -55,6 +66,17 @@ class InvalidLinkToken(ApiError):
     status_code = 400
     default_code = "invalid_token"
     default_detail = "This link is invalid or has already been used."
+
+
+class SupersededLinkToken(InvalidLinkToken):
+    """Issued before its user's last security-state change: the same answer as a used link (its holder
+    learns nothing about the account), a reason of its own in the audit trail."""
+
+    audit_reason = "superseded"
+
+
+def _failure_reason(exc: ApiError) -> str:
+    return getattr(exc, "audit_reason", exc.code)
 
 
 class ExpiredLinkToken(ApiError):
@@ -84,18 +106,22 @@ def _link(path: str, raw_token: str) -> str:
 def _token_issue(user: User, purpose: str, ttl, *, replace: bool = True, **fields) -> str:
     """A new single-use token; earlier unused tokens of the same purpose stop working (``replace=False``
     keeps them: each email change keeps its own way back). ``fields``: what the token carries (an email
-    change's ``new_email`` and ``requested_session_id``)."""
+    change's ``new_email`` and ``requested_session_id``). It carries the user's security version too, so
+    a security-state change ends it (security_version_bump), unless its purpose is in
+    SECURITY_STATE_EXEMPT_PURPOSES."""
     now = timezone.now()
     if replace:
         AccountToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True).update(used_at=now)
     raw = secrets.token_urlsafe(32)
+    version = None if purpose in SECURITY_STATE_EXEMPT_PURPOSES else user.security_version
     AccountToken.objects.create(user=user, purpose=purpose, token_hash=hash_token(raw), created_at=now,
-                                expires_at=now + ttl, **fields)
+                                expires_at=now + ttl, security_version=version, **fields)
     return raw
 
 
 def _token_consume(raw: str, purpose: str) -> AccountToken:
-    """Spend a token exactly once (a conditional UPDATE, so two racing requests cannot both win)."""
+    """Spend a token exactly once (a conditional UPDATE, so two racing requests cannot both win). A
+    token issued before its user's last security-state change is refused (SupersededLinkToken)."""
     now = timezone.now()
     token = AccountToken.objects.select_related("user").filter(
         token_hash=hash_token(raw or ""), purpose=purpose
@@ -104,7 +130,12 @@ def _token_consume(raw: str, purpose: str) -> AccountToken:
         raise InvalidLinkToken()
     if token.expires_at <= now:
         raise ExpiredLinkToken()
-    if not AccountToken.objects.filter(pk=token.pk, used_at__isnull=True).update(used_at=now):
+    spend = AccountToken.objects.filter(pk=token.pk, used_at__isnull=True)
+    if token.security_version is not None:
+        if token.security_version != token.user.security_version:
+            raise SupersededLinkToken()
+        spend = spend.filter(security_version=current_security_version())  # a change committed meanwhile
+    if not spend.update(used_at=now):
         raise InvalidLinkToken()
     token.used_at = now
     return token
@@ -193,13 +224,16 @@ def email_verify(*, token: str, password: str | None = None, request=None) -> Us
             if sets_password:
                 user.set_password(password)
                 fields.append("password")
-            if len(fields) > 1:
+            if sets_password:  # a security-state change: links the registrant may hold end with it
+                user_security_state_save(user=user, update_fields=fields)
+            elif len(fields) > 1:
                 user.save(update_fields=fields)
             audit_record(event=EventType.EMAIL_VERIFIED, request=request, actor=user, credentials_set=sets_password)
             pending_organizations_create(user=user, request=request)  # register-b2b
             return user
     except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        audit_record(event=EventType.EMAIL_VERIFICATION_FAILED, request=request, success=False, reason=exc.code)
+        audit_record(event=EventType.EMAIL_VERIFICATION_FAILED, request=request, success=False,
+                     reason=_failure_reason(exc))
         raise
 
 
@@ -218,7 +252,8 @@ def user_login(*, email: str, password: str, remember_me: bool = False, device_i
     device session. A correct password on an unverified account answers email_not_verified.
     Lockout (django-axes, 429 account_locked) and known devices (``device_token``): security/lockout.py."""
     email = normalize_email(email)
-    user = login_authenticate(request=request, email=email, password=password, device_token=device_token)
+    user = login_authenticate(request=request, email=email, password=password, device_token=device_token,
+                              device_id=device_id)
     if user is None:
         subject = User.objects.filter(email=email).first()
         audit_record(event=EventType.LOGIN_FAILED, request=request, subject=subject, success=False,
@@ -240,9 +275,31 @@ def user_login(*, email: str, password: str, remember_me: bool = False, device_i
 
 
 def session_logout(*, session: DeviceSession, request=None) -> None:
+    """Sign this device out: its session ends, and so does the lockout exemption (known device) it got
+    when it signed in."""
     with transaction.atomic():
         session_revoke(session=session, reason=RevokeReason.LOGOUT, request=request, actor=session.user)
+        known_devices_end(user=session.user, session=session, reason=RevokeReason.LOGOUT)
         audit_record(event=EventType.LOGOUT, request=request, actor=session.user, session=session)
+
+
+@transaction.atomic
+def session_sign_out(*, user: User, session: DeviceSession, request=None) -> bool:
+    """The user signs one of their sessions out from the sessions list: it ends, and so does the
+    lockout exemption of the device that signed in with it. Returns False when it had ended already."""
+    revoked = session_revoke(session=session, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
+    known_devices_end(user=user, session=session, reason=RevokeReason.USER_REVOKED)
+    return revoked
+
+
+@transaction.atomic
+def sessions_sign_out_others(*, user: User, keep: DeviceSession | None, request=None) -> int:
+    """"Sign out everywhere else": a security-state change. Every other session ends, every link token
+    mailed so far stops working, and so does every known device except this one's. Returns how many
+    sessions ended."""
+    security_version_bump(user=user, keep_session=keep)  # the user row first: audit rows take the chain lock
+    return sessions_revoke_all(user=user, reason=RevokeReason.OTHERS_REVOKED, request=request, actor=user,
+                               keep=keep)
 
 
 @transaction.atomic
@@ -300,16 +357,16 @@ def password_reset(*, token: str, password: str, request=None) -> User:
             user = _token_consume(token, TokenPurpose.RESET_PASSWORD).user
             user.set_password(password)
             user.email_verified_at = user.email_verified_at or timezone.now()
-            user.save(update_fields=["password", "email_verified_at", "updated_at"])
-            AccountToken.objects.filter(user=user, purpose=TokenPurpose.RESET_PASSWORD,
-                                        used_at__isnull=True).update(used_at=timezone.now())
+            # Every other link (the pending email change too) and every known device end with the password.
+            user_security_state_save(user=user, update_fields=["password", "email_verified_at", "updated_at"])
             sessions_revoke_all(user=user, reason=RevokeReason.PASSWORD_RESET, request=request, actor=user)
             audit_record(event=EventType.PASSWORD_RESET_COMPLETED, request=request, actor=user)
             pending_organizations_create(user=user, request=request)  # a reset verifies the email too
             _mail_password_changed(user)
             return user
     except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        audit_record(event=EventType.PASSWORD_RESET_FAILED, request=request, success=False, reason=exc.code)
+        audit_record(event=EventType.PASSWORD_RESET_FAILED, request=request, success=False,
+                     reason=_failure_reason(exc))
         raise
 
 
@@ -334,7 +391,8 @@ def password_change(*, user: User, session: DeviceSession | None, current_passwo
         raise
     with transaction.atomic():
         user.set_password(new_password)
-        user.save(update_fields=["password", "updated_at"])
+        # Every link mailed so far and every known device end, except this device's (its session stays).
+        user_security_state_save(user=user, update_fields=["password", "updated_at"], keep_session=session)
         sessions_revoke_all(user=user, reason=RevokeReason.PASSWORD_CHANGED, request=request, actor=user,
                             keep=session)
         if session is not None:
@@ -488,9 +546,10 @@ def email_change_confirm(*, token: str, request=None) -> User:
             except IntegrityError:  # taken by a concurrent registration or change (case-insensitive constraint)
                 raise EmailTaken() from None
             # Links mailed to the old address (reset, verification) and other pending changes stop working;
-            # the ways back of earlier changes stay (whoever holds the new address must not end them).
+            # not the exempt ones (an earlier change's undo link must outlive the next change, whoever holds
+            # the new address must not end it).
             AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
-                purpose=TokenPurpose.EMAIL_CHANGE_REVERT).update(used_at=now)
+                purpose__in=SECURITY_STATE_EXEMPT_PURPOSES).update(used_at=now)
             revert = _token_issue(user, TokenPurpose.EMAIL_CHANGE_REVERT, app_settings.EMAIL_CHANGE_REVERT_TTL,
                                   replace=False, new_email=old)
             keep = None
@@ -509,7 +568,7 @@ def email_change_confirm(*, token: str, request=None) -> User:
     except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
         subject = User.objects.filter(pk=user_id).first() if user_id else None
         audit_record(event=EventType.EMAIL_CHANGE_FAILED, request=request, subject=subject, success=False,
-                     reason=exc.code)
+                     reason=_failure_reason(exc))
         raise
 
 
@@ -608,7 +667,8 @@ def _email_change_undo(*, user: User, record: AccountToken, request, via: str) -
     user.set_unusable_password()
     try:
         with transaction.atomic():
-            user.save(update_fields=["email", "email_verified_at", "password", "updated_at"])
+            # a security-state change: known devices and versioned links end (the revert links are exempt)
+            user_security_state_save(user=user, update_fields=["email", "email_verified_at", "password", "updated_at"])
     except IntegrityError:  # taken by a concurrent registration or change (case-insensitive constraint)
         user.email, user.email_verified_at, user.password = previous
         raise AddressNotRestorable() from None
@@ -627,3 +687,94 @@ def _email_change_undo(*, user: User, record: AccountToken, request, via: str) -
         outbox_enqueue(kind="email_change_reverted", recipient=replaced,
                        subject="This address was removed from an account", template="email_change_reverted",
                        context={"user": user, "masked_restored_email": email_mask(restored), "time": now})
+
+
+# --- security state (docs/security.md "Hardening: security state ends links, sessions and known devices") --
+# A security-state change (a password reset, change or set by staff or a script, "this wasn't me",
+# "sign out everywhere else", deactivation) advances User.security_version. Link tokens (AccountToken,
+# security.SecurityToken) and known devices (security.KnownDevice) carry the version they were issued
+# under and stop working once it moves on. Flows end sessions with their own rule and audit row; a
+# password or deactivation saved anywhere else (the admin, ``changepassword``, a shell) is caught by the
+# User save receivers (accounts/receivers.py) and ends every session, link and known device.
+
+def security_version_bump(*, user: User, keep_session: DeviceSession | None = None) -> int:
+    """Advance ``user``'s security version: every link token issued so far (except the purposes in
+    SECURITY_STATE_EXEMPT_PURPOSES) and every known device stop working; the known devices of
+    ``keep_session`` (the session a change keeps signed in) move to the new version. Sessions are the
+    caller's to end. Call inside the caller's transaction, after spending the link that made the change
+    and before issuing a new one. Returns the new version."""
+    User.objects.filter(pk=user.pk).update(security_version=F("security_version") + 1)
+    user.security_version = User.objects.filter(pk=user.pk).values_list("security_version", flat=True).get()
+    if keep_session is not None:
+        known_devices_keep(user=user, session=keep_session, from_version=user.security_version - 1,
+                           to_version=user.security_version)
+    return user.security_version
+
+
+def user_security_state_save(*, user: User, update_fields: list[str], keep_session: DeviceSession | None = None) -> int:
+    """Save a security-state change that the calling flow ends and audits itself (a password reset or
+    change, "this wasn't me"): the save receiver stands aside (it would end every session and audit a
+    second time), then the version advances (security_version_bump). Returns the new version."""
+    user._security_state_flow = True
+    try:
+        user.save(update_fields=update_fields)
+    finally:
+        user._security_state_flow = False
+    return security_version_bump(user=user, keep_session=keep_session)
+
+
+_WATCHED_FIELDS = frozenset({"password", "is_active"})
+
+
+def _is_hash_upgrade(user: User) -> bool:
+    """``check_password`` re-hashing the same password (new hasher parameters): Django's own setter calls
+    set_password, then clears ``_password`` because an upgrade is no password change."""
+    return (user._password is None and getattr(user, "_password_hash_set", None) == user.password
+            and is_password_usable(user.password))
+
+
+def user_save_check(*, user: User, update_fields) -> None:
+    """pre_save of User (accounts/receivers.py): note whether this save sets a password or deactivates
+    the account outside a flow, for ``user_save_settle``. A full save never writes the security
+    version (only security_version_bump moves it; a stale copy saved back must not revive old links)."""
+    user._security_state_change = None
+    if user._state.adding:
+        return
+    if update_fields is None:
+        user.security_version = F("security_version")
+    elif not _WATCHED_FIELDS & set(update_fields):
+        return
+    if getattr(user, "_security_state_flow", False):
+        return
+    stored = User.objects.filter(pk=user.pk).values("password", "is_active").first()
+    if stored is None:
+        return
+    saves = _WATCHED_FIELDS if update_fields is None else _WATCHED_FIELDS & set(update_fields)
+    if "is_active" in saves and stored["is_active"] and not user.is_active:
+        user._security_state_change = "deactivated"
+    elif "password" in saves and stored["password"] != user.password and not _is_hash_upgrade(user):
+        user._security_state_change = "password"
+
+
+def user_save_settle(*, user: User) -> None:
+    """post_save of User: end what the change noted by ``user_save_check`` ends."""
+    if isinstance(user.__dict__.get("security_version"), Combinable):
+        del user.__dict__["security_version"]  # deferred: read again from the row when next used
+    change = user.__dict__.pop("_security_state_change", None)
+    if change is not None:
+        _security_state_changed_outside_flows(user=user, change=change)
+
+
+@transaction.atomic
+def _security_state_changed_outside_flows(*, user: User, change: str) -> None:
+    """A password set (or disabled) or the account deactivated by the admin's forms, ``changepassword``
+    or a shell: everything a password reset ends ends here too (every session, link token and known
+    device), audited as ``auth.password.set`` or ``auth.account.deactivated`` (the staff member, when
+    the admin did it, is the actor of the ``admin.action`` row the admin writes next to it)."""
+    security_version_bump(user=user)
+    revoked = sessions_revoke_all(user=user, reason=RevokeReason.ADMIN)
+    if change == "deactivated":
+        audit_record(event=EventType.ACCOUNT_DEACTIVATED, subject=user, sessions_revoked=revoked)
+    else:
+        audit_record(event=EventType.PASSWORD_SET, subject=user, sessions_revoked=revoked,
+                     usable=user.has_usable_password())

@@ -91,8 +91,10 @@ class LoginApi(PublicApi):
             device_name=v["deviceName"], device_token=v["deviceToken"], request=request,
         )
         # deviceToken: send it with later logins from this device to stay exempt from lockouts of
-        # this account (docs/security.md).
-        return secret_response({**token_pair_data(pair), "deviceToken": known_device_token_issue(pair.user)})
+        # this account (docs/security.md); the one this login sent ends.
+        device_token = known_device_token_issue(user=pair.user, session=pair.session, request=request,
+                                                replaces=v["deviceToken"])
+        return secret_response({**token_pair_data(pair), "deviceToken": device_token})
 
 
 class LogoutApi(APIView):

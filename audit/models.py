@@ -68,6 +68,10 @@ class EventType(models.TextChoices):
     ORG_INVITATION_ACCEPT_FAILED = "org.invitation.accept_failed", "Organization invitation failed"
     ORG_INVITATION_DECLINED = "org.invitation.declined", "Organization invitation declined"
     ORGANIZATION_SWITCHED = "auth.organization.switched", "Switched organization"
+    # Security state (issue 14, docs/security.md "Hardening: security state ends links, sessions and known devices")
+    PASSWORD_SET = "auth.password.set", "Password set by an administrator"
+    ACCOUNT_DEACTIVATED = "auth.account.deactivated", "Account deactivated"
+    KNOWN_DEVICE_REFUSED = "auth.known_device.refused", "Known-device exemption refused"
 
 
 class AuditEventQuerySet(models.QuerySet):

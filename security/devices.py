@@ -97,11 +97,13 @@ def login_seen_check(*, user, session, request) -> bool:
 @transaction.atomic
 def not_me_report(*, token: str, request=None):
     """"This wasn't me": end every session of the account, make the password unusable (the person
-    who signed in knows it), cancel a pending email change and mail a password-reset link. Returns
-    the user. The reset goes only to the address the link was mailed to: if the account moved away
-    from it since, the email change is undone first (accounts.services.email_change_revert_for_not_me);
-    if that cannot be done, no reset link is sent at all."""
-    from accounts.services import email_change_cancel_pending, email_change_revert_for_not_me, password_forgot
+    who signed in knows it), end every other link token and known device (a security-state change),
+    cancel a pending email change and mail a password-reset link. Returns the user. The reset goes only
+    to the address the link was mailed to: if the account moved away from it since, the email change is
+    undone first (accounts.services.email_change_revert_for_not_me); if that cannot be done, no reset
+    link is sent at all."""
+    from accounts.services import (email_change_cancel_pending, email_change_revert_for_not_me, password_forgot,
+                                   user_security_state_save)
     from sessions_app.models import RevokeReason
     from sessions_app.services import sessions_revoke_all
 
@@ -113,7 +115,8 @@ def not_me_report(*, token: str, request=None):
         audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, email_restored=True)
         return user
     user.set_unusable_password()  # row locks before the audit chain lock (see audit/chain.py)
-    user.save(update_fields=["password", "updated_at"])
+    # Every other link (this one is spent) and every known device end; the reset link below is new.
+    user_security_state_save(user=user, update_fields=["password", "updated_at"])
     cancelled = email_change_cancel_pending(user=user)
     revoked = sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
     audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, sessions_revoked=revoked,

@@ -5,9 +5,11 @@
 ``Retry-After`` before any password is looked at (so the answer cannot tell a right password from a
 wrong one), audits the lock, mails the account an unlock link, and resets the pair on success.
 
-A device that signed in before presents the signed ``deviceToken`` it got at that login; axes then
-neither counts nor blocks its attempts (its whitelist callable), so strangers hammering an account
-from the same address cannot lock its owner's devices out. Rate limits still apply to it.
+A device that signed in before presents the ``deviceToken`` it got at that login; axes then neither
+counts nor blocks its attempts (its whitelist callable), so strangers hammering an account from the
+same address cannot lock its owner's devices out. Rate limits still apply to it. The token is a
+``KnownDevice`` row (hash only): bound to the device that received it, ended by a security-state
+change of the account (its security version) and by the user signing that device's session out.
 
 Before the lock, a progressive delay (``login_delay_remaining``): after the k-th failure of a pair,
 its next attempt is refused until ``last failure + min(BASE * 2**(k-1), MAX)`` with 429
@@ -19,6 +21,7 @@ keyed exactly like the lock, a success or an unlock resets it, and known devices
 from __future__ import annotations
 
 import math
+import secrets
 from datetime import datetime, timedelta
 
 from axes.handlers.proxy import AxesProxyHandler
@@ -26,17 +29,18 @@ from axes.models import AccessAttempt
 from django.contrib.auth import authenticate
 from django.core import signing
 from django.db import transaction
-from django.db.models import Max, Sum
+from django.db.models import F, Max, Sum
 from django.utils import timezone
 
-from accounts.models import User, normalize_email
+from accounts.models import User, hash_token, normalize_email
 from audit.models import EventType
 from audit.services import audit_record
 from config.api.errors import ApiError, json_error
-from config.request_meta import client_ip
+from config.request_meta import client_ip, user_agent
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings
-from security.models import SecurityToken, SecurityTokenPurpose
+from security.devices import device_fingerprint
+from security.models import KnownDevice, SecurityToken, SecurityTokenPurpose
 from security.ratelimit import RateLimited
 from security.services import security_token_consume, security_token_issue
 
@@ -83,12 +87,50 @@ def axes_lockout_response(request, original_response=None, credentials=None):
 
 # --- known devices ------------------------------------------------------------------------------
 
-def known_device_token_issue(user) -> str:
-    """A signed, timestamped value naming the account; returned at login as ``deviceToken``."""
-    return signing.dumps({"u": str(user.pk)}, salt=KNOWN_DEVICE_SALT, compress=True)
+def _device_key(*, request, device_id: str) -> str:
+    """What binds a known device to its device: the client's deviceId, else browser + OS + device family
+    (the key security.devices uses for "new sign-in" mails)."""
+    return device_fingerprint(device_id=device_id, ua=user_agent(request))
 
 
-def known_device_valid(*, token: str, email: str) -> bool:
+def known_device_token_issue(*, user, request, session=None, device_id: str = "", replaces: str = "") -> str:
+    """A ``deviceToken`` for the device of ``request``: signed and timestamped, naming the account (pages
+    keep one per account in a cookie), stored as a hash with the device's key, the session that received
+    it (``session``; its deviceId is the device's) and the account's security version. ``replaces``: the
+    token this device presented at this login, which ends now (one live token per device)."""
+    now = timezone.now()
+    if session is not None:
+        device_id = session.device_id
+    raw = signing.dumps({"u": str(user.pk), "n": secrets.token_urlsafe(16)}, salt=KNOWN_DEVICE_SALT)
+    with transaction.atomic():
+        if replaces:
+            KnownDevice.objects.filter(user=user, token_hash=hash_token(replaces), revoked_at__isnull=True).update(
+                revoked_at=now, revoked_reason="replaced")
+        KnownDevice.objects.create(user=user, token_hash=hash_token(raw), device_key=_device_key(request=request,
+                                   device_id=device_id), session_id=getattr(session, "pk", None),
+                                   security_version=user.security_version, created_at=now,
+                                   expires_at=now + app_settings.KNOWN_DEVICE_MAX_AGE)
+    return raw
+
+
+def _known_device_refusal(row: KnownDevice | None, *, user, request, device_id: str) -> str | None:
+    if row is None:
+        return "unknown"  # never issued (or cleaned up after it ended)
+    if row.revoked_at is not None:
+        return row.revoked_reason or "revoked"  # logout, user_revoked, others_revoked, replaced
+    if row.expires_at <= timezone.now():
+        return "expired"
+    if row.security_version != user.security_version:
+        return "superseded"  # a password reset or change, "this wasn't me", sign out everywhere, ...
+    if row.device_key != _device_key(request=request, device_id=device_id):
+        return "other_device"
+    return None
+
+
+def known_device_valid(*, token: str, email: str, request=None, device_id: str = "") -> bool:
+    """Does ``token`` exempt this login of ``email`` from lockouts? Only a live token of that account
+    presented by the device that received it (the same deviceId, or without one the same browser, OS and
+    device family). A signed token of the account that is refused is audited (``reason``: why)."""
     if not token:
         return False
     try:
@@ -96,8 +138,37 @@ def known_device_valid(*, token: str, email: str) -> bool:
                              max_age=app_settings.KNOWN_DEVICE_MAX_AGE.total_seconds())
     except signing.BadSignature:
         return False
-    user_id = User.objects.filter(email=normalize_email(email)).values_list("pk", flat=True).first()
-    return user_id is not None and str(user_id) == str(data.get("u"))
+    user = User.objects.filter(email=normalize_email(email)).only("pk", "security_version").first()
+    if user is None or not isinstance(data, dict) or str(user.pk) != str(data.get("u")):
+        return False
+    row = KnownDevice.objects.filter(user=user, token_hash=hash_token(token)).first()
+    reason = _known_device_refusal(row, user=user, request=request, device_id=device_id)
+    if reason is not None:
+        audit_record(event=EventType.KNOWN_DEVICE_REFUSED, request=request, subject=user, success=False,
+                     reason=reason)
+    return reason is None
+
+
+def known_devices_end(*, user, session, reason: str) -> int:
+    """The user signed ``session`` out: the device that received a token with it is no longer known."""
+    return KnownDevice.objects.filter(user=user, session_id=session.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoked_reason=reason)
+
+
+def known_devices_keep(*, user, session, from_version: int, to_version: int) -> int:
+    """A security-state change that keeps ``session`` signed in keeps its device known (the rest end
+    with the version)."""
+    return KnownDevice.objects.filter(user=user, session_id=session.pk, security_version=from_version,
+                                      revoked_at__isnull=True).update(security_version=to_version)
+
+
+def known_devices_cleanup(*, now: datetime | None = None) -> int:
+    """Delete known devices that expired, were revoked or were superseded more than a day ago (superseded
+    ones at once: a version never goes back)."""
+    cutoff = (now or timezone.now()) - timedelta(days=1)
+    return (KnownDevice.objects.filter(expires_at__lt=cutoff).delete()[0]
+            + KnownDevice.objects.filter(revoked_at__lt=cutoff).delete()[0]
+            + KnownDevice.objects.filter(security_version__lt=F("user__security_version")).delete()[0])
 
 
 # --- lockout state ------------------------------------------------------------------------------
@@ -166,6 +237,7 @@ def _lockout_started(*, email: str, request) -> None:
         if user is None:
             return
         recent = SecurityToken.objects.filter(user=user, purpose=SecurityTokenPurpose.UNLOCK, used_at__isnull=True,
+                                              security_version=user.security_version,  # not one a change ended
                                               created_at__gt=timezone.now() - app_settings.LOCKOUT_DURATION)
         if recent.exists():
             return
@@ -178,14 +250,16 @@ def _lockout_started(*, email: str, request) -> None:
                                 "reset_link": f"{app_settings.PUBLIC_URL}/forgot-password"})
 
 
-def login_authenticate(*, request, email: str, password: str, device_token: str = ""):
+def login_authenticate(*, request, email: str, password: str, device_token: str = "", device_id: str = ""):
     """Check a password login through django-axes. Returns the user or None (wrong credentials);
     raises LoginDelayed (429 rate_limited, Retry-After) inside the pair's progressive delay and
     AccountLocked (429, Retry-After) when the (account, IP) pair is locked, both before any password
-    is checked. A known device is neither delayed nor locked."""
+    is checked. A known device (``device_token`` presented with the ``device_id`` it was bound to) is
+    neither delayed nor locked."""
     email = normalize_email(email)
     http_request = getattr(request, "_request", request)
-    http_request.mca_known_device = known_device_valid(token=device_token, email=email)
+    http_request.mca_known_device = known_device_valid(token=device_token, email=email, request=request,
+                                                       device_id=device_id)
     if not http_request.mca_known_device:
         _login_delay_enforce(email=email, request=request)
     user = authenticate(http_request, email=email, password=password)
@@ -204,16 +278,17 @@ def login_authenticate(*, request, email: str, password: str, device_token: str 
 
 
 @transaction.atomic
-def lockout_unlock(*, token: str, request=None) -> str:
+def lockout_unlock(*, token: str, request=None, device_id: str = "") -> str:
     """Follow the mailed unlock link: lift the lock for the address the link is opened from and
-    return a deviceToken, so the device that follows the link is trusted from now on. Locks that
-    strangers earned from other addresses stay."""
+    return a deviceToken, so the device that follows the link is trusted from now on (bound to it:
+    ``device_id``, the deviceId an app signs in with, or the browser). Locks that strangers earned
+    from other addresses stay."""
     record = security_token_consume(raw=token, purpose=SecurityTokenPurpose.UNLOCK)
     user = record.user
     ip = client_ip(request)
     removed = lockout_reset(email=user.email, ip=ip)
     audit_record(event=EventType.ACCOUNT_UNLOCKED, request=request, actor=user, via="email_link", records=removed)
-    return known_device_token_issue(user)
+    return known_device_token_issue(user=user, request=request, device_id=device_id)
 
 
 def lockout_unlock_by_staff(*, attempt: AccessAttempt, staff, request=None) -> None:

@@ -11,7 +11,8 @@ class SecurityTokenPurpose(models.TextChoices):
 
 
 class SecurityToken(models.Model):
-    """A single-use link token; only its SHA-256 is stored."""
+    """A single-use link token; only its SHA-256 is stored. It dies with a security-state change of its
+    user (``security_version``, as accounts.AccountToken)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
@@ -21,6 +22,9 @@ class SecurityToken(models.Model):
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     context = models.JSONField(default=dict, blank=True)
+    # The user's security_version at issue; NULL only for purposes exempt from security-state changes
+    # (accounts.models.SECURITY_STATE_EXEMPT_PURPOSES; none of this model's today).
+    security_version = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["user", "purpose", "created_at"], name="security_token_user_recent")]
@@ -45,3 +49,30 @@ class SeenDevice(models.Model):
 
     def __str__(self):
         return f"{self.user_id} from {self.network or 'unknown network'}"
+
+
+class KnownDevice(models.Model):
+    """A ``deviceToken`` (security/lockout.py): the lockout exemption of one device of an account.
+    Only the token's SHA-256 is stored. It works only for the device that received it (``device_key``,
+    security.devices.device_fingerprint of that request), only under the security version it was
+    issued with, and not after the user signed out the session that received it (``session_id``)."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    device_key = models.CharField(max_length=64)
+    session_id = models.UUIDField(null=True, blank=True)  # none for the unlock link's token
+    security_version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "session_id"], name="security_known_device_session"),
+            models.Index(fields=["expires_at"], name="security_known_device_expiry"),
+        ]
+
+    def __str__(self):
+        return f"known device of {self.user_id}"

@@ -13,6 +13,11 @@ class LinkTokenInput(serializers.Serializer):
     token = StrictCharField(max_length=512)
 
 
+class UnlockInput(LinkTokenInput):
+    # The deviceId this app signs in with: the returned deviceToken works for that device only.
+    deviceId = StrictCharField(max_length=128, required=False, allow_blank=True, default="")
+
+
 class DeviceTokenOutput(serializers.Serializer):
     deviceToken = serializers.CharField()
 
@@ -41,5 +46,7 @@ class SecurityEventsOutput(serializers.Serializer):
 
 class LoginOutput(TokenPairOutput):
     deviceToken = serializers.CharField(
-        help_text="Send it as deviceToken with later logins from this device: it stays exempt from lockouts "
-                  "of this account (docs/security.md).")
+        help_text="Send it as deviceToken (with the same deviceId) with later logins from this device: it stays "
+                  "exempt from lockouts of this account. Each login answers a new one and ends the one it was "
+                  "sent; signing this session out, a password change or reset and \"this wasn't me\" end it "
+                  "(docs/security.md).")

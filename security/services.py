@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import hash_token
+from accounts.models import SECURITY_STATE_EXEMPT_PURPOSES, current_security_version, hash_token
 from audit.chain import chain_lock
 from audit.models import AuditEvent, EventType
 from audit.services import audit_record
@@ -24,6 +24,13 @@ class InvalidSecurityLink(ApiError):
     default_detail = "This link is invalid or has already been used."
 
 
+class SupersededSecurityLink(InvalidSecurityLink):
+    """Issued before its user's last security-state change: the same answer as a used link (the holder
+    learns nothing about the account), a reason of its own in the audit trail."""
+
+    audit_reason = "superseded"
+
+
 class ExpiredSecurityLink(ApiError):
     status_code = 400
     default_code = "token_expired"
@@ -31,16 +38,19 @@ class ExpiredSecurityLink(ApiError):
 
 
 def security_token_issue(*, user, purpose: str, ttl, **context) -> str:
-    """A new single-use token (call inside the caller's transaction); only the hash is stored."""
+    """A new single-use token (call inside the caller's transaction); only the hash is stored. It
+    carries the user's security version: a security-state change ends it (docs/security.md)."""
     now = timezone.now()
     raw = secrets.token_urlsafe(32)
+    version = None if purpose in SECURITY_STATE_EXEMPT_PURPOSES else user.security_version
     SecurityToken.objects.create(user=user, purpose=purpose, token_hash=hash_token(raw), created_at=now,
-                                 expires_at=now + ttl, context=context)
+                                 expires_at=now + ttl, context=context, security_version=version)
     return raw
 
 
 def security_token_consume(*, raw: str, purpose: str) -> SecurityToken:
-    """Spend a token exactly once (conditional UPDATE: two racing requests cannot both win)."""
+    """Spend a token exactly once (conditional UPDATE: two racing requests cannot both win). A token
+    issued before its user's last security-state change is refused like a used one."""
     now = timezone.now()
     token = SecurityToken.objects.select_related("user").filter(token_hash=hash_token(raw or ""),
                                                                 purpose=purpose).first()
@@ -48,7 +58,12 @@ def security_token_consume(*, raw: str, purpose: str) -> SecurityToken:
         raise InvalidSecurityLink()
     if token.expires_at <= now:
         raise ExpiredSecurityLink()
-    if not SecurityToken.objects.filter(pk=token.pk, used_at__isnull=True).update(used_at=now):
+    spend = SecurityToken.objects.filter(pk=token.pk, used_at__isnull=True)
+    if token.security_version is not None:
+        if token.security_version != token.user.security_version:
+            raise SupersededSecurityLink()
+        spend = spend.filter(security_version=current_security_version())  # a change committed meanwhile
+    if not spend.update(used_at=now):
         raise InvalidSecurityLink()
     token.used_at = now
     return token

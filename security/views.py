@@ -11,19 +11,26 @@ from config.api.schema import ERRORS
 from security import devices, lockout, services
 from security.app_settings import app_settings
 from security.ratelimit import rate_limit
-from security.serializers import DeviceTokenOutput, SecurityEventOutput, SecurityEventsOutput, LinkTokenInput
+from security.serializers import (
+    DeviceTokenOutput,
+    LinkTokenInput,
+    SecurityEventOutput,
+    SecurityEventsOutput,
+    UnlockInput,
+)
 
 
 class UnlockApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=LinkTokenInput, responses={200: DeviceTokenOutput, **ERRORS}, tags=["security"])
+    @extend_schema(request=UnlockInput, responses={200: DeviceTokenOutput, **ERRORS}, tags=["security"])
     @rate_limit("unlock")
     def post(self, request):
-        data = LinkTokenInput(data=request.data)
+        data = UnlockInput(data=request.data)
         data.is_valid(raise_exception=True)
-        device_token = lockout.lockout_unlock(token=data.validated_data["token"], request=request)
+        device_token = lockout.lockout_unlock(token=data.validated_data["token"], request=request,
+                                              device_id=data.validated_data["deviceId"])
         return secret_response({"deviceToken": device_token})
 
 

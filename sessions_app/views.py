@@ -5,12 +5,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.services import session_sign_out, sessions_sign_out_others
 from config.api.errors import NotFound
 from config.api.responses import secret_response
 from config.api.schema import ERRORS
 from identity.authentication import request_session
 from sessions_app import selectors, services
-from sessions_app.models import RevokeReason
 from sessions_app.serializers import RefreshInput, SessionOutput, SessionsOutput, TokenPairOutput, token_pair_data
 
 
@@ -41,14 +41,14 @@ class SessionRevokeApi(APIView):
         session = selectors.session_of_user(request.user, session_id)
         if session is None:
             raise NotFound("No such session.")
-        services.session_revoke(session=session, reason=RevokeReason.USER_REVOKED, request=request,
-                                actor=request.user)
+        # Through the account flow: that device's lockout exemption ends with it (docs/security.md).
+        session_sign_out(user=request.user, session=session, request=request)
         return Response(status=204)
 
 
 class SessionsRevokeOthersApi(APIView):
     @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["sessions"])
     def post(self, request):
-        services.sessions_revoke_all(user=request.user, reason=RevokeReason.OTHERS_REVOKED, request=request,
-                                     actor=request.user, keep=request_session(request))
+        # A security-state change: links mailed so far and other devices' exemptions end too (docs/security.md).
+        sessions_sign_out_others(user=request.user, keep=request_session(request), request=request)
         return Response(status=204)

@@ -69,12 +69,16 @@ def device_tokens_add(tokens: list[str], token: str) -> str:
     return DEVICE_TOKEN_SEPARATOR.join(kept[-web_settings.DEVICE_TOKENS_KEPT:])
 
 
-def device_tokens_merge(tokens: list[str], user) -> str:
-    """The cookie value after ``user`` signed in here: a new token for them (security/lockout.py issues
-    it, as the API's login does)."""
+def device_tokens_merge(request, row) -> str:
+    """The cookie value after ``row``'s user signed in here: a new token for them, bound to this browser
+    and this session, replacing the one the login sent (security/lockout.py issues it, as the API's login
+    does)."""
     from security.lockout import known_device_token_issue
 
-    return device_tokens_add(tokens, known_device_token_issue(user))
+    tokens = device_tokens_read(request)
+    token = known_device_token_issue(user=row.user, session=row, request=request,
+                                     replaces=device_token_for(tokens, row.user_id))
+    return device_tokens_add(tokens, token)
 
 
 def browser_login(request, *, email: str, password: str, remember_me: bool):

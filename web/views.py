@@ -19,9 +19,7 @@ from security.app_settings import app_settings as security_settings
 from security.services import security_events_for
 from security.stepup import reauth_is_fresh
 from sessions_app import selectors
-from sessions_app import services as sessions
 from sessions_app.browser import cookie_cache_ok
-from sessions_app.models import RevokeReason
 from web import forms, services
 from web.app_settings import app_settings
 
@@ -151,7 +149,7 @@ def login(request):
                 response[name] = header
             return response
         response = redirect(nxt)
-        _set_device_cookie(response, services.device_tokens_merge(services.device_tokens_read(request), row.user))
+        _set_device_cookie(response, services.device_tokens_merge(request, row))
         return response
     return _page(request, "login", status=status, form=form, next=nxt, adding=adding)
 
@@ -335,7 +333,7 @@ def account_session_revoke(request, session_id):
     if session.pk == current.pk:
         services.browser_logout(request)
         return redirect("/login")
-    sessions.session_revoke(session=session, reason=RevokeReason.USER_REVOKED, request=request, actor=current.user)
+    accounts.session_sign_out(user=current.user, session=session, request=request)
     return redirect("/account/sessions?done=revoked")
 
 
@@ -343,8 +341,7 @@ def account_session_revoke(request, session_id):
 @signed_in
 def account_sessions_revoke_others(request):
     current = request.browser.row
-    sessions.sessions_revoke_all(user=current.user, reason=RevokeReason.OTHERS_REVOKED, request=request,
-                                 actor=current.user, keep=current)
+    accounts.sessions_sign_out_others(user=current.user, keep=current, request=request)
     return redirect("/account/sessions?done=others")
 
 
