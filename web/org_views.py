@@ -66,7 +66,8 @@ def _refused(request, exc: ApiError, org_id=None):
         return _to_reauth(request, _org_url(org_id) if org_id else "/organizations")
     if exc.status_code == 404:
         return _not_found(request, exc.message)
-    response = _message(request, "Nothing was changed", exc.message, status=exc.status_code,
+    title = "Too many attempts" if exc.status_code == 429 else "Nothing was changed"
+    response = _message(request, title, exc.message, status=exc.status_code,
                         link=(_org_url(org_id), "Back to the organization") if org_id else
                         ("/organizations", "Your organizations"))
     for name, value in exc.headers.items():  # 429: Retry-After
