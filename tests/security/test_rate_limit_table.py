@@ -186,9 +186,12 @@ def change_password_shared_api_and_page(api):
     """The page and the API spend one per-user budget."""
     user = UserFactory()
     client, web = bearer(user), page_client(user)
-    return drive(lambda i: client.post(AUTH + "change-password", {"currentPassword": WRONG, "newPassword": NEW_PASSWORD},
-                                       format="json") if i % 2 else
-                 web.post("/account/password", {"current_password": WRONG, "new_password": NEW_PASSWORD}), 5)
+    def send(i):
+        if i % 2:
+            return client.post(AUTH + "change-password", {"currentPassword": WRONG, "newPassword": NEW_PASSWORD},
+                               format="json")
+        return web.post("/account/password", {"current_password": WRONG, "new_password": NEW_PASSWORD})
+    return drive(send, 5)
 
 
 def reauthenticate_api(api):
@@ -299,7 +302,8 @@ def introspect_api(api):
 
 ROWS = [
     ("login", "api", login_api), ("login", "page", login_page),
-    ("register", "api", register_api), ("register", "register-b2b", register_b2b_api), ("register", "page", register_page),
+    ("register", "api", register_api), ("register", "register-b2b", register_b2b_api),
+    ("register", "page", register_page),
     ("register", "shared", register_shared_api_and_page),
     ("forgot_password", "api", forgot_password_api), ("forgot_password", "page", forgot_password_page),
     ("resend_verification", "api", resend_verification_api), ("resend_verification", "page", resend_verification_page),
