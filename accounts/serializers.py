@@ -25,6 +25,12 @@ class EmailInput(serializers.Serializer):
     email = StrictEmailField()
 
 
+class ForgotPasswordInput(EmailInput):
+    # Optional (extension): the deviceToken a login of this account returned. The request is then
+    # counted in the owner's own rate-limit share, which strangers cannot spend (docs/security.md).
+    deviceToken = StrictCharField(max_length=512, required=False, allow_blank=True, default="")
+
+
 class TokenInput(serializers.Serializer):
     token = StrictCharField(max_length=512)
 

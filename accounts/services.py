@@ -141,6 +141,14 @@ def _token_consume(raw: str, purpose: str) -> AccountToken:
     return token
 
 
+def _token_owner(raw: str, purpose: str) -> User | None:
+    """The account a link token (live, spent or expired) was issued to: a refusal of a known token
+    concerns that account and is audited as its own (never merely counted by the audit trail's flood
+    control, which only aggregates refusals that concern nobody known)."""
+    return User.objects.filter(account_tokens__token_hash=hash_token(raw or ""),
+                               account_tokens__purpose=purpose).first()
+
+
 def _send_verification(user: User) -> None:
     raw = _token_issue(user, TokenPurpose.VERIFY_EMAIL, app_settings.EMAIL_VERIFICATION_TTL)
     outbox_enqueue(kind="verify_email", recipient=user.email, subject="Confirm your email address",
@@ -232,8 +240,8 @@ def email_verify(*, token: str, password: str | None = None, request=None) -> Us
             pending_organizations_create(user=user, request=request)  # register-b2b
             return user
     except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        audit_record(event=EventType.EMAIL_VERIFICATION_FAILED, request=request, success=False,
-                     reason=_failure_reason(exc))
+        audit_record(event=EventType.EMAIL_VERIFICATION_FAILED, request=request, success=False, reason=_failure_reason(exc),
+                     subject=_token_owner(token, TokenPurpose.VERIFY_EMAIL))
         raise
 
 
@@ -365,8 +373,8 @@ def password_reset(*, token: str, password: str, request=None) -> User:
             _mail_password_changed(user)
             return user
     except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        audit_record(event=EventType.PASSWORD_RESET_FAILED, request=request, success=False,
-                     reason=_failure_reason(exc))
+        audit_record(event=EventType.PASSWORD_RESET_FAILED, request=request, success=False, reason=_failure_reason(exc),
+                     subject=_token_owner(token, TokenPurpose.RESET_PASSWORD))
         raise
 
 

@@ -11,6 +11,7 @@ from accounts.serializers import (
     ChangePasswordInput,
     DetailOutput,
     EmailInput,
+    ForgotPasswordInput,
     LoginInput,
     MeUpdateInput,
     PasswordInput,
@@ -26,9 +27,9 @@ from config.api.responses import secret_response
 from config.api.schema import ERRORS, ErrorBody
 from identity.authentication import request_session
 from security.lockout import known_device_token_issue
-from security.ratelimit import rate_limit
+from security.ratelimit import device_token_proves_owner, rate_limit
 from security.serializers import LoginOutput
-from security.stepup import RecentAuthentication, recent_authentication_for
+from security.stepup import SensitiveAction, step_up_for
 from sessions_app.serializers import token_pair_data
 
 ACCEPTED = "If the address can be used, we have sent an email with the next step."
@@ -48,7 +49,7 @@ class PublicApi(APIView):
 
 class RegisterApi(PublicApi):
     @extend_schema(request=RegisterInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
-    @rate_limit("register")
+    @rate_limit("register", mail_to="email")
     def post(self, request):
         data = RegisterInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -71,7 +72,7 @@ class VerifyEmailApi(PublicApi):
 
 class ResendVerificationApi(PublicApi):
     @extend_schema(request=EmailInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
-    @rate_limit("resend_verification", also_by="email")
+    @rate_limit("resend_verification", mail_to="email")
     def post(self, request):
         data = EmailInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -105,7 +106,7 @@ class LogoutApi(APIView):
 
 
 class MeApi(APIView):
-    permission_classes = [IsAuthenticated, recent_authentication_for("DELETE")]
+    permission_classes = [IsAuthenticated, step_up_for(SensitiveAction.ACCOUNT_DELETE, "DELETE")]
 
     @extend_schema(responses={200: UserOutput, **ERRORS}, tags=["accounts"])
     def get(self, request):
@@ -126,10 +127,14 @@ class MeApi(APIView):
 
 
 class ForgotPasswordApi(PublicApi):
-    @extend_schema(request=EmailInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
-    @rate_limit("forgot_password", also_by="email")
+    @extend_schema(request=ForgotPasswordInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"],
+                   description="Mails a reset link (or a notice to an unknown address); 202 always. Limited per "
+                               "client IP and per address (docs/security.md); `deviceToken` (from a login of "
+                               "that account) counts the request in the owner's own share instead, so strangers "
+                               "asking for the same address cannot block the owner.")
+    @rate_limit("forgot_password", mail_to="email", owner_proof=device_token_proves_owner)
     def post(self, request):
-        data = EmailInput(data=request.data)
+        data = ForgotPasswordInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.password_forgot(email=data.validated_data["email"], request=request)
         return Response({"detail": ACCEPTED}, status=202)
@@ -137,6 +142,7 @@ class ForgotPasswordApi(PublicApi):
 
 class ResetPasswordApi(PublicApi):
     @extend_schema(request=ResetPasswordInput, responses={204: None, **ERRORS}, tags=["accounts"])
+    @rate_limit("reset_password")
     def post(self, request):
         data = ResetPasswordInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -145,9 +151,10 @@ class ResetPasswordApi(PublicApi):
 
 
 class ChangePasswordApi(APIView):
-    permission_classes = [IsAuthenticated, RecentAuthentication]  # step-up: security/stepup.py
+    permission_classes = [IsAuthenticated, step_up_for(SensitiveAction.PASSWORD_CHANGE)]
 
     @extend_schema(request=ChangePasswordInput, responses={204: None, **ERRORS}, tags=["accounts"])
+    @rate_limit("change_password", per_user=True)
     def post(self, request):
         data = ChangePasswordInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -161,7 +168,7 @@ class ChangePasswordApi(APIView):
 class ChangeEmailApi(APIView):
     """Contract extension (docs/api.md): step-up, then a link to the new address; 202 either way."""
 
-    permission_classes = [IsAuthenticated, RecentAuthentication]  # step-up: security/stepup.py
+    permission_classes = [IsAuthenticated, step_up_for(SensitiveAction.EMAIL_CHANGE)]
 
     @extend_schema(operation_id="auth_change_email_create", summary="Ask to change the email address (step-up)",
                    description="Needs a password entry within AUTH_REAUTH_MAX_AGE_SECONDS (else 403 "
@@ -169,7 +176,7 @@ class ChangeEmailApi(APIView):
                                "Mails a confirmation link to the new address (or, if it belongs to an account, a "
                                "notice) and tells the old one; the same 202 either way.",
                    request=ChangeEmailInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
-    @rate_limit("change_email", per_user=True)
+    @rate_limit("change_email", per_user=True, mail_to="newEmail")
     def post(self, request):
         data = ChangeEmailInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -51,6 +51,8 @@ class EventType(models.TextChoices):
     SESSION_ANOMALY = "session.anomaly", "Unusual session activity"
     ADMIN_ACTION = "admin.action", "Change by an administrator"
     AUDIT_PRUNED = "audit.retention.pruned", "Old audit entries deleted"
+    # Flood control (audit/services.py): refusals that concerned nobody known, counted instead of written.
+    AUDIT_REFUSALS_COUNTED = "audit.refusals.counted", "Repeated refusals counted"
     SERVICE_ACCOUNT_CREATED = "service_account.created", "Service account created"
     SERVICE_ACCOUNT_SECRET_ROTATED = "service_account.secret_rotated", "Service account secret rotated"
     SERVICE_ACCOUNT_UPDATED = "service_account.updated", "Service account updated"

@@ -30,6 +30,27 @@ def client_ip(request) -> str | None:
     return _valid_ip(request.META.get("REMOTE_ADDR", ""))
 
 
+def network_of(ip: str | None) -> str:
+    """The /24 (IPv4) or /48 (IPv6) network of an address; "" when unknown. One network is one
+    client for the rules that must not be dodged by hopping addresses (new-device alerts, per-address
+    mail shares, the audit trail's flood control)."""
+    if not ip:
+        return ""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def client_network(request) -> str:
+    """network_of(client_ip(request))."""
+    return network_of(client_ip(request))
+
+
 def user_agent(request) -> str:
     """The User-Agent header, cut to the column's size. NUL bytes are dropped: PostgreSQL refuses
     them in text columns, and not every server in front of us strips them."""

@@ -140,6 +140,7 @@ CELERY_BEAT_SCHEDULE = {
     "tokens-cleanup": {"task": "accounts.tasks.account_tokens_cleanup", "schedule": timedelta(hours=1)},
     "signing-keys-rotate": {"task": "identity.tasks.signing_keys_rotate_if_due", "schedule": timedelta(hours=1)},
     "audit-retention": {"task": "security.tasks.audit_retention_enforce", "schedule": timedelta(hours=24)},
+    "audit-refusals-flush": {"task": "audit.tasks.audit_refusals_flush", "schedule": timedelta(minutes=1)},
     "invitations-cleanup": {"task": "orgs.tasks.invitations_cleanup", "schedule": timedelta(hours=1)},
 }
 

@@ -22,6 +22,8 @@ from config.api.errors import ApiError, NotFound
 from notifications.services import outbox_enqueue
 from orgs.app_settings import app_settings
 from orgs.models import ROLE_RANK, Invitation, Membership, Organization, OrgRole, PendingOrganization
+from security.ratelimit import ratelimit_hit
+from security.stepup import SensitiveAction, step_up_audited, step_up_check, step_up_require
 from sessions_app.app_settings import app_settings as session_settings
 from sessions_app.models import DeviceSession
 
@@ -214,12 +216,15 @@ def organization_update(*, user: User, organization_id, name=UNSET, slug=UNSET, 
     return actor
 
 
+@step_up_audited
 @transaction.atomic
 def organization_delete(*, user: User, organization_id, request=None) -> None:
-    """Owners only. Memberships and invitations go with it; sessions that had it active fall back to
-    no organization (their next access token carries no ``org``)."""
+    """Owners only, with a fresh session (step-up ``org.delete``, API and page alike). Memberships and
+    invitations go with it; sessions that had it active fall back to no organization (their next
+    access token carries no ``org``)."""
     actor = _lock(organization_id=organization_id, user=user)
     _at_least(actor, OrgRole.OWNER, "Only owners can delete the organization.")
+    step_up_check(request=request, action=SensitiveAction.ORG_DELETE)
     organization = actor.organization
     audit_record(event=EventType.ORG_DELETED, request=request, actor=user, organization=organization,
                  name=organization.name, slug=organization.slug,
@@ -238,10 +243,12 @@ def _target(actor: Membership, member_user_id) -> Membership:
     return target
 
 
+@step_up_audited
 @transaction.atomic
 def member_role_change(*, user: User, organization_id, member_user_id, role: str, request=None) -> Membership:
     """Admins set the role of admins and members (to admin or member); only owners make someone an
-    owner or change an owner's role; the last owner cannot step down."""
+    owner or change an owner's role, with a fresh session (step-up ``org.ownership``); the last owner
+    cannot step down."""
     actor = _lock(organization_id=organization_id, user=user)
     _at_least(actor, OrgRole.ADMIN, "Only admins and owners can change roles.")
     target = _target(actor, member_user_id)
@@ -251,6 +258,8 @@ def member_role_change(*, user: User, organization_id, member_user_id, role: str
         return target
     if target.role == OrgRole.OWNER and _owner_count(actor.organization) <= 1:
         raise LastOwner()
+    if OrgRole.OWNER in (role, target.role):
+        step_up_check(request=request, action=SensitiveAction.ORG_OWNERSHIP)
     old = target.role
     target.role = role
     target.save(update_fields=["role"])
@@ -259,10 +268,12 @@ def member_role_change(*, user: User, organization_id, member_user_id, role: str
     return target
 
 
+@step_up_audited
 @transaction.atomic
 def member_remove(*, user: User, organization_id, member_user_id, request=None) -> None:
     """Admins remove admins and members; only owners remove owners; everyone may leave. The last
-    owner can neither be removed nor leave. Sessions of the removed member that had this
+    owner can neither be removed nor leave; removing an owner (leaving as one, too) needs a fresh
+    session (step-up ``org.ownership``). Sessions of the removed member that had this
     organization active lose it at once (their next refresh carries no ``org``)."""
     actor = _lock(organization_id=organization_id, user=user)
     target = _target(actor, member_user_id)
@@ -273,6 +284,8 @@ def member_remove(*, user: User, organization_id, member_user_id, request=None) 
             _at_least(actor, OrgRole.OWNER, "Only owners can remove an owner.")
     if target.role == OrgRole.OWNER and _owner_count(actor.organization) <= 1:
         raise LastOwner()
+    if target.role == OrgRole.OWNER:
+        step_up_check(request=request, action=SensitiveAction.ORG_OWNERSHIP)
     target.delete()
     DeviceSession.objects.filter(user_id=target.user_id, active_organization=actor.organization).update(
         active_organization=None)
@@ -322,14 +335,40 @@ def _invitation_link(raw: str) -> str:
     return f"{app_settings.PUBLIC_URL}/invitations/accept?token={raw}"
 
 
-@transaction.atomic
 def invitation_create(*, user: User, organization_id, email: str, role: str, request=None) -> Invitation:
-    """Invite an email address (admins and owners; an ``owner`` invitation only by owners). An open
-    invitation for the same address is replaced: its link stops working."""
+    """Invite an email address (admins and owners; an ``owner`` invitation only by owners, with a
+    fresh session: step-up ``org.ownership``). An open invitation for the same address is replaced:
+    its link stops working. Each invitation mails the address, so it first spends three budgets
+    (429 ``rate_limited``): the inviter's, the organization's and the recipient address's."""
+    if request is not None:
+        _invitation_budgets_spend(user=user, organization_id=organization_id, email=email, role=role,
+                                  request=request)
+    return _invitation_create(user=user, organization_id=organization_id, email=email, role=role, request=request)
+
+
+def _invitation_budgets_spend(*, user: User, organization_id, email: str, role: str, request) -> None:
+    """Before the transaction (a 429 raised inside it would roll its audit row back): only a caller
+    the service will let invite spends anything, so neither a stranger nor a plain member can use up
+    an organization's invitations. The service checks the role again under its lock."""
+    needed = OrgRole.OWNER if role == OrgRole.OWNER else OrgRole.ADMIN
+    membership = Membership.objects.filter(organization_id=organization_id, user=user).only("role").first()
+    if membership is None or ROLE_RANK[membership.role] < ROLE_RANK[needed]:
+        return  # the service answers 404 / 403 and sends nothing
+    if role == OrgRole.OWNER:
+        step_up_require(request=request, action=SensitiveAction.ORG_OWNERSHIP)  # before any budget is spent
+    ratelimit_hit(request=request, scope="invitation_inviter", value=f"user:{user.pk}")
+    ratelimit_hit(request=request, scope="invitation_org", value=f"org:{organization_id}")
+    ratelimit_hit(request=request, scope="invitation_recipient", value=f"email:{normalize_email(email)[:254]}")
+
+
+@step_up_audited
+@transaction.atomic
+def _invitation_create(*, user: User, organization_id, email: str, role: str, request=None) -> Invitation:
     actor = _lock(organization_id=organization_id, user=user)
     _at_least(actor, OrgRole.ADMIN, "Only admins and owners can invite.")
     if role == OrgRole.OWNER:
         _at_least(actor, OrgRole.OWNER, "Only owners can invite an owner.")
+        step_up_check(request=request, action=SensitiveAction.ORG_OWNERSHIP)  # (checked before, unless raced)
     organization = actor.organization
     email = normalize_email(email)
     if Membership.objects.filter(organization=organization, user__email=email).exists():

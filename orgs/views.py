@@ -29,6 +29,7 @@ from orgs.serializers import (
     RegisterB2BInput,
     SwitchOrganizationInput,
 )
+from security.ratelimit import rate_limit
 from sessions_app.serializers import TokenPairOutput, token_pair_data
 from sessions_app.services import session_switch_organization
 
@@ -184,6 +185,7 @@ class SwitchOrganizationApi(APIView):
 class RegisterB2BApi(PublicApi):
     @_doc("auth_register_b2b", "Register; the organization is created, with you as owner, once the email is verified",
           request=RegisterB2BInput, responses={202: DetailOutput}, tags=["accounts"])
+    @rate_limit("register", mail_to="email")  # register's budget: one per client for creating accounts
     def post(self, request):
         data = RegisterB2BInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -8,15 +8,36 @@ from datetime import timedelta
 
 from django.conf import settings
 
+# Every rate-limit scope (docs/security.md, "Rate limits": the table says where each one applies and
+# what it is counted per; tests/security/test_rate_limit_table.py drives every row to its limit).
 DEFAULT_RATE_LIMITS = {
+    # Passwords checked for anyone who asks (argon2 each): per client IP.
     "login": "5/m",
+    # Accounts created (argon2 and a mail): register, register-b2b and the /register page, per client IP.
     "register": "10/h",
+    # Mail to an address typed into the request, per client IP.
     "forgot_password": "3/5m",
     "resend_verification": "3/5m",
-    # Per signed-in user: asking for an email change (each one mails two addresses) and confirming the
-    # password again (its own budget: re-authentication and login do not share counters).
+    # Every request that mails an address typed into it (register, register-b2b, resend-verification,
+    # forgot-password, change-email's new address, and their pages): per address *and client network*
+    # (/24, /48), so a stranger spends their own network's share and never the owner's, and per address
+    # overall, the most mail one address can be sent (a single network cannot use it up: 2 x 5 < 25).
+    "mail_address": "5/h",
+    "mail_address_total": "25/h",
+    # A new password from a reset link (argon2 with a valid token), per client IP.
+    "reset_password": "10/h",
+    # Per signed-in user: asking for an email change (each one mails two addresses), changing the password
+    # (argon2 twice) and confirming the password again (its own budget: re-authentication and login do not
+    # share counters).
     "change_email": "3/5m",
+    "change_password": "5/15m",
     "reauthenticate": "5/m",
+    # Invitations (each mails the address typed in): per organization, per inviter, per recipient address.
+    "invitation_org": "50/h",
+    "invitation_inviter": "20/h",
+    "invitation_recipient": "5/h",
+    # Client secrets checked (service-token), per client IP.
+    "service_token": "30/m",
     "unlock": "10/h",
     "not_me": "10/h",
     "api": "100/m",

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,27 +19,13 @@ from user_agents import parse as parse_user_agent
 
 from audit.models import EventType
 from audit.services import audit_record
-from config.request_meta import client_ip, user_agent
+from config.request_meta import client_ip, network_of, user_agent
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings
 from security.models import SeenDevice, SecurityTokenPurpose
 from security.services import security_token_consume, security_token_issue
 
 ANOMALY_REVOKE_REASON = "suspicious_refresh"  # sessions_app.models.RevokeReason.SUSPICIOUS_REFRESH
-
-
-def network_of(ip: str | None) -> str:
-    """The /24 (IPv4) or /48 (IPv6) network of an address; "" when unknown."""
-    if not ip:
-        return ""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
 def user_agent_family(ua: str) -> str:

@@ -1,9 +1,16 @@
 """Rate limits with django-ratelimit on the shared cache (Redis when REDIS_URL is set).
 
 ``ratelimit_hit(request=..., scope=...)`` counts one request against a scope's rate
-(security/app_settings.py) and raises 429 ``rate_limited`` with ``Retry-After`` over the limit; the
-``rate_limit`` decorator does it for a DRF method; ``ApiRateThrottle`` applies the ``api`` scope to
-every API view, per signed-in user or else per client IP. Pages call the same function.
+(security/app_settings.py, the table in docs/security.md) and raises 429 ``rate_limited`` with
+``Retry-After`` over the limit; ``rate_limit`` does it for a DRF method and ``web.views.page_rate_limit``
+for a page, both through ``request_limits_hit`` (one sequence for both); ``ApiRateThrottle`` applies the
+``api`` scope to every API view, per signed-in user or else per client IP.
+
+Requests that mail an address typed into them also spend that address's shares (``mail_address_hit``):
+one per client network, so a stranger hammering an address from their network never uses up its
+owner's share, and one overall cap. A request proven to come from the address's owner (a known-device
+token of that account, or a signed-in session of it: ``owner=True``) is counted in the owner's own share
+of the scope instead, which nobody else can spend (docs/security.md, "Whose budget").
 
 Without Redis the counters live in the process (LocMem): right for the embedded single-process
 default, per-process in anything bigger. If the cache fails (Redis down), limits fail open: the
@@ -23,7 +30,7 @@ from rest_framework.throttling import BaseThrottle
 from audit.models import EventType
 from audit.services import audit_record
 from config.api.errors import ApiError
-from config.request_meta import client_ip
+from config.request_meta import client_ip, client_network
 from security.app_settings import app_settings
 
 logger = logging.getLogger(__name__)
@@ -37,7 +44,8 @@ class RateLimited(ApiError):
 
 def ratelimit_hit(*, request, scope: str, value: str | None = None) -> None:
     """Count this request in ``scope`` for ``value`` (default: the client IP); raise RateLimited
-    over the limit. The first refused request of each window is audited."""
+    over the limit. The first refused request of each window is audited (the signed-in user, if
+    any, as its subject)."""
     rate = app_settings.rate(scope)
     if not rate or not app_settings.RATE_LIMIT_ENABLED:
         return
@@ -52,16 +60,28 @@ def ratelimit_hit(*, request, scope: str, value: str | None = None) -> None:
     if not usage or not usage["should_limit"]:
         return
     if usage["count"] == usage["limit"] + 1:
+        user = getattr(http_request, "user", None)
         with transaction.atomic():
             audit_record(event=EventType.RATE_LIMITED, request=request, success=False, scope=scope, rate=rate,
+                         subject=user if getattr(user, "is_authenticated", False) else None,
                          limited=value.split(":", 1)[0])
     raise RateLimited(headers={"Retry-After": str(max(1, usage["time_left"]))})
 
 
-def _field_value(request, field: str) -> str | None:
-    data = getattr(request, "data", None)
-    value = data.get(field) if isinstance(data, dict) else None
-    return f"{field}:{value.strip().lower()[:254]}" if isinstance(value, str) and value.strip() else None
+def address_normalize(value) -> str | None:
+    """An address typed into a request, as the counters key it (trimmed, lowercased); None if absent."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip().lower()[:254]
+
+
+def mail_address_hit(*, request, address: str) -> None:
+    """A request that mails ``address`` (typed into it): the address's share of the client's network
+    (``mail_address``), then the address's overall cap (``mail_address_total``). A refusal by the
+    first spends nothing of the second, so one network cannot use up the cap."""
+    network = client_network(request) or "unknown"
+    ratelimit_hit(request=request, scope="mail_address", value=f"email:{address}|net:{network}")
+    ratelimit_hit(request=request, scope="mail_address_total", value=f"email:{address}")
 
 
 def user_value(user) -> str | None:
@@ -69,19 +89,46 @@ def user_value(user) -> str | None:
     return f"user:{user.pk}" if getattr(user, "is_authenticated", False) else None
 
 
-def rate_limit(scope: str, *, also_by: str | None = None, per_user: bool = False):
+def request_limits_hit(*, request, scope: str, user=None, address: str | None = None, owner: bool = False) -> None:
+    """What the API decorator and the page decorator count for one request, in this order:
+
+    * ``owner`` (the request proved it comes from ``address``'s owner): only the owner's own share
+      of ``scope`` (value ``owner:<address>``), which no stranger can spend;
+    * otherwise ``scope`` per signed-in ``user`` (per-user scopes) or per client IP, and, when the
+      request mails ``address``, that address's shares (``mail_address_hit``)."""
+    if address and owner:
+        ratelimit_hit(request=request, scope=scope, value=f"owner:{address}")
+        return
+    ratelimit_hit(request=request, scope=scope, value=user_value(user) if user is not None else None)
+    if address:
+        mail_address_hit(request=request, address=address)
+
+
+def device_token_proves_owner(request, address: str) -> bool:
+    """API owner proof: the body's ``deviceToken`` (returned by a login of that account) is valid for
+    ``address`` (security/lockout.py's known devices)."""
+    from security.lockout import known_device_valid
+
+    data = getattr(request, "data", None)
+    token = data.get("deviceToken") if isinstance(data, dict) else None
+    device_id = data.get("deviceId", "") if isinstance(data, dict) else ""
+    return (isinstance(token, str) and len(token) <= 512 and isinstance(device_id, str) and len(device_id) <= 128
+            and known_device_valid(token=token, email=address, request=request, device_id=device_id))
+
+
+def rate_limit(scope: str, *, per_user: bool = False, mail_to: str | None = None, owner_proof=None):
     """Decorate a DRF view method: limit ``scope`` per client IP (``per_user``: per signed-in user
-    instead) and, with ``also_by``, per value of that body field too (e.g. the email a reset is
-    requested for, from whatever address)."""
+    instead). ``mail_to``: the body field holding an address the endpoint mails (its shares are
+    counted too). ``owner_proof(request, address) -> bool``: a request that proves it comes from the
+    address's owner is counted in the owner's own share instead (``request_limits_hit``)."""
     def decorator(method):
         @functools.wraps(method)
         def wrapper(self, request, *args, **kwargs):
-            ratelimit_hit(request=request, scope=scope,
-                          value=user_value(getattr(request, "user", None)) if per_user else None)
-            if also_by:
-                value = _field_value(request, also_by)
-                if value:
-                    ratelimit_hit(request=request, scope=scope, value=value)
+            data = getattr(request, "data", None)
+            address = address_normalize(data.get(mail_to)) if mail_to and isinstance(data, dict) else None
+            request_limits_hit(request=request, scope=scope,
+                               user=getattr(request, "user", None) if per_user else None, address=address,
+                               owner=bool(address and owner_proof and owner_proof(request, address)))
             return method(self, request, *args, **kwargs)
         return wrapper
     return decorator

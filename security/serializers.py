@@ -6,7 +6,7 @@ from sessions_app.serializers import TokenPairOutput
 
 # Context keys shown to users: what happened, never internal hashes or other people's details.
 VISIBLE_CONTEXT = ("reason", "via", "scope", "changes", "device", "browser", "os", "network", "action",
-                   "remember_me", "changed", "sessions_revoked", "seconds")
+                   "step_up", "remember_me", "changed", "sessions_revoked", "seconds")
 
 
 class LinkTokenInput(serializers.Serializer):

@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 
 from config.api.responses import secret_response
 from config.api.schema import ERRORS
+from security.ratelimit import rate_limit
 from service_accounts import services
 from service_accounts.permissions import IsServiceAccount
 from service_accounts.serializers import IntrospectInput, IntrospectOutput, ServiceTokenInput, ServiceTokenOutput
@@ -21,6 +22,7 @@ class ServiceTokenApi(APIView):
         description="Client credentials of a service account -> an access token with `role: service` and no "
                     "`sid`. A bad id or secret, or a disabled account: 401 `invalid_client`.",
     )
+    @rate_limit("service_token")  # each request checks a client secret: per client IP
     def post(self, request):
         data = ServiceTokenInput(data=request.data)
         data.is_valid(raise_exception=True)

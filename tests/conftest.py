@@ -35,6 +35,8 @@ def _fast_hashing_and_eager_tasks(settings, transactional_db):
     # The progressive login delay is off for the same reason (tests/security/test_login_delay.py turns it on).
     settings.SECURITY = {**settings.SECURITY, "RATE_LIMITS": dict.fromkeys(DEFAULT_RATE_LIMITS, "100000/m"),
                          "RATE_LIMIT_PREFIX": f"test.{uuid.uuid4().hex}", "LOGIN_DELAY_BASE_SECONDS": 0}
+    # The audit trail's flood control counts in the cache too: each test its own counters.
+    settings.AUDIT = {**getattr(settings, "AUDIT", {}), "FLOOD_PREFIX": f"test.audit.{uuid.uuid4().hex}"}
     keys._cache_clear()
     yield
     keys._cache_clear()

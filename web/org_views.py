@@ -20,7 +20,7 @@ from config.api.errors import ApiError
 from orgs import selectors
 from orgs import services as orgs
 from orgs.models import ROLE_RANK, InvitationStatus, OrgRole
-from security.stepup import reauth_is_fresh
+from security.stepup import ReauthenticationRequired, SensitiveAction, step_up_require
 from sessions_app.services import session_switch_organization
 from web import forms as web_forms
 from web import org_forms as forms
@@ -59,12 +59,20 @@ def _not_found(request, text="No such organization."):
 
 def _refused(request, exc: ApiError, org_id=None):
     """A service's refusal as a page with its status: 404 (not a member, an id from elsewhere),
-    403 permission_denied, 409 last_owner / invitation_not_pending / ..."""
+    403 permission_denied, 409 last_owner / invitation_not_pending / ..., 429 with its Retry-After.
+    A step-up refusal (the service's rule, security/stepup.py; already audited) sends the browser to
+    /account/reauthenticate and back to the organization's page, where the action can be repeated."""
+    if isinstance(exc, ReauthenticationRequired):
+        return _to_reauth(request, _org_url(org_id) if org_id else "/organizations")
     if exc.status_code == 404:
         return _not_found(request, exc.message)
-    return _message(request, "Nothing was changed", exc.message, status=exc.status_code,
-                    link=(_org_url(org_id), "Back to the organization") if org_id else
-                    ("/organizations", "Your organizations"))
+    title = "Too many attempts" if exc.status_code == 429 else "Nothing was changed"
+    response = _message(request, title, exc.message, status=exc.status_code,
+                        link=(_org_url(org_id), "Back to the organization") if org_id else
+                        ("/organizations", "Your organizations"))
+    for name, value in exc.headers.items():  # 429: Retry-After
+        response[name] = value
+    return response
 
 
 def _membership(request, org_id):
@@ -347,7 +355,9 @@ def organization_delete(request, org_id):
         return _message(request, "Only owners", "Only owners can delete the organization.", status=403,
                         link=(_org_url(org_id), "Back to the organization"))
     request.device_session = request.browser.row
-    if not reauth_is_fresh(request):
+    try:  # the rule the service applies again on POST (org.delete), asked before the form is shown
+        step_up_require(request=request, action=SensitiveAction.ORG_DELETE)
+    except ReauthenticationRequired:
         return _to_reauth(request, f"/organizations/{org_id}/delete")
     form = forms.DeleteOrganizationForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":

@@ -17,7 +17,7 @@ from security import devices as security_devices
 from security import lockout as security_lockout
 from security.app_settings import app_settings as security_settings
 from security.services import security_events_for
-from security.stepup import reauth_is_fresh
+from security.stepup import ReauthenticationRequired, SensitiveAction, step_up_require
 from sessions_app import selectors
 from sessions_app.browser import cookie_cache_ok
 from web import forms, services
@@ -51,23 +51,24 @@ def signed_in(view):
     return wrapper
 
 
-def page_rate_limit(scope: str, *, also_by: str | None = None, per_user: bool = False):
-    """The API's rate limits for a page's POST (same scope, same counters: security/ratelimit.py, issue 4),
-    answered as a page with 429 and Retry-After. ``per_user``: counted per signed-in user instead of per
-    client IP (put it under @signed_in). A no-op until the security app is installed."""
+def page_rate_limit(scope: str, *, per_user: bool = False, mail_to: str | None = None, owner_proof=None):
+    """The API's rate limits for a page's POST (same scope, same counters and the same sequence:
+    security.ratelimit.request_limits_hit), answered as a page with 429 and Retry-After. ``per_user``:
+    counted per signed-in user instead of per client IP (put it under @signed_in). ``mail_to``: the
+    form field with an address the page mails; ``owner_proof(request, address)``: the owner's own
+    share (as for the API). A no-op until the security app is installed."""
 
     def decorator(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             if request.method == "POST" and apps.is_installed("security"):
-                from security.ratelimit import ratelimit_hit, user_value
+                from security.ratelimit import address_normalize, request_limits_hit
 
-                value = (request.POST.get(also_by) or "").strip().lower()[:254] if also_by else ""
+                address = address_normalize(request.POST.get(mail_to)) if mail_to else None
                 try:
-                    ratelimit_hit(request=request, scope=scope,
-                                  value=user_value(request.browser.row.user) if per_user else None)
-                    if value:
-                        ratelimit_hit(request=request, scope=scope, value=f"{also_by}:{value}")
+                    request_limits_hit(request=request, scope=scope,
+                                       user=request.browser.row.user if per_user else None, address=address,
+                                       owner=bool(address and owner_proof and owner_proof(request, address)))
                 except ApiError as exc:
                     response = _message(request, "Too many attempts", exc.message, status=exc.status_code)
                     for name, header in exc.headers.items():
@@ -78,6 +79,18 @@ def page_rate_limit(scope: str, *, also_by: str | None = None, per_user: bool = 
         return wrapper
 
     return decorator
+
+
+def browser_proves_owner(request, address: str) -> bool:
+    """Page owner proof (forgot-password): this browser has a signed-in session of the account with
+    that address, or keeps a known-device token of it (the cookie the login page sets)."""
+    from security.lockout import known_device_valid
+
+    rows = [request.browser.row, *(row for _, row in request.browser.other_rows())]
+    if any(row is not None and row.user.email == address for row in rows):
+        return True
+    return any(known_device_valid(token=token, email=address, request=request)
+               for token in services.device_tokens_read(request))
 
 
 def _page(request, template, status=200, **context):
@@ -105,18 +118,21 @@ def _to_reauth(request, action: str):
     return redirect("/account/reauthenticate?" + urlencode({"next": action}))
 
 
-def step_up(action: str):
-    """The page changes something sensitive: it needs a password entry within
-    AUTH_REAUTH_MAX_AGE_SECONDS (security/stepup.py, the API's rule and clock: the session's
-    ``reauthenticated_at``, set at sign-in and by re-authentication, never by activity). Otherwise
-    the browser goes to /account/reauthenticate and comes back to ``action``. Put it under @signed_in."""
+def step_up(action, back: str | None = None):
+    """The page does a sensitive action (``security.stepup.SensitiveAction``, the API's list and rule:
+    a password entry within AUTH_REAUTH_MAX_AGE_SECONDS, the session's ``reauthenticated_at``, set at
+    sign-in and by re-authentication, never by activity). Otherwise the refusal is audited as on the
+    API and the browser goes to /account/reauthenticate and comes back to ``back`` (default: this
+    page). Put it under @signed_in."""
 
     def decorator(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             request.device_session = request.browser.row
-            if not reauth_is_fresh(request):
-                return _to_reauth(request, action)
+            try:
+                step_up_require(request=request, action=action)
+            except ReauthenticationRequired:
+                return _to_reauth(request, back or request.path)
             return view(request, *args, **kwargs)
 
         return wrapper
@@ -163,7 +179,7 @@ def logout(request):
 
 
 @require_http_methods(["GET", "POST"])
-@page_rate_limit("register")
+@page_rate_limit("register", mail_to="email")
 def register(request):
     form = forms.RegisterForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -212,7 +228,7 @@ def _verify_page(request, form, token: str):
 
 
 @require_http_methods(["GET", "POST"])
-@page_rate_limit("resend_verification", also_by="email")
+@page_rate_limit("resend_verification", mail_to="email")
 def resend_verification(request):
     form = forms.EmailForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -223,7 +239,7 @@ def resend_verification(request):
 
 
 @require_http_methods(["GET", "POST"])
-@page_rate_limit("forgot_password", also_by="email")
+@page_rate_limit("forgot_password", mail_to="email", owner_proof=browser_proves_owner)
 def forgot_password(request):
     form = forms.EmailForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -234,6 +250,7 @@ def forgot_password(request):
 
 
 @require_http_methods(["GET", "POST"])
+@page_rate_limit("reset_password")
 def reset_password(request):
     if request.method == "GET":
         form = forms.ResetPasswordForm(initial={"token": request.GET.get("token", "")})
@@ -280,7 +297,8 @@ def account_profile(request):
 
 @require_POST
 @signed_in
-@step_up("/account")
+@step_up(SensitiveAction.PASSWORD_CHANGE, back="/account")
+@page_rate_limit("change_password", per_user=True)
 def account_password(request):
     row = request.browser.row
     form = forms.ChangePasswordForm(request.POST)
@@ -366,7 +384,7 @@ def account_reauthenticate(request):
 
 @require_http_methods(["GET", "POST"])
 @signed_in
-@step_up("/account/delete")
+@step_up(SensitiveAction.ACCOUNT_DELETE)
 def account_delete(request):
     """Delete the account (the service of DELETE /api/v1/auth/me) after a confirmed POST; then this
     browser forgets it (another account signed in here, if any, takes over)."""
@@ -408,8 +426,8 @@ EMAIL_CHANGE_SENT = ("We sent a link to {email}. Your account keeps its current 
 
 @require_http_methods(["GET", "POST"])
 @signed_in
-@step_up("/account/email")
-@page_rate_limit("change_email", per_user=True)
+@step_up(SensitiveAction.EMAIL_CHANGE)
+@page_rate_limit("change_email", per_user=True, mail_to="new_email")
 def account_email(request):
     """Ask to change the email address (the service of POST /api/v1/auth/change-email); step-up and the
     current password."""

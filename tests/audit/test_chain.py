@@ -19,6 +19,13 @@ from security.services import audit_retention_enforce
 from tests.factories import UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _every_row_written(settings):
+    """These tests write anonymous refusals in bulk to build chains; flood control would count most of
+    them instead of writing them (that is tests/audit/test_flood.py's subject)."""
+    settings.AUDIT = {**settings.AUDIT, "FLOOD_CONTROL": False}
+
+
 def write(n, **context):
     return [audit_record(event=EventType.LOGIN_FAILED, success=False, n=i, **context) for i in range(n)]
 

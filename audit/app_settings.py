@@ -1,0 +1,40 @@
+"""Options of the audit app, read on access from ``settings.AUDIT`` (so tests can override)."""
+
+from django.conf import settings
+
+
+class AppSettings:
+    def _get(self, name, default):
+        return getattr(settings, "AUDIT", {}).get(name, default)
+
+    @property
+    def FLOOD_CONTROL(self) -> bool:
+        """Aggregate refusals that concern nobody known (audit/services.py, docs/security.md "Flood
+        control"); default on."""
+        return bool(self._get("FLOOD_CONTROL", True))
+
+    @property
+    def FLOOD_WINDOW_SECONDS(self) -> int:
+        """One window per refused event and client network: its first refusal is written in full, the
+        rest are counted and summarised once the window has ended (default 60)."""
+        return max(1, int(self._get("FLOOD_WINDOW_SECONDS", 60)))
+
+    @property
+    def FLOOD_ROWS_PER_WINDOW(self) -> int:
+        """At most this many networks get a row in full per refused event and window (default 10);
+        refusals from further networks are only counted."""
+        return max(1, int(self._get("FLOOD_ROWS_PER_WINDOW", 10)))
+
+    @property
+    def FLOOD_KEEP_SECONDS(self) -> int:
+        """How long counts wait in the cache for their summary row (default 1 hour): the periodic
+        flush must run within it."""
+        return max(self.FLOOD_WINDOW_SECONDS * 2, int(self._get("FLOOD_KEEP_SECONDS", 3600)))
+
+    @property
+    def FLOOD_PREFIX(self) -> str:
+        """Prefix of the counters in the cache (tests give each test its own)."""
+        return self._get("FLOOD_PREFIX", "mca.audit")
+
+
+app_settings = AppSettings()

@@ -1,0 +1,9 @@
+from celery import shared_task
+
+from audit import services
+
+
+@shared_task(ignore_result=True)
+def audit_refusals_flush() -> int:
+    """Every minute: the summary rows of refusals that were counted instead of written (flood control)."""
+    return services.audit_refusals_flush()
