@@ -69,19 +69,19 @@ _last_public_reload = 0.0
 _jwks_json: tuple[float, bytes] | None = None
 _UNKNOWN = object()
 _generation: object = _UNKNOWN  # the generation the caches above were filled under
-_checked_until = 0.0  # monotonic: the next generation check is due then
+_checked_at: float | None = None  # monotonic: when the generation was last read
 JWKS_JSON_CACHE_SECONDS = 5.0
 
 
 def _cache_clear() -> None:
-    global _signer, _public, _last_public_reload, _jwks_json, _generation, _checked_until
+    global _signer, _public, _last_public_reload, _jwks_json, _generation, _checked_at
     with _lock:
         _signer = None
         _public = None
         _last_public_reload = 0.0
         _jwks_json = None
         _generation = _UNKNOWN
-        _checked_until = 0.0
+        _checked_at = None
 
 
 # --- the generation: how every process learns of a change within a second ------------------------------
@@ -121,26 +121,32 @@ def _generation_read() -> object:
 def _generation_observed(seen: object, at: float) -> None:
     """Record a generation read at monotonic time ``at`` (call with ``_lock`` held): a new one drops every
     cache filled under the previous one."""
-    global _signer, _public, _last_public_reload, _jwks_json, _generation, _checked_until
+    global _signer, _public, _last_public_reload, _jwks_json, _generation, _checked_at
     if seen != _generation:
         _signer = None
         _public = None
         _last_public_reload = 0.0
         _jwks_json = None
         _generation = seen
-    _checked_until = max(_checked_until, at + app_settings.KEY_GENERATION_CHECK_SECONDS)
+    if _checked_at is None or at > _checked_at:
+        _checked_at = at
+
+
+def _check_due(now: float) -> bool:
+    checked = _checked_at
+    return checked is None or now - checked >= app_settings.KEY_GENERATION_CHECK_SECONDS
 
 
 def _keys_check() -> None:
     """Drop this process's key caches if the key set changed anywhere; asks at most once per
     KEY_GENERATION_CHECK_SECONDS (a thread that finds another one asking goes on with the caches)."""
-    if time.monotonic() < _checked_until:
+    if not _check_due(time.monotonic()):
         return
     if not _check_lock.acquire(blocking=False):
         return
     try:
         at = time.monotonic()
-        if at < _checked_until:
+        if not _check_due(at):
             return
         seen = _generation_read()
         with _lock:

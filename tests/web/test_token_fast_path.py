@@ -46,7 +46,10 @@ def _claims(response):
     return access_token_verify(response.json()["accessToken"])
 
 
-def test_a_fresh_snapshot_mints_the_token_without_a_query(signed_in, user, django_assert_num_queries):
+def test_a_fresh_snapshot_mints_the_token_without_a_query(signed_in, user, django_assert_num_queries, settings):
+    # Not counted here: the signing-key generation check, at most one query per interval and process
+    # (tests/identity/test_key_generation.py).
+    settings.IDENTITY = {**settings.IDENTITY, "KEY_GENERATION_CHECK_SECONDS": 3600}
     _fresh_cache(signed_in)
     with django_assert_num_queries(0):
         hit = signed_in.get(TOKEN)
@@ -100,7 +103,10 @@ def test_a_snapshot_of_another_session_cookie_is_not_used(user):
     assert claims["sid"] != _claims(first.get(TOKEN))["sid"]
 
 
-def test_the_active_organization_is_in_the_fast_token(user, django_assert_num_queries):
+def test_the_active_organization_is_in_the_fast_token(user, django_assert_num_queries, settings):
+    # Not counted here: the signing-key generation check, at most one query per interval and process
+    # (tests/identity/test_key_generation.py).
+    settings.IDENTITY = {**settings.IDENTITY, "KEY_GENERATION_CHECK_SECONDS": 3600}
     org = Organization.objects.create(name="Acme", slug="acme")
     Membership.objects.create(user=user, organization=org, role=OrgRole.ADMIN)
     browser = _browser(user)
