@@ -112,3 +112,19 @@ class SpentRefreshToken(models.Model):
 
     def __str__(self):
         return f"spent token of {self.session_id}"
+
+
+class PendingRevocationMark(models.Model):
+    """A cookie-cache mark (sessions_app.cookie_cache) that could not be written to Redis (down, hung):
+    kept here and sent again by the next write that gets through, by the process that saw the outage on
+    its next lookup, and by the ``revocation_marks_resend`` task. Several rows may name one key; the
+    newest value wins in Redis. Useless once ``expires_at`` has passed: every snapshot the mark could
+    refuse has expired by then."""
+
+    key = models.CharField(max_length=128)
+    value = models.CharField(max_length=64)
+    expires_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return self.key

@@ -274,9 +274,8 @@ def session_revoke(*, session: DeviceSession, reason: str, request=None, actor=N
         session.revoked_at, session.revoked_reason = now, reason
         audit_record(event=EventType.SESSION_REVOKED, request=request, actor=actor, subject=session.user,
                      session=session, reason=reason, **context)
-        # Browser cookie caches of this session stop answering on their next request (with Redis).
-        sid = session.pk
-        transaction.on_commit(lambda: cookie_cache.revocation_mark_session(sid))
+        # Browser cookie caches of this session stop answering on their next request (after the commit).
+        cookie_cache.revocation_mark_session(session.pk)
     return bool(changed)
 
 
@@ -289,10 +288,9 @@ def sessions_revoke_all(*, user, reason: str, request=None, actor=None, keep=Non
     count = 0
     for session in sessions:
         count += session_revoke(session=session, reason=reason, request=request, actor=actor)
-    # Every cookie-cache snapshot of this user issued before now goes back to the database once (the
-    # kept session simply gets a new snapshot).
-    at, uid = timezone.now().timestamp(), user.pk
-    transaction.on_commit(lambda: cookie_cache.revocation_mark_user(uid, at=at))
+    # Every cookie-cache snapshot of this user issued before the commit goes back to the database once
+    # (the kept session simply gets a new snapshot). One pipeline with the sessions' marks above.
+    cookie_cache.revocation_mark_user(user.pk)
     return count
 
 
@@ -471,8 +469,7 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
                 SpentRefreshToken.objects.filter(pk=earlier.pk).update(
                     successor_hash=new_hash, successor_sealed_with=SealedWith.KEY_ENCRYPTION_KEY,
                     successor_encrypted=_grace_seal(pair, earlier.token_hash, SealedWith.KEY_ENCRYPTION_KEY))
-    uid = session.user_id
-    transaction.on_commit(lambda: cookie_cache.snapshot_invalidate_user(uid))  # GET token's `org` follows
+    cookie_cache.snapshot_invalidate_user(session.user_id)  # after the commit: GET token's `org` follows
     audit_record(event=EventType.ORGANIZATION_SWITCHED, request=request, actor=session.user, session=session,
                  organization=organization_id, previous_organization=previous)
     return TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in,
