@@ -355,7 +355,9 @@ def marks_publish_on_commit(marks: list[tuple[str, str | None, int]]) -> None:
         marks_publish(marks)
         return
     batch = getattr(_local, "batch", None)
-    # A batch whose commit callback was discarded (rolled back) is not reused.
+    # A batch whose commit callback was discarded (rolled back) is not reused. (Marks added inside a
+    # savepoint that is rolled back while the outer transaction commits are still sent: a needless mark
+    # only sends a snapshot to the database once more.)
     if batch is None or not any(callback is batch for _, callback, _ in connection.run_on_commit):
         batch = _local.batch = _MarkBatch()
         transaction.on_commit(batch)

@@ -104,16 +104,23 @@ def _redis():
     return _redis_client[1]
 
 
+_redis_failed_at: dict[str, float] = {}  # Redis URL -> monotonic time of this module's last failed call
+REDIS_PAUSE_SECONDS = 1.0
+
+
 def _generation_read() -> object:
-    """The key set's generation now. With Redis: the mark (None until the first change). If Redis cannot
-    answer, a value equal to nothing, so the caches are refilled from the database (at most once per
-    check interval). Without Redis: count, revoked count and newest creation time of the key table."""
-    if settings.REDIS_URL:
+    """The key set's generation now. With Redis: the mark (None until the first change). While Redis
+    does not answer (and for a second after each failure, so a hung Redis costs one short timeout a
+    second), and without Redis: count, revoked count and newest creation time of the key table. A
+    change of source counts as a change: the caches are refilled once."""
+    url = settings.REDIS_URL
+    failed = _redis_failed_at.get(url)
+    if url and (failed is None or time.monotonic() - failed >= REDIS_PAUSE_SECONDS):
         try:
             return ("redis", _redis().get(GENERATION_KEY))
-        except Exception:  # noqa: BLE001 - the database decides while Redis does not answer
-            logger.warning("signing-key generation unavailable from Redis; reloading keys from the database")
-            return object()
+        except Exception:  # noqa: BLE001 - the key table decides while Redis does not answer
+            _redis_failed_at[url] = time.monotonic()
+            logger.warning("signing-key generation unavailable from Redis; reading it from the database")
     counts = SigningKey.objects.aggregate(keys=Count("kid"), revoked=Count("revoked_at"), newest=Max("created_at"))
     return ("db", counts["keys"], counts["revoked"], counts["newest"])
 

@@ -185,6 +185,10 @@ def test_a_hung_redis_falls_back_to_the_database(clock, settings, monkeypatch, d
         assert keys.signing_key_current().kid == new.kid
         assert time.monotonic() - started < 2  # one short timeout, not a hang
         assert keys.verification_key(old) is not None and keys.verification_key(new.kid) is not None
+        clock.now += INTERVAL * 1.01  # the next check, within the pause after the failure: the table only
+        started = time.monotonic()
+        assert keys.signing_key_current().kid == new.kid
+        assert time.monotonic() - started < keys.app_settings.GENERATION_REDIS_TIMEOUT
     finally:
         server.close()
 

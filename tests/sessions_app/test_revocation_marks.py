@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -262,11 +263,11 @@ def test_a_resent_older_timestamp_never_hides_a_newer_one(user):
     redis().delete(key)
     now = time.time()
     PendingRevocationMark.objects.create(key=key, value=repr(now - 100),
-                                         expires_at=timezone.now() + timezone.timedelta(minutes=5))
+                                         expires_at=timezone.now() + timedelta(minutes=5))
     assert cookie_cache.marks_publish([(key, repr(now), 60)])  # the newer one, with the old one resent
     assert float(redis().get(key)) == now
     PendingRevocationMark.objects.create(key=key, value=repr(now - 50),
-                                         expires_at=timezone.now() + timezone.timedelta(minutes=5))
+                                         expires_at=timezone.now() + timedelta(minutes=5))
     assert cookie_cache.revocation_marks_resend()
     assert float(redis().get(key)) == now
 
@@ -275,7 +276,7 @@ def test_a_resent_older_timestamp_never_hides_a_newer_one(user):
 def test_expired_pending_marks_are_dropped_unsent(user):
     key = f"mca:revoked:sid:{user.pk}"
     redis().delete(key)
-    PendingRevocationMark.objects.create(key=key, value="1", expires_at=timezone.now() - timezone.timedelta(seconds=1))
+    PendingRevocationMark.objects.create(key=key, value="1", expires_at=timezone.now() - timedelta(seconds=1))
     assert cookie_cache.revocation_marks_resend()
     assert redis().get(key) is None and not PendingRevocationMark.objects.exists()
 
