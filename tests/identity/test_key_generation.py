@@ -24,6 +24,9 @@ from service_accounts.services import service_account_create
 from sessions_app.services import session_create
 from tests.identity.test_tokens import parts
 
+# The marks and the generation go out after real commits (transaction.on_commit).
+pytestmark = pytest.mark.django_db(transaction=True)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

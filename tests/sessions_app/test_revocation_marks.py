@@ -28,6 +28,9 @@ from sessions_app.models import DeviceSession, PendingRevocationMark
 from sessions_app.services import session_create, session_revoke, sessions_revoke_all
 from tests.web.conftest import CHROME, cache_cookie, page_login, session_cookie
 
+# The marks and the generation go out after real commits (transaction.on_commit).
+pytestmark = pytest.mark.django_db(transaction=True)
+
 SESSION = "/api/v1/auth/session"
 TOKEN = "/api/v1/auth/token"
 
