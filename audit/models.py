@@ -29,6 +29,7 @@ class EventType(models.TextChoices):
     REAUTHENTICATION_FAILED = "auth.reauthentication_failed", "Password confirmation failed"
     SIGNING_KEY_CREATED = "identity.signing_key.created", "Signing key created"
     SIGNING_KEY_ROTATED = "identity.signing_key.rotated", "Signing key rotated"
+    SIGNING_KEY_REVOKED = "identity.signing_key.revoked", "Signing key revoked"
     ACCESS_TOKEN_REJECTED = "identity.access_token.rejected", "Access token refused"
     # Several accounts in one browser (issue 3, docs/browser.md).
     ACCOUNT_SWITCHED = "auth.account.switched", "Switched account"

@@ -137,6 +137,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout"
 CELERY_BEAT_SCHEDULE = {
     "outbox-flush": {"task": "notifications.tasks.outbox_flush", "schedule": timedelta(minutes=1)},
     "sessions-cleanup": {"task": "sessions_app.tasks.sessions_cleanup", "schedule": timedelta(hours=1)},
+    # Cookie-cache revocation marks that missed Redis (down, hung) go out when it answers again.
+    "revocation-marks-resend": {"task": "sessions_app.tasks.revocation_marks_resend",
+                                "schedule": timedelta(seconds=30)},
     "tokens-cleanup": {"task": "accounts.tasks.account_tokens_cleanup", "schedule": timedelta(hours=1)},
     "signing-keys-rotate": {"task": "identity.tasks.signing_keys_rotate_if_due", "schedule": timedelta(hours=1)},
     "audit-retention": {"task": "security.tasks.audit_retention_enforce", "schedule": timedelta(hours=24)},

@@ -45,6 +45,19 @@ class AppSettings:
         return self._get("KEY_CACHE_SECONDS", 60)
 
     @property
+    def KEY_GENERATION_CHECK_SECONDS(self) -> float:
+        """How often a process asks whether the key set changed anywhere (rotation, revocation; default
+        0.5 s, so every process follows within a second): one Redis ``GET``, or without Redis one small query
+        on the key table."""
+        return float(self._get("KEY_GENERATION_CHECK_SECONDS", 0.5))
+
+    @property
+    def GENERATION_REDIS_TIMEOUT(self) -> float:
+        """Connect and read timeout of that Redis ``GET`` (default 0.25 s; it runs on request paths, and
+        an unanswered check reloads the keys from the database instead)."""
+        return float(self._get("KEY_GENERATION_REDIS_TIMEOUT_SECONDS", 0.25))
+
+    @property
     def JWKS_MAX_AGE(self) -> int:
         """``Cache-Control: max-age`` of the JWKS (default 5 minutes; far below the publish-ahead day)."""
         return self._get("JWKS_MAX_AGE_SECONDS", 300)

@@ -1,3 +1,5 @@
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
@@ -37,5 +39,21 @@ def secret_key_from_environment_check(app_configs, **kwargs):
             "SECRET_KEY is not set in the environment; a development key from the data folder is in use.",
             hint="Set SECRET_KEY in production.",
             id="identity.W002",
+        )]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def public_url_https_check(app_configs, **kwargs):
+    """Outside DEBUG the links in mail (verification, password reset, invitations, unlock) start with
+    AUTH_PUBLIC_URL: over plain http the one-time tokens in them travel in the clear."""
+    if settings.DEBUG:
+        return []
+    if urlsplit(settings.AUTH_PUBLIC_URL).scheme.lower() != "https":
+        return [Warning(
+            f"AUTH_PUBLIC_URL ({settings.AUTH_PUBLIC_URL!r}) is not an https URL: the one-time tokens in "
+            "email links would travel in the clear.",
+            hint="Set AUTH_PUBLIC_URL to the service's public https address, e.g. https://auth.example.com.",
+            id="identity.W003",
         )]
     return []

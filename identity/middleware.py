@@ -1,8 +1,9 @@
 """The JWKS without the framework: every resource server polls it, and it changes at most on rotation.
 
 ``JwksFastPathMiddleware`` answers ``GET /.well-known/jwks.json`` and ``GET /api/v1/auth/jwks`` from
-``identity.services.keys.jwks_json()`` (rebuilt at most every 5 s per process): one database query per
-process every few seconds instead of one per request, and no DRF, throttle or session work. The
+``identity.services.keys.jwks_json()`` (rebuilt at most every 5 s per process, and within a second of a
+rotation or revocation anywhere): one database query per process every few seconds instead of one per
+request, and no DRF, throttle or session work. The
 document is public and sent with ``Cache-Control: public``, so the per-client API rate limit does not
 apply to it. Anything else (another method, a disallowed Host) goes on to the normal view.
 """

@@ -6,25 +6,28 @@ from django.utils import timezone
 
 
 class SigningKeyQuerySet(models.QuerySet):
+    def usable(self):
+        """Keys that were not revoked: a revoked key never signs, verifies or appears in the JWKS again."""
+        return self.filter(revoked_at__isnull=True)
+
     def signing_at(self, when):
         """Keys allowed to sign at ``when``, newest first (the first is the signer)."""
-        return self.filter(Q(retires_at__isnull=True) | Q(retires_at__gt=when), activates_at__lte=when).order_by(
-            "-activates_at", "-created_at"
-        )
+        return self.usable().filter(Q(retires_at__isnull=True) | Q(retires_at__gt=when),
+                                    activates_at__lte=when).order_by("-activates_at", "-created_at")
 
     def pending_at(self, when):
         """Keys published ahead that will start signing after ``when`` (a key superseded before its
         start, ``retires_at <= activates_at``, never signs and is not pending)."""
-        return self.filter(Q(retires_at__isnull=True) | Q(retires_at__gt=models.F("activates_at")),
-                           activates_at__gt=when).order_by("activates_at")
+        return self.usable().filter(Q(retires_at__isnull=True) | Q(retires_at__gt=models.F("activates_at")),
+                                    activates_at__gt=when).order_by("activates_at")
 
     def not_retired_by(self, when):
         """Keys that would still sign at or after ``when``: the ones a rotation starting then retires."""
-        return self.filter(Q(retires_at__isnull=True) | Q(retires_at__gt=when))
+        return self.usable().filter(Q(retires_at__isnull=True) | Q(retires_at__gt=when))
 
     def published_at(self, when, *, keep_after_retire):
         """Keys the JWKS lists at ``when``: every key that can still have live tokens, plus the next one."""
-        return self.filter(Q(retires_at__isnull=True) | Q(retires_at__gt=when - keep_after_retire)).order_by(
+        return self.usable().filter(Q(retires_at__isnull=True) | Q(retires_at__gt=when - keep_after_retire)).order_by(
             "activates_at", "created_at"
         )
 
@@ -35,6 +38,8 @@ class SigningKey(models.Model):
 
     Life: created (published in the JWKS) -> activates_at (starts signing) -> retires_at (stops
     signing; a successor took over) -> left in the JWKS until its last token has expired.
+    A compromised key is revoked instead (``revoked_at``, ``manage.py rotate_signing_key --revoke``): it
+    leaves the JWKS and stops verifying at once, so every token it signed stops working.
     """
 
     kid = models.CharField(max_length=64, primary_key=True)
@@ -43,6 +48,7 @@ class SigningKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     activates_at = models.DateTimeField(default=timezone.now)
     retires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = SigningKeyQuerySet.as_manager()
 

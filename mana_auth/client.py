@@ -5,31 +5,55 @@ with 401) at the same moment, exactly one of them refreshes and the others wait 
 (a lock plus a re-check of which token they saw). ``AsyncClient`` does the same for asyncio tasks with
 an ``asyncio.Lock``; its HTTP calls run the standard-library transport in a worker thread
 (``asyncio.to_thread``), so the package needs no async HTTP dependency.
+
+The access token goes only to the origin of ``base_url`` (scheme, host and port), plus the origins the
+caller lists in ``token_origins``: ``request`` refuses (``ValueError``) to attach it to a URL of any other
+origin, before anything is sent, and redirects are never followed (``_http``), so a 3xx pointing
+elsewhere is returned, not obeyed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
+from urllib.parse import urlsplit
 
-from mana_auth import _http
+from mana_auth import _clock, _http
 from mana_auth.errors import ApiError, NotLoggedIn
 from mana_auth.storage import MemoryStorage
 
 AUTH_PREFIX = "/api/v1/auth/"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an absolute http(s) URL, lower-cased and with the default port filled in;
+    ValueError for anything else (no host, a port that is not a number)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"not an absolute http(s) URL: {url!r}")
+    return scheme, parts.hostname.lower(), parts.port or _DEFAULT_PORTS[scheme]
+
+
+def _is_absolute(path: str) -> bool:
+    return urlsplit(path).scheme.lower() in _DEFAULT_PORTS
 
 
 class _ClientBase:
     def __init__(self, base_url: str, storage=None, *, refresh_margin: float = 60.0, timeout: float = 10.0,
-                 clock=time.time):
+                 clock=None, token_origins=()):
         self.base_url = _http.check_url(base_url.rstrip("/"), "base_url")
         self.storage = storage if storage is not None else MemoryStorage()
         self.refresh_margin = refresh_margin
         self.timeout = timeout
-        self._clock = clock
+        self._clock = clock if clock is not None else _clock.wall  # read at call time (test clocks)
         self._tokens: dict | None = None
         self._loaded = False
+        if isinstance(token_origins, str):
+            token_origins = [token_origins]
+        self.token_origins = frozenset([origin_of(self.base_url)]
+                                       + [origin_of(_http.check_url(url, "token_origins")) for url in token_origins])
 
     # --- token state ---------------------------------------------------------------------------
     @property
@@ -68,9 +92,23 @@ class _ClientBase:
 
     # --- request building ----------------------------------------------------------------------
     def _url(self, path: str) -> str:
-        if path.startswith(("http://", "https://")):
+        if _is_absolute(path):
             return path
         return f"{self.base_url}/{path.lstrip('/')}"
+
+    def _bearer_url(self, path: str) -> str:
+        """The URL for an authenticated request: only on base_url's origin or one in token_origins."""
+        url = self._url(path)
+        try:
+            origin = origin_of(url)
+        except ValueError:
+            origin = None
+        if origin not in self.token_origins:
+            shown = f"{origin[0]}://{origin[1]}:{origin[2]}" if origin else "that URL"
+            raise ValueError(f"the access token is only sent to {self.base_url}'s origin and token_origins, not to "
+                             f"{shown}: pass auth=False for an anonymous call, or list the origin in "
+                             "Client(..., token_origins=[...])")
+        return url
 
     @staticmethod
     def _login_body(email, password, remember_me, device_id, device_name) -> dict:
@@ -103,7 +141,9 @@ class Client(_ClientBase):
     """``Client(base_url, storage=MemoryStorage())`` for the provider at ``base_url``.
 
     ``request(method, path_or_url, json=None)`` attaches the access token (refreshing it first when it
-    expires within ``refresh_margin`` seconds) and, after a 401, refreshes once and retries once.
+    expires within ``refresh_margin`` seconds) and, after a 401, refreshes once and retries once. The token
+    goes only to base_url's origin and to the origins in ``token_origins`` (e.g. the platform's resource
+    servers); a URL of another origin raises ValueError unless ``auth=False``.
     Convenience calls (``login``, ``me``, ``sessions``...) raise ``ApiError`` for error answers;
     ``request`` returns every answer as a ``Response``. ``NotLoggedIn`` means: log in again.
     """
@@ -160,9 +200,9 @@ class Client(_ClientBase):
 
     def request(self, method: str, path: str, json=None, *, headers: dict | None = None,
                 auth: bool = True) -> _http.Response:
-        url = self._url(path)
         if not auth:
-            return self._send(method, url, json=json, headers=headers)
+            return self._send(method, self._url(path), json=json, headers=headers)
+        url = self._bearer_url(path)
         token = self.access_token()
         response = self._send(method, url, json=json, headers={**(headers or {}), "Authorization": f"Bearer {token}"})
         if response.status == 401:
@@ -246,9 +286,9 @@ class AsyncClient(_ClientBase):
 
     async def request(self, method: str, path: str, json=None, *, headers: dict | None = None,
                       auth: bool = True) -> _http.Response:
-        url = self._url(path)
         if not auth:
-            return await self._send(method, url, json=json, headers=headers)
+            return await self._send(method, self._url(path), json=json, headers=headers)
+        url = self._bearer_url(path)
         token = await self.access_token()
         response = await self._send(method, url, json=json,
                                     headers={**(headers or {}), "Authorization": f"Bearer {token}"})

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 
-from mana_auth import _http
+from mana_auth import _clock, _http
 from mana_auth.errors import InvalidToken, ProviderUnavailable, TransportError
 
 MAX_CACHE_ENTRIES = 10_000
@@ -25,13 +24,13 @@ class ServiceTokenSource:
     seconds before it expires; one fetch at a time (threads waiting for it share the result)."""
 
     def __init__(self, token_url: str, client_id: str, client_secret: str, *, margin: float = 60.0,
-                 timeout: float = 5.0, clock=time.time):
+                 timeout: float = 5.0, clock=None):
         self.token_url = _http.check_url(token_url, "token_url")
         self.client_id = client_id
         self.client_secret = client_secret
         self.margin = margin
         self.timeout = timeout
-        self._clock = clock
+        self._clock = clock if clock is not None else _clock.wall  # read at call time (test clocks)
         self._lock = threading.Lock()
         self._token: tuple[str, float] | None = None
         self.fetch_count = 0
@@ -63,7 +62,7 @@ class Introspector:
 
     def __init__(self, url: str, client_id: str | None = None, client_secret: str | None = None, *,
                  token_provider=None, token_url: str | None = None, cache_seconds: float = 10.0,
-                 timeout: float = 5.0, clock=time.monotonic):
+                 timeout: float = 5.0, clock=None):
         self.url = _http.check_url(url, "introspection url")
         if token_provider is None:
             if not (client_id and client_secret):
@@ -77,7 +76,7 @@ class Introspector:
         self.token_provider = token_provider
         self.cache_seconds = cache_seconds
         self.timeout = timeout
-        self._clock = clock
+        self._clock = clock if clock is not None else _clock.monotonic
         self._lock = threading.Lock()
         self._by_jti: dict[str, tuple[bool, float]] = {}
         self._revoked_sid: dict[str, float] = {}

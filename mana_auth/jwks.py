@@ -15,12 +15,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 
 from joserfc.jwk import OKPKey
 
-from mana_auth import _http
+from mana_auth import _clock, _http
 from mana_auth.errors import InvalidToken, ProviderUnavailable, TransportError
 
 logger = logging.getLogger("mana_auth")
@@ -63,7 +62,7 @@ def keys_from_jwks(document) -> dict:
 class JwksCache:
     def __init__(self, url: str, *, default_ttl: float = 300.0, min_ttl: float = 5.0, max_ttl: float = 86400.0,
                  refetch_interval: float = 5.0, max_stale: float = 3600.0, timeout: float = 5.0,
-                 clock=time.monotonic):
+                 clock=None):
         self.url = _http.check_url(url, "jwks_url")
         self.default_ttl = default_ttl
         self.min_ttl = min_ttl
@@ -71,7 +70,7 @@ class JwksCache:
         self.refetch_interval = refetch_interval
         self.max_stale = max_stale
         self.timeout = timeout
-        self._clock = clock
+        self._clock = clock if clock is not None else _clock.monotonic
         self._state = _KeySet()
         self._lock = threading.Lock()
         self._last_attempt: float | None = None

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry, extract_compact
 from joserfc.util import urlsafe_b64decode
 
+from mana_auth import _clock
 from mana_auth.errors import InvalidToken
 from mana_auth.jwks import JwksCache
 from mana_auth.principal import Principal
@@ -41,7 +41,7 @@ class TokenVerifier:
     def __init__(self, jwks_url: str, issuer: str, audience, leeway: float = 30, *, introspection=None,
                  check_revocation: bool | None = None, jwks_cache: JwksCache | None = None,
                  refetch_interval: float = 5.0, max_stale: float = 3600.0, timeout: float = 5.0,
-                 clock=time.time):
+                 clock=None):
         if not issuer:
             raise ValueError("issuer is required")
         audiences = (audience,) if isinstance(audience, str) else tuple(audience or ())
@@ -56,7 +56,7 @@ class TokenVerifier:
         self.check_revocation = (introspection is not None) if check_revocation is None else check_revocation
         if self.check_revocation and introspection is None:
             raise ValueError("check_revocation=True needs introspection=Introspector(...)")
-        self._clock = clock
+        self._clock = clock if clock is not None else _clock.wall  # read at call time (test clocks)
 
     def verify(self, token, *, check_revocation: bool | None = None) -> Principal:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:

@@ -65,8 +65,28 @@ class AppSettings:
 
     @property
     def REVOCATION_CHECK(self) -> bool:
-        """Look revocations up in the shared cache on cookie-cache hits (default: when REDIS_URL is set)."""
-        return self._get("REVOCATION_CHECK", bool(getattr(settings, "REDIS_URL", "")))
+        """Look revocations up on cookie-cache hits (default on): in Redis with REDIS_URL, otherwise in this
+        process's memory, where the embedded single-process default writes them."""
+        return self._get("REVOCATION_CHECK", True)
+
+    @property
+    def REVOCATION_MARK_TIMEOUT(self) -> float:
+        """Connect and read timeout of the cookie cache's Redis calls (default 0.25 s): the marks written
+        after a revocation (one pipeline) and the lookup on cache hits. A write that times out is kept in
+        the database and sent again (``PendingRevocationMark``); a lookup that times out asks the database."""
+        return float(self._get("REVOCATION_MARK_TIMEOUT_SECONDS", 0.25))
+
+    @property
+    def REVOCATION_OUTAGE_PAUSE(self) -> float:
+        """After a Redis call failed, this process leaves Redis alone for this long (default 1 s): cache hits
+        go to the database and new marks straight to the pending table, so a hung Redis costs one timeout
+        per pause, not one per request."""
+        return float(self._get("REVOCATION_OUTAGE_PAUSE_SECONDS", 1.0))
+
+    @property
+    def PENDING_MARKS_BATCH(self) -> int:
+        """Pending revocation marks sent per pipeline after an outage (default 500)."""
+        return self._get("PENDING_MARKS_BATCH", 500)
 
     @property
     def MAX_BROWSER_ACCOUNTS(self) -> int:

@@ -9,6 +9,7 @@ AuthenticationMiddleware was (both subclass Django's, so admin's system checks a
 
 from __future__ import annotations
 
+import math
 import time
 
 from django.contrib.auth.middleware import AuthenticationMiddleware
@@ -44,15 +45,31 @@ def render_session(payload: dict) -> bytes:
     return JSONRenderer().render({"user": payload["user"], "session": session_payload(payload["session"])})
 
 
-def token_from_snapshot(payload: dict) -> bytes:
+# A snapshot this close to the end of the tokens it may mint leaves GET token to the view.
+MIN_SNAPSHOT_TOKEN_SECONDS = 60
+
+
+def snapshot_token_not_after(payload: dict, now: float | None = None) -> int | None:
+    """Until when a token minted from this snapshot may live: no later than one minted when the snapshot
+    was issued (``iat``, the last time the database vouched for the session), so nothing the snapshot
+    mints outlives a logout it has not seen by more than a token minted just before that logout. None
+    when that leaves less than a minute: the view mints from the row."""
+    from identity.app_settings import app_settings as identity_settings
+
+    now = time.time() if now is None else now
+    not_after = math.ceil(payload["iat"]) + int(identity_settings.ACCESS_TOKEN_TTL.total_seconds())
+    return not_after if not_after - now >= MIN_SNAPSHOT_TOKEN_SECONDS else None
+
+
+def token_from_snapshot(payload: dict, not_after: int) -> bytes:
     """``GET token``'s JSON, signed from the snapshot: the same claims the view puts in (the one
     signing path, ``access_token_issue``), with ``org``/``orgRole`` from the snapshot's active
-    organization."""
+    organization, expiring by ``not_after`` (``snapshot_token_not_after``)."""
     from identity.services.tokens import access_token_issue
 
     user, org = payload["user"], payload.get("org")
     access = access_token_issue(user=_SnapshotSubject(user["id"], user["email"], user["role"]),
-                                session_id=payload["session"]["id"],
+                                session_id=payload["session"]["id"], not_after=not_after,
                                 org_id=org["id"] if org else None, org_role=org["role"] if org else None)
     return JSONRenderer().render({"accessToken": access.token, "expiresIn": access.expires_in})
 
@@ -99,8 +116,9 @@ class SessionFastPathMiddleware:
                 response["Allow"] = "GET, HEAD, OPTIONS"
                 response["X-Frame-Options"] = "DENY"
                 return add_csp(session_response_headers(response))
-            if payload is not None and payload["up"]["active"] and _within_api_rate(request, payload):
-                response = HttpResponse(token_from_snapshot(payload), content_type="application/json")
+            not_after = snapshot_token_not_after(payload) if payload is not None and payload["up"]["active"] else None
+            if not_after is not None and _within_api_rate(request, payload):
+                response = HttpResponse(token_from_snapshot(payload, not_after), content_type="application/json")
                 response["Allow"] = "GET, HEAD, OPTIONS"
                 response["X-Frame-Options"] = "DENY"
                 return add_csp(session_response_headers(response, vary="Cookie"))

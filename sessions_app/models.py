@@ -83,16 +83,49 @@ class DeviceSession(models.Model):
         return self.revoked_at is None and self.expires_at > now
 
 
+class SealedWith(models.TextChoices):
+    """What the successor pair of a spent refresh token is encrypted under."""
+
+    SPENT_TOKEN = "spent_token"  # a refresh: a key derived from the spent token itself
+    KEY_ENCRYPTION_KEY = "key_encryption_key"  # a switch-organization: its request does not carry the token
+
+
 class SpentRefreshToken(models.Model):
     """A refresh token that has been exchanged. Presenting it again revokes the session, except
-    within the grace window, where the successor pair is returned again: that pair is kept only
-    encrypted under a key derived from the spent token itself, so nobody without it can read it."""
+    within the grace window, where the successor pair is returned again: after a refresh that pair is
+    kept only encrypted under a key derived from the spent token itself, so nobody without it can read
+    it; after a switch-organization (which spends the token without seeing it) under the key-encryption
+    key, like the signing keys, and erased by the hourly cleanup once the window has passed."""
 
     token_hash = models.CharField(max_length=64, primary_key=True)
     session = models.ForeignKey(DeviceSession, on_delete=models.CASCADE, related_name="spent_refresh_tokens")
     spent_at = models.DateTimeField(default=timezone.now)
     successor_hash = models.CharField(max_length=64)
     successor_encrypted = models.TextField(blank=True, default="")
+    successor_sealed_with = models.CharField(max_length=32, choices=SealedWith.choices, default=SealedWith.SPENT_TOKEN)
+
+    class Meta:
+        indexes = [
+            # The cleanup's erasure of switch grace pairs (sessions_app.services.sessions_cleanup).
+            models.Index(fields=["spent_at"], name="spent_sealed_by_kek",
+                         condition=Q(successor_sealed_with="key_encryption_key") & ~Q(successor_encrypted="")),
+        ]
 
     def __str__(self):
         return f"spent token of {self.session_id}"
+
+
+class PendingRevocationMark(models.Model):
+    """A cookie-cache mark (sessions_app.cookie_cache) that could not be written to Redis (down, hung):
+    kept here and sent again by the next write that gets through, by the process that saw the outage on
+    its next lookup, and by the ``revocation_marks_resend`` task. Several rows may name one key; the
+    newest value wins in Redis. Useless once ``expires_at`` has passed: every snapshot the mark could
+    refuse has expired by then."""
+
+    key = models.CharField(max_length=128)
+    value = models.CharField(max_length=64)
+    expires_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return self.key

@@ -5,7 +5,6 @@ is made (services, admin, shell).
 Queryset ``update()`` sends no signal; services that use it call the invalidation themselves."""
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -19,7 +18,7 @@ POLICY_FIELDS = frozenset({"max_session_lifetime_seconds", "idle_timeout_seconds
 
 
 def _invalidate_on_commit(uid) -> None:
-    transaction.on_commit(lambda: snapshot_invalidate_user(uid))
+    snapshot_invalidate_user(uid)  # published after the commit, with the transaction's other marks
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="sessions_app.user_saved")
@@ -37,4 +36,4 @@ def _membership_changed(sender, instance, **kwargs):
 @receiver(post_save, sender=Organization, dispatch_uid="sessions_app.organization_saved")
 def _organization_saved(sender, instance, created, update_fields=None, **kwargs):
     if not created and (update_fields is None or POLICY_FIELDS & set(update_fields)):
-        transaction.on_commit(lambda: snapshot_invalidate_organization(instance.pk))
+        snapshot_invalidate_organization(instance.pk)  # after the commit

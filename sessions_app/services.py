@@ -15,15 +15,16 @@ from audit.models import EventType
 from audit.services import audit_record
 from config.api.errors import ApiError, NotFound
 from config.request_meta import client_ip, user_agent
-from identity.crypto import DecryptionError, decrypt, derive_key, encrypt
+from identity.crypto import DecryptionError, decrypt, derive_key, encrypt, key_encryption_root
 from identity.services.tokens import access_token_issue
 from orgs.models import Membership
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
-from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
+from sessions_app.models import DeviceSession, RevokeReason, SealedWith, SpentRefreshToken
 
 REFRESH_TOKEN_PREFIX = "mrt_"
 GRACE_PURPOSE = "sessions.refresh-grace"
+SWITCH_GRACE_PURPOSE = "sessions.switch-grace"
 
 
 class RefreshError(ApiError):
@@ -120,6 +121,24 @@ def _refresh_failed(code: str, message: str, *, request, session=None, reason: s
     return RefreshError(message, code=code)
 
 
+def _grace_key(sealed_with: str, raw_token: str) -> bytes:
+    """The key of a spent token's successor pair: derived from the spent token itself after a refresh (so
+    nothing stored can read it), from the key-encryption key after a switch-organization, whose request
+    does not carry the refresh token it spends (as signing keys are kept)."""
+    if sealed_with == SealedWith.KEY_ENCRYPTION_KEY:
+        return derive_key(key_encryption_root(), purpose=SWITCH_GRACE_PURPOSE)
+    return derive_key(raw_token.encode(), purpose=GRACE_PURPOSE)
+
+
+def _grace_seal(pair: TokenPair, token_hash: str, sealed_with: str, raw_token: str = "") -> str:
+    """The successor pair of a spent token, encrypted for the grace window (bound to the spent token's
+    hash); nothing when the grace window is off."""
+    if app_settings.REFRESH_GRACE.total_seconds() <= 0:
+        return ""
+    return encrypt(_grace_key(sealed_with, raw_token), json.dumps(pair.as_secret_dict()).encode(),
+                   aad=token_hash.encode())
+
+
 def session_refresh(*, raw_token: str, request=None) -> TokenPair:
     """Exchange a refresh token for a new pair in the same session.
 
@@ -144,31 +163,43 @@ def session_refresh(*, raw_token: str, request=None) -> TokenPair:
     raise error
 
 
-def _rotate(session: DeviceSession, raw_token: str, token_hash: str, request):
-    now = timezone.now()
+def _refresh_refusal(session: DeviceSession, request, now: datetime) -> RefreshError | None:
+    """Why ``session`` may not get a token pair now, or None. One list of checks for a rotation and for
+    the grace path's replay of a pair (a replay hands out a live refresh token just the same): the
+    session alive, its user active, not idle, within its organization's session policy, and used from
+    where it was used before (the anomaly policy). Checks that end the session revoke it; each refusal
+    is audited."""
     if session.revoked_at is not None:
-        return None, _refresh_failed("session_revoked", "This session has been signed out.", request=request,
-                                     session=session, reason="revoked")
+        return _refresh_failed("session_revoked", "This session has been signed out.", request=request,
+                               session=session, reason="revoked")
     if session.expires_at <= now:
-        return None, _refresh_failed("session_expired", "This session has expired. Sign in again.",
-                                     request=request, session=session, reason="expired")
+        return _refresh_failed("session_expired", "This session has expired. Sign in again.",
+                               request=request, session=session, reason="expired")
     if not session.user.is_active:
-        return None, _refresh_failed("session_revoked", "This account is disabled.", request=request,
-                                     session=session, reason="user_inactive")
+        return _refresh_failed("session_revoked", "This account is disabled.", request=request,
+                               session=session, reason="user_inactive")
     if session_idle_revoke(session, request=request, now=now):
-        return None, _refresh_failed("session_revoked", "This session was signed out after a period of "
-                                     "inactivity.", request=request, session=session, reason="idle_timeout")
+        return _refresh_failed("session_revoked", "This session was signed out after a period of "
+                               "inactivity.", request=request, session=session, reason="idle_timeout")
     policy = session_policy_violation(session, now)
     if policy is not None:
         session_policy_expire(session, policy, request=request)
-        return None, _refresh_failed("session_expired", "This session has expired under your organization's "
-                                     "session policy. Sign in again.", request=request, session=session, reason=policy)
+        return _refresh_failed("session_expired", "This session has expired under your organization's "
+                               "session policy. Sign in again.", request=request, session=session, reason=policy)
     from security.devices import refresh_anomaly_check  # late: security imports this module
 
     if refresh_anomaly_check(session=session, request=request):  # agent family or network changed
-        return None, _refresh_failed("session_revoked", "This session was signed out because it was used from "
-                                     "an unexpected device or network. Sign in again.", request=request,
-                                     session=session, reason="anomaly")
+        return _refresh_failed("session_revoked", "This session was signed out because it was used from "
+                               "an unexpected device or network. Sign in again.", request=request,
+                               session=session, reason="anomaly")
+    return None
+
+
+def _rotate(session: DeviceSession, raw_token: str, token_hash: str, request):
+    now = timezone.now()
+    refusal = _refresh_refusal(session, request, now)
+    if refusal is not None:
+        return None, refusal
     membership = _active_membership(session)  # a membership that ended takes the organization with it
     new_raw = _new_refresh_token()
     new_hash = hash_token(new_raw)
@@ -183,18 +214,17 @@ def _rotate(session: DeviceSession, raw_token: str, token_hash: str, request):
         return None, None  # another request spent it first: the spent-token path answers
     for name, value in changes.items():
         setattr(session, name, value)
-    encrypted = ""
-    if app_settings.REFRESH_GRACE.total_seconds() > 0:
-        key = derive_key(raw_token.encode(), purpose=GRACE_PURPOSE)
-        encrypted = encrypt(key, json.dumps(pair.as_secret_dict()).encode(), aad=token_hash.encode())
-    SpentRefreshToken.objects.create(token_hash=token_hash, session=session, spent_at=now,
-                                     successor_hash=new_hash, successor_encrypted=encrypted)
+    SpentRefreshToken.objects.create(token_hash=token_hash, session=session, spent_at=now, successor_hash=new_hash,
+                                     successor_encrypted=_grace_seal(pair, token_hash, SealedWith.SPENT_TOKEN,
+                                                                     raw_token),
+                                     successor_sealed_with=SealedWith.SPENT_TOKEN)
     audit_record(event=EventType.TOKEN_REFRESHED, request=request, actor=session.user, session=session)
     return pair, None
 
 
 def _spent_token(raw_token: str, token_hash: str, request):
-    spent = SpentRefreshToken.objects.select_related("session__user").filter(token_hash=token_hash).first()
+    spent = SpentRefreshToken.objects.select_related("session__user", "session__active_organization").filter(
+        token_hash=token_hash).first()
     if spent is None:
         return None, _refresh_failed("invalid_refresh_token", "The refresh token is not valid.",
                                      request=request, reason="unknown")
@@ -213,11 +243,14 @@ def _spent_token(raw_token: str, token_hash: str, request):
     )
     if in_grace:
         try:
-            key = derive_key(raw_token.encode(), purpose=GRACE_PURPOSE)
-            secret = json.loads(decrypt(key, spent.successor_encrypted, aad=token_hash.encode()))
+            secret = json.loads(decrypt(_grace_key(spent.successor_sealed_with, raw_token), spent.successor_encrypted,
+                                        aad=token_hash.encode()))
         except DecryptionError:
             secret = None
         if secret is not None:
+            refusal = _refresh_refusal(session, request, now)  # the replayed pair is a live refresh token
+            if refusal is not None:
+                return None, refusal
             audit_record(event=EventType.TOKEN_REFRESHED, request=request, actor=session.user, session=session,
                          replayed_within_grace=True)
             return TokenPair(access_token=secret["accessToken"], refresh_token=secret["refreshToken"],
@@ -241,9 +274,8 @@ def session_revoke(*, session: DeviceSession, reason: str, request=None, actor=N
         session.revoked_at, session.revoked_reason = now, reason
         audit_record(event=EventType.SESSION_REVOKED, request=request, actor=actor, subject=session.user,
                      session=session, reason=reason, **context)
-        # Browser cookie caches of this session stop answering on their next request (with Redis).
-        sid = session.pk
-        transaction.on_commit(lambda: cookie_cache.revocation_mark_session(sid))
+        # Browser cookie caches of this session stop answering on their next request (after the commit).
+        cookie_cache.revocation_mark_session(session.pk)
     return bool(changed)
 
 
@@ -256,10 +288,9 @@ def sessions_revoke_all(*, user, reason: str, request=None, actor=None, keep=Non
     count = 0
     for session in sessions:
         count += session_revoke(session=session, reason=reason, request=request, actor=actor)
-    # Every cookie-cache snapshot of this user issued before now goes back to the database once (the
-    # kept session simply gets a new snapshot).
-    at, uid = timezone.now().timestamp(), user.pk
-    transaction.on_commit(lambda: cookie_cache.revocation_mark_user(uid, at=at))
+    # Every cookie-cache snapshot of this user issued before the commit goes back to the database once
+    # (the kept session simply gets a new snapshot). One pipeline with the sessions' marks above.
+    cookie_cache.revocation_mark_user(user.pk)
     return count
 
 
@@ -307,8 +338,13 @@ def session_mark_reauthenticated(session: DeviceSession, *, now: datetime | None
 
 def sessions_cleanup(*, now: datetime | None = None) -> int:
     """Delete sessions that expired or were revoked more than REVOKED_RETENTION ago (their spent
-    refresh tokens go with them), in batches so no statement holds locks for long."""
+    refresh tokens go with them), in batches so no statement holds locks for long; erase the grace pairs
+    of switch-organization once their window has passed."""
     now = now or timezone.now()
+    # Successor pairs sealed under the key-encryption key (switch-organization) serve the grace window only.
+    SpentRefreshToken.objects.filter(successor_sealed_with=SealedWith.KEY_ENCRYPTION_KEY,
+                                     spent_at__lt=now - app_settings.REFRESH_GRACE).exclude(
+        successor_encrypted="").update(successor_encrypted="")
     cutoff = now - app_settings.REVOKED_RETENTION
     batch = app_settings.CLEANUP_BATCH_SIZE
     deleted = 0
@@ -409,15 +445,31 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
     if old_hash and refresh_token:
         new_raw = _new_refresh_token()
         changes.update(refresh_token_hash=hash_token(new_raw), refresh_rotated_at=now)
-        # Presenting the previous refresh token again is reuse, as after a refresh.
-        SpentRefreshToken.objects.create(token_hash=old_hash, session=session, spent_at=now,
-                                         successor_hash=changes["refresh_token_hash"])
     DeviceSession.objects.filter(pk=session.pk).update(**changes)
     for name, value in changes.items():
         setattr(session, name, value)
     access = _issue_access(session, membership)
-    uid = session.user_id
-    transaction.on_commit(lambda: cookie_cache.snapshot_invalidate_user(uid))  # GET token's `org` follows
+    if new_raw:
+        # The previous refresh token is spent, as by a refresh: within the grace window it gets this very
+        # pair (a refresh racing the switch, a lost response), afterwards it is reuse.
+        pair = TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in,
+                         session=session)
+        new_hash = changes["refresh_token_hash"]
+        SpentRefreshToken.objects.create(
+            token_hash=old_hash, session=session, spent_at=now, successor_hash=new_hash,
+            successor_encrypted=_grace_seal(pair, old_hash, SealedWith.KEY_ENCRYPTION_KEY),
+            successor_sealed_with=SealedWith.KEY_ENCRYPTION_KEY)
+        # A refresh that won the race just before this switch spent an older token for the one spent here;
+        # that older token, presented again within its window (the refresh's answer was lost), gets this
+        # pair too rather than a pair that is dead now.
+        grace = app_settings.REFRESH_GRACE
+        if grace.total_seconds() > 0:
+            for earlier in SpentRefreshToken.objects.filter(session=session, successor_hash=old_hash,
+                                                            spent_at__gte=now - grace):
+                SpentRefreshToken.objects.filter(pk=earlier.pk).update(
+                    successor_hash=new_hash, successor_sealed_with=SealedWith.KEY_ENCRYPTION_KEY,
+                    successor_encrypted=_grace_seal(pair, earlier.token_hash, SealedWith.KEY_ENCRYPTION_KEY))
+    cookie_cache.snapshot_invalidate_user(session.user_id)  # after the commit: GET token's `org` follows
     audit_record(event=EventType.ORGANIZATION_SWITCHED, request=request, actor=session.user, session=session,
                  organization=organization_id, previous_organization=previous)
     return TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in,

@@ -1,20 +1,33 @@
-"""Signing keys: created on demand, encrypted at rest, rotated at once or on a schedule.
+"""Signing keys: created on demand, encrypted at rest, rotated at once or on a schedule, revoked.
 
-Processes keep the decrypted signer and the public keys in memory for KEY_CACHE_SECONDS; the JWKS
-keeps a retired key for the access-token lifetime plus that cache time plus the leeway, so every
-token any process could still have signed verifies until it expires.
+Processes keep the decrypted signer and the public keys in memory (for at most KEY_CACHE_SECONDS).
+Every server process drops them within a second of a rotation or revocation made anywhere, e.g. by
+``manage.py rotate_signing_key`` in another process: each process compares the key set's *generation*
+at most every KEY_GENERATION_CHECK_SECONDS (0.5 s) with the one its caches were filled under, on its
+next use of a key. With Redis the generation is one Redis key, bumped after every change is committed
+(one ``GET`` per interval and process, no database query on the JWKS and ``GET token`` fast paths);
+without Redis it is read from the key table itself (one small aggregate query per interval and process,
+only while keys are in use). Every fill from the database reads the generation first, so a fill counts
+as a check.
+
+The JWKS keeps a retired key for the access-token lifetime plus KEY_CACHE_SECONDS plus the leeway, so
+every token any process could still have signed verifies until it expires, even if a process missed
+the generation mark (Redis unreachable when it was written). A revoked key leaves at once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 from joserfc.jwk import OKPKey
 
@@ -24,7 +37,10 @@ from identity.app_settings import app_settings
 from identity.crypto import b64url, decrypt_at_rest, encrypt_at_rest
 from identity.models import SigningKey
 
+logger = logging.getLogger(__name__)
+
 PURPOSE = "identity.signing-key"
+GENERATION_KEY = "mca:identity:signing-keys:generation"
 
 
 @dataclass(frozen=True)
@@ -34,21 +50,138 @@ class Signer:
     retires_at: datetime | None
 
 
+class SigningKeyNotFound(Exception):
+    """No signing key has this kid."""
+
+
+@dataclass(frozen=True)
+class Revocation:
+    revoked: list[str]  # the kids revoked now
+    already_revoked: list[str]
+    signer: SigningKey  # the key that signs from now on
+
+
 _lock = threading.Lock()
+_check_lock = threading.Lock()
 _signer: tuple[float, Signer] | None = None
 _public: tuple[float, dict[str, OKPKey]] | None = None
 _last_public_reload = 0.0
 _jwks_json: tuple[float, bytes] | None = None
+_UNKNOWN = object()
+_generation: object = _UNKNOWN  # the generation the caches above were filled under
+_checked_at: float | None = None  # monotonic: when the generation was last read
 JWKS_JSON_CACHE_SECONDS = 5.0
 
 
 def _cache_clear() -> None:
-    global _signer, _public, _last_public_reload, _jwks_json
+    global _signer, _public, _last_public_reload, _jwks_json, _generation, _checked_at
     with _lock:
         _signer = None
         _public = None
         _last_public_reload = 0.0
         _jwks_json = None
+        _generation = _UNKNOWN
+        _checked_at = None
+
+
+# --- the generation: how every process learns of a change within a second ------------------------------
+
+_redis_client: tuple[str, object] | None = None
+
+
+def _redis():
+    """A client of its own with short timeouts and no retries: the check runs on request paths."""
+    global _redis_client
+    url = settings.REDIS_URL
+    if _redis_client is None or _redis_client[0] != url:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        timeout = app_settings.GENERATION_REDIS_TIMEOUT
+        _redis_client = (url, redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
+                                                   retry=Retry(NoBackoff(), 0)))
+    return _redis_client[1]
+
+
+_redis_failed_at: dict[str, float] = {}  # Redis URL -> monotonic time of this module's last failed call
+REDIS_PAUSE_SECONDS = 1.0
+
+
+def _generation_read() -> object:
+    """The key set's generation now. With Redis: the mark (None until the first change). While Redis
+    does not answer (and for a second after each failure, so a hung Redis costs one short timeout a
+    second), and without Redis: count, revoked count and newest creation time of the key table. A
+    change of source counts as a change: the caches are refilled once."""
+    url = settings.REDIS_URL
+    failed = _redis_failed_at.get(url)
+    if url and (failed is None or time.monotonic() - failed >= REDIS_PAUSE_SECONDS):
+        try:
+            return ("redis", _redis().get(GENERATION_KEY))
+        except Exception:  # noqa: BLE001 - the key table decides while Redis does not answer
+            _redis_failed_at[url] = time.monotonic()
+            logger.warning("signing-key generation unavailable from Redis; reading it from the database")
+    counts = SigningKey.objects.aggregate(keys=Count("kid"), revoked=Count("revoked_at"), newest=Max("created_at"))
+    return ("db", counts["keys"], counts["revoked"], counts["newest"])
+
+
+def _generation_observed(seen: object, at: float) -> None:
+    """Record a generation read at monotonic time ``at`` (call with ``_lock`` held): a new one drops every
+    cache filled under the previous one."""
+    global _signer, _public, _last_public_reload, _jwks_json, _generation, _checked_at
+    if seen != _generation:
+        _signer = None
+        _public = None
+        _last_public_reload = 0.0
+        _jwks_json = None
+        _generation = seen
+    if _checked_at is None or at > _checked_at:
+        _checked_at = at
+
+
+def _check_due(now: float) -> bool:
+    checked = _checked_at
+    return checked is None or now - checked >= app_settings.KEY_GENERATION_CHECK_SECONDS
+
+
+def _keys_check() -> None:
+    """Drop this process's key caches if the key set changed anywhere; asks at most once per
+    KEY_GENERATION_CHECK_SECONDS (a thread that finds another one asking goes on with the caches)."""
+    if not _check_due(time.monotonic()):
+        return
+    if not _check_lock.acquire(blocking=False):
+        return
+    try:
+        at = time.monotonic()
+        if not _check_due(at):
+            return
+        seen = _generation_read()
+        with _lock:
+            _generation_observed(seen, at)
+    finally:
+        _check_lock.release()
+
+
+def _generation_publish() -> None:
+    """After a committed change: bump the Redis mark, so every process reloads within a second. If Redis
+    cannot be written, processes still reload within KEY_CACHE_SECONDS (and the JWKS keeps retired
+    keys that long); a revocation is then slower to take effect, which is logged."""
+    if not settings.REDIS_URL:
+        return  # every process reads the generation from the key table itself
+    try:
+        _redis().incr(GENERATION_KEY)
+    except Exception:  # noqa: BLE001
+        logger.warning("could not publish the signing-key change to Redis: other processes pick it up within "
+                       "KEY_CACHE_SECONDS (%s s) instead of a second", app_settings.KEY_CACHE_SECONDS, exc_info=True)
+
+
+def _changed_on_commit() -> None:
+    """A rotation or revocation in the current transaction: this process forgets its keys now and again
+    at the commit (another thread may refill from the not yet committed state), and every other process
+    learns of it through the generation."""
+    _cache_clear()
+    transaction.on_commit(_cache_clear)
+    transaction.on_commit(_generation_publish)
 
 
 def keep_after_retire() -> timedelta:
@@ -91,11 +224,37 @@ def signing_key_rotate(*, publish_ahead: timedelta | None = None, actor=None, re
         event=EventType.SIGNING_KEY_ROTATED, actor=actor, request=request,
         kid=key.kid, activates_at=starts.isoformat(), retired=retiring, reason=reason,
     )
-    _cache_clear()
-    # Another thread of this process may refill the cache from the not yet committed state (the old
-    # signer, not yet retired) before the commit: clear it again once the rotation is visible.
-    transaction.on_commit(_cache_clear)
+    _changed_on_commit()
     return key
+
+
+def signing_key_revoke(*, kids: list[str], actor=None, request=None, reason: str = "manual",
+                       now: datetime | None = None) -> Revocation:
+    """Revoke compromised keys: they leave the JWKS and every token they signed stops verifying, in this
+    process at once and in every other within KEY_GENERATION_CHECK_SECONDS. A new key signs from now on
+    (a rotation in the same transaction): whatever exposed one key may have exposed its neighbours.
+    An unknown kid changes nothing and is refused (SigningKeyNotFound), audited."""
+    now = now or timezone.now()
+    kids = list(dict.fromkeys(kids))
+    with transaction.atomic():
+        rows = {row.kid: row for row in SigningKey.objects.select_for_update().filter(kid__in=kids)}
+        unknown = [kid for kid in kids if kid not in rows]
+        if not unknown:
+            revoked = [kid for kid in kids if rows[kid].revoked_at is None]
+            already = [kid for kid in kids if rows[kid].revoked_at is not None]
+            for kid in revoked:
+                row = rows[kid]
+                retires = now if row.retires_at is None else min(row.retires_at, now)
+                SigningKey.objects.filter(kid=kid).update(revoked_at=now, retires_at=retires)
+            # The rotation also tells every process (_changed_on_commit).
+            signer = signing_key_rotate(actor=actor, request=request, reason=f"revocation: {reason}", now=now)
+            for kid in revoked:
+                audit_record(event=EventType.SIGNING_KEY_REVOKED, actor=actor, request=request, kid=kid,
+                             reason=reason, successor=signer.kid)
+            return Revocation(revoked=revoked, already_revoked=already, signer=signer)
+    audit_record(event=EventType.SIGNING_KEY_REVOKED, actor=actor, request=request, success=False,
+                 kid=", ".join(kid[:64] for kid in unknown[:5]), reason="unknown_kid")
+    raise SigningKeyNotFound(f"no signing key with kid {', '.join(unknown)}")
 
 
 def signing_keys_rotate_if_due(*, now: datetime | None = None) -> SigningKey | None:
@@ -114,7 +273,8 @@ def signing_keys_rotate_if_due(*, now: datetime | None = None) -> SigningKey | N
 
 
 @transaction.atomic
-def _signer_from_db() -> Signer:
+def _signer_from_db() -> tuple[object, float, Signer]:
+    seen, at = _generation_read(), time.monotonic()  # before the rows: a fill counts as a check
     now = timezone.now()
     row = SigningKey.objects.signing_at(now).first()
     if row is None:
@@ -124,20 +284,23 @@ def _signer_from_db() -> Signer:
     successor = SigningKey.objects.pending_at(now).first()
     ends = [when for when in (row.retires_at, successor.activates_at if successor else None) if when is not None]
     retires_at = min(ends) if ends else None
-    return Signer(kid=row.kid, key=_load_private(row), retires_at=retires_at)
+    return seen, at, Signer(kid=row.kid, key=_load_private(row), retires_at=retires_at)
 
 
 def signing_key_current() -> Signer:
-    """The key that signs now, cached in this process for KEY_CACHE_SECONDS (or until it retires)."""
+    """The key that signs now, cached in this process for KEY_CACHE_SECONDS (or until it retires, or
+    the key set changes anywhere)."""
     global _signer
+    _keys_check()
     cached = _signer
     if cached is not None and cached[0] > time.monotonic():
         signer = cached[1]
         if signer.retires_at is None or signer.retires_at > timezone.now():
             return signer
-    signer = _signer_from_db()
+    seen, at, signer = _signer_from_db()
     with _lock:
-        _signer = (time.monotonic() + app_settings.KEY_CACHE_SECONDS, signer)
+        _generation_observed(seen, at)
+        _signer = (at + app_settings.KEY_CACHE_SECONDS, signer)
     return signer
 
 
@@ -157,12 +320,15 @@ def jwks_json() -> bytes:
     """The JWKS as JSON bytes for the HTTP fast path (identity.middleware), rebuilt from the database
     at most every JWKS_JSON_CACHE_SECONDS per process (and at once after a rotation in this process)."""
     global _jwks_json
+    _keys_check()
     cached = _jwks_json
     now = time.monotonic()
     if cached is not None and cached[0] > now:
         return cached[1]
+    seen = _generation_read()
     body = json.dumps(jwks(), separators=(",", ":")).encode()
     with _lock:
+        _generation_observed(seen, now)
         _jwks_json = (now + JWKS_JSON_CACHE_SECONDS, body)
     return body
 
@@ -171,14 +337,17 @@ def verification_key(kid: str) -> OKPKey | None:
     """Public key for ``kid`` from the in-process cache; an unknown kid reloads from the database at
     most once a second, so a flood of forged kids cannot turn into a flood of queries."""
     global _public, _last_public_reload
+    _keys_check()
     cached = _public
     now = time.monotonic()
     if cached is not None and cached[0] > now and kid in cached[1]:
         return cached[1][kid]
     if cached is not None and cached[0] > now and now - _last_public_reload < 1.0:
         return None
+    seen = _generation_read()
     keys = {row.kid: OKPKey.import_key(row.public_jwk()) for row in published_keys()}
     with _lock:
+        _generation_observed(seen, now)
         _public = (now + app_settings.KEY_CACHE_SECONDS, keys)
         _last_public_reload = now
     return keys.get(kid)

@@ -47,12 +47,18 @@ class IssuedToken:
     claims: dict
 
 
-def access_token_issue(*, user, session_id, org_id=None, org_role=None, now: int | None = None) -> IssuedToken:
+def access_token_issue(*, user, session_id, org_id=None, org_role=None, now: int | None = None,
+                       not_after: int | None = None) -> IssuedToken:
+    """A user's access token. ``not_after`` caps ``exp`` below the usual lifetime (GET token from a
+    cookie-cache snapshot: no later than a token minted when the snapshot was issued)."""
     import time
 
     signer = signing_key_current()
     issued_at = int(now if now is not None else time.time())
-    ttl = int(app_settings.ACCESS_TOKEN_TTL.total_seconds())
+    expires_at = issued_at + int(app_settings.ACCESS_TOKEN_TTL.total_seconds())
+    if not_after is not None:
+        expires_at = min(expires_at, int(not_after))
+    ttl = expires_at - issued_at
     claims = {
         "iss": app_settings.ISSUER,
         "aud": app_settings.AUDIENCE,
@@ -61,7 +67,7 @@ def access_token_issue(*, user, session_id, org_id=None, org_role=None, now: int
         "role": user.role,
         "sid": str(session_id),
         "iat": issued_at,
-        "exp": issued_at + ttl,
+        "exp": expires_at,
         "jti": uuid.uuid4().hex,
     }
     if org_id is not None:

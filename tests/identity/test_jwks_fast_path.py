@@ -1,7 +1,10 @@
 from identity.services import keys
 
 
-def test_jwks_is_served_from_memory_without_queries(api, django_assert_num_queries):
+def test_jwks_is_served_from_memory_without_queries(api, django_assert_num_queries, settings):
+    # Not counted here: the signing-key generation check, at most one query per interval and process
+    # (tests/identity/test_key_generation.py).
+    settings.IDENTITY = {**settings.IDENTITY, "KEY_GENERATION_CHECK_SECONDS": 3600}
     first = api.get("/.well-known/jwks.json")
     assert first.status_code == 200 and first["Cache-Control"] == "public, max-age=300"
     with django_assert_num_queries(0):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent, EventType
@@ -136,9 +138,12 @@ def test_switch_needs_a_bearer_token(world):
 
 
 def test_the_previous_refresh_token_is_spent_by_a_switch(world):
-    """Switching rotates the refresh token like a refresh does: the old one presented again is reuse."""
+    """Switching rotates the refresh token like a refresh does: the old one presented again after the
+    grace window is reuse (within it, tests/sessions_app/test_grace_checks.py)."""
     client = world.client("admin")
     switched(client, world.org.pk)
+    SpentRefreshToken.objects.filter(session=client.pair.session).update(
+        spent_at=timezone.now() - timedelta(seconds=11))
     r = APIClient().post(REFRESH, {"refreshToken": client.pair.refresh_token}, format="json")
     assert error(r, 401) == "refresh_token_reused"
     assert DeviceSession.objects.get(pk=client.pair.session.pk).revoked_at is not None
