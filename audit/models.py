@@ -65,6 +65,9 @@ class EventType(models.TextChoices):
     ORG_INVITATION_ACCEPT_FAILED = "org.invitation.accept_failed", "Organization invitation failed"
     ORG_INVITATION_DECLINED = "org.invitation.declined", "Organization invitation declined"
     ORGANIZATION_SWITCHED = "auth.organization.switched", "Switched organization"
+    # issue 14: forms of the pages
+    FORM_ACCOUNT_MISMATCH = "web.form.account_mismatch", "Form refused: opened for another account"
+    FORM_CSRF_FAILED = "web.form.csrf_failed", "Form refused: expired or not from this site"
 
 
 class AuditEventQuerySet(models.QuerySet):
