@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 
 from audit.models import AuditEvent
-from config.api.fields import ascii_int, int_param
 from config.api.errors import ApiError
+from config.api.fields import ascii_int, int_param
 from orgs.models import Membership, Organization, OrgRole
 from tests.conftest import login
 from tests.factories import UserFactory
