@@ -41,8 +41,8 @@ class EarlyAnswerBodyDrainMiddleware:
     So, first in MIDDLEWARE (around everything that can answer early), after the response is made
     and before it goes out: read and discard what is left of the body, in chunks, up to
     REQUEST_BODY_MAX_BYTES. A body larger than that is not read further (the point of the limit) and
-    the response says ``Connection: close``. A body already read costs nothing here (the stream is
-    at its end).
+    the response says ``Connection: close``. A body the view read is at its end already (or, once
+    Django made ``request.body`` of it, re-read from memory: at most the same limit).
 
     Servers: gunicorn drops hop-by-hop headers an application sets and decides itself (its sync
     worker closes every connection; gthread closes one whose body it cannot drain within 64 KiB);
