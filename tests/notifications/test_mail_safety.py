@@ -150,11 +150,16 @@ def test_pages_refuse_unsafe_names(user, name):
 
 
 # --- what the mail says when a name got in some other way (admin, rows from before) --------------------------
+def storable(name: str, length: int) -> str:
+    """What the database can hold (PostgreSQL refuses NUL and enforces the column's length)."""
+    return name.replace("\x00", "")[:length]
+
+
 def _invite_from(inviter_name, org_name):
     inviter = UserFactory(email="inviter@example.com")
-    User.objects.filter(pk=inviter.pk).update(name=inviter_name)  # as the admin or an old row could
+    User.objects.filter(pk=inviter.pk).update(name=storable(inviter_name, 150))  # as the admin or an old row could
     org = Organization.objects.create(name="Acme", slug="acme")
-    Organization.objects.filter(pk=org.pk).update(name=org_name)
+    Organization.objects.filter(pk=org.pk).update(name=storable(org_name, 100))
     Membership.objects.create(user=inviter, organization=org, role=OrgRole.OWNER)
     with transaction.atomic():
         orgs.invitation_create(user=User.objects.get(pk=inviter.pk), organization_id=org.pk,
@@ -178,10 +183,29 @@ def test_invitation_mail_quotes_the_inviter_and_the_organization(db, name):
     assert subject.startswith("You are invited to join “") and subject.endswith("”")
     assert "\n" not in subject and "\r" not in subject and len(subject) <= SUBJECT_MAX
     line = next(line for line in message.body.splitlines() if "invited you to join the organization" in line)
-    quoted = mail_quote(mail_text(name))
-    assert line == f"{quoted} (inviter@example.com) invited you to join the organization {quoted} as member."
+    inviter, organization = mail_quote(storable(name, 150)), mail_quote(storable(name, 100))
+    assert line == f"{inviter} (inviter@example.com) invited you to join the organization {organization} as member."
     assert not any(ch in line for ch in CONTROLS) and "://" not in line.split("(")[0]
     assert len(line) < 2 * (QUOTED_MAX + 2) + 100
+
+
+@pytest.mark.parametrize("name", [LONG, NUL, CRLF + LONG])
+def test_any_text_in_the_context_is_made_safe_whatever_the_database_holds(db, name):
+    """Values that no column of ours can hold (10,000 characters, NUL) still come out one capped line."""
+    from types import SimpleNamespace
+
+    with transaction.atomic():
+        outbox_enqueue(kind="invitation", recipient="guest@example.com", subject="You are invited to join {organization}",
+                       subject_values={"organization": name}, template="invitation",
+                       context={"inviter": SimpleNamespace(name=name, email="inviter@example.com"),
+                                "organization": SimpleNamespace(name=name), "role": name, "hours": 48,
+                                "link": "http://localhost:8000/invitations/accept?token=t"})
+    message = last_mail_to("guest@example.com")
+    assert "bcc" not in _headers(message) and message.to == ["guest@example.com"]
+    assert len(message.subject) <= SUBJECT_MAX and not any(ch in message.subject for ch in CONTROLS)
+    line = next(line for line in message.body.splitlines() if "invited you to join the organization" in line)
+    assert not any(ch in line for ch in CONTROLS) and len(line) <= 2 * (QUOTED_MAX + 2) + TEXT_MAX + 80
+    assert line.startswith(mail_quote(name) + " (inviter@example.com) invited you to join the organization ")
 
 
 def test_invitation_mail_with_a_url_in_the_name(db):
