@@ -5,6 +5,7 @@ session middleware (who is signed in now), before any view."""
 from __future__ import annotations
 
 from web.form_account import account_mismatch
+from web.views import form_account_refused  # the page (409) and its audit row
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -24,6 +25,4 @@ class FormAccountMiddleware:
         mismatch = account_mismatch(request)
         if mismatch is None:
             return None
-        from web.views import form_account_refused  # the page and its audit row
-
         return form_account_refused(request, sent=mismatch[0], current=mismatch[1], reason="account_mismatch")

@@ -26,6 +26,7 @@ from sessions_app.browser import cookie_cache_ok
 from sessions_app.models import RevokeReason
 from web import forms, services
 from web.app_settings import app_settings
+from web.form_account import account_mismatch
 
 ACCEPTED = "If the address can be used, we have sent an email with the next step."
 
@@ -560,8 +561,6 @@ def csrf_failure(request, reason=""):
     """``CSRF_FAILURE_VIEW``. Signing in, switching and signing out rotate the CSRF token, so a form
     of another tab usually ends here: when it was rendered for another account, say that (409, as
     above); otherwise it is an expired or foreign form (403)."""
-    from web.form_account import account_mismatch
-
     mismatch = account_mismatch(request)
     if mismatch is not None:
         return form_account_refused(request, sent=mismatch[0], current=mismatch[1], reason="account_mismatch")
