@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from accounts.models import User
-from config.api.fields import PasswordField, StrictBooleanField, StrictCharField, StrictEmailField
+from config.api.fields import PasswordField, SingleLineCharField, StrictBooleanField, StrictCharField, StrictEmailField
 
 
 class UserOutput(serializers.ModelSerializer):
@@ -18,7 +18,7 @@ class UserOutput(serializers.ModelSerializer):
 class RegisterInput(serializers.Serializer):
     email = StrictEmailField()
     password = PasswordField()
-    name = StrictCharField(max_length=150, allow_blank=True, required=False, default="")
+    name = SingleLineCharField(max_length=150, allow_blank=True, required=False, default="")
 
 
 class EmailInput(serializers.Serializer):
@@ -47,13 +47,13 @@ class LoginInput(serializers.Serializer):
     password = PasswordField()
     rememberMe = StrictBooleanField(required=False, default=False)
     deviceId = StrictCharField(max_length=128, required=False, allow_blank=True, default="")
-    deviceName = StrictCharField(max_length=128, required=False, allow_blank=True, default="")
+    deviceName = SingleLineCharField(max_length=128, required=False, allow_blank=True, default="")
     # The signed value a previous login returned: this device stays exempt from lockouts (security/lockout.py).
     deviceToken = StrictCharField(max_length=512, required=False, allow_blank=True, default="")
 
 
 class MeUpdateInput(serializers.Serializer):
-    name = StrictCharField(max_length=150, allow_blank=True)
+    name = SingleLineCharField(max_length=150, allow_blank=True)
 
 
 class ResetPasswordInput(serializers.Serializer):

@@ -75,6 +75,9 @@ class EventType(models.TextChoices):
     PASSWORD_SET = "auth.password.set", "Password set by an administrator"
     ACCOUNT_DEACTIVATED = "auth.account.deactivated", "Account deactivated"
     KNOWN_DEVICE_REFUSED = "auth.known_device.refused", "Known-device exemption refused"
+    # issue 14: forms of the pages
+    FORM_ACCOUNT_MISMATCH = "web.form.account_mismatch", "Form refused: opened for another account"
+    FORM_CSRF_FAILED = "web.form.csrf_failed", "Form refused: expired or not from this site"
 
 
 class AuditEventQuerySet(models.QuerySet):

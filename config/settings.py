@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.api.middleware.EarlyAnswerBodyDrainMiddleware",  # first: an early answer still reaches the client
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "sessions_app.middleware.SessionFastPathMiddleware",  # cookie-cache hits of GET session end here
@@ -73,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "sessions_app.middleware.BrowserAuthenticationMiddleware",
+    "web.middleware.FormAccountMiddleware",  # a form rendered for another account is refused (web/form_account.py)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last (django-axes 8)
@@ -92,6 +94,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # {% csrf_token %} also writes the account a form is rendered for (web/form_account.py).
+            "builtins": ["web.templatetags.form_account"],
         },
     },
 ]
@@ -204,6 +208,7 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_FAILURE_VIEW = "web.views.csrf_failure"  # a page that says what happened (web/form_account.py)
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = 31536000

@@ -14,26 +14,40 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.template.loader import render_to_string
+from django.template import Context
+from django.template.loader import get_template
 from django.utils import timezone
 
 from identity.crypto import decrypt_at_rest, encrypt_at_rest
 from notifications.models import OutboxMessage, OutboxStatus
+from notifications.text import SUBJECT_MAX, mail_context, mail_subject, single_line
 
 logger = logging.getLogger(__name__)
 PURPOSE = "notifications.outbox"
 MAX_ATTEMPTS = 10
 
 
-def outbox_enqueue(*, kind: str, recipient: str, subject: str, template: str, context: dict) -> OutboxMessage:
-    """Render ``templates/emails/<template>.txt`` and queue it. Call inside the caller's transaction."""
-    body = render_to_string(f"emails/{template}.txt", context)
+def outbox_enqueue(*, kind: str, recipient: str, subject: str, template: str, context: dict,
+                   subject_values: dict | None = None) -> OutboxMessage:
+    """Render ``templates/emails/<template>.txt`` and queue it. Call inside the caller's transaction.
+
+    The one way user text enters a mail (notifications/text.py): ``subject`` is ours, with
+    ``{placeholders}`` for ``subject_values`` (quoted, one line, capped); every string a template
+    reads from ``context`` is made one line, capped and defanged. Mail is plain text: nothing is
+    HTML-escaped (``O'Brien`` stays ``O'Brien``)."""
+    body = render_mail(template, context)
     message = OutboxMessage(kind=kind, recipient=recipient)
-    payload = json.dumps({"subject": subject, "body": body}).encode()
+    payload = json.dumps({"subject": mail_subject(subject, subject_values), "body": body}).encode()
     message.payload_encrypted = encrypt_at_rest(payload, purpose=PURPOSE, aad=str(message.pk).encode())
     message.save(force_insert=True)
     transaction.on_commit(lambda: _publish(message.pk))
     return message
+
+
+def render_mail(template: str, context: dict) -> str:
+    """A mail body: ``templates/emails/<template>.txt`` over ``mail_context(context)``, as plain text."""
+    compiled = get_template(f"emails/{template}.txt").template  # the engine's Template: render unescaped
+    return compiled.render(Context(mail_context(context), autoescape=False))
 
 
 def _publish(message_id) -> None:
@@ -62,7 +76,9 @@ def outbox_deliver(message_id) -> bool:
         try:
             payload = json.loads(decrypt_at_rest(message.payload_encrypted, purpose=PURPOSE,
                                                  aad=str(message.pk).encode()))
-            email = EmailMultiAlternatives(subject=payload["subject"], body=payload["body"],
+            # A subject queued before notifications/text.py existed is made one line here too.
+            email = EmailMultiAlternatives(subject=single_line(payload["subject"], max_length=SUBJECT_MAX),
+                                           body=payload["body"],
                                            from_email=settings.DEFAULT_FROM_EMAIL, to=[message.recipient])
             email.send()
         except Exception as exc:

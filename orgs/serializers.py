@@ -1,26 +1,19 @@
 import re
-import unicodedata
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import RegisterInput
-from config.api.fields import StrictCharField, StrictEmailField
+from config.api.fields import SingleLineCharField, StrictCharField, StrictEmailField, StrictIntegerField
 from orgs.models import OrgRole
 
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
-def _no_control_characters(value: str) -> None:
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise serializers.ValidationError("Must not contain control characters (such as line breaks).")
-
-
-class OrganizationNameField(StrictCharField):
+class OrganizationNameField(SingleLineCharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 100)
         super().__init__(**kwargs)
-        self.validators.append(_no_control_characters)
 
 
 class SlugField(StrictCharField):
@@ -51,15 +44,6 @@ class OrgRoleField(serializers.ChoiceField):
         if not isinstance(data, str):
             self.fail("invalid_choice", input=type(data).__name__)
         return super().to_internal_value(data)
-
-
-class StrictIntegerField(serializers.IntegerField):
-    default_error_messages = {"invalid": "Must be a whole number."}
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return data
 
 
 # --- input --------------------------------------------------------------------------------------------

@@ -385,8 +385,8 @@ def _invitation_create(*, user: User, organization_id, email: str, role: str, re
     invitation = Invitation.objects.create(
         organization=organization, email=email, role=role, inviter=user, token_hash=hash_token(raw),
         created_at=now, expires_at=now + app_settings.INVITATION_TTL)
-    outbox_enqueue(kind="invitation", recipient=email, subject=f"You are invited to join {organization.name}",
-                   template="invitation",
+    outbox_enqueue(kind="invitation", recipient=email, subject="You are invited to join {organization}",
+                   subject_values={"organization": organization.name}, template="invitation",
                    context={"inviter": user, "organization": organization, "role": invitation.get_role_display(),
                             "link": _invitation_link(raw),
                             "hours": int(app_settings.INVITATION_TTL.total_seconds() // 3600)})

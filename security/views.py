@@ -5,7 +5,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.errors import ApiError
+from config.api.fields import int_param
 from config.api.responses import secret_response
 from config.api.schema import ERRORS
 from security import devices, lockout, services
@@ -47,22 +47,13 @@ class NotMeApi(APIView):
         return Response(status=204)
 
 
-def _positive_int(value, name: str, default: int, maximum: int) -> int:
-    if value is None:
-        return default
-    if not value.isdigit() or not 1 <= int(value) <= maximum:
-        raise ApiError("Invalid query parameter.", code="validation_error",
-                       fields={name: [f"A whole number from 1 to {maximum}."]})
-    return int(value)
-
-
 class SecurityEventsApi(APIView):
     @extend_schema(parameters=[OpenApiParameter("page", int), OpenApiParameter("pageSize", int)],
                    responses={200: SecurityEventsOutput, **ERRORS}, tags=["security"])
     def get(self, request):
-        page = _positive_int(request.query_params.get("page"), "page", 1, 10_000)
-        size = _positive_int(request.query_params.get("pageSize"), "pageSize",
-                             app_settings.SECURITY_EVENTS_PAGE_SIZE, 100)
+        page = int_param(request.query_params.get("page"), name="page", default=1, minimum=1, maximum=10_000)
+        size = int_param(request.query_params.get("pageSize"), name="pageSize",
+                         default=app_settings.SECURITY_EVENTS_PAGE_SIZE, minimum=1, maximum=100)
         rows = list(services.security_events_for(request.user)[(page - 1) * size: page * size + 1])
         return Response({"events": SecurityEventOutput(rows[:size], many=True).data, "page": page,
                          "pageSize": size, "hasNext": len(rows) > size})

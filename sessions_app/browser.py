@@ -11,7 +11,9 @@ There is no anonymous session: data written to ``request.session`` before sign-i
 ``BrowserState`` (``request.browser``, set by the middleware) resolves who the browser is signed in
 as: from a fresh cookie-cache snapshot without a query where the view allows it
 (``@cookie_cache_ok``), otherwise from the row. It also holds the other accounts signed in on this
-browser (the accounts cookie) and what the response has to write back.
+browser (the accounts cookie) and what the response has to write back. Every change of who is
+signed in here (sign-in, adding an account, a switch, sign-out) rotates the CSRF token, so a form
+rendered before it cannot be sent after it (web/form_account.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import uuid
 
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, SessionBase
+from django.middleware.csrf import rotate_token
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -315,6 +318,7 @@ class BrowserState:
         if previous and previous not in self.other_keys:
             self.other_keys.insert(0, previous)
             self.accounts_changed = True
+        rotate_token(self.request)  # forms of other tabs carry the old token: they cannot act as this account
         store = SessionStore()
         store.request = self.request
         store.bind(row, raw_key)
@@ -336,6 +340,7 @@ class BrowserState:
             self.accounts_changed = True
 
     def signed_out(self) -> None:
+        rotate_token(self.request)
         self.cleared = True
         self.raw_key = None
         self._snapshot, self._snapshot_checked = None, True

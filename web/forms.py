@@ -3,6 +3,7 @@
 from django import forms
 
 from config.api.errors import ApiError
+from config.api.fields import StrictIntegerField, ascii_int, single_line_validator
 
 
 class WebForm(forms.Form):
@@ -26,6 +27,19 @@ class WebForm(forms.Form):
             self.add_error(None, exc.message)
 
 
+class WholeNumberField(forms.IntegerField):
+    """A whole number typed on a page: ASCII digits only (config.api.fields.ascii_int), so "²", "١٢",
+    "1e9" or "-1" are a form error, and a number of any length is bounded before it is converted."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        number = ascii_int(str(value).strip(" "), maximum=self.max_value or StrictIntegerField.MAX_VALUE)
+        if number is None:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return number
+
+
 class LoginForm(WebForm):
     email = forms.CharField(label="Email", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "username"}))
     password = forms.CharField(label="Password", max_length=128, strip=False,
@@ -33,9 +47,14 @@ class LoginForm(WebForm):
     remember_me = forms.BooleanField(label="Stay signed in", required=False)
 
 
-class RegisterForm(WebForm):
-    name = forms.CharField(label="Name", max_length=150, required=False,
+def _name_field():
+    """The API's rule for a person's name (accounts/serializers.py): one line, at most 150 characters."""
+    return forms.CharField(label="Name", max_length=150, required=False, validators=[single_line_validator],
                            widget=forms.TextInput(attrs={"autocomplete": "name"}))
+
+
+class RegisterForm(WebForm):
+    name = _name_field()
     email = forms.EmailField(label="Email", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     password = forms.CharField(label="Password", max_length=128, strip=False,
                                help_text="12 to 128 characters; not a common password.",
@@ -68,8 +87,7 @@ class ResetPasswordForm(WebForm):
 
 
 class ProfileForm(WebForm):
-    name = forms.CharField(label="Name", max_length=150, required=False,
-                           widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    name = _name_field()
 
 
 class ChangePasswordForm(WebForm):

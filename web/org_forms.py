@@ -1,27 +1,19 @@
 """Forms of the organization pages: shape only. Who may do what, the last-owner rule and the session
 policy's limits live in orgs/services.py, which the pages call exactly as the API does."""
 
-import unicodedata
-
 from django import forms
-from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
+from config.api.fields import single_line_validator
 from orgs.models import OrgRole
 from orgs.serializers import SLUG
-from web.forms import WebForm
+from web.forms import WebForm, WholeNumberField
 
 MINUTE = 60
 
 
-def _no_control_characters(value: str) -> None:
-    """The API's rule for names (line breaks would end up in mail headers)."""
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValidationError("Must not contain control characters (such as line breaks).")
-
-
 def _name_field(**kwargs):
-    return forms.CharField(label="Name", max_length=100, validators=[_no_control_characters],
+    return forms.CharField(label="Name", max_length=100, validators=[single_line_validator],
                            widget=forms.TextInput(attrs={"autocomplete": "organization"}), **kwargs)
 
 
@@ -48,10 +40,10 @@ class SessionPolicyForm(WebForm):
 
     api_fields = {"sessionPolicy.maxSessionLifetimeSeconds": "max_lifetime_minutes",
                   "sessionPolicy.idleTimeoutSeconds": "idle_timeout_minutes"}
-    max_lifetime_minutes = forms.IntegerField(
+    max_lifetime_minutes = WholeNumberField(
         label="Sessions end after (minutes since sign-in)", required=False, min_value=1, max_value=10**7,
         help_text="Empty: the global rule.")
-    idle_timeout_minutes = forms.IntegerField(
+    idle_timeout_minutes = WholeNumberField(
         label="Sessions end when unused for (minutes)", required=False, min_value=1, max_value=10**7,
         help_text="Empty: the global rule.")
 

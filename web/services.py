@@ -3,6 +3,8 @@ services (the same ones the API calls: same policy, same answers, same audit eve
 
 from __future__ import annotations
 
+import uuid
+
 from django.core import signing
 from django.db import transaction
 from user_agents import parse as parse_user_agent
@@ -163,3 +165,27 @@ def browser_logout_other(request, *, session_id) -> bool:
             state.forget_other(key)
             return True
     return False
+
+
+@transaction.atomic
+def form_refusal_record(request, *, event: EventType, reason: str, sent: str | None = None,
+                        current: str | None = None, **context) -> None:
+    """Audit a page form refused before its view ran (web/form_account.py): by whom (the account
+    signed in now, if any), which account the form was rendered for (only when it is one of this
+    browser's accounts: a posted id is not trusted to name anyone), and where it was sent."""
+    state = getattr(request, "browser", None)
+    row = state.row if state is not None else None
+    subject = None
+    if sent and state is not None:
+        subject = next((other.user for _, other in state.other_rows() if str(other.user_id) == sent), None)
+    audit_record(event=event, request=request, actor=row.user if row is not None else None,
+                 subject=subject or (row.user if row is not None else None), session=row, success=False,
+                 reason=reason, path=request.path[:200], form_account=_uuid_or_none(sent),
+                 current_account=current or None, **context)
+
+
+def _uuid_or_none(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if value else None
+    except ValueError:
+        return "not an account id"

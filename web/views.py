@@ -12,7 +12,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from user_agents import parse as parse_user_agent
 
 from accounts import services as accounts
+from audit.models import EventType
 from config.api.errors import ApiError
+from config.api.fields import ascii_int, int_param
 from security import devices as security_devices
 from security import lockout as security_lockout
 from security.app_settings import app_settings as security_settings
@@ -22,6 +24,7 @@ from sessions_app import selectors
 from sessions_app.browser import cookie_cache_ok
 from web import forms, services
 from web.app_settings import app_settings
+from web.form_account import account_mismatch
 
 ACCEPTED = "If the address can be used, we have sent an email with the next step."
 
@@ -102,7 +105,9 @@ def _message(request, title, text, status=200, **context):
 
 
 def _minutes(seconds: str) -> int:
-    return max(1, -(-int(seconds) // 60)) if str(seconds).isdigit() else 1
+    """Whole minutes, at least 1, from a Retry-After value in seconds."""
+    value = ascii_int(str(seconds), maximum=10**9)
+    return max(1, -(-value // 60)) if value is not None else 1
 
 
 def _set_device_cookie(response, value: str) -> None:
@@ -410,8 +415,11 @@ def account_security(request):
     """The user's own security activity (the selector of GET /api/v1/auth/me/security-events), newest first."""
     from security.serializers import VISIBLE_CONTEXT
 
-    page = request.GET.get("page", "1")
-    page = int(page) if page.isdigit() and 1 <= int(page) <= 10_000 else 1
+    try:
+        page = int_param(request.GET.get("page"), name="page", default=1, minimum=1, maximum=10_000)
+    except ApiError as exc:
+        return _message(request, "No such page", exc.fields["page"][0], status=400,
+                        link=("/account/security", "Your security activity"))
     size = security_settings.SECURITY_EVENTS_PAGE_SIZE
     rows = list(security_events_for(request.browser.row.user)[(page - 1) * size: page * size + 1])
     events = [{"row": r, "details": {k: v for k, v in (r.context or {}).items() if k in VISIBLE_CONTEXT}}
@@ -573,6 +581,50 @@ def accounts_sign_out(request):
     if not form.is_valid() or not services.browser_logout_other(request, session_id=form.cleaned_data["session"]):
         return _message(request, "Not found", "That account is not signed in on this browser.", status=404)
     return redirect("/accounts")
+
+
+# --- forms refused before their view (web/form_account.py) ------------------------------------------------
+def _back_link(request) -> str:
+    """The page the form was on (the Referer, when it is this site), to load it again."""
+    referer = request.META.get("HTTP_REFERER", "")
+    if referer and url_has_allowed_host_and_scheme(referer, allowed_hosts={request.get_host()},
+                                                   require_https=request.is_secure()):
+        return referer
+    return "/account" if getattr(request, "browser", None) is not None and request.browser.row else "/login"
+
+
+@page_rate_limit("api")  # refusals are audited: bounded per client like every other page POST
+def form_account_refused(request, *, sent: str, current: str, reason: str):
+    """A form rendered for one account, sent while this browser is signed in as another (or signed
+    out): nothing is done; 409 with a page that says so, audited (``web.form.account_mismatch``)."""
+    services.form_refusal_record(request, event=EventType.FORM_ACCOUNT_MISMATCH, reason=reason, sent=sent,
+                                 current=current)
+    row = request.browser.row
+    emails = {str(other.user_id): other.user.email for _, other in request.browser.other_rows()}
+    if row is not None:
+        emails[str(row.user_id)] = row.user.email
+    return _page(request, "form_account_mismatch", status=409, title="This page is out of date",
+                 form_email=emails.get(sent), form_signed_out=sent == "", current_email=emails.get(current),
+                 back=_back_link(request))
+
+
+def csrf_failure(request, reason=""):
+    """``CSRF_FAILURE_VIEW``. Signing in, switching and signing out rotate the CSRF token, so a form
+    of another tab usually ends here: when it was rendered for another account, say that (409, as
+    above); otherwise it is an expired or foreign form (403)."""
+    mismatch = account_mismatch(request)
+    if mismatch is not None:
+        return form_account_refused(request, sent=mismatch[0], current=mismatch[1], reason="account_mismatch")
+    return _csrf_refused(request, reason=reason)
+
+
+@page_rate_limit("api")
+def _csrf_refused(request, *, reason: str):
+    services.form_refusal_record(request, event=EventType.FORM_CSRF_FAILED, reason="csrf", detail=reason[:200])
+    return _message(request, "This form has expired",
+                    "The form was not accepted: it is out of date (you signed in, signed out or switched accounts "
+                    "since it was opened) or it did not come from this site. Nothing was changed. Load the page "
+                    "again and retry.", status=403, link=(_back_link(request), "Load the page again"))
 
 
 # --- admin -----------------------------------------------------------------------------------------------

@@ -1,10 +1,31 @@
-"""Strict JSON fields: a string must be a JSON string, a boolean a JSON boolean.
+"""Strict JSON fields: a string must be a JSON string, a boolean a JSON boolean, a number an integer;
+and the one parser of whole numbers written as text (query parameters, page forms, headers).
 
 DRF's own fields coerce (``123`` becomes ``"123"``, ``"yes"`` becomes ``True``); an auth API
 should refuse wrong types with a clear message instead of guessing.
 """
 
+import unicodedata
+
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
+
+from config.api.errors import ApiError
+
+# Characters that reorder the text around them (Unicode bidirectional embeddings, overrides and
+# isolates): in a name they can make "moc.elpmaxe" display as "example.com" (CVE-2021-42574).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+SINGLE_LINE_MESSAGE = "Must be a single line of text: no line breaks, tabs or other control characters."
+
+
+def single_line_validator(value: str) -> None:
+    """Names and other short text of ours that may reach mail subjects, bodies and headers: one line,
+    no control characters (Cc: CR, LF, tab, NUL...), no line or paragraph separators (Zl, Zp) and no
+    bidirectional overrides. Raises Django's ValidationError, which DRF fields and page forms both
+    turn into a field error."""
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in BIDI_CONTROLS:
+            raise DjangoValidationError(SINGLE_LINE_MESSAGE, code="not_single_line")
 
 
 class StrictCharField(serializers.CharField):
@@ -21,6 +42,14 @@ class StrictCharField(serializers.CharField):
         except UnicodeEncodeError:
             self.fail("bad_unicode")
         return super().to_internal_value(data)
+
+
+class SingleLineCharField(StrictCharField):
+    """A name or label: a JSON string, one line (``single_line_validator``), at most ``max_length``."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(single_line_validator)
 
 
 class StrictEmailField(serializers.EmailField, StrictCharField):
@@ -48,3 +77,53 @@ class PasswordField(StrictCharField):
         kwargs.setdefault("trim_whitespace", False)
         kwargs.setdefault("style", {"input_type": "password"})
         super().__init__(**kwargs)
+
+
+# --- whole numbers --------------------------------------------------------------------------------
+# The one parser of integers that come as text (query parameters, page forms, headers). Python's
+# int() and str.isdigit() accept much more than a client means: "²" passes isdigit() and then makes
+# int() raise (a 500), "١٢" (Arabic-Indic) and "１２" (full width) parse, as do "-1", "+1", " 1", "1_0",
+# and a 5,000-digit string raises inside int(). Here only ASCII digits count, and a value is bounded
+# before it is converted.
+
+def ascii_int(text, *, maximum: int) -> int | None:
+    """The value of ``text`` when it is one or more ASCII digits (nothing else: no sign, space, "_",
+    exponent or other script), else None. A value above ``maximum`` comes back as ``maximum + 1``
+    without ever converting a long string, so callers tell "not a number" from "too large"."""
+    if not isinstance(text, str) or not text or not text.isascii() or not text.isdigit():
+        return None
+    significant = text.lstrip("0") or "0"
+    if len(significant) > len(str(maximum)):
+        return maximum + 1
+    return min(int(significant), maximum + 1)
+
+
+def int_param(value, *, name: str, default: int, minimum: int, maximum: int) -> int:
+    """A whole-number query parameter: ``default`` when it is absent; otherwise ASCII digits from
+    ``minimum`` to ``maximum``, else 400 ``validation_error`` naming the parameter (an empty value
+    is not absent: ``?page=`` is refused like ``?page=x``)."""
+    if value is None:
+        return default
+    number = ascii_int(value, maximum=maximum)
+    if number is None or not minimum <= number <= maximum:
+        raise ApiError("Invalid query parameter.", code="validation_error",
+                       fields={name: [f"A whole number from {minimum} to {maximum}."]})
+    return number
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON number that is an integer (not a string, float or boolean), within min/max when given;
+    ``MAX_VALUE`` bounds it when the caller gives no maximum, so no size of number reaches a service."""
+
+    MAX_VALUE = 2**31 - 1
+    default_error_messages = {"invalid": "Must be a whole number."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_value", self.MAX_VALUE)
+        kwargs.setdefault("min_value", -self.MAX_VALUE)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return data

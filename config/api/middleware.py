@@ -1,6 +1,12 @@
+import logging
+
 from django.conf import settings
 
 from config.api.errors import json_error
+from config.api.fields import ascii_int
+
+logger = logging.getLogger(__name__)
+DRAIN_CHUNK = 64 * 1024
 
 
 class RequestBodyLimitMiddleware:
@@ -16,9 +22,70 @@ class RequestBodyLimitMiddleware:
 
     def __call__(self, request):
         raw = (request.META.get("CONTENT_LENGTH") or "").strip(" \t") or "0"
-        # HTTP allows ASCII digits only; int() would also take "-1", "+5", "1_0" and "１２".
-        if not (raw.isascii() and raw.isdigit()):
+        # HTTP allows ASCII digits only; int() would also take "-1", "+5", "1_0" and "１２" (and raise
+        # on 5,000 digits): the one strict parser.
+        length = ascii_int(raw, maximum=settings.REQUEST_BODY_MAX_BYTES)
+        if length is None:
             return json_error("malformed_request", "Content-Length is not a number.", 400)
-        if int(raw) > settings.REQUEST_BODY_MAX_BYTES:
+        if length > settings.REQUEST_BODY_MAX_BYTES:
             return json_error("request_too_large", "The request body is larger than 1 MiB.", 413)
         return self.get_response(request)
+
+
+class EarlyAnswerBodyDrainMiddleware:
+    """An answer given before the body was read (429, 413, 415, 401, a CSRF or method refusal...) must
+    reach the client (issue 14). A WSGI server that closes a connection with unread request bytes in
+    its receive buffer makes the kernel send a reset, and a client still sending its body, or one
+    that sends first and reads after, sees ECONNRESET or a broken pipe instead of the status.
+
+    So, first in MIDDLEWARE (around everything that can answer early), after the response is made
+    and before it goes out: read and discard what is left of the body, in chunks, up to
+    REQUEST_BODY_MAX_BYTES. A body larger than that is not read further (the point of the limit) and
+    the response says ``Connection: close``. A body the view read is at its end already (or, once
+    Django made ``request.body`` of it, re-read from memory: at most the same limit).
+
+    Servers: gunicorn drops hop-by-hop headers an application sets and decides itself (its sync
+    worker closes every connection; gthread closes one whose body it cannot drain within 64 KiB);
+    Django's development server (wsgiref) refuses them and reads the rest of the body itself, so the
+    header is left out there.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        limit = settings.REQUEST_BODY_MAX_BYTES
+        raw = (request.META.get("CONTENT_LENGTH") or "").strip(" \t")
+        declared = ascii_int(raw, maximum=limit) if raw else None
+        if declared:
+            # request.read() is Django's stream, bounded by the Content-Length (or, once request.body
+            # was read, a copy in memory).
+            read = _drain(request.read, min(declared, limit))
+            complete = read is not None and declared <= limit
+        elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() \
+                and request.META.get("wsgi.input_terminated"):
+            # Django reads no body without a Content-Length; the server's stream ends with the body.
+            read = _drain(request.META["wsgi.input"].read, limit + 1)
+            complete = read is not None and read <= limit
+        else:
+            return response
+        if not complete and not request.META.get("SERVER_SOFTWARE", "").startswith("WSGIServer/"):
+            response["Connection"] = "close"
+        return response
+
+
+def _drain(read, budget: int) -> int | None:
+    """Read and discard up to ``budget`` bytes (fewer when the stream ends); how many, or None when
+    reading failed (the client went away)."""
+    done = 0
+    try:
+        while done < budget:
+            chunk = read(min(DRAIN_CHUNK, budget - done))
+            if not chunk:
+                break
+            done += len(chunk)
+    except Exception:
+        logger.debug("request body drain stopped after %s bytes", done, exc_info=True)
+        return None
+    return done
