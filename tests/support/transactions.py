@@ -129,8 +129,11 @@ def install(monkeypatch) -> OnCommitExecutor:
         connection = transaction.get_connection(self.using)
         if not (executor.active and not self._from_testcase and at_test_depth(connection)):
             return original_enter(self)
+        # The production transaction: rolled back whole on failure (see above). An Atomic object may be
+        # shared (a decorator's), but only this thread gets here: other threads' connections never have
+        # the test's blocks, and the flag is restored before anything else runs in this thread.
         savepoint = self.savepoint
-        self.savepoint = True  # the production transaction: rolled back whole on failure (see above)
+        self.savepoint = True
         try:
             original_enter(self)
         finally:
