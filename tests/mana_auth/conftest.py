@@ -11,6 +11,10 @@ import pytest
 
 from tests.support.mana_auth import AUDIENCE, ISSUER, FakeClock, FakeServer, JwksServer, Key
 
+# Old names, importable from here for tests written before the helpers moved to tests/support/
+# (other branches may still add such imports); new tests import from tests/support.
+from tests.support.mana_auth import b64url, claims_for, encode, hmac_token, make_token  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _fast_hashing_and_eager_tasks(request):

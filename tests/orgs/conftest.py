@@ -11,6 +11,12 @@ from orgs.models import Membership, Organization, OrgRole
 from tests.factories import UserFactory
 from tests.support.auth import signed_in
 
+# Old names, importable from here for tests written before the helpers moved to tests/support/
+# (other branches may still add such imports); new tests import from tests/support.
+from tests.support.auth import bearer as bearer_client  # noqa: F401
+from tests.support.errors import error_code as error  # noqa: F401
+from tests.support.paths import ORGS, SWITCH  # noqa: F401
+
 
 @dataclass
 class World:

@@ -3,6 +3,11 @@ import pytest
 from service_accounts.services import service_account_create
 from tests.support.auth import bearer, obtain
 
+# Old names, importable from here for tests written before the helpers moved to tests/support/
+# (other branches may still add such imports); new tests import from tests/support.
+from tests.support.auth import introspect  # noqa: F401
+from tests.support.paths import INTROSPECT, SERVICE_TOKEN  # noqa: F401
+
 
 @pytest.fixture
 def account(db):
