@@ -1,8 +1,30 @@
-import re
+"""Suite-wide fixtures and hooks.
+
+The database of a test
+    Every test gets pytest-django's ``db``: it runs inside one transaction that is rolled back at the
+    end, and ``transaction.on_commit`` callbacks run as in production, when the code's outermost atomic
+    block commits, or at once outside any (tests/support/transactions.py explains how). So the mail a
+    request causes is in ``mail.outbox`` right after the request, and nothing runs for a rolled-back block.
+
+    Real commits (``transactional_db``: each test commits and the tables are emptied afterwards; slower)
+    are for tests where another connection must see the data: other threads, the live server, other
+    processes, a real browser. A test gets them when
+
+    * it is marked ``postgres`` (the race tests: threads with connections of their own, row locks
+      across connections), ``browser`` or ``e2e``, or lives under tests/browser/ or tests/e2e/
+      (``needs_real_commits`` in tests/support/transactions.py, applied by the hook below);
+    * it uses ``live_server`` (pytest-django's own rule);
+    * or it asks: ``transactional_db`` in its signature or ``@pytest.mark.django_db(transaction=True)``
+      (as tests/notifications/test_broker.py does: the task a commit publishes into Redis).
+
+Helpers that tests import live in tests/support/; ``login``, ``link_token`` and ``last_mail_to`` are
+still importable from here for tests written before the move.
+"""
+
 import uuid
+from contextlib import contextmanager
 
 import pytest
-from django.core import mail
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -10,6 +32,19 @@ from config.celery import app as celery_app
 from identity.services import keys
 from security.app_settings import DEFAULT_RATE_LIMITS
 from tests.factories import PASSWORD, UserFactory
+from tests.support import transactions
+from tests.support.auth import bearer, login
+from tests.support.mail import last_mail_to, link_token
+
+__all__ = ["last_mail_to", "link_token", "login"]  # re-exported: tests/support is their home
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    # tryfirst: before pytest-django's own hook, which orders the tests by the database they use
+    # (rolled-back ones first, then the transactional ones, as Django's runner does).
+    for item in items:
+        if transactions.needs_real_commits(item) and not item.get_closest_marker("django_db"):
+            item.add_marker(pytest.mark.django_db(transaction=True))
 
 
 def pytest_runtest_setup(item):
@@ -22,9 +57,15 @@ def pytest_runtest_setup(item):
             pytest.skip("needs Redis (set REDIS_URL)")
 
 
+@pytest.fixture
+def on_commit_executor(db, monkeypatch):
+    """Runs ``on_commit`` callbacks when the code's outermost atomic block commits (tests/support/
+    transactions.py); a no-op under ``transactional_db``, where the commits are real."""
+    return transactions.install(monkeypatch)
+
+
 @pytest.fixture(autouse=True)
-def _fast_hashing_and_eager_tasks(settings, transactional_db):
-    # Real commits (transactional_db): mail goes out through transaction.on_commit as in production.
+def _fast_hashing_and_eager_tasks(settings, db, on_commit_executor):
     settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher"]
     settings.SECURE_SSL_REDIRECT = False  # the test client speaks plain http; redirect tested on its own
     # Tasks run in-process so a test sees the mail its request caused; tests about the broker
@@ -43,6 +84,22 @@ def _fast_hashing_and_eager_tasks(settings, transactional_db):
 
 
 @pytest.fixture
+def django_capture_on_commit_callbacks(on_commit_executor):
+    """pytest-django's fixture, still usable: inside its ``with`` block callbacks are captured (and run
+    only with ``execute=True``) as with Django's plain ``TestCase.captureOnCommitCallbacks``."""
+    from django.db import DEFAULT_DB_ALIAS
+    from django.test import TestCase
+
+    @contextmanager
+    def capture(*, using=DEFAULT_DB_ALIAS, execute=False):
+        with on_commit_executor.suspended(), TestCase.captureOnCommitCallbacks(using=using,
+                                                                                 execute=execute) as callbacks:
+            yield callbacks
+
+    return capture
+
+
+@pytest.fixture
 def api():
     return APIClient()
 
@@ -57,12 +114,6 @@ def user(db):
     return UserFactory()
 
 
-def login(api, email, password=PASSWORD, **extra):
-    response = api.post("/api/v1/auth/login", {"email": email, "password": password, **extra}, format="json")
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
 @pytest.fixture
 def tokens(api, user):
     return login(api, user.email)
@@ -70,19 +121,4 @@ def tokens(api, user):
 
 @pytest.fixture
 def authed(tokens):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['accessToken']}")
-    return client
-
-
-def link_token(message) -> str:
-    """The token of the one link in a sent email."""
-    match = re.search(r"\?token=([A-Za-z0-9_\-]+)", message.body)
-    assert match, message.body
-    return match.group(1)
-
-
-def last_mail_to(address):
-    sent = [m for m in mail.outbox if address in m.to]
-    assert sent, f"no mail to {address}: {[m.to for m in mail.outbox]}"
-    return sent[-1]
+    return bearer(tokens["accessToken"])

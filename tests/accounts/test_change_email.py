@@ -2,6 +2,7 @@
 confirm-email-change, and their service."""
 
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from django.core import mail
@@ -14,8 +15,10 @@ from audit.models import AuditEvent, EventType
 from identity.services.tokens import access_token_verify
 from notifications.models import OutboxMessage
 from sessions_app.models import DeviceSession, RevokeReason
-from tests.conftest import last_mail_to, link_token, login
 from tests.factories import PASSWORD, UserFactory
+from tests.support.auth import bearer, login
+from tests.support.mail import last_mail_to, link_token
+from tests.support.races import race
 
 CHANGE = "/api/v1/auth/change-email"
 CONFIRM = "/api/v1/auth/confirm-email-change"
@@ -32,12 +35,6 @@ def confirm(token):
 
 def make_stale():
     DeviceSession.objects.update(reauthenticated_at=timezone.now() - timedelta(minutes=11))
-
-
-def bearer(access_token):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token}")
-    return client
 
 
 def state():
@@ -275,10 +272,6 @@ def test_the_unique_constraint_is_the_last_word(authed, user):
 @pytest.mark.postgres
 def test_two_accounts_racing_for_one_address_one_wins(api):
     """Real concurrent confirms on PostgreSQL: one 200, one 409, one owner."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
     tokens = []
     for n in range(2):
         racer = UserFactory()
@@ -286,14 +279,7 @@ def test_two_accounts_racing_for_one_address_one_wins(api):
         assert change(client, "prize@example.org").status_code == 202
         tokens.append(link_token(last_mail_to("prize@example.org")))
 
-    def run(token):
-        try:
-            return confirm(token).status_code
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(2) as pool:
-        codes = sorted(pool.map(run, tokens))
+    codes = sorted(response.status_code for response in race(*(partial(confirm, token) for token in tokens)))
     assert codes == [200, 409]
     assert User.objects.filter(email="prize@example.org").count() == 1
 

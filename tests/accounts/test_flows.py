@@ -3,7 +3,8 @@ from django.core import mail
 from accounts.models import AccountToken, User
 from audit.models import AuditEvent, EventType
 from sessions_app.models import DeviceSession
-from tests.conftest import last_mail_to, link_token, login
+from tests.support.auth import login
+from tests.support.mail import last_mail_to, link_token
 
 REG = "/api/v1/auth/register"
 

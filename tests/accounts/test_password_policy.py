@@ -10,8 +10,10 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from accounts.models import User
-from tests.conftest import last_mail_to, link_token, login
 from tests.factories import PASSWORD, UserFactory
+from tests.support.auth import login
+from tests.support.errors import error_of
+from tests.support.mail import last_mail_to, link_token
 
 EMAIL = "marguerite.duras@example.com"
 
@@ -37,13 +39,6 @@ def test_cases_have_the_lengths_they_claim():
     assert len("password1234") == 12 and len("Marguerite.Duras@example") >= 12  # refused for content, not length
 
 
-def _assert_policy_error(response, field):
-    assert response.status_code == 400, response.content
-    error = response.json()["error"]
-    assert error["code"] == "validation_error"
-    assert error["fields"][field]
-
-
 # --- API ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pw, ok", CASES)
@@ -53,7 +48,7 @@ def test_api_register(api, db, pw, ok):
         assert r.status_code == 202
         assert User.objects.get(email=EMAIL).check_password(pw)
     else:
-        _assert_policy_error(r, "password")
+        error_of(r, 400, "validation_error", fields=["password"])
         assert not User.objects.exists()
 
 
@@ -68,7 +63,7 @@ def test_api_reset_password(api, db, pw, ok):
         assert r.status_code == 204
         assert user.check_password(pw)
     else:
-        _assert_policy_error(r, "password")
+        error_of(r, 400, "validation_error", fields=["password"])
         assert user.check_password(PASSWORD)
         # a refused password does not spend the link
         good = api.post("/api/v1/auth/reset-password", {"token": token, "password": _long(20)}, format="json")
@@ -86,7 +81,7 @@ def test_api_change_password(api, db, pw, ok):
         assert r.status_code == 204
         assert user.check_password(pw)
     else:
-        _assert_policy_error(r, "newPassword")
+        error_of(r, 400, "validation_error", fields=["newPassword"])
         assert user.check_password(PASSWORD)
 
 

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import connections
 from django.utils import timezone
 
 from accounts import services
@@ -13,8 +12,10 @@ from accounts.models import AccountToken, AccountTokenQuerySet, TokenPurpose, Us
 from accounts.services import ExpiredLinkToken, InvalidLinkToken
 from audit.models import AuditEvent, EventType
 from notifications.models import OutboxMessage
-from tests.conftest import last_mail_to, link_token
 from tests.factories import PASSWORD, UserFactory
+from tests.support.errors import error_code
+from tests.support.mail import last_mail_to, link_token
+from tests.support.races import race
 
 REG = "/api/v1/auth/register"
 VERIFY = "/api/v1/auth/verify-email"
@@ -33,11 +34,6 @@ def _register(api, email="new@example.com", password="a-long-enough-pass"):
 def _forgot(api, email):
     assert api.post(FORGOT, {"email": email}, format="json").status_code == 202
     return link_token(last_mail_to(email))
-
-
-def _error_code(response):
-    assert response.status_code == 400, response.content
-    return response.json()["error"]["code"]
 
 
 def test_lifetimes_are_24_hours_and_1_hour(api, user):
@@ -65,13 +61,13 @@ def test_tokens_are_stored_only_as_hashes(api, user):
 def test_verification_token_is_single_use(api, db):
     token = _register(api)
     assert api.post(VERIFY, {"token": token, "password": "a-long-enough-pass"}, format="json").status_code == 200
-    assert _error_code(api.post(VERIFY, {"token": token}, format="json")) == "invalid_token"
+    assert error_code(api.post(VERIFY, {"token": token}, format="json"), 400) == "invalid_token"
 
 
 def test_verification_token_expires(api, db):
     token = _register(api)
     AccountToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert _error_code(api.post(VERIFY, {"token": token}, format="json")) == "token_expired"
+    assert error_code(api.post(VERIFY, {"token": token}, format="json"), 400) == "token_expired"
     assert not User.objects.get().email_verified
     assert AccountToken.objects.get().used_at is None  # an expired link is not spent by trying it
 
@@ -86,14 +82,15 @@ def test_verification_token_still_works_just_before_expiry(api, db):
 def test_reset_token_is_single_use_and_expires(api, user):
     token = _forgot(api, user.email)
     AccountToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert _error_code(api.post(RESET, {"token": token, "password": NEW_PASSWORD}, format="json")) == "token_expired"
+    assert error_code(api.post(RESET, {"token": token, "password": NEW_PASSWORD}, format="json"),
+                      400) == "token_expired"
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
 
     token = _forgot(api, user.email)
     assert api.post(RESET, {"token": token, "password": NEW_PASSWORD}, format="json").status_code == 204
-    assert _error_code(api.post(RESET, {"token": token, "password": "yet-another-password-3"},
-                                format="json")) == "invalid_token"
+    assert error_code(api.post(RESET, {"token": token, "password": "yet-another-password-3"},
+                                format="json"), 400) == "invalid_token"
     user.refresh_from_db()
     assert user.check_password(NEW_PASSWORD)
 
@@ -110,16 +107,18 @@ def test_unknown_tokens_are_invalid(api, db, token):
 
 def test_a_token_of_the_other_purpose_is_invalid(api, user):
     reset = _forgot(api, user.email)
-    assert _error_code(api.post(VERIFY, {"token": reset}, format="json")) == "invalid_token"
+    assert error_code(api.post(VERIFY, {"token": reset}, format="json"), 400) == "invalid_token"
     verify = _register(api)
-    assert _error_code(api.post(RESET, {"token": verify, "password": NEW_PASSWORD}, format="json")) == "invalid_token"
+    assert error_code(api.post(RESET, {"token": verify, "password": NEW_PASSWORD}, format="json"),
+                      400) == "invalid_token"
 
 
 def test_a_new_reset_request_invalidates_the_earlier_link(api, user):
     first = _forgot(api, user.email)
     second = _forgot(api, user.email)
     assert first != second
-    assert _error_code(api.post(RESET, {"token": first, "password": NEW_PASSWORD}, format="json")) == "invalid_token"
+    assert error_code(api.post(RESET, {"token": first, "password": NEW_PASSWORD}, format="json"),
+                      400) == "invalid_token"
     assert api.post(RESET, {"token": second, "password": NEW_PASSWORD}, format="json").status_code == 204
 
 
@@ -135,8 +134,8 @@ def test_resend_verification_sends_a_new_link_only_to_unverified_accounts(api, u
     older = link_token(mail.outbox[0])
     assert len({first, older, newest}) == 3
     # only the newest link works
-    assert _error_code(api.post(VERIFY, {"token": first}, format="json")) == "invalid_token"
-    assert _error_code(api.post(VERIFY, {"token": older}, format="json")) == "invalid_token"
+    assert error_code(api.post(VERIFY, {"token": first}, format="json"), 400) == "invalid_token"
+    assert error_code(api.post(VERIFY, {"token": older}, format="json"), 400) == "invalid_token"
     assert api.post(VERIFY, {"token": newest, "password": "a-long-enough-pass"}, format="json").status_code == 200
 
 
@@ -222,22 +221,8 @@ def _race(monkeypatch, parties, work):
         return real_update(self, **kwargs)
 
     monkeypatch.setattr(AccountTokenQuerySet, "update", update_after_everyone_has_read)
-    results = []
-
-    def run():
-        try:
-            results.append(work())
-        except (InvalidLinkToken, ExpiredLinkToken) as exc:
-            results.append(exc.code)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run) for _ in range(parties)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return results
+    results = race(*[work] * parties, expected=(InvalidLinkToken, ExpiredLinkToken), timeout=30)
+    return [r.code if isinstance(r, (InvalidLinkToken, ExpiredLinkToken)) else r for r in results]
 
 
 @pytest.mark.postgres

@@ -8,7 +8,6 @@ sent as raw bytes through Django's test client so malformed bytes reach the serv
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -21,13 +20,13 @@ from accounts.models import AccountToken, User
 from audit.models import AuditEvent
 from notifications.models import OutboxMessage
 from sessions_app.models import DeviceSession, SpentRefreshToken
-from tests.conftest import last_mail_to, link_token, login
 from tests.factories import PASSWORD, UserFactory
+from tests.support.auth import login
+from tests.support.errors import error_of
+from tests.support.mail import last_mail_to, link_token
 
 AUTH = "/api/v1/auth/"
 NEW_PASSWORD = "brand-new-password-1"
-SNAKE = re.compile(r"[a-z]+(_[a-z0-9]+)*")
-CAMEL_FIELD = re.compile(r"[a-z][a-zA-Z0-9]*(\.[a-z][a-zA-Z0-9]*)*")
 MIB = 1024 * 1024
 
 
@@ -173,28 +172,6 @@ def raw(data) -> bytes:
     return json.dumps(data).encode()
 
 
-def assert_envelope(response, status: int, code: str | None = None, fields=None) -> dict:
-    """The contract's error shape, exactly, with snake_case codes and camelCase field names."""
-    assert response.status_code == status, (response.status_code, response.content[:500])
-    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
-    body = json.loads(response.content)
-    assert list(body) == ["error"], body
-    error = body["error"]
-    assert set(error) in ({"code", "message"}, {"code", "message", "fields"}), error
-    assert isinstance(error["code"], str) and SNAKE.fullmatch(error["code"]), error
-    assert isinstance(error["message"], str) and error["message"], error
-    if "fields" in error:
-        assert isinstance(error["fields"], dict) and error["fields"], error
-        for name, messages in error["fields"].items():
-            assert CAMEL_FIELD.fullmatch(name), name
-            assert isinstance(messages, list) and messages and all(isinstance(m, str) and m for m in messages)
-    if code is not None:
-        assert error["code"] == code, error
-    if fields is not None:
-        assert set(fields) <= set(error.get("fields", {})), error
-    return error
-
-
 # --- the baseline: the valid bodies really do change state -------------------------------------------
 
 @pytest.mark.parametrize("endpoint", BODY_ENDPOINTS + BODYLESS_ENDPOINTS, ids=ids(BODY_ENDPOINTS + BODYLESS_ENDPOINTS))
@@ -260,7 +237,7 @@ def test_bad_field_is_a_validation_error(client, world, subtests, endpoint, name
         with subtests.test(label):
             before = db_state()
             response = send(client, world, endpoint, spoil(world.valid_body(endpoint), name, value))
-            assert_envelope(response, 400, "validation_error", fields=[name])
+            error_of(response, 400, "validation_error", fields=[name])
             assert db_state() == before
 
 
@@ -281,7 +258,7 @@ def test_unicode_is_accepted_or_refused_cleanly(client, world, subtests, endpoin
                 response = send(client, world, endpoint, spoil(world.valid_body(endpoint), name, value))
                 assert response.status_code < 500, response.content
                 if response.status_code >= 400:
-                    assert_envelope(response, response.status_code)
+                    error_of(response, response.status_code)
                     assert db_state(audit=False) == before
 
 
@@ -329,7 +306,7 @@ def test_malformed_json_is_refused(client, world, subtests, endpoint):
     for label, body in MALFORMED.items():
         with subtests.test(label):
             before = db_state()
-            assert_envelope(send(client, world, endpoint, body), 400, "malformed_request")
+            error_of(send(client, world, endpoint, body), 400, "malformed_request")
             assert db_state() == before
 
 
@@ -338,7 +315,7 @@ def test_json_that_is_not_an_object_is_refused(client, world, subtests, endpoint
     for label, body in NOT_AN_OBJECT.items():
         with subtests.test(label):
             before = db_state()
-            assert_envelope(send(client, world, endpoint, body), 400, "validation_error", fields=["nonFieldErrors"])
+            error_of(send(client, world, endpoint, body), 400, "validation_error", fields=["nonFieldErrors"])
             assert db_state() == before
 
 
@@ -346,7 +323,7 @@ def test_json_that_is_not_an_object_is_refused(client, world, subtests, endpoint
 def test_empty_body_lists_the_required_fields(client, world, endpoint):
     before = db_state()
     required = [n for n in endpoint.fields if n not in endpoint.optional]
-    assert_envelope(send(client, world, endpoint, b""), 400, "validation_error", fields=required)
+    error_of(send(client, world, endpoint, b""), 400, "validation_error", fields=required)
     assert db_state() == before
 
 
@@ -371,7 +348,7 @@ def test_non_json_body_is_415(client, world, subtests, endpoint):
             before = db_state()
             data = encode_as(content_type, world.valid_body(endpoint))
             response = send(client, world, endpoint, data, content_type=content_type)
-            assert_envelope(response, 415, "unsupported_media_type")
+            error_of(response, 415, "unsupported_media_type")
             assert db_state() == before
 
 
@@ -395,7 +372,7 @@ def test_json_with_a_wrong_charset_is_refused(client, world, subtests):
             before = db_state()
             response = send(client, world, me, raw({"name": "Changed!"}),
                             content_type=f"application/json; charset={charset}")
-            assert_envelope(response, 400, "malformed_request")
+            error_of(response, 400, "malformed_request")
             assert db_state() == before
 
 
@@ -425,7 +402,7 @@ def test_body_over_1_mib_is_413(client, world, subtests, endpoint):
     for label, (body, extra) in cases.items():
         with subtests.test(label):
             before = db_state()
-            assert_envelope(send(client, world, endpoint, body, **extra), 413, "request_too_large")
+            error_of(send(client, world, endpoint, body, **extra), 413, "request_too_large")
             assert db_state() == before
 
 
@@ -444,7 +421,7 @@ def test_declared_length_shorter_than_the_body_reads_only_what_was_declared(clie
     cut-off JSON document), so the rest never reaches a parser."""
     before = db_state()
     response = send(client, world, endpoint, big_body(endpoint, world), CONTENT_LENGTH="20")
-    assert_envelope(response, 400, "malformed_request")
+    error_of(response, 400, "malformed_request")
     assert db_state() == before
 
 
@@ -453,7 +430,7 @@ def test_body_without_content_length_is_not_read(client, world):
     limit cannot be dodged; the request is answered as one with an empty body."""
     before = db_state()
     response = send(client, world, BY_NAME["login"], big_body(BY_NAME["login"], world), CONTENT_LENGTH="")
-    assert_envelope(response, 400, "validation_error", fields=["email", "password"])
+    error_of(response, 400, "validation_error", fields=["email", "password"])
     assert db_state() == before
 
 
@@ -465,7 +442,7 @@ def test_content_length_that_is_not_a_number_is_refused(client, world, subtests,
         with subtests.test(length):
             before = db_state()
             response = send(client, world, endpoint, big_body(endpoint, world), CONTENT_LENGTH=length)
-            assert_envelope(response, 400, "malformed_request")
+            error_of(response, 400, "malformed_request")
             assert db_state() == before
 
 
@@ -504,7 +481,7 @@ def test_bad_credentials_are_401(client, world, subtests, endpoint):
             before = db_state()
             extra = {"HTTP_AUTHORIZATION": header} if header else {}
             response = send(client, world, endpoint, with_body(endpoint, world), auth=False, **extra)
-            assert_envelope(response, 401, code)
+            error_of(response, 401, code)
             assert response["WWW-Authenticate"].startswith("Bearer")
             assert db_state() == before
 
@@ -513,7 +490,7 @@ def test_bad_credentials_are_401(client, world, subtests, endpoint):
 def test_authentication_comes_before_parsing(client, world, endpoint):
     """Without credentials a malformed body is not even read: 401, not 400."""
     response = send(client, world, endpoint, b"{not json", auth=False)
-    assert_envelope(response, 401, "not_authenticated")
+    error_of(response, 401, "not_authenticated")
 
 
 def test_public_endpoints_ignore_a_garbage_bearer(client, world):
@@ -550,7 +527,7 @@ def test_revoking_a_session_that_is_not_there_is_404(client, world, subtests):
         with subtests.test(label):
             before = db_state()
             response = client.delete(f"{AUTH}sessions/{session_id}", **world.auth(BY_NAME["me-get"]))
-            assert_envelope(response, 404, "not_found")
+            error_of(response, 404, "not_found")
             assert db_state() == before
 
 
@@ -559,7 +536,7 @@ def test_revoking_another_users_session_is_404(client, world):
     theirs = login(APIClient(), stranger.email)["session"]["id"]
     before = db_state()
     response = client.delete(f"{AUTH}sessions/{theirs}", **world.auth(BY_NAME["me-get"]))
-    assert_envelope(response, 404, "not_found")
+    error_of(response, 404, "not_found")
     assert db_state() == before
 
 
@@ -573,7 +550,7 @@ def test_unknown_api_url_is_404_envelope(client, subtests, path):
     for method in ["GET", "POST", "PUT", "DELETE"]:
         with subtests.test(method):
             response = client.generic(method, path, b"{}", content_type="application/json")
-            assert_envelope(response, 404, "not_found")
+            error_of(response, 404, "not_found")
 
 
 WRONG_METHODS = [
@@ -591,7 +568,7 @@ def test_wrong_method_is_405_envelope(client, world, subtests):
         with subtests.test(f"{method} {path}"):
             before = db_state()
             response = send(client, world, Endpoint("x", method, path, authed), b"{}")
-            assert_envelope(response, 405, "method_not_allowed")
+            error_of(response, 405, "method_not_allowed")
             assert response["Allow"]
             assert db_state() == before
 
@@ -601,27 +578,27 @@ def test_wrong_method_on_public_documents_is_405_envelope(client, subtests, path
     for method in ["POST", "PUT", "PATCH", "DELETE"]:
         with subtests.test(method):
             response = client.generic(method, path, b"{}", content_type="application/json")
-            assert_envelope(response, 405, "method_not_allowed")
+            error_of(response, 405, "method_not_allowed")
 
 
 def test_unacceptable_accept_header_is_406_envelope(client):
-    assert_envelope(client.get(f"{AUTH}jwks", HTTP_ACCEPT="text/html"), 406, "not_acceptable")
+    error_of(client.get(f"{AUTH}jwks", HTTP_ACCEPT="text/html"), 406, "not_acceptable")
 
 
 def test_schema_errors_are_json_too(client):
-    assert_envelope(client.get("/api/v1/schema/?format=xml"), 404, "not_found")
-    assert_envelope(client.get("/api/v1/schema/", HTTP_ACCEPT="text/html"), 406, "not_acceptable")
-    assert_envelope(client.post("/api/v1/schema/"), 405, "method_not_allowed")
+    error_of(client.get("/api/v1/schema/?format=xml"), 404, "not_found")
+    error_of(client.get("/api/v1/schema/", HTTP_ACCEPT="text/html"), 406, "not_acceptable")
+    error_of(client.post("/api/v1/schema/"), 405, "method_not_allowed")
 
 
 def test_disallowed_host_is_400_envelope(client):
-    assert_envelope(client.get(f"{AUTH}jwks", HTTP_HOST="evil.example"), 400, "malformed_request")
+    error_of(client.get(f"{AUTH}jwks", HTTP_HOST="evil.example"), 400, "malformed_request")
 
 
 def test_too_many_query_parameters_is_400_envelope(client, world):
     query = "&".join(f"a{i}=1" for i in range(1_100))
     response = client.get(f"{AUTH}me?{query}", **world.auth(BY_NAME["me-get"]))
-    assert_envelope(response, 400, "malformed_request")
+    error_of(response, 400, "malformed_request")
 
 
 def test_user_agent_with_nul_bytes_is_stored_without_them(client, world):
@@ -640,5 +617,5 @@ def test_an_unexpected_bug_still_answers_in_the_envelope(world, monkeypatch):
     monkeypatch.setattr(account_services, "user_update", boom)
     client = Client(raise_request_exception=False)
     response = send(client, world, BY_NAME["me-patch"], raw({"name": "x"}))
-    error = assert_envelope(response, 500, "server_error")
+    error = error_of(response, 500, "server_error")
     assert "bug" not in error["message"]

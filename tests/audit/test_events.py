@@ -13,8 +13,9 @@ from audit.models import AuditEvent, EventType
 from identity.models import SigningKey
 from notifications.models import OutboxMessage
 from sessions_app.models import DeviceSession
-from tests.conftest import last_mail_to, link_token
 from tests.factories import PASSWORD, UserFactory
+from tests.support.auth import login
+from tests.support.mail import last_mail_to, link_token
 
 UA = "AuditTest/1.0 (tests)"
 IP = "198.51.100.23"
@@ -27,12 +28,6 @@ def post(api, path, body=None, **extra):
 
 def bearer(pair):
     return {"HTTP_AUTHORIZATION": f"Bearer {pair['accessToken']}"}
-
-
-def do_login(api, email, password=PASSWORD):
-    r = post(api, "login", {"email": email, "password": password})
-    assert r.status_code == 200, r.content
-    return r.json()
 
 
 def only(event, **filters):
@@ -64,7 +59,7 @@ def test_registration_and_verification(api, db):
 
 
 def test_login_logout_refresh_and_session_revoke(api, user):
-    pair = do_login(api, user.email)
+    pair = login(api, user.email, ip=IP, ua=UA)
     sid = pair["session"]["id"]
     row = only(EventType.LOGIN_SUCCEEDED)
     assert (row.actor_id, row.subject_id, str(row.session_id), row.success) == (user.pk, user.pk, sid, True)
@@ -77,14 +72,14 @@ def test_login_logout_refresh_and_session_revoke(api, user):
     assert_request_meta(row)
     assert pair["refreshToken"] not in str(row.context)
 
-    other = do_login(api, user.email)
+    other = login(api, user.email, ip=IP, ua=UA)
     r = api.delete(f"/api/v1/auth/sessions/{other['session']['id']}", **META, **bearer(r.json()))
     assert r.status_code == 204
     row = only(EventType.SESSION_REVOKED, session_id=other["session"]["id"])
     assert row.actor_id == user.pk and row.subject_id == user.pk and row.context["reason"] == "user_revoked"
     assert_request_meta(row)
 
-    mine = do_login(api, user.email)
+    mine = login(api, user.email, ip=IP, ua=UA)
     assert post(api, "logout", **bearer(mine)).status_code == 204
     row = only(EventType.LOGOUT)
     assert row.actor_id == user.pk and str(row.session_id) == mine["session"]["id"]
@@ -94,7 +89,7 @@ def test_login_logout_refresh_and_session_revoke(api, user):
 
 def test_refresh_reuse_detected(api, user, settings):
     settings.AUTH_REFRESH_GRACE_SECONDS = 0
-    pair = do_login(api, user.email)
+    pair = login(api, user.email, ip=IP, ua=UA)
     assert post(api, "refresh", {"refreshToken": pair["refreshToken"]}).status_code == 200
     r = post(api, "refresh", {"refreshToken": pair["refreshToken"]})
     assert r.status_code == 401 and r.json()["error"]["code"] == "refresh_token_reused"
@@ -125,7 +120,7 @@ def test_password_reset_requested_for_an_unknown_address(api, db):
 
 
 def test_password_changed_and_reauthenticated(api, user):
-    pair = do_login(api, user.email)
+    pair = login(api, user.email, ip=IP, ua=UA)
     r = post(api, "change-password", {"currentPassword": PASSWORD, "newPassword": "a-new-long-password"},
              **bearer(pair))
     assert r.status_code == 204
@@ -198,7 +193,7 @@ def test_refresh_failed(api, db):
 
 
 def test_reauthentication_failed(api, user):
-    pair = do_login(api, user.email)
+    pair = login(api, user.email, ip=IP, ua=UA)
     assert post(api, "reauthenticate", {"password": "wrong-password-1"}, **bearer(pair)).status_code == 401
     row = only(EventType.REAUTHENTICATION_FAILED)
     assert row.actor_id == user.pk and str(row.session_id) == pair["session"]["id"] and not row.success
@@ -211,7 +206,7 @@ def test_reauthentication_failed(api, user):
     ({"currentPassword": PASSWORD, "newPassword": "short"}, "password_policy"),
 ])
 def test_change_password_failed(api, user, body, reason):
-    pair = do_login(api, user.email)
+    pair = login(api, user.email, ip=IP, ua=UA)
     assert post(api, "change-password", body, **bearer(pair)).status_code == 400
     row = only(EventType.PASSWORD_CHANGE_FAILED)
     assert row.actor_id == user.pk and str(row.session_id) == pair["session"]["id"] and not row.success
@@ -262,8 +257,8 @@ def test_no_login_without_its_audit_row(api, user, audit_fails):
 
 
 def test_no_logout_or_revoke_without_its_audit_row(api, user, audit_fails):
-    pair = do_login(api, user.email)
-    other = do_login(api, user.email)
+    pair = login(api, user.email, ip=IP, ua=UA)
+    other = login(api, user.email, ip=IP, ua=UA)
     audit_fails()
     with pytest.raises(AuditDown):
         post(api, "logout", **bearer(pair))
@@ -273,7 +268,7 @@ def test_no_logout_or_revoke_without_its_audit_row(api, user, audit_fails):
 
 
 def test_no_refresh_without_its_audit_row(api, user, audit_fails):
-    pair = do_login(api, user.email)
+    pair = login(api, user.email, ip=IP, ua=UA)
     session = DeviceSession.objects.get()
     audit_fails()
     with pytest.raises(AuditDown):
@@ -283,7 +278,7 @@ def test_no_refresh_without_its_audit_row(api, user, audit_fails):
 
 def test_no_reuse_revocation_without_its_audit_row(api, user, settings, audit_fails):
     settings.AUTH_REFRESH_GRACE_SECONDS = 0
-    pair = do_login(api, user.email)
+    pair = login(api, user.email, ip=IP, ua=UA)
     post(api, "refresh", {"refreshToken": pair["refreshToken"]})
     audit_fails()
     with pytest.raises(AuditDown):
@@ -301,7 +296,7 @@ def test_no_password_reset_without_its_audit_rows(api, user, audit_fails):
 def test_no_password_reset_completed_without_its_audit_row(api, user, monkeypatch):
     post(api, "forgot-password", {"email": user.email})
     token = link_token(last_mail_to(user.email))
-    do_login(api, user.email)
+    login(api, user.email, ip=IP, ua=UA)
     real_save = AuditEvent.save
 
     def fail_on_completion(self, *args, **kwargs):
@@ -320,8 +315,8 @@ def test_no_password_reset_completed_without_its_audit_row(api, user, monkeypatc
 
 
 def test_no_password_change_or_reauthentication_without_its_audit_row(api, user, audit_fails):
-    pair = do_login(api, user.email)
-    other = do_login(api, user.email)
+    pair = login(api, user.email, ip=IP, ua=UA)
+    other = login(api, user.email, ip=IP, ua=UA)
     before = DeviceSession.objects.get(pk=pair["session"]["id"]).reauthenticated_at
     audit_fails()
     with pytest.raises(AuditDown):

@@ -2,24 +2,14 @@
 
 import os
 import time
+from pathlib import Path
 
 from sessions_app.models import DeviceSession, RevokeReason
-from tests.browser.conftest import DOCS
 from tests.factories import PASSWORD, UserFactory
+from tests.support.agents import FIREFOX_LINUX, IPHONE_SAFARI
+from tests.support.auth import browser_sign_in
 
-FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
-IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-          "Version/17.5 Mobile/15E148 Safari/604.1")
-
-
-def sign_in(page, site, email, *, remember=False, add=False):
-    page.goto(f"{site}/login" + ("?add=1" if add else ""))
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    if remember:
-        page.get_by_label("Stay signed in").check()
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{site}/account")
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def session_cookie(context):
@@ -29,7 +19,7 @@ def session_cookie(context):
 def test_sign_in_without_stay_signed_in_is_a_browser_session_cookie(site, new_page):
     user = UserFactory()
     context, page = new_page()
-    sign_in(page, site, user.email)
+    browser_sign_in(page, site, user.email)
     assert page.get_by_text(f"Signed in as {user.email}").is_visible()
     cookie = session_cookie(context)
     assert cookie["expires"] == -1 and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
@@ -38,7 +28,7 @@ def test_sign_in_without_stay_signed_in_is_a_browser_session_cookie(site, new_pa
 def test_sign_in_with_stay_signed_in_is_persistent_for_30_days(site, new_page):
     user = UserFactory()
     context, page = new_page()
-    sign_in(page, site, user.email, remember=True)
+    browser_sign_in(page, site, user.email, remember=True)
     cookie = session_cookie(context)
     assert abs(cookie["expires"] - (time.time() + 30 * 86400)) < 120
     assert DeviceSession.objects.get(user=user).remember_me
@@ -47,11 +37,11 @@ def test_sign_in_with_stay_signed_in_is_persistent_for_30_days(site, new_page):
 def test_sessions_page_revoke_from_a_second_browser_and_sign_out_everywhere_else(site, new_page, tmp_path):
     user = UserFactory(email="ada@example.com", name="Ada")
     laptop_context, laptop = new_page()
-    phone_context, phone = new_page(user_agent=IPHONE)
-    tablet_context, tablet = new_page(user_agent=FIREFOX)
-    sign_in(laptop, site, user.email)
-    sign_in(phone, site, user.email)
-    sign_in(tablet, site, user.email)
+    phone_context, phone = new_page(user_agent=IPHONE_SAFARI)
+    tablet_context, tablet = new_page(user_agent=FIREFOX_LINUX)
+    browser_sign_in(laptop, site, user.email)
+    browser_sign_in(phone, site, user.email)
+    browser_sign_in(tablet, site, user.email)
 
     phone.goto(f"{site}/account/sessions")
     rows = phone.locator("li.session")
@@ -84,7 +74,7 @@ def test_sessions_page_revoke_from_a_second_browser_and_sign_out_everywhere_else
 def test_switch_accounts(site, new_page):
     first, second = UserFactory(email="first@example.com"), UserFactory(email="second@example.com")
     context, page = new_page()
-    sign_in(page, site, first.email)
+    browser_sign_in(page, site, first.email)
     page.goto(f"{site}/accounts")
     page.get_by_role("link", name="Add another account").click()
     page.get_by_label("Email").fill(second.email)

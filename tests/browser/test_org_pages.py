@@ -8,9 +8,9 @@ import json
 import re
 
 from orgs.models import Membership, Organization, OrgRole
-from tests.browser.test_browser import sign_in
-from tests.conftest import last_mail_to
 from tests.factories import PASSWORD, UserFactory
+from tests.support.auth import browser_sign_in
+from tests.support.mail import last_mail_to
 
 
 CSP_LISTENER = """window.addEventListener("securitypolicyviolation", (e) => {
@@ -46,7 +46,7 @@ def test_create_invite_accept_change_role_remove_and_switch(site, new_page):
     invitee = UserFactory(email="ivan@example.com", name="Ivan")
     _, owner = new_page()
     owner_problems = watch_console(owner)
-    sign_in(owner, site, "olga@example.com")
+    browser_sign_in(owner, site, "olga@example.com")
 
     # Create an organization from the list page (linked from the navigation).
     owner.get_by_role("link", name="Organizations").click()
@@ -121,7 +121,7 @@ def test_pages_render_without_csp_violations(site, new_page):
     Membership.objects.create(user=user, organization=org, role=OrgRole.OWNER)
     _, page = new_page()
     problems = watch_console(page)
-    sign_in(page, site, user.email)
+    browser_sign_in(page, site, user.email)
     for path in ("/organizations", f"/organizations/{org.pk}", f"/organizations/{org.pk}/delete",
                  "/invitations/accept?token=abc", "/invitations/accept"):
         for width in (1200, 380):

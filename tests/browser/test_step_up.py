@@ -7,9 +7,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from sessions_app.models import DeviceSession
-from tests.browser.test_browser import sign_in
-from tests.conftest import last_mail_to, link_token
 from tests.factories import PASSWORD, UserFactory
+from tests.support.auth import browser_sign_in
+from tests.support.mail import last_mail_to, link_token
 
 NEW_PASSWORD = "A-Brand-New-Passphrase-42"
 
@@ -29,7 +29,7 @@ def reauthenticate(page, site, next_path):
 def test_stale_password_change_reauthenticates_and_comes_back(site, new_page):
     user = UserFactory()
     _, page = new_page()
-    sign_in(page, site, user.email)
+    browser_sign_in(page, site, user.email)
     make_stale(user)
 
     page.get_by_label("Current password").fill(PASSWORD)
@@ -52,8 +52,8 @@ def test_email_change_end_to_end_with_step_up(site, new_page):
     old = user.email
     _, page = new_page()
     _, other_device = new_page()
-    sign_in(page, site, user.email)
-    sign_in(other_device, site, user.email)
+    browser_sign_in(page, site, user.email)
+    browser_sign_in(other_device, site, user.email)
     make_stale(user)
 
     page.get_by_role("link", name="Change email address").click()

@@ -3,14 +3,13 @@
 import io
 import json
 import secrets
-import threading
 import time
 from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -20,7 +19,8 @@ from identity.crypto import DecryptionError, b64url
 from identity.models import SigningKey
 from identity.services import keys
 from identity.services.tokens import access_token_issue
-from tests.identity.test_tokens import parts
+from tests.support.races import race
+from tests.support.tokens import parts
 
 JWKS_PATHS = ["/api/v1/auth/jwks", "/.well-known/jwks.json"]
 
@@ -172,19 +172,10 @@ def test_cache_refilled_during_rotation_does_not_keep_the_retired_signer(tokens)
     """Another thread of this process may load the signer between the rotation's cache clear and its
     commit; it sees the old key, still signing. After the commit this process must sign with the new one."""
     old_kid = keys.signing_key_current().kid
-    seen = []
-
-    def other_thread():
-        try:
-            seen.append(keys.signing_key_current().kid)
-        finally:
-            connection.close()
 
     with transaction.atomic():
         new = keys.signing_key_rotate()
-        thread = threading.Thread(target=other_thread)
-        thread.start()
-        thread.join()
+        seen = race(lambda: keys.signing_key_current().kid)
     assert seen == [old_kid]  # the race happened: the cache was refilled with the old signer
     assert keys.signing_key_current().kid == new.kid
 

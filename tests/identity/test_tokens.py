@@ -19,6 +19,8 @@ from identity.services import keys
 from identity.services.tokens import access_token_issue
 from sessions_app.models import DeviceSession
 from tests.factories import UserFactory
+from tests.support.errors import error_of
+from tests.support.tokens import parts
 
 ME = "/api/v1/auth/me"
 
@@ -29,12 +31,6 @@ def b64(data: bytes) -> str:
 
 def segment(obj) -> str:
     return b64(json.dumps(obj).encode())
-
-
-def parts(token: str):
-    header, payload, _ = token.split(".")
-    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
-    return (json.loads(base64.urlsafe_b64decode(pad(header))), json.loads(base64.urlsafe_b64decode(pad(payload))))
 
 
 def valid_claims(tokens, settings, **changes):
@@ -66,10 +62,8 @@ def call_me(token: str):
 
 
 def assert_refused(response, codes=("invalid_token",)):
-    assert response.status_code == 401, (response.status_code, response.content)
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["code"] in codes, body
+    error = error_of(response, 401)
+    assert set(error) == {"code", "message"} and error["code"] in codes, error
     assert 'error="invalid_token"' in response.headers.get("WWW-Authenticate", ""), response.headers
 
 

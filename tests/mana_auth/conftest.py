@@ -1,27 +1,19 @@
-"""Fixtures for the mana_auth library: local Ed25519 keys, a token signer that writes any header, and
-tiny HTTP servers (http.server in a thread on 127.0.0.1, ephemeral port) standing in for the provider.
+"""Fixtures for the mana_auth library: local Ed25519 keys, a fake clock and tiny HTTP servers standing in
+for the provider (their classes and the token signer are in tests/support/mana_auth.py).
 
-The unit tests here need no database: the suite-wide autouse fixture (which pulls in transactional_db)
-runs only for tests that use the real provider through ``live_server``.
+The unit tests here need no database: the suite-wide autouse fixture (which pulls in ``db``) runs only
+for tests that use the real provider through ``live_server`` (and so get ``transactional_db``).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import threading
-import time
-import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-ISSUER = "manacore"
-AUDIENCE = "manacore"
+from tests.support.mana_auth import AUDIENCE, ISSUER, FakeClock, FakeServer, JwksServer, Key
+
+# Old names, importable from here for tests written before the helpers moved to tests/support/
+# (other branches may still add such imports); new tests import from tests/support.
+from tests.support.mana_auth import b64url, claims_for, encode, hmac_token, make_token  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -33,142 +25,11 @@ def _fast_hashing_and_eager_tasks(request):
     yield
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-@dataclass
-class Key:
-    kid: str
-    private: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
-
-    @property
-    def jwk(self) -> dict:
-        x = b64url(self.private.public_key().public_bytes_raw())
-        return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid, "alg": "EdDSA", "use": "sig"}
-
-
-def encode(header: dict, claims, sign) -> str:
-    """A compact JWS with exactly this header; ``sign(signing_input) -> bytes`` (None: empty signature)."""
-    payload = claims if isinstance(claims, bytes) else json.dumps(claims).encode()
-    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(payload)}"
-    signature = sign(signing_input.encode()) if sign else b""
-    return f"{signing_input}.{b64url(signature)}"
-
-
-def claims_for(**overrides) -> dict:
-    now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(uuid.uuid4()), "email": "user1@example.com", "role": "user",
-              "sid": str(uuid.uuid4()), "iat": now, "exp": now + 900, "jti": uuid.uuid4().hex}
-    claims.update(overrides)
-    return {k: v for k, v in claims.items() if v is not None}
-
-
-def make_token(key: Key, header: dict | None = None, **claim_overrides) -> str:
-    hdr = {"alg": "EdDSA", "kid": key.kid, "typ": "at+jwt", **(header or {})}
-    return encode(hdr, claims_for(**claim_overrides), key.private.sign)
-
-
-def hmac_token(secret: bytes, header: dict | None = None, **claim_overrides) -> str:
-    hdr = {"alg": "HS256", "typ": "at+jwt", **(header or {})}
-    return encode(hdr, claims_for(**claim_overrides), lambda m: hmac.new(secret, m, hashlib.sha256).digest())
-
-
-class FakeServer:
-    """An HTTP server whose routes are plain functions ``(handler, body) -> (status, headers, json)``;
-    counts hits per path. ``stop()`` makes it unreachable (connection refused)."""
-
-    def __init__(self):
-        self.routes: dict[tuple[str, str], object] = {}
-        self.hits: dict[str, int] = {}
-        self.requests: list[tuple[str, str, dict, object]] = []
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
-                path = self.path.split("?")[0]
-                with server._lock:
-                    server.hits[path] = server.hits.get(path, 0) + 1
-                    server.requests.append((self.command, path, dict(self.headers), body))
-                route = server.routes.get((self.command, path))
-                if route is None:
-                    status, headers, payload = 404, {}, {"error": {"code": "not_found", "message": "Not found."}}
-                else:
-                    status, headers, payload = route(self, body)
-                if payload is None or isinstance(payload, bytes):
-                    data = payload or b""
-                else:
-                    data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_DELETE = do_PATCH = _handle
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
-        self._running = True
-
-    def route(self, method: str, path: str):
-        def register(func):
-            self.routes[(method, path)] = func
-            return func
-
-        return register
-
-    def stop(self):
-        if self._running:
-            self._running = False
-            self.httpd.shutdown()
-            self.httpd.server_close()
-
-
 @pytest.fixture
 def server():
     fake = FakeServer()
     yield fake
     fake.stop()
-
-
-class JwksServer:
-    """The provider's JWKS endpoint: ``keys`` is the published list, ``cache_control`` its header."""
-
-    path = "/api/v1/auth/jwks"
-
-    def __init__(self, fake: FakeServer, keys: list[Key]):
-        self.fake = fake
-        self.keys = list(keys)
-        self.extra_jwks: list[dict] = []
-        self.cache_control: str | None = "public, max-age=300"
-        self.status = 200
-        self.url = fake.url + self.path
-        fake.route("GET", self.path)(self._serve)
-
-    def _serve(self, handler, body):
-        headers = {"Cache-Control": self.cache_control} if self.cache_control else {}
-        if self.status != 200:
-            return self.status, {}, b"<html>bad gateway</html>"
-        return 200, headers, {"keys": [k.jwk for k in self.keys] + self.extra_jwks}
-
-    @property
-    def fetches(self) -> int:
-        return self.fake.hits.get(self.path, 0)
 
 
 @pytest.fixture
@@ -179,17 +40,6 @@ def key():
 @pytest.fixture
 def jwks_server(server, key):
     return JwksServer(server, [key])
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 
 from mana_auth import ApiError, AsyncClient, Client, FileStorage, MemoryStorage, NotLoggedIn
 from mana_auth.storage import KeyringStorage
+from tests.support.races import race
 
 PREFIX = "/api/v1/auth/"
 
@@ -105,7 +106,7 @@ def client(server, clock_wall):
 
 @pytest.fixture
 def clock_wall():
-    from tests.mana_auth.conftest import FakeClock
+    from tests.support.mana_auth import FakeClock
 
     return FakeClock(start=time.time())
 
@@ -151,18 +152,7 @@ def test_refreshes_shortly_before_expiry(client, provider, clock_wall):
 def test_many_threads_share_one_refresh(client, provider, clock_wall):
     client.login("a@example.com", "pw-123456789012")
     clock_wall.advance(900)  # expired for everyone at once
-    barrier = threading.Barrier(24)
-    statuses = []
-
-    def work():
-        barrier.wait()
-        statuses.append(client.request("GET", "/api/thing").status)
-
-    threads = [threading.Thread(target=work) for _ in range(24)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = race(*[lambda: client.request("GET", "/api/thing").status] * 24)
     assert statuses == [200] * 24
     assert provider.refreshes == 1
     assert client.refresh_count == 1
@@ -171,18 +161,7 @@ def test_many_threads_share_one_refresh(client, provider, clock_wall):
 def test_many_threads_hit_by_401_share_one_refresh(client, provider):
     client.login("a@example.com", "pw-123456789012")
     provider.access = set()  # the resource server stops accepting the (unexpired) access token
-    barrier = threading.Barrier(16)
-    statuses = []
-
-    def work():
-        barrier.wait()
-        statuses.append(client.request("GET", "/api/thing").status)
-
-    threads = [threading.Thread(target=work) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = race(*[lambda: client.request("GET", "/api/thing").status] * 16)
     assert statuses == [200] * 16
     assert provider.refreshes == 1
 

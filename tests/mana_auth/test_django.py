@@ -10,7 +10,7 @@ from django.http import JsonResponse
 from django.test import RequestFactory
 
 from mana_auth.django import JwtMiddleware, require_principal
-from tests.mana_auth.conftest import Key, make_token
+from tests.support.mana_auth import Key, make_token
 
 rf = RequestFactory()
 

@@ -18,7 +18,7 @@ from mana_auth.drf import (
     exception_handler,
     principal,
 )
-from tests.mana_auth.conftest import Key, make_token
+from tests.support.mana_auth import Key, make_token
 
 factory = APIRequestFactory()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mana_auth import Introspector, InvalidToken, ProviderUnavailable, TokenVerifier
-from tests.mana_auth.conftest import AUDIENCE, ISSUER, make_token
+from tests.support.mana_auth import AUDIENCE, ISSUER, make_token
 
 INTROSPECT = "/api/v1/auth/introspect"
 SERVICE_TOKEN = "/api/v1/auth/service-token"

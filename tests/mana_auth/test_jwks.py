@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from mana_auth import InvalidToken, JwksCache, ProviderUnavailable, TokenVerifier
 from mana_auth.jwks import keys_from_jwks
-from tests.mana_auth.conftest import AUDIENCE, ISSUER, Key, b64url, make_token
+from tests.support.mana_auth import AUDIENCE, ISSUER, Key, b64url, make_token
+from tests.support.races import race
 
 
 @pytest.fixture
@@ -153,23 +152,12 @@ def test_concurrent_verifications_on_an_expired_cache_fetch_once(verifier, jwks_
     token = make_token(key)
     verifier.verify(token)
     clock.advance(301)
-    barrier = threading.Barrier(16)
-    errors = []
 
     def work():
-        barrier.wait()
-        try:
-            for _ in range(20):
-                verifier.verify(token)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for _ in range(20):
+            verifier.verify(token)
 
-    threads = [threading.Thread(target=work) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    race(*[work] * 16)  # fails the test with any exception a thread raised
     assert jwks_server.fetches == 2
 
 
@@ -179,19 +167,8 @@ def test_concurrent_unknown_kid_fetches_once(verifier, jwks_server, key, clock):
     jwks_server.keys.append(new)
     clock.advance(10)
     token = make_token(new)
-    barrier = threading.Barrier(12)
-    results = []
-
-    def work():
-        barrier.wait()
-        results.append(verifier.verify(token).user_id)
-
-    threads = [threading.Thread(target=work) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 12
+    results = race(*[lambda: verifier.verify(token).user_id] * 12)
+    assert len(results) == 12 and None not in results
     assert jwks_server.fetches == 2
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import mana_auth
 from mana_auth import InvalidToken, TokenVerifier
-from tests.mana_auth.conftest import AUDIENCE, ISSUER, Key, b64url, claims_for, encode, hmac_token, make_token
+from tests.support.mana_auth import AUDIENCE, ISSUER, Key, b64url, claims_for, encode, hmac_token, make_token
 
 
 def reason(verifier, token) -> str:

@@ -13,6 +13,10 @@ from notifications.models import OutboxMessage, OutboxStatus
 from notifications.services import outbox_flush
 from notifications.tasks import outbox_deliver
 
+# Real commits: a request publishes its delivery task into the real broker after commit, where a worker
+# (another connection) reads the message's row; these tests see what that worker would see.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CLOSED_PORT = "redis://127.0.0.1:1/0"
 QUEUE = "celery"

@@ -10,8 +10,9 @@ from audit.models import AuditEvent, EventType
 from orgs.models import Membership, Organization, OrgRole
 from sessions_app.models import DeviceSession
 from tests.factories import UserFactory
-from tests.orgs.conftest import error, signed_in
-from tests.orgs.test_concurrency import race
+from tests.support.auth import signed_in
+from tests.support.errors import error_code
+from tests.support.races import http_race
 
 ME = "/api/v1/auth/me"
 
@@ -29,7 +30,7 @@ def test_the_only_owner_cannot_delete_the_account_and_nothing_changes(db):
     acme = _org("Acme", "acme", **{"ada@example.com": OrgRole.OWNER, "bo@example.com": OrgRole.ADMIN})
     beta = _org("Beta", "beta", **{"ada@example.com": OrgRole.OWNER})
     client = signed_in(ada)
-    assert error(client.delete(ME), 409) == "last_owner"
+    assert error_code(client.delete(ME), 409) == "last_owner"
     message = client.delete(ME).json()["error"]["message"]
     assert "Acme (acme)" in message and "Beta (beta)" in message and "them" in message
     assert User.objects.filter(pk=ada.pk).exists()
@@ -49,7 +50,7 @@ def test_after_transferring_ownership_the_account_can_be_deleted(db):
     ada, bo = UserFactory(email="ada@example.com"), UserFactory(email="bo@example.com")
     acme = _org("Acme", "acme", **{"ada@example.com": OrgRole.OWNER, "bo@example.com": OrgRole.MEMBER})
     client = signed_in(ada)
-    assert error(client.delete(ME), 409) == "last_owner"
+    assert error_code(client.delete(ME), 409) == "last_owner"
     assert client.patch(f"/api/v1/orgs/{acme.pk}/members/{bo.pk}", {"role": "owner"},
                         format="json").status_code == 200
     assert client.delete(ME).status_code == 204
@@ -88,8 +89,8 @@ def test_two_owners_deleting_their_accounts_at_once_leave_one_owner(live_server,
         for user in (a, b):
             Membership.objects.create(user=user, organization=org, role=OrgRole.OWNER)
         url = f"{live_server.url}{ME}"
-        results = race([("DELETE", url, signed_in(a).pair.access_token, None),
-                        ("DELETE", url, signed_in(b).pair.access_token, None)])
-        assert sorted(results) == [(204, b""), (409, "last_owner")], results
+        results = http_race([("DELETE", url, signed_in(a).pair.access_token, None),
+                             ("DELETE", url, signed_in(b).pair.access_token, None)])
+        assert sorted(r.summary for r in results) == [(204, None), (409, "last_owner")], results
         assert Membership.objects.filter(organization=org, role=OrgRole.OWNER).count() == 1
         assert User.objects.filter(pk__in=[a.pk, b.pk]).count() == 1

@@ -4,7 +4,6 @@ nothing written. Bodies go through Django's test client as raw bytes, so malform
 from __future__ import annotations
 
 import json
-import re
 import uuid
 
 import pytest
@@ -13,10 +12,8 @@ from django.test import Client
 from audit.models import AuditEvent
 from orgs.models import Invitation, Membership, Organization, PendingOrganization
 from sessions_app.models import DeviceSession
-from tests.orgs.conftest import ORGS, SWITCH
-
-SNAKE = re.compile(r"[a-z]+(_[a-z0-9]+)*")
-CAMEL_FIELD = re.compile(r"[a-z][a-zA-Z0-9]*(\.[a-z][a-zA-Z0-9]*)*")
+from tests.support.errors import error_of
+from tests.support.paths import ORGS, SWITCH
 
 # (name, method, path, {field: kind}) with kinds "str", "email", "role", "uuid|null", "policy".
 BODY_ENDPOINTS = [
@@ -58,18 +55,6 @@ def url(world, path):
     return ORGS + path.format(org=world.org.pk, member=world.uid("member"))
 
 
-def assert_envelope(response, status=None):
-    assert 400 <= response.status_code < 500, (response.status_code, response.content[:300])
-    if status is not None:
-        assert response.status_code == status, (response.status_code, response.content[:300])
-    body = json.loads(response.content)
-    assert list(body) == ["error"]
-    assert SNAKE.fullmatch(body["error"]["code"])
-    for name in body["error"].get("fields", {}):
-        assert CAMEL_FIELD.fullmatch(name), name
-    return body["error"]
-
-
 @pytest.fixture
 def owner(world):
     client = Client()
@@ -92,7 +77,7 @@ def test_wrong_types_and_values(world, owner, method, path, field, value):
             "organizationName": "Valid", "token": "t", "role": "member"} if "register" in path else {}
     body[field] = value
     response = owner.generic(method, url(world, path), json.dumps(body).encode(), content_type="application/json")
-    error = assert_envelope(response, 400)
+    error = error_of(response, 400)
     assert error["code"] == "validation_error"
     assert any(name == field or name.startswith(field + ".") for name in error["fields"]), error
     assert state() == before
@@ -104,7 +89,7 @@ def test_wrong_types_and_values(world, owner, method, path, field, value):
 def test_malformed_json(world, owner, method, path, _fields, payload):
     before = state()
     response = owner.generic(method, url(world, path), payload, content_type="application/json")
-    error = assert_envelope(response, 400)
+    error = error_of(response, 400)
     assert error["code"] in ("malformed_request", "validation_error")
     assert state() == before
 
@@ -113,10 +98,10 @@ def test_malformed_json(world, owner, method, path, _fields, payload):
 def test_not_json_and_too_large(world, owner, method, path):
     before = state()
     form = owner.generic(method, url(world, path), b"name=x", content_type="application/x-www-form-urlencoded")
-    assert assert_envelope(form, 415)["code"] == "unsupported_media_type"
+    assert error_of(form, 415)["code"] == "unsupported_media_type"
     big = owner.generic(method, url(world, path), b'{"name": "' + b"x" * (1024 * 1024) + b'"}',
                         content_type="application/json")
-    assert assert_envelope(big, 413)["code"] == "request_too_large"
+    assert error_of(big, 413)["code"] == "request_too_large"
     assert state() == before
 
 
@@ -143,14 +128,14 @@ def test_unknown_and_non_uuid_ids_are_not_found(world, owner, method, path, targ
     body = {"role": "admin", "name": "x", "email": "y@example.com"}
     response = owner.generic(method, ORGS + path.format(**ids), json.dumps(body).encode(),
                              content_type="application/json")
-    assert assert_envelope(response, 404)["code"] == "not_found"
+    assert error_of(response, 404)["code"] == "not_found"
     assert state() == before
 
 
 @pytest.mark.parametrize("method", ["PUT", "POST"])
 def test_wrong_method_is_405_in_the_envelope(world, owner, method):
     response = owner.generic(method, f"{ORGS}{world.org.pk}/members", b"{}", content_type="application/json")
-    assert assert_envelope(response, 405)["code"] == "method_not_allowed"
+    assert error_of(response, 405)["code"] == "method_not_allowed"
 
 
 @pytest.mark.parametrize("header", ["Bearer", "Bearer garbage", "Basic dXNlcjpwYXNz", "Bearer a.b.c"])
@@ -158,5 +143,5 @@ def test_bad_credentials_are_401(world, header):
     client = Client(HTTP_AUTHORIZATION=header)
     for method, path in [("GET", ""), ("POST", ""), ("DELETE", f"{world.org.pk}")]:
         response = client.generic(method, ORGS + path, b'{"name": "x"}', content_type="application/json")
-        assert assert_envelope(response, 401)["code"] in ("invalid_token", "not_authenticated")
+        assert error_of(response, 401)["code"] in ("invalid_token", "not_authenticated")
     assert Organization.objects.filter(pk=world.org.pk).exists()

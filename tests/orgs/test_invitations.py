@@ -16,9 +16,11 @@ from notifications.models import OutboxMessage
 from orgs import tasks
 from orgs.models import Invitation, InvitationStatus, Membership, OrgRole
 from orgs.services import invitations_cleanup
-from tests.conftest import last_mail_to, link_token, login
 from tests.factories import PASSWORD, UserFactory
-from tests.orgs.conftest import ORGS, error, signed_in
+from tests.support.auth import login, signed_in
+from tests.support.errors import error_code
+from tests.support.mail import last_mail_to, link_token
+from tests.support.paths import ORGS
 
 ACCEPT = ORGS + "invitations/accept"
 INVITATION_KEYS = {"id", "email", "role", "invitedBy", "createdAt", "expiresAt", "status"}
@@ -72,7 +74,7 @@ def test_accept_as_the_invited_account(world):
     row = AuditEvent.objects.get(event=EventType.ORG_INVITATION_ACCEPTED)
     assert row.organization_id == world.org.pk and row.actor_id == newcomer.pk
     # Single use.
-    assert error(accept(signed_in(newcomer), token), 400) == "invalid_token"
+    assert error_code(accept(signed_in(newcomer), token), 400) == "invalid_token"
     # The organization now shows up for the newcomer.
     assert [o["role"] for o in signed_in(newcomer).get(ORGS).json()["organizations"]] == ["admin"]
 
@@ -97,7 +99,7 @@ def test_accept_after_registering_with_the_invited_email(world, api):
 def test_accept_as_another_account_is_forbidden_and_keeps_the_invitation(world):
     _, token = invite(world, email="new@example.com")
     r = accept(world.client("outsider"), token)
-    assert error(r, 403) == "invitation_email_mismatch"
+    assert error_code(r, 403) == "invitation_email_mismatch"
     assert not Membership.objects.filter(organization=world.org, user=world.users["outsider"]).exists()
     assert Invitation.objects.get().status() == InvitationStatus.PENDING
     failed = AuditEvent.objects.get(event=EventType.ORG_INVITATION_ACCEPT_FAILED)
@@ -111,7 +113,7 @@ def test_expired_invitation(world):
     _, token = invite(world)
     Invitation.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     r = accept(signed_in(UserFactory(email="new@example.com")), token)
-    assert error(r, 400) == "token_expired"
+    assert error_code(r, 400) == "token_expired"
     assert not Membership.objects.filter(user__email="new@example.com").exists()
     listed = world.client("admin").get(f"{ORGS}{world.org.pk}/invitations").json()["invitations"]
     assert [i["status"] for i in listed] == ["expired"]
@@ -134,7 +136,7 @@ def test_reinviting_replaces_the_pending_invitation(world):
               .json()["invitations"]}
     assert listed == {first["id"]: "revoked", second["id"]: "pending"}
     newcomer = signed_in(UserFactory(email="new@example.com"))
-    assert error(accept(newcomer, old_token), 400) == "invalid_token"
+    assert error_code(accept(newcomer, old_token), 400) == "invalid_token"
     r = accept(newcomer, new_token)
     assert r.status_code == 200 and r.json()["role"] == "admin"
     revoked = AuditEvent.objects.get(event=EventType.ORG_INVITATION_REVOKED)
@@ -159,24 +161,24 @@ def test_revoked_invitation_cannot_be_accepted(world):
     r = world.client("admin").delete(f"{ORGS}{world.org.pk}/invitations/{body['id']}")
     assert r.status_code == 204
     assert Invitation.objects.get().status() == InvitationStatus.REVOKED
-    assert error(accept(signed_in(UserFactory(email="new@example.com")), token), 400) == "invalid_token"
+    assert error_code(accept(signed_in(UserFactory(email="new@example.com")), token), 400) == "invalid_token"
     # Revoking again, or revoking an accepted one, is a conflict.
     r = world.client("admin").delete(f"{ORGS}{world.org.pk}/invitations/{body['id']}")
-    assert error(r, 409) == "invitation_not_pending"
+    assert error_code(r, 409) == "invitation_not_pending"
 
 
 def test_an_accepted_invitation_cannot_be_revoked(world):
     body, token = invite(world)
     assert accept(signed_in(UserFactory(email="new@example.com")), token).status_code == 200
     r = world.client("owner").delete(f"{ORGS}{world.org.pk}/invitations/{body['id']}")
-    assert error(r, 409) == "invitation_not_pending"
+    assert error_code(r, 409) == "invitation_not_pending"
     assert Membership.objects.filter(organization=world.org, user__email="new@example.com").exists()
 
 
 def test_inviting_an_existing_member_is_a_conflict(world):
     r = world.client("admin").post(f"{ORGS}{world.org.pk}/invitations", {"email": "MEMBER@example.com"},
                                    format="json")
-    assert error(r, 409) == "already_member"
+    assert error_code(r, 409) == "already_member"
     assert not Invitation.objects.exists()
 
 
@@ -184,7 +186,7 @@ def test_accepting_when_already_a_member_is_a_conflict(world):
     _, token = invite(world, email="outsider@example.com")
     Membership.objects.create(user=world.users["outsider"], organization=world.org, role=OrgRole.MEMBER)
     r = accept(world.client("outsider"), token)
-    assert error(r, 409) == "already_member"
+    assert error_code(r, 409) == "already_member"
     assert Membership.objects.get(user=world.users["outsider"], organization=world.org).role == OrgRole.MEMBER
 
 
@@ -222,6 +224,6 @@ def test_cleanup_runs_on_the_beat_schedule(settings):
 
 def test_accept_needs_a_signed_in_user(world):
     _, token = invite(world)
-    assert error(accept(APIClient(), token), 401) == "not_authenticated"
+    assert error_code(accept(APIClient(), token), 401) == "not_authenticated"
     assert Invitation.objects.get().status() == InvitationStatus.PENDING
     assert not User.objects.filter(email="new@example.com").exists()

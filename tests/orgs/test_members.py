@@ -8,7 +8,9 @@ from audit.models import AuditEvent, EventType
 from orgs import services
 from orgs.models import Membership, Organization, OrgRole
 from tests.factories import UserFactory
-from tests.orgs.conftest import ORGS, error, signed_in
+from tests.support.auth import signed_in
+from tests.support.errors import error_code
+from tests.support.paths import ORGS
 
 MEMBER_KEYS = {"userId", "email", "name", "role", "joinedAt"}
 
@@ -42,7 +44,7 @@ def test_members_list_shape(world):
 def test_the_last_owner_cannot_step_down(solo):
     org, owner, _ = solo
     r = signed_in(owner).patch(f"{ORGS}{org.pk}/members/{owner.pk}", {"role": "admin"}, format="json")
-    assert error(r, 409) == "last_owner"
+    assert error_code(r, 409) == "last_owner"
     assert role_of(org, owner) == OrgRole.OWNER
     assert not AuditEvent.objects.filter(event=EventType.ORG_MEMBER_ROLE_CHANGED).exists()
 
@@ -50,7 +52,7 @@ def test_the_last_owner_cannot_step_down(solo):
 def test_the_last_owner_cannot_leave(solo):
     org, owner, _ = solo
     r = signed_in(owner).delete(f"{ORGS}{org.pk}/members/{owner.pk}")
-    assert error(r, 409) == "last_owner"
+    assert error_code(r, 409) == "last_owner"
     assert role_of(org, owner) == OrgRole.OWNER
 
 
@@ -72,7 +74,7 @@ def test_transfer_ownership_then_step_down(solo):
     assert role_of(org, owner) == OrgRole.MEMBER and role_of(org, member) == OrgRole.OWNER
     # Now a plain member: no longer allowed to change roles.
     r = client.patch(f"{ORGS}{org.pk}/members/{member.pk}", {"role": "member"}, format="json")
-    assert error(r, 403) == "permission_denied"
+    assert error_code(r, 403) == "permission_denied"
     rows = AuditEvent.objects.filter(event=EventType.ORG_MEMBER_ROLE_CHANGED).order_by("id")
     assert [(r.subject_id, r.context["old_role"], r.context["new_role"]) for r in rows] == [
         (member.pk, "member", "owner"), (owner.pk, "owner", "member")]
@@ -88,14 +90,14 @@ def test_one_of_two_owners_may_leave_and_the_other_remains(world):
     assert row.context["left"] is True and row.organization_id == world.org.pk
     # The one left cannot go too.
     r = world.client("owner2").delete(f"{ORGS}{world.org.pk}/members/{world.uid('owner2')}")
-    assert error(r, 409) == "last_owner"
+    assert error_code(r, 409) == "last_owner"
 
 
 def test_a_member_cannot_remove_or_promote_anyone_but_can_leave(world):
     client = world.client("member")
-    assert error(client.delete(f"{ORGS}{world.org.pk}/members/{world.uid('member2')}"), 403) == "permission_denied"
+    assert error_code(client.delete(f"{ORGS}{world.org.pk}/members/{world.uid('member2')}"), 403) == "permission_denied"
     r = client.patch(f"{ORGS}{world.org.pk}/members/{world.uid('member')}", {"role": "admin"}, format="json")
-    assert error(r, 403) == "permission_denied"
+    assert error_code(r, 403) == "permission_denied"
     assert role_of(world.org, world.users["member"]) == OrgRole.MEMBER
     assert client.delete(f"{ORGS}{world.org.pk}/members/{world.uid('member')}").status_code == 204
     assert role_of(world.org, world.users["member"]) is None
@@ -104,7 +106,7 @@ def test_a_member_cannot_remove_or_promote_anyone_but_can_leave(world):
 def test_an_admin_cannot_make_themselves_owner(world):
     r = world.client("admin").patch(f"{ORGS}{world.org.pk}/members/{world.uid('admin')}", {"role": "owner"},
                                     format="json")
-    assert error(r, 403) == "permission_denied"
+    assert error_code(r, 403) == "permission_denied"
     assert role_of(world.org, world.users["admin"]) == OrgRole.ADMIN
 
 
@@ -118,7 +120,7 @@ def test_setting_the_same_role_changes_nothing(world):
 def test_a_removed_member_loses_access_at_once(world):
     assert world.client("owner").delete(f"{ORGS}{world.org.pk}/members/{world.uid('admin')}").status_code == 204
     client = world.client("admin")
-    assert error(client.get(f"{ORGS}{world.org.pk}"), 404) == "not_found"
+    assert error_code(client.get(f"{ORGS}{world.org.pk}"), 404) == "not_found"
     assert client.get(ORGS).json() == {"organizations": []}
 
 
@@ -129,7 +131,7 @@ def test_a_demoted_owner_acts_with_the_new_role_at_once(world):
                                     format="json")
     assert r.status_code == 200
     r = client.delete(f"{ORGS}{world.org.pk}")
-    assert error(r, 403) == "permission_denied"
+    assert error_code(r, 403) == "permission_denied"
     assert Organization.objects.filter(pk=world.org.pk).exists()
 
 

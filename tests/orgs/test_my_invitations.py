@@ -13,9 +13,11 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent, EventType
 from orgs.models import Invitation, InvitationStatus, Membership, OrgRole
-from tests.conftest import last_mail_to, link_token
 from tests.factories import UserFactory
-from tests.orgs.conftest import ORGS, error, signed_in
+from tests.support.auth import signed_in
+from tests.support.errors import error_code
+from tests.support.mail import last_mail_to, link_token
+from tests.support.paths import ORGS
 
 MINE = ORGS + "invitations/mine"
 MINE_KEYS = {"id", "organizationId", "organizationName", "email", "role", "invitedBy", "inviterName",
@@ -79,8 +81,8 @@ def test_an_unverified_account_sees_nothing_and_cannot_accept(world):
     client = signed_in(unverified)
     assert client.get(MINE).json() == {"invitations": []}
     before = state()
-    assert error(client.post(accept_url(invitation.pk)), 404) == "not_found"
-    assert error(client.post(decline_url(invitation.pk)), 404) == "not_found"
+    assert error_code(client.post(accept_url(invitation.pk)), 404) == "not_found"
+    assert error_code(client.post(decline_url(invitation.pk)), 404) == "not_found"
     assert state() == before
 
 
@@ -98,8 +100,8 @@ def test_accept_by_id(world, newcomer):
     assert row.context["invitation"] == str(invitation.pk) and row.context["via"] == "list"
     assert client.get(MINE).json() == {"invitations": []}
     # The mailed link is dead now, and so is the id.
-    assert error(client.post(ORGS + "invitations/accept", {"token": token}, format="json"), 400) == "invalid_token"
-    assert error(client.post(accept_url(invitation.pk)), 400) == "invalid_token"
+    assert error_code(client.post(ORGS + "invitations/accept", {"token": token}, format="json"), 400) == "invalid_token"
+    assert error_code(client.post(accept_url(invitation.pk)), 400) == "invalid_token"
 
 
 def test_decline(world, newcomer):
@@ -117,9 +119,9 @@ def test_decline(world, newcomer):
     # The organization no longer sees it as pending; the link is dead.
     listed = world.client("admin").get(f"{ORGS}{world.org.pk}/invitations").json()["invitations"]
     assert [i["status"] for i in listed] == ["revoked"]
-    assert error(client.post(ORGS + "invitations/accept", {"token": token}, format="json"), 400) == "invalid_token"
-    assert error(client.post(accept_url(invitation.pk)), 400) == "invalid_token"
-    assert error(client.post(decline_url(invitation.pk)), 400) == "invalid_token"
+    assert error_code(client.post(ORGS + "invitations/accept", {"token": token}, format="json"), 400) == "invalid_token"
+    assert error_code(client.post(accept_url(invitation.pk)), 400) == "invalid_token"
+    assert error_code(client.post(decline_url(invitation.pk)), 400) == "invalid_token"
 
 
 @pytest.mark.parametrize("action", [accept_url, decline_url])
@@ -127,7 +129,7 @@ def test_someone_elses_invitation_is_404_and_changes_nothing(world, newcomer, ac
     invitation, _ = invite(world)
     before = state()
     for label in ("owner", "admin", "member", "outsider"):  # even the inviting organization's own people
-        assert error(world.client(label).post(action(invitation.pk)), 404) == "not_found", label
+        assert error_code(world.client(label).post(action(invitation.pk)), 404) == "not_found", label
     assert state() == before
     assert not AuditEvent.objects.filter(event__in=[EventType.ORG_INVITATION_ACCEPTED,
                                                     EventType.ORG_INVITATION_DECLINED]).exists()
@@ -142,12 +144,12 @@ def test_expired_revoked_and_accepted_give_the_token_paths_codes(world, newcomer
     client = signed_in(newcomer)
     invitation, token = invite(world)
     Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert error(client.post(ORGS + "invitations/accept", {"token": token}, format="json"), 400) == "token_expired"
-    assert error(client.post(action(invitation.pk)), 400) == "token_expired"
+    assert error_code(client.post(ORGS + "invitations/accept", {"token": token}, format="json"), 400) == "token_expired"
+    assert error_code(client.post(action(invitation.pk)), 400) == "token_expired"
     invitation, token = invite(world)  # a new one (the expired one is replaced)
     assert world.client("admin").delete(f"{ORGS}{world.org.pk}/invitations/{invitation.pk}").status_code == 204
-    assert error(client.post(ORGS + "invitations/accept", {"token": token}, format="json"), 400) == "invalid_token"
-    assert error(client.post(action(invitation.pk)), 400) == "invalid_token"
+    assert error_code(client.post(ORGS + "invitations/accept", {"token": token}, format="json"), 400) == "invalid_token"
+    assert error_code(client.post(action(invitation.pk)), 400) == "invalid_token"
     assert not Membership.objects.filter(user=newcomer).exists()
 
 
@@ -156,7 +158,7 @@ def test_already_a_member(world):
                                            expires_at=timezone.now() + timedelta(days=1))
     client = world.client("member")
     assert [i["id"] for i in client.get(MINE).json()["invitations"]] == [str(invitation.pk)]
-    assert error(client.post(accept_url(invitation.pk)), 409) == "already_member"
+    assert error_code(client.post(accept_url(invitation.pk)), 409) == "already_member"
     invitation.refresh_from_db()
     assert invitation.accepted_at is None and Membership.objects.get(user=world.users["member"]).role == "member"
     failed = AuditEvent.objects.get(event=EventType.ORG_INVITATION_ACCEPT_FAILED)
@@ -172,17 +174,17 @@ def test_bad_input(world, newcomer):
     for path in (f"{ORGS}invitations/1/accept", f"{ORGS}invitations/not-a-uuid/decline",
                  f"{ORGS}invitations/{invitation.pk}x/accept", accept_url("00000000-0000-0000-0000-000000000000"),
                  decline_url("00000000-0000-0000-0000-000000000000")):
-        assert error(client.post(path), 404) == "not_found", path
+        assert error_code(client.post(path), 404) == "not_found", path
     assert state() == before
     # Whatever the body, it is not read.
     raw = Client(HTTP_AUTHORIZATION=f"Bearer {client.pair.access_token}")
     for body, content_type in ((b"{", "application/json"), (b"[1]", "application/json"), (b"x", "text/plain")):
-        assert error(raw.post(decline_url("00000000-0000-0000-0000-000000000000"), body,
+        assert error_code(raw.post(decline_url("00000000-0000-0000-0000-000000000000"), body,
                               content_type=content_type), 404) == "not_found"
     r = raw.post(accept_url(invitation.pk), b"{not json", content_type="application/json")
     assert r.status_code == 200 and Membership.objects.filter(user=newcomer, organization=world.org).exists()
-    assert error(client.get(accept_url(invitation.pk)), 405) == "method_not_allowed"
-    assert error(client.post(MINE), 405) == "method_not_allowed"
+    assert error_code(client.get(accept_url(invitation.pk)), 405) == "method_not_allowed"
+    assert error_code(client.post(MINE), 405) == "method_not_allowed"
 
 
 def test_anonymous_is_401(world):
@@ -191,7 +193,7 @@ def test_anonymous_is_401(world):
     before = state()
     for response in (anonymous.get(MINE), anonymous.post(accept_url(invitation.pk)),
                      anonymous.post(decline_url(invitation.pk))):
-        assert error(response, 401) == "not_authenticated"
+        assert error_code(response, 401) == "not_authenticated"
     assert state() == before
 
 

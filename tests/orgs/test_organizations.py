@@ -8,7 +8,9 @@ from audit.models import AuditEvent, EventType
 from orgs.models import Membership, Organization, OrgRole
 from orgs.services import organization_create
 from tests.factories import UserFactory
-from tests.orgs.conftest import ORGS, error, signed_in
+from tests.support.auth import signed_in
+from tests.support.errors import error_code
+from tests.support.paths import ORGS
 
 ORG_KEYS = {"id", "name", "slug", "createdAt", "role", "sessionPolicy"}
 
@@ -60,7 +62,7 @@ def test_slugs_are_deduplicated(user):
 def test_a_chosen_slug_that_is_taken_is_a_conflict(client, user):
     organization_create(user=user, name="First", slug="acme")
     r = client.post(ORGS, {"name": "Second", "slug": "acme"}, format="json")
-    assert error(r, 409) == "slug_taken"
+    assert error_code(r, 409) == "slug_taken"
     assert Organization.objects.count() == 1
     r = client.post(ORGS, {"name": "Second", "slug": "acme-two"}, format="json")
     assert r.status_code == 201 and r.json()["slug"] == "acme-two"
@@ -69,7 +71,7 @@ def test_a_chosen_slug_that_is_taken_is_a_conflict(client, user):
 @pytest.mark.parametrize("slug", ["Acme", "acme corp", "acme--corp", "-acme", "acme-", "ácme", "a" * 51, ""])
 def test_a_malformed_slug_is_refused(client, slug):
     r = client.post(ORGS, {"name": "Acme", "slug": slug}, format="json")
-    assert error(r, 400) == "validation_error"
+    assert error_code(r, 400) == "validation_error"
     assert "slug" in r.json()["error"]["fields"]
     assert not Organization.objects.exists()
 
@@ -77,7 +79,7 @@ def test_a_malformed_slug_is_refused(client, slug):
 @pytest.mark.parametrize("name", ["", "   ", "x" * 101, "line\nbreak", "tab\there", "nul\x00"])
 def test_a_bad_name_is_refused(client, name):
     r = client.post(ORGS, {"name": name}, format="json")
-    assert error(r, 400) == "validation_error"
+    assert error_code(r, 400) == "validation_error"
     assert "name" in r.json()["error"]["fields"]
     assert not Organization.objects.exists()
 
@@ -99,7 +101,7 @@ def test_get_and_rename(world):
 
 def test_renaming_to_a_taken_slug_is_a_conflict(world):
     r = world.client("owner").patch(f"{ORGS}{world.org.pk}", {"slug": "other"}, format="json")
-    assert error(r, 409) == "slug_taken"
+    assert error_code(r, 409) == "slug_taken"
     world.org.refresh_from_db()
     assert world.org.slug == "acme"
 
@@ -127,7 +129,7 @@ def test_create_needs_a_signed_in_user():
     from rest_framework.test import APIClient
 
     r = APIClient().post(ORGS, {"name": "Acme"}, format="json")
-    assert error(r, 401) == "not_authenticated"
+    assert error_code(r, 401) == "not_authenticated"
     assert not Organization.objects.exists()
 
 

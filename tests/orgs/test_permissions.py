@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from orgs.models import Invitation, Membership, Organization, OrgRole
-from tests.orgs.conftest import ORGS, error
+from tests.support.errors import error_code
+from tests.support.paths import ORGS
 
 ROLES = ["owner", "admin", "member", "nonmember", "anonymous"]
 ACTING = {"owner": "owner", "admin": "admin", "member": "member", "nonmember": "outsider", "anonymous": "anonymous"}
@@ -114,7 +115,7 @@ def test_permission_matrix(world, case, role):
     assert response.status_code < 500
 
     if expected >= 400:
-        code = error(response, expected)
+        code = error_code(response, expected)
         assert code == {401: "not_authenticated", 403: "permission_denied", 404: "not_found"}[expected]
         assert _snapshot(world.org) == before, "a refused request changed something"
         return
@@ -157,7 +158,7 @@ def test_ids_from_another_organization_are_not_found(world, method, path, body):
     url = ORGS + path.format(org=world.org.pk, foreign_member=world.uid("outsider"),
                              foreign_invitation=foreign_invitation.pk)
     response = getattr(world.client("owner"), method)(url, body, format="json")
-    assert error(response, 404) == "not_found"
+    assert error_code(response, 404) == "not_found"
     assert (_snapshot(world.org), _snapshot(world.other)) == before
 
 
@@ -178,7 +179,7 @@ def test_an_owner_of_one_organization_gets_404_for_everything_in_another(world, 
     url = ORGS + path.format(other=world.other.pk, other_member=world.uid("outsider"),
                              other_invitation=other_invitation.pk)
     response = getattr(world.client("owner"), method)(url, body, format="json")
-    assert error(response, 404) == "not_found"
+    assert error_code(response, 404) == "not_found"
     assert _snapshot(world.other) == before
 
 

@@ -8,9 +8,11 @@ from django.core import mail
 from accounts.models import User
 from audit.models import AuditEvent, EventType
 from orgs.models import Membership, Organization, OrgRole, PendingOrganization
-from tests.conftest import last_mail_to, link_token, login
 from tests.factories import PASSWORD
-from tests.orgs.conftest import ORGS, bearer_client, error
+from tests.support.auth import bearer, login
+from tests.support.errors import error_code
+from tests.support.mail import last_mail_to, link_token
+from tests.support.paths import ORGS
 
 B2B = "/api/v1/auth/register-b2b"
 REGISTER = "/api/v1/auth/register"
@@ -39,7 +41,7 @@ def test_end_to_end(api, db):
     assert row.organization_id == organization.pk and row.context["via"] == "register_b2b"
 
     pair = login(api, "founder@acme.example")
-    orgs = bearer_client(pair["accessToken"]).get(ORGS).json()["organizations"]
+    orgs = bearer(pair["accessToken"]).get(ORGS).json()["organizations"]
     assert [(o["name"], o["role"]) for o in orgs] == [("Acme GmbH", "owner")]
 
 
@@ -94,7 +96,7 @@ def test_bad_input(api, db, change, field):
     if change.get("organizationName", "") is None:
         body.pop("organizationName")
     r = api.post(B2B, body, format="json")
-    assert error(r, 400) == "validation_error"
+    assert error_code(r, 400) == "validation_error"
     assert field in r.json()["error"]["fields"]
     assert not User.objects.exists() and not PendingOrganization.objects.exists()
 

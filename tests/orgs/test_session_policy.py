@@ -14,7 +14,9 @@ from identity.services.tokens import access_token_verify
 from orgs.models import Organization
 from sessions_app.models import DeviceSession, RevokeReason
 from tests.factories import PASSWORD
-from tests.orgs.conftest import ORGS, SWITCH, bearer_client, error, signed_in
+from tests.support.auth import bearer, signed_in
+from tests.support.errors import error_code
+from tests.support.paths import ORGS, SWITCH
 
 ME = "/api/v1/auth/me"
 REFRESH = "/api/v1/auth/refresh"
@@ -59,17 +61,17 @@ def assert_expired_by_policy(session_id, world, limit):
                                         ("lifetime", "organization_max_lifetime")])
 def test_bearer_requests_end_at_the_limit(strict, kind, limit):
     pair, sid = active_session(strict)
-    client = bearer_client(pair["accessToken"])
+    client = bearer(pair["accessToken"])
     age(sid, **{kind: (IDLE if kind == "idle" else LIFETIME) - 30})
     assert client.get(ME).status_code == 200  # just inside
     age(sid, **{kind: (IDLE if kind == "idle" else LIFETIME) + 1})
     r = client.get(ME)
-    assert error(r, 401) == "session_expired"
+    assert error_code(r, 401) == "session_expired"
     assert "Bearer" in r["WWW-Authenticate"]
     assert_expired_by_policy(sid, strict, limit)
     # Revoked for good: the refresh token is dead too.
     r = APIClient().post(REFRESH, {"refreshToken": pair["refreshToken"]}, format="json")
-    assert error(r, 401) == "session_revoked"
+    assert error_code(r, 401) == "session_revoked"
 
 
 @pytest.mark.parametrize("kind,limit", [("idle", "organization_idle_timeout"),
@@ -78,7 +80,7 @@ def test_refresh_ends_at_the_limit(strict, kind, limit):
     pair, sid = active_session(strict)
     age(sid, **{kind: (IDLE if kind == "idle" else LIFETIME) + 1})
     r = APIClient().post(REFRESH, {"refreshToken": pair["refreshToken"]}, format="json")
-    assert error(r, 401) == "session_expired"
+    assert error_code(r, 401) == "session_expired"
     assert_expired_by_policy(sid, strict, limit)
     failed = AuditEvent.objects.get(event=EventType.TOKEN_REFRESH_FAILED, session_id=sid)
     assert failed.context["reason"] == limit
@@ -104,9 +106,9 @@ def test_the_policy_applies_only_while_the_organization_is_active(strict):
 
 def test_leaving_the_organization_leaves_its_policy(strict):
     pair, sid = active_session(strict)
-    pair = bearer_client(pair["accessToken"]).post(SWITCH, {"organizationId": None}, format="json").json()
+    pair = bearer(pair["accessToken"]).post(SWITCH, {"organizationId": None}, format="json").json()
     age(sid, idle=IDLE * 10)
-    assert bearer_client(pair["accessToken"]).get(ME).status_code == 200
+    assert bearer(pair["accessToken"]).get(ME).status_code == 200
 
 
 def test_removal_from_the_organization_ends_its_policy_at_once(strict):
@@ -114,26 +116,26 @@ def test_removal_from_the_organization_ends_its_policy_at_once(strict):
     assert strict.client("owner").delete(f"{ORGS}{strict.org.pk}/members/{strict.uid('member')}").status_code == 204
     assert DeviceSession.objects.get(pk=sid).active_organization_id is None
     age(sid, idle=IDLE * 10)
-    assert bearer_client(pair["accessToken"]).get(ME).status_code == 200
+    assert bearer(pair["accessToken"]).get(ME).status_code == 200
 
 
 def test_a_stricter_policy_set_later_applies_to_live_sessions(world):
     pair, sid = active_session(world)
     age(sid, idle=IDLE + 1)
-    client = bearer_client(pair["accessToken"])
+    client = bearer(pair["accessToken"])
     assert client.get(ME).status_code == 200  # no policy yet
     age(sid, idle=IDLE + 1)  # the request above recorded activity
     r = world.client("owner").patch(f"{ORGS}{world.org.pk}", {"sessionPolicy": {"idleTimeoutSeconds": IDLE}},
                                     format="json")
     assert r.status_code == 200
-    assert error(client.get(ME), 401) == "session_expired"
+    assert error_code(client.get(ME), 401) == "session_expired"
 
 
 def test_switching_into_a_policy_the_session_is_too_old_for_is_refused(strict):
     client = strict.client("member")
     age(client.pair.session.pk, lifetime=LIFETIME + 1)
     r = client.post(SWITCH, {"organizationId": str(strict.org.pk)}, format="json")
-    assert error(r, 403) == "organization_session_policy"
+    assert error_code(r, 403) == "organization_session_policy"
     session = DeviceSession.objects.get(pk=client.pair.session.pk)
     assert session.active_organization_id is None and session.revoked_at is None
     # A fresh sign-in can switch.
@@ -163,7 +165,7 @@ def test_owners_set_and_clear_the_policy(world):
 
 def test_admins_cannot_set_the_policy(world):
     r = patch_policy(world, {"idleTimeoutSeconds": 900}, who="admin")
-    assert error(r, 403) == "permission_denied"
+    assert error_code(r, 403) == "permission_denied"
     world.org.refresh_from_db()
     assert world.org.idle_timeout_seconds is None
 
@@ -183,7 +185,7 @@ def test_admins_cannot_set_the_policy(world):
 ])
 def test_a_policy_looser_than_the_global_rules_or_malformed_is_refused(world, policy, field):
     r = patch_policy(world, policy)
-    assert error(r, 400) == "validation_error"
+    assert error_code(r, 400) == "validation_error"
     assert field in r.json()["error"]["fields"], r.json()
     world.org.refresh_from_db()
     assert (world.org.idle_timeout_seconds, world.org.max_session_lifetime_seconds) == (None, None)
@@ -192,8 +194,8 @@ def test_a_policy_looser_than_the_global_rules_or_malformed_is_refused(world, po
 def test_the_limits_follow_the_global_settings(world, settings):
     settings.SESSIONS = {"ABSOLUTE_LIFETIME_SECONDS": 3600, "LIFETIME_SECONDS": 1800,
                          "REMEMBER_ME_LIFETIME_SECONDS": 1800}
-    assert error(patch_policy(world, {"maxSessionLifetimeSeconds": 3601}), 400) == "validation_error"
-    assert error(patch_policy(world, {"idleTimeoutSeconds": 1801}), 400) == "validation_error"
+    assert error_code(patch_policy(world, {"maxSessionLifetimeSeconds": 3601}), 400) == "validation_error"
+    assert error_code(patch_policy(world, {"idleTimeoutSeconds": 1801}), 400) == "validation_error"
     assert patch_policy(world, {"maxSessionLifetimeSeconds": 3600, "idleTimeoutSeconds": 1800}).status_code == 200
 
 

@@ -13,8 +13,9 @@ from audit.models import AuditEvent, EventType
 from identity.services.tokens import access_token_verify
 from orgs.models import Membership, OrgRole
 from sessions_app.models import DeviceSession, SpentRefreshToken
-from tests.conftest import login
-from tests.orgs.conftest import ORGS, SWITCH, bearer_client, error, signed_in
+from tests.support.auth import bearer, login, signed_in
+from tests.support.errors import error_code
+from tests.support.paths import ORGS, SWITCH
 
 REFRESH = "/api/v1/auth/refresh"
 
@@ -95,7 +96,7 @@ def test_refresh_drops_an_organization_whose_membership_vanished_any_way(world):
 def test_leaving_drops_the_organization_too(world):
     client = world.client("member")
     pair = switched(client, world.org.pk)
-    r = bearer_client(pair["accessToken"]).delete(f"{ORGS}{world.org.pk}/members/{world.uid('member')}")
+    r = bearer(pair["accessToken"]).delete(f"{ORGS}{world.org.pk}/members/{world.uid('member')}")
     assert r.status_code == 204
     assert "org" not in claims(refreshed(pair["refreshToken"]))
 
@@ -109,7 +110,7 @@ def test_deleting_the_organization_drops_it_from_sessions(world):
 def test_switch_to_null_leaves(world):
     client = world.client("admin")
     pair = switched(client, world.org.pk)
-    pair = switched(bearer_client(pair["accessToken"]), None)
+    pair = switched(bearer(pair["accessToken"]), None)
     assert "org" not in claims(pair)
     assert "org" not in claims(refreshed(pair["refreshToken"]))
 
@@ -118,7 +119,7 @@ def test_switch_to_null_leaves(world):
 def test_switch_to_an_organization_you_are_not_in_is_not_found(world, target):
     client = world.client("admin")
     organization_id = world.other.pk if target == "other" else uuid.uuid4()
-    assert error(switch(client, organization_id), 404) == "not_found"
+    assert error_code(switch(client, organization_id), 404) == "not_found"
     session = DeviceSession.objects.get(pk=client.pair.session.pk)
     assert session.active_organization_id is None
     assert not AuditEvent.objects.filter(event=EventType.ORGANIZATION_SWITCHED).exists()
@@ -130,11 +131,11 @@ def test_switch_to_an_organization_you_are_not_in_is_not_found(world, target):
                                   {"organizationId": ["x"]}, {"organizationId": True}, []])
 def test_switch_bad_input(world, body):
     r = world.client("admin").post(SWITCH, body, format="json")
-    assert error(r, 400) == "validation_error"
+    assert error_code(r, 400) == "validation_error"
 
 
 def test_switch_needs_a_bearer_token(world):
-    assert error(switch(APIClient(), world.org.pk), 401) == "not_authenticated"
+    assert error_code(switch(APIClient(), world.org.pk), 401) == "not_authenticated"
 
 
 def test_the_previous_refresh_token_is_spent_by_a_switch(world):
@@ -145,7 +146,7 @@ def test_the_previous_refresh_token_is_spent_by_a_switch(world):
     SpentRefreshToken.objects.filter(session=client.pair.session).update(
         spent_at=timezone.now() - timedelta(seconds=11))
     r = APIClient().post(REFRESH, {"refreshToken": client.pair.refresh_token}, format="json")
-    assert error(r, 401) == "refresh_token_reused"
+    assert error_code(r, 401) == "refresh_token_reused"
     assert DeviceSession.objects.get(pk=client.pair.session.pk).revoked_at is not None
 
 

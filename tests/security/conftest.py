@@ -1,16 +1,11 @@
 import pytest
 
-from tests.factories import PASSWORD
-
-LOGIN = "/api/v1/auth/login"
-CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/120.0.0.0 Safari/537.36")
-FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
-
-
-def post_login(api, email, password=PASSWORD, ip="127.0.0.1", ua="", meta=None, **body):
-    return api.post(LOGIN, {"email": email, "password": password, **body}, format="json", REMOTE_ADDR=ip,
-                    HTTP_USER_AGENT=ua, **(meta or {}))
+# Old names, importable from here for tests written before the helpers moved to tests/support/
+# (other branches may still add such imports); new tests import from tests/support.
+from tests.support.agents import CHROME_WINDOWS as CHROME  # noqa: F401
+from tests.support.agents import FIREFOX_LINUX as FIREFOX  # noqa: F401
+from tests.support.auth import login_attempt as post_login  # noqa: F401
+from tests.support.paths import LOGIN  # noqa: F401
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from django.core import mail
 
 from audit.models import AuditEvent, EventType
 from sessions_app.models import DeviceSession
-from tests.conftest import last_mail_to, link_token
-
-from .conftest import CHROME, FIREFOX, post_login
+from tests.support.agents import CHROME_WINDOWS, FIREFOX_LINUX
+from tests.support.auth import login, login_attempt
+from tests.support.mail import last_mail_to, link_token
 
 
 def sign_ins_mailed(user):
@@ -14,17 +14,17 @@ def sign_ins_mailed(user):
 
 
 def test_first_login_sends_no_alert_and_a_known_device_or_network_none_either(api, user, password):
-    assert post_login(api, user.email, password, ip="198.51.100.10", ua=CHROME).status_code == 200
-    assert post_login(api, user.email, password, ip="198.51.100.99", ua=CHROME).status_code == 200  # same /24
-    assert post_login(api, user.email, password, ip="203.0.113.5", ua=CHROME).status_code == 200  # known device
-    assert post_login(api, user.email, password, ip="198.51.100.10", ua=FIREFOX).status_code == 200  # known network
+    login(api, user.email, password, ip="198.51.100.10", ua=CHROME_WINDOWS)
+    login(api, user.email, password, ip="198.51.100.99", ua=CHROME_WINDOWS)  # same /24
+    login(api, user.email, password, ip="203.0.113.5", ua=CHROME_WINDOWS)  # known device
+    login(api, user.email, password, ip="198.51.100.10", ua=FIREFOX_LINUX)  # known network
     assert sign_ins_mailed(user) == []
 
 
 def test_new_device_and_network_mails_an_alert_with_details(api, user, password, settings):
     settings.AUTH_PUBLIC_URL = "https://auth.example.com"
-    post_login(api, user.email, password, ip="198.51.100.10", ua=CHROME)
-    post_login(api, user.email, password, ip="203.0.113.5", ua=FIREFOX, deviceName="Work laptop")
+    login_attempt(api, user.email, password, ip="198.51.100.10", ua=CHROME_WINDOWS)
+    login_attempt(api, user.email, password, ip="203.0.113.5", ua=FIREFOX_LINUX, deviceName="Work laptop")
     message = last_mail_to(user.email)
     assert message.subject == "New sign-in to your account"
     for part in ("Firefox 121", "Linux", "Work laptop", "203.0.113.5", "https://auth.example.com/account/sessions",
@@ -36,14 +36,14 @@ def test_new_device_and_network_mails_an_alert_with_details(api, user, password,
 
 def test_alert_can_be_switched_off(api, user, password, settings):
     settings.SECURITY = {**settings.SECURITY, "NEW_DEVICE_ALERT": False}
-    post_login(api, user.email, password, ip="198.51.100.10", ua=CHROME)
-    post_login(api, user.email, password, ip="203.0.113.5", ua=FIREFOX)
+    login_attempt(api, user.email, password, ip="198.51.100.10", ua=CHROME_WINDOWS)
+    login_attempt(api, user.email, password, ip="203.0.113.5", ua=FIREFOX_LINUX)
     assert sign_ins_mailed(user) == []
 
 
 def test_not_me_revokes_every_session_disables_the_password_and_starts_a_reset(api, user, password):
-    mine = post_login(api, user.email, password, ip="198.51.100.10", ua=CHROME).json()
-    theirs = post_login(api, user.email, password, ip="203.0.113.5", ua=FIREFOX).json()
+    mine = login_attempt(api, user.email, password, ip="198.51.100.10", ua=CHROME_WINDOWS).json()
+    theirs = login_attempt(api, user.email, password, ip="203.0.113.5", ua=FIREFOX_LINUX).json()
     raw = link_token(sign_ins_mailed(user)[-1])
     response = api.post("/api/v1/auth/not-me", {"token": raw}, format="json")
     assert response.status_code == 204
@@ -51,7 +51,7 @@ def test_not_me_revokes_every_session_disables_the_password_and_starts_a_reset(a
     for pair in (mine, theirs):
         refreshed = api.post("/api/v1/auth/refresh", {"refreshToken": pair["refreshToken"]}, format="json")
         assert refreshed.status_code == 401
-    assert post_login(api, user.email, password, ip="203.0.113.5", ua=FIREFOX).status_code == 401
+    assert login_attempt(api, user.email, password, ip="203.0.113.5", ua=FIREFOX_LINUX).status_code == 401
     reset = last_mail_to(user.email)
     assert "reset-password?token=" in reset.body
     assert AuditEvent.objects.filter(event=EventType.NOT_ME_REPORTED, actor_id=user.pk).exists()
@@ -65,29 +65,29 @@ def refresh(api, token, ip, ua):
 
 
 def test_refresh_from_another_network_is_recorded_once(api, user, password):
-    pair = post_login(api, user.email, password, ip="198.51.100.10", ua=CHROME).json()
-    same = refresh(api, pair["refreshToken"], "198.51.100.200", CHROME)  # same /24: nothing
+    pair = login_attempt(api, user.email, password, ip="198.51.100.10", ua=CHROME_WINDOWS).json()
+    same = refresh(api, pair["refreshToken"], "198.51.100.200", CHROME_WINDOWS)  # same /24: nothing
     assert same.status_code == 200 and not AuditEvent.objects.filter(event=EventType.SESSION_ANOMALY).exists()
-    moved = refresh(api, same.json()["refreshToken"], "203.0.113.5", CHROME)
+    moved = refresh(api, same.json()["refreshToken"], "203.0.113.5", CHROME_WINDOWS)
     assert moved.status_code == 200  # the default policy records
     row = AuditEvent.objects.get(event=EventType.SESSION_ANOMALY)
     assert row.context["changes"] == ["network"] and row.context["new_network"] == "203.0.113.0/24"
     assert row.subject_id == user.pk and not row.success
-    refresh(api, moved.json()["refreshToken"], "203.0.113.6", CHROME)  # the session now lives there
+    refresh(api, moved.json()["refreshToken"], "203.0.113.6", CHROME_WINDOWS)  # the session now lives there
     assert AuditEvent.objects.filter(event=EventType.SESSION_ANOMALY).count() == 1
 
 
 def test_ipv6_networks_are_48s(api, user, password):
-    pair = post_login(api, user.email, password, ip="2001:db8:1:2::1", ua=CHROME).json()
-    same = refresh(api, pair["refreshToken"], "2001:db8:1:ffff::9", CHROME)
+    pair = login_attempt(api, user.email, password, ip="2001:db8:1:2::1", ua=CHROME_WINDOWS).json()
+    same = refresh(api, pair["refreshToken"], "2001:db8:1:ffff::9", CHROME_WINDOWS)
     assert not AuditEvent.objects.filter(event=EventType.SESSION_ANOMALY).exists()
-    refresh(api, same.json()["refreshToken"], "2001:db8:2::1", CHROME)
+    refresh(api, same.json()["refreshToken"], "2001:db8:2::1", CHROME_WINDOWS)
     assert AuditEvent.objects.get(event=EventType.SESSION_ANOMALY).context["new_network"] == "2001:db8:2::/48"
 
 
 def test_user_agent_family_change_is_recorded(api, user, password):
-    pair = post_login(api, user.email, password, ua=CHROME).json()
-    refresh(api, pair["refreshToken"], "127.0.0.1", FIREFOX)
+    pair = login_attempt(api, user.email, password, ua=CHROME_WINDOWS).json()
+    refresh(api, pair["refreshToken"], "127.0.0.1", FIREFOX_LINUX)
     row = AuditEvent.objects.get(event=EventType.SESSION_ANOMALY)
     assert row.context["changes"] == ["user_agent_family"]
     assert (row.context["old_agent_family"], row.context["new_agent_family"]) == ("Chrome/Windows", "Firefox/Linux")
@@ -95,8 +95,8 @@ def test_user_agent_family_change_is_recorded(api, user, password):
 
 def test_revoke_policy_signs_the_session_out(api, user, password, settings):
     settings.SECURITY = {**settings.SECURITY, "ANOMALY_ACTION": "revoke"}
-    pair = post_login(api, user.email, password, ip="198.51.100.10", ua=CHROME).json()
-    response = refresh(api, pair["refreshToken"], "203.0.113.5", CHROME)
+    pair = login_attempt(api, user.email, password, ip="198.51.100.10", ua=CHROME_WINDOWS).json()
+    response = refresh(api, pair["refreshToken"], "203.0.113.5", CHROME_WINDOWS)
     assert response.status_code == 401 and response.json()["error"]["code"] == "session_revoked"
     session = DeviceSession.objects.get()
     assert session.revoked_at is not None and session.revoked_reason == "suspicious_refresh"

@@ -10,16 +10,15 @@ from accounts.models import hash_token
 from audit.models import AuditEvent, EventType
 from security.admin import AuditedAccessAttemptAdmin
 from security.models import SecurityToken, SecurityTokenPurpose
-from tests.conftest import last_mail_to, link_token
 from tests.factories import UserFactory
-
-from .conftest import post_login
+from tests.support.auth import login_attempt
+from tests.support.mail import last_mail_to, link_token
 
 WRONG = "Wrong-Password-123456"
 
 
 def fail(api, email, times, ip="127.0.0.1"):
-    return [post_login(api, email, WRONG, ip=ip) for _ in range(times)]
+    return [login_attempt(api, email, WRONG, ip=ip) for _ in range(times)]
 
 
 def test_fifth_failure_locks_with_429_and_retry_after(api, user):
@@ -33,7 +32,7 @@ def test_fifth_failure_locks_with_429_and_retry_after(api, user):
 
 def test_locked_answer_is_the_same_for_the_right_and_a_wrong_password(api, user, password):
     fail(api, user.email, 5)
-    right, wrong = post_login(api, user.email, password), post_login(api, user.email, WRONG)
+    right, wrong = login_attempt(api, user.email, password), login_attempt(api, user.email, WRONG)
     assert right.status_code == wrong.status_code == 429
     assert right.json() == wrong.json()
     assert set(right.headers) == set(wrong.headers)
@@ -43,22 +42,22 @@ def test_locked_answer_is_the_same_for_the_right_and_a_wrong_password(api, user,
 
 def test_lock_is_per_account_and_ip(api, user, password):
     fail(api, user.email, 5, ip="203.0.113.7")
-    assert post_login(api, user.email, password, ip="203.0.113.7").status_code == 429
-    assert post_login(api, user.email, password, ip="198.51.100.1").status_code == 200  # the owner elsewhere
+    assert login_attempt(api, user.email, password, ip="203.0.113.7").status_code == 429
+    assert login_attempt(api, user.email, password, ip="198.51.100.1").status_code == 200  # the owner elsewhere
     other = UserFactory()
-    assert post_login(api, other.email, password, ip="203.0.113.7").status_code == 200  # other accounts
+    assert login_attempt(api, other.email, password, ip="203.0.113.7").status_code == 200  # other accounts
 
 
 def test_success_resets_the_failures(api, user, password):
     fail(api, user.email, 4)
-    assert post_login(api, user.email, password).status_code == 200
+    assert login_attempt(api, user.email, password).status_code == 200
     assert [r.status_code for r in fail(api, user.email, 4)] == [401] * 4
 
 
 def test_lock_ends_after_the_cool_off(api, user, password):
     fail(api, user.email, 5)
     AccessAttempt.objects.update(attempt_time=AccessAttempt.objects.get().attempt_time - timedelta(minutes=16))
-    assert post_login(api, user.email, password).status_code == 200
+    assert login_attempt(api, user.email, password).status_code == 200
 
 
 def test_unknown_email_locks_the_same_way_without_mail(api):
@@ -68,15 +67,15 @@ def test_unknown_email_locks_the_same_way_without_mail(api):
 
 
 def test_a_known_device_keeps_working_while_strangers_are_locked_out(api, user, password):
-    device_token = post_login(api, user.email, password).json()["deviceToken"]
+    device_token = login_attempt(api, user.email, password).json()["deviceToken"]
     fail(api, user.email, 6)  # a stranger on the same address
-    assert post_login(api, user.email, password).status_code == 429
-    assert post_login(api, user.email, password, deviceToken=device_token).status_code == 200
+    assert login_attempt(api, user.email, password).status_code == 429
+    assert login_attempt(api, user.email, password, deviceToken=device_token).status_code == 200
     # The token is bound to its account and signed: it exempts nothing else.
     other = UserFactory()
     fail(api, other.email, 5)
-    assert post_login(api, other.email, password, deviceToken=device_token).status_code == 429
-    assert post_login(api, user.email, password, deviceToken=device_token[:-2] + "xx").status_code == 429
+    assert login_attempt(api, other.email, password, deviceToken=device_token).status_code == 429
+    assert login_attempt(api, user.email, password, deviceToken=device_token[:-2] + "xx").status_code == 429
 
 
 def test_lockout_mails_a_single_use_unlock_link(api, user, password):
@@ -92,7 +91,7 @@ def test_lockout_mails_a_single_use_unlock_link(api, user, password):
     response = api.post("/api/v1/auth/unlock", {"token": raw}, format="json")
     assert response.status_code == 200 and response["Cache-Control"].count("no-store")
     assert response.json()["deviceToken"]
-    assert post_login(api, user.email, password).status_code == 200
+    assert login_attempt(api, user.email, password).status_code == 200
     again = api.post("/api/v1/auth/unlock", {"token": raw}, format="json")
     assert again.status_code == 400 and again.json()["error"]["code"] == "invalid_token"
     row = AuditEvent.objects.get(event=EventType.ACCOUNT_UNLOCKED)
@@ -104,8 +103,8 @@ def test_unlock_link_lifts_only_the_lock_of_the_address_it_is_opened_from(api, u
     raw = link_token(last_mail_to(user.email))
     fail(api, user.email, 5, ip="198.51.100.1")  # the owner, mistyping
     assert api.post("/api/v1/auth/unlock", {"token": raw}, format="json", REMOTE_ADDR="198.51.100.1").status_code == 200
-    assert post_login(api, user.email, password, ip="198.51.100.1").status_code == 200
-    assert post_login(api, user.email, password, ip="203.0.113.7").status_code == 429
+    assert login_attempt(api, user.email, password, ip="198.51.100.1").status_code == 200
+    assert login_attempt(api, user.email, password, ip="203.0.113.7").status_code == 429
 
 
 def test_staff_unlock_in_the_admin_is_audited(api, user, password):
@@ -117,16 +116,16 @@ def test_staff_unlock_in_the_admin_is_audited(api, user, password):
     model_admin.message_user = lambda *args, **kwargs: None
     model_admin.unlock(request, AccessAttempt.objects.all())
     assert not AccessAttempt.objects.exists()
-    assert post_login(api, user.email, password).status_code == 200
+    assert login_attempt(api, user.email, password).status_code == 200
     row = AuditEvent.objects.get(event=EventType.ACCOUNT_UNLOCKED)
     assert (row.actor_id, row.subject_id, row.context["via"]) == (staff.pk, user.pk, "admin")
 
 
 def test_a_known_device_signing_in_does_not_reset_a_strangers_count(api, user, password):
-    device_token = post_login(api, user.email, password).json()["deviceToken"]
+    device_token = login_attempt(api, user.email, password).json()["deviceToken"]
     fail(api, user.email, 4)
-    assert post_login(api, user.email, password, deviceToken=device_token).status_code == 200
-    assert post_login(api, user.email, WRONG).status_code == 429
+    assert login_attempt(api, user.email, password, deviceToken=device_token).status_code == 200
+    assert login_attempt(api, user.email, WRONG).status_code == 429
 
 
 def test_axes_middleware_keeps_the_views_own_lockout_answer(rf):

@@ -13,12 +13,11 @@ from django.utils import timezone
 from audit.models import AuditEvent, EventType
 from security.app_settings import app_settings
 from security.lockout import login_delay_remaining
-from tests.conftest import last_mail_to, link_token
 from tests.factories import UserFactory
 from tests.hashers import FastArgon2PasswordHasher
-from tests.web.conftest import page_login
-
-from .conftest import CHROME, post_login
+from tests.support.agents import CHROME_WINDOWS
+from tests.support.auth import login_attempt, page_login
+from tests.support.mail import last_mail_to, link_token
 
 WRONG = "Wrong-Password-123456"
 
@@ -31,7 +30,7 @@ def login_delay(settings):
 
 @pytest.fixture
 def web():
-    return Client(HTTP_USER_AGENT=CHROME)
+    return Client(HTTP_USER_AGENT=CHROME_WINDOWS)
 
 
 @pytest.fixture
@@ -81,11 +80,11 @@ def test_schedule_doubles_and_caps(settings):
 
 def test_second_attempt_within_the_delay_is_refused_before_the_password_is_checked(api, user, password,
                                                                                     argon2_calls):
-    assert post_login(api, user.email, WRONG).status_code == 401
+    assert login_attempt(api, user.email, WRONG).status_code == 401
     assert argon2_calls  # a real check happened
     argon2_calls.clear()
 
-    right, wrong = post_login(api, user.email, password), post_login(api, user.email, WRONG)
+    right, wrong = login_attempt(api, user.email, password), login_attempt(api, user.email, WRONG)
     assert_delayed(right, 1)
     assert right.json() == wrong.json() and set(right.headers) == set(wrong.headers)
     assert argon2_calls == []  # no argon2 work at all: the password was never looked at
@@ -93,32 +92,32 @@ def test_second_attempt_within_the_delay_is_refused_before_the_password_is_check
 
 
 def test_after_the_delay_the_answer_is_normal(api, user, password):
-    assert post_login(api, user.email, WRONG).status_code == 401
+    assert login_attempt(api, user.email, WRONG).status_code == 401
     age(1)
-    assert post_login(api, user.email, WRONG).status_code == 401  # 2nd failure: now 2 s
+    assert login_attempt(api, user.email, WRONG).status_code == 401  # 2nd failure: now 2 s
     age(1)
-    assert_delayed(post_login(api, user.email, password), 1)  # 1 of 2 s left
+    assert_delayed(login_attempt(api, user.email, password), 1)  # 1 of 2 s left
     age(1)
-    assert post_login(api, user.email, password).status_code == 200
+    assert login_attempt(api, user.email, password).status_code == 200
 
 
 def test_delays_grow_and_cap(api, user, settings):
     settings.AXES_FAILURE_LIMIT = 8  # room to see the cap before the lock
     expected = [1, 2, 4, 8, 8, 8, 8]
     for k, delay in enumerate(expected, start=1):
-        assert post_login(api, user.email, WRONG).status_code == 401, k
-        assert_delayed(post_login(api, user.email, WRONG), delay)
+        assert login_attempt(api, user.email, WRONG).status_code == 401, k
+        assert_delayed(login_attempt(api, user.email, WRONG), delay)
         age(delay - 1)
-        assert_delayed(post_login(api, user.email, WRONG), 1)  # still inside, by less than a second
+        assert_delayed(login_attempt(api, user.email, WRONG), 1)  # still inside, by less than a second
         age(1)
-    assert post_login(api, user.email, WRONG).json()["error"]["code"] == "account_locked"  # the 8th failure
+    assert login_attempt(api, user.email, WRONG).json()["error"]["code"] == "account_locked"  # the 8th failure
 
 
 def test_remaining_time_at_the_edges(api, user):
-    post_login(api, user.email, WRONG)
-    post_login(api, user.email, WRONG, ip="203.0.113.9")
+    login_attempt(api, user.email, WRONG)
+    login_attempt(api, user.email, WRONG, ip="203.0.113.9")
     age(1)
-    post_login(api, user.email, WRONG)  # 2 failures from 127.0.0.1: 2 s after the last
+    login_attempt(api, user.email, WRONG)  # 2 failures from 127.0.0.1: 2 s after the last
     last = AccessAttempt.objects.filter(ip_address="127.0.0.1").latest("attempt_time").attempt_time
     assert login_delay_remaining(email=user.email, ip="127.0.0.1", now=last) == (2, 2.0)
     assert login_delay_remaining(email=user.email.upper(), ip="127.0.0.1",
@@ -129,89 +128,89 @@ def test_remaining_time_at_the_edges(api, user):
 
 def test_success_resets_the_delay(api, user, password):
     for _ in range(3):
-        assert post_login(api, user.email, WRONG).status_code == 401
+        assert login_attempt(api, user.email, WRONG).status_code == 401
         age(8)
-    assert post_login(api, user.email, password).status_code == 200
+    assert login_attempt(api, user.email, password).status_code == 200
     assert failures(user.email) == 0
-    assert post_login(api, user.email, WRONG).status_code == 401  # k = 1 again
-    assert_delayed(post_login(api, user.email, WRONG), 1)
+    assert login_attempt(api, user.email, WRONG).status_code == 401  # k = 1 again
+    assert_delayed(login_attempt(api, user.email, WRONG), 1)
 
 
 def test_unlock_link_resets_the_delay_too(api, user, password):
     for _ in range(4):
-        post_login(api, user.email, WRONG)
+        login_attempt(api, user.email, WRONG)
         age(8)
-    post_login(api, user.email, WRONG)  # the 5th locks and mails the link
+    login_attempt(api, user.email, WRONG)  # the 5th locks and mails the link
     raw = link_token(last_mail_to(user.email))
     assert api.post("/api/v1/auth/unlock", {"token": raw}, format="json").status_code == 200
-    assert post_login(api, user.email, password).status_code == 200
+    assert login_attempt(api, user.email, password).status_code == 200
 
 
 def test_a_known_device_is_not_delayed(api, user, password):
-    device_token = post_login(api, user.email, password).json()["deviceToken"]
-    assert post_login(api, user.email, WRONG).status_code == 401  # a stranger on the same address
-    assert_delayed(post_login(api, user.email, password), 1)
-    assert post_login(api, user.email, WRONG, deviceToken=device_token).status_code == 401  # its own typo
-    assert post_login(api, user.email, password, deviceToken=device_token).status_code == 200
+    device_token = login_attempt(api, user.email, password).json()["deviceToken"]
+    assert login_attempt(api, user.email, WRONG).status_code == 401  # a stranger on the same address
+    assert_delayed(login_attempt(api, user.email, password), 1)
+    assert login_attempt(api, user.email, WRONG, deviceToken=device_token).status_code == 401  # its own typo
+    assert login_attempt(api, user.email, password, deviceToken=device_token).status_code == 200
     # Its failure was not counted, and its success left the stranger's delay alone.
     assert failures(user.email) == 1
-    assert_delayed(post_login(api, user.email, WRONG), 1)
+    assert_delayed(login_attempt(api, user.email, WRONG), 1)
     # A token for another account exempts nothing.
     other = UserFactory()
-    assert post_login(api, other.email, WRONG).status_code == 401
-    assert_delayed(post_login(api, other.email, password, deviceToken=device_token), 1)
+    assert login_attempt(api, other.email, WRONG).status_code == 401
+    assert_delayed(login_attempt(api, other.email, password, deviceToken=device_token), 1)
 
 
 def test_other_ip_and_other_account_are_not_delayed(api, user, password):
-    assert post_login(api, user.email, WRONG, ip="203.0.113.7").status_code == 401
-    assert_delayed(post_login(api, user.email, password, ip="203.0.113.7"), 1)
-    assert post_login(api, user.email, password, ip="198.51.100.1").status_code == 200  # the owner elsewhere
+    assert login_attempt(api, user.email, WRONG, ip="203.0.113.7").status_code == 401
+    assert_delayed(login_attempt(api, user.email, password, ip="203.0.113.7"), 1)
+    assert login_attempt(api, user.email, password, ip="198.51.100.1").status_code == 200  # the owner elsewhere
     other = UserFactory()
-    assert post_login(api, other.email, password, ip="203.0.113.7").status_code == 200
+    assert login_attempt(api, other.email, password, ip="203.0.113.7").status_code == 200
 
 
 def test_keyed_by_the_client_ip_under_the_trusted_proxy_rule(api, user, password, settings):
     settings.AUTH_TRUSTED_PROXY_COUNT = 1
     xff = {"HTTP_X_FORWARDED_FOR": "203.0.113.7"}
-    assert post_login(api, user.email, WRONG, ip="10.0.0.1", meta=xff).status_code == 401
+    assert login_attempt(api, user.email, WRONG, ip="10.0.0.1", meta=xff).status_code == 401
     assert failures(user.email, ip="203.0.113.7") == 1
-    assert_delayed(post_login(api, user.email, password, ip="10.0.0.2", meta=xff), 1)  # another proxy, same client
+    assert_delayed(login_attempt(api, user.email, password, ip="10.0.0.2", meta=xff), 1)  # another proxy, same client
     other = {"HTTP_X_FORWARDED_FOR": "198.51.100.1"}
-    assert post_login(api, user.email, password, ip="10.0.0.1", meta=other).status_code == 200
+    assert login_attempt(api, user.email, password, ip="10.0.0.1", meta=other).status_code == 200
     # Without a trusted proxy the header is ignored: it cannot be used to step out of the delay.
     settings.AUTH_TRUSTED_PROXY_COUNT = 0
-    assert post_login(api, user.email, WRONG).status_code == 401
-    assert_delayed(post_login(api, user.email, password, meta={"HTTP_X_FORWARDED_FOR": "192.0.2.1"}), 1)
+    assert login_attempt(api, user.email, WRONG).status_code == 401
+    assert_delayed(login_attempt(api, user.email, password, meta={"HTTP_X_FORWARDED_FOR": "192.0.2.1"}), 1)
 
 
 def test_unknown_email_is_delayed_the_same_way(api, user):
-    assert post_login(api, "nobody@example.com", WRONG).status_code == 401
-    assert post_login(api, user.email, WRONG).status_code == 401
-    unknown, known = post_login(api, "nobody@example.com", WRONG), post_login(api, user.email, WRONG)
+    assert login_attempt(api, "nobody@example.com", WRONG).status_code == 401
+    assert login_attempt(api, user.email, WRONG).status_code == 401
+    unknown, known = login_attempt(api, "nobody@example.com", WRONG), login_attempt(api, user.email, WRONG)
     assert_delayed(unknown, 1)
     assert unknown.json() == known.json() and set(unknown.headers) == set(known.headers)
 
 
 def test_delayed_attempts_do_not_count_towards_the_lockout_nor_extend_it(api, user, password):
     for _ in range(4):
-        assert post_login(api, user.email, WRONG).status_code == 401
+        assert login_attempt(api, user.email, WRONG).status_code == 401
         for _ in range(5):  # hammering inside the delay
-            assert post_login(api, user.email, WRONG).json()["error"]["code"] == "rate_limited"
+            assert login_attempt(api, user.email, WRONG).json()["error"]["code"] == "rate_limited"
         age(8)
     assert failures(user.email) == 4  # 4 real failures, 20 refused attempts not counted
-    locked = post_login(api, user.email, WRONG)  # the 5th real failure locks
+    locked = login_attempt(api, user.email, WRONG)  # the 5th real failure locks
     assert locked.json()["error"]["code"] == "account_locked" and 890 <= int(locked["Retry-After"]) <= 900
     # A locked pair answers account_locked (not the delay), right password or wrong, and stays 15 min.
     for attempt in (password, WRONG):
-        again = post_login(api, user.email, attempt)
+        again = login_attempt(api, user.email, attempt)
         assert again.json()["error"]["code"] == "account_locked" and int(again["Retry-After"]) <= 900
     assert failures(user.email) == 5
 
 
 def test_refused_attempts_are_audited_not_as_failures(api, user, password):
-    post_login(api, user.email, WRONG, ua="curl/8")
+    login_attempt(api, user.email, WRONG, ua="curl/8")
     failed_before = AuditEvent.objects.filter(event=EventType.LOGIN_FAILED).count()
-    post_login(api, user.email, password, ua="curl/8")
+    login_attempt(api, user.email, password, ua="curl/8")
     row = AuditEvent.objects.get(event=EventType.RATE_LIMITED)
     assert (row.subject_id, row.success, row.ip_address, row.user_agent) == (user.pk, False, "127.0.0.1", "curl/8")
     assert row.context["scope"] == "login_delay"
@@ -234,7 +233,7 @@ def test_login_page_answers_429_with_the_wait(user, password, web):
 @pytest.mark.parametrize("setting", ["LOGIN_DELAY_BASE_SECONDS", "LOGIN_DELAY_MAX_SECONDS"])
 def test_zero_turns_the_delay_off(api, user, settings, setting, django_assert_max_num_queries):
     settings.SECURITY = {**settings.SECURITY, setting: 0}
-    responses = [post_login(api, user.email, WRONG) for _ in range(5)]
+    responses = [login_attempt(api, user.email, WRONG) for _ in range(5)]
     assert [r.status_code for r in responses] == [401] * 4 + [429]
     assert responses[-1].json()["error"]["code"] == "account_locked"
     assert login_delay_remaining(email=user.email, ip="127.0.0.1") == (0, 0.0)

@@ -4,8 +4,7 @@ import pytest
 
 from audit.models import AuditEvent, EventType
 from tests.factories import PASSWORD, UserFactory
-
-from .conftest import post_login
+from tests.support.auth import login_attempt
 
 pytestmark = pytest.mark.usefixtures("real_rate_limits")
 
@@ -16,12 +15,12 @@ def limited(response):
 
 def test_login_5_per_minute_per_ip_then_429_with_retry_after(api, user, password):
     for _ in range(5):
-        assert post_login(api, user.email, password).status_code == 200
-    response = post_login(api, user.email, password)
+        assert login_attempt(api, user.email, password).status_code == 200
+    response = login_attempt(api, user.email, password)
     assert limited(response) and 1 <= int(response["Retry-After"]) <= 60
-    assert post_login(api, user.email, password, ip="198.51.100.9").status_code == 200  # other clients go on
+    assert login_attempt(api, user.email, password, ip="198.51.100.9").status_code == 200  # other clients go on
     rows = AuditEvent.objects.filter(event=EventType.RATE_LIMITED)
-    assert limited(post_login(api, user.email, password))
+    assert limited(login_attempt(api, user.email, password))
     assert rows.count() == 1 and rows.get().context["scope"] == "login"  # once per window, not per request
 
 
@@ -57,11 +56,11 @@ def test_100_per_minute_per_client_for_the_rest_of_the_api(settings, authed):
 
 def test_the_client_cannot_pick_its_ip_with_a_header(settings, api, user, password):
     for i in range(5):
-        post_login(api, user.email, password, meta={"HTTP_X_FORWARDED_FOR": f"10.0.0.{i}"})
-    assert limited(post_login(api, user.email, password, meta={"HTTP_X_FORWARDED_FOR": "10.9.9.9"}))
+        login_attempt(api, user.email, password, meta={"HTTP_X_FORWARDED_FOR": f"10.0.0.{i}"})
+    assert limited(login_attempt(api, user.email, password, meta={"HTTP_X_FORWARDED_FOR": "10.9.9.9"}))
     # Behind one trusted proxy the address it saw counts (and each client has its own budget).
     settings.AUTH_TRUSTED_PROXY_COUNT = 1
-    response = post_login(api, user.email, password, meta={"HTTP_X_FORWARDED_FOR": "10.9.9.9"})
+    response = login_attempt(api, user.email, password, meta={"HTTP_X_FORWARDED_FOR": "10.9.9.9"})
     assert response.status_code == 200, response.content
 
 
@@ -82,10 +81,10 @@ def test_redis_down_login_still_works_and_lockout_still_holds(settings, api, pas
                                    "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
     user = UserFactory()
     for _ in range(7):
-        assert post_login(api, user.email, password).status_code == 200
-    codes = [post_login(api, user.email, "Wrong-Password-123456").status_code for _ in range(5)]
+        assert login_attempt(api, user.email, password).status_code == 200
+    codes = [login_attempt(api, user.email, "Wrong-Password-123456").status_code for _ in range(5)]
     assert codes == [401] * 4 + [429]
-    assert post_login(api, user.email, password).json()["error"]["code"] == "account_locked"
+    assert login_attempt(api, user.email, password).json()["error"]["code"] == "account_locked"
 
 
 def test_a_view_can_name_its_own_per_client_scope(settings, rf):

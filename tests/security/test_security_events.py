@@ -6,16 +6,14 @@ from django.contrib.contenttypes.models import ContentType
 from accounts.models import User
 from audit.models import AuditEvent, EventType
 from audit.services import audit_record
-from tests.conftest import login
 from tests.factories import UserFactory
-
-from .conftest import post_login
+from tests.support.auth import login, login_attempt
 
 URL = "/api/v1/auth/me/security-events"
 
 
 def test_own_events_newest_first_without_secrets(api, authed, user, password):
-    post_login(api, user.email, "Wrong-Password-123456", ip="203.0.113.9")
+    login_attempt(api, user.email, "Wrong-Password-123456", ip="203.0.113.9")
     other = UserFactory()
     login(api, other.email)
     authed.post("/api/v1/auth/change-password", {"currentPassword": password, "newPassword": "Brand-New-Phrase-2024"},

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from audit.models import AuditEvent, EventType
 from sessions_app.models import DeviceSession
-from tests.conftest import login
+from tests.support.auth import login
 
 NEW = "Another-Long-Passphrase-77"
 

@@ -11,7 +11,7 @@ from accounts.models import Role
 from audit.models import AuditEvent, EventType
 from service_accounts import services
 from service_accounts.models import ServiceClient
-from tests.service_accounts.conftest import introspect, obtain
+from tests.support.auth import introspect, obtain
 
 
 def test_command_prints_one_json_line_and_stores_only_a_hash(db):

@@ -11,7 +11,7 @@ from django.test import Client
 from audit.models import AuditEvent, EventType
 from service_accounts.models import ServiceClient
 from tests.factories import UserFactory
-from tests.service_accounts.conftest import obtain
+from tests.support.auth import obtain
 
 BASE = "/admin/service_accounts/serviceclient/"
 SECRET = re.compile(r"secret (mcs_[A-Za-z0-9_\-]{43})")

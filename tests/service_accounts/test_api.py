@@ -16,9 +16,9 @@ from identity.services import keys
 from identity.services.tokens import access_token_issue
 from service_accounts import services
 from service_accounts.models import ServiceClient
-from tests.conftest import login
-from tests.identity.test_tokens import parts
-from tests.service_accounts.conftest import INTROSPECT, SERVICE_TOKEN, introspect, obtain
+from tests.support.auth import introspect, login, obtain
+from tests.support.paths import INTROSPECT, SERVICE_TOKEN
+from tests.support.tokens import parts
 
 
 def no_store(response):

@@ -4,54 +4,27 @@ The live server answers each request in its own thread with its own database con
 requests really do meet in the database; a barrier lines the client threads up.
 """
 
-import json
-import threading
-import urllib.error
-import urllib.request
-
 import pytest
 
 from accounts.models import hash_token
 from audit.models import AuditEvent, EventType
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
+from tests.support.races import http_race, request
 
 pytestmark = pytest.mark.postgres
 
 N = 8
-# The live server's middleware was built with the production posture (HTTPS redirect) before any
-# test's settings applied; requests arrive as they would through a TLS-terminating proxy.
-HEADERS = {"Content-Type": "application/json", "X-Forwarded-Proto": "https"}
 
 
 @pytest.fixture(autouse=True)
 def _behind_tls_proxy(settings):
+    # The live server's middleware was built with the production posture (HTTPS redirect) before any
+    # test's settings applied; the race harness sends requests as through a TLS-terminating proxy.
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 
-def _post(url, body, barrier, results, index):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=HEADERS)
-    barrier.wait()
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            results[index] = (response.status, json.loads(response.read()))
-    except urllib.error.HTTPError as error:
-        results[index] = (error.code, json.loads(error.read()))
-    except Exception as error:  # noqa: BLE001 - reported by the assertion below
-        results[index] = ("exception", repr(error))
-
-
 def refresh_concurrently(live_server, token, n=N):
-    url = live_server.url + "/api/v1/auth/refresh"
-    barrier = threading.Barrier(n)
-    results = [None] * n
-    threads = [threading.Thread(target=_post, args=(url, {"refreshToken": token}, barrier, results, i))
-               for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert all(r is not None and r[0] != "exception" for r in results), results
-    return results
+    return http_race([("POST", live_server.url + "/api/v1/auth/refresh", None, {"refreshToken": token})] * n)
 
 
 def test_concurrent_refreshes_get_one_identical_pair(live_server, tokens, settings):
@@ -93,9 +66,5 @@ def test_concurrent_refreshes_without_grace_revoke_the_session(live_server, toke
     (winner,) = [body for status, body in results if status == 200]
     assert session.refresh_token_hash == hash_token(winner["refreshToken"])
     # The winner's pair died with the session.
-    request = urllib.request.Request(live_server.url + "/api/v1/auth/me",
-                                     headers={**HEADERS, "Authorization": f"Bearer {winner['accessToken']}"})
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=10)
-    assert refused.value.code == 401
+    assert request("GET", live_server.url + "/api/v1/auth/me", token=winner["accessToken"]).status == 401
     assert AuditEvent.objects.filter(event=EventType.REFRESH_REUSE_DETECTED, session_id=session.pk).exists()

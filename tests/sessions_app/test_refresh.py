@@ -10,7 +10,8 @@ from accounts.models import hash_token
 from audit.models import AuditEvent, EventType
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
 from sessions_app.services import session_touch
-from tests.conftest import login
+from tests.support.auth import bearer, login
+from tests.support.errors import error_code
 
 REFRESH = "/api/v1/auth/refresh"
 ME = "/api/v1/auth/me"
@@ -24,19 +25,6 @@ def refreshed(token) -> dict:
     response = refresh(token)
     assert response.status_code == 200, response.content
     return response.json()
-
-
-def error_code(response, status=401) -> str:
-    assert response.status_code == status, (response.status_code, response.content)
-    body = response.json()
-    assert set(body) == {"error"}, body
-    return body["error"]["code"]
-
-
-def bearer(access_token):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token}")
-    return client
 
 
 def parse(ts: str) -> datetime:
@@ -98,14 +86,14 @@ def test_reuse_after_the_grace_window_revokes_the_session(tokens, settings):
     pair = refreshed(tokens["refreshToken"])
     age_spent(tokens["refreshToken"], 11)
     response = refresh(tokens["refreshToken"])
-    assert error_code(response) == "refresh_token_reused"
+    assert error_code(response, 401) == "refresh_token_reused"
 
     session = session_of(pair)
     assert session.revoked_at is not None and session.revoked_reason == RevokeReason.REFRESH_TOKEN_REUSED
     # Everything descended from that login stops working.
-    assert error_code(refresh(pair["refreshToken"])) == "session_revoked"
-    assert error_code(bearer(pair["accessToken"]).get(ME)) == "session_revoked"
-    assert error_code(bearer(tokens["accessToken"]).get(ME)) == "session_revoked"
+    assert error_code(refresh(pair["refreshToken"]), 401) == "session_revoked"
+    assert error_code(bearer(pair["accessToken"]).get(ME), 401) == "session_revoked"
+    assert error_code(bearer(tokens["accessToken"]).get(ME), 401) == "session_revoked"
     event = AuditEvent.objects.get(event=EventType.REFRESH_REUSE_DETECTED)
     assert event.session_id == session.pk and event.subject_id == session.user_id and event.success is False
     assert AuditEvent.objects.filter(event=EventType.SESSION_REVOKED, session_id=session.pk,
@@ -116,7 +104,7 @@ def test_reuse_only_revokes_that_session(tokens, user, api):
     other = login(api, user.email)
     refreshed(tokens["refreshToken"])
     age_spent(tokens["refreshToken"], 60)
-    assert error_code(refresh(tokens["refreshToken"])) == "refresh_token_reused"
+    assert error_code(refresh(tokens["refreshToken"]), 401) == "refresh_token_reused"
     assert bearer(other["accessToken"]).get(ME).status_code == 200
     assert refresh(other["refreshToken"]).status_code == 200
 
@@ -144,7 +132,7 @@ def test_grace_ends_when_the_successor_was_used(tokens):
     """A grandparent token is reuse even inside the window: the pair it would return is already spent."""
     pair = refreshed(tokens["refreshToken"])
     refreshed(pair["refreshToken"])
-    assert error_code(refresh(tokens["refreshToken"])) == "refresh_token_reused"
+    assert error_code(refresh(tokens["refreshToken"]), 401) == "refresh_token_reused"
     assert session_of(pair).revoked_at is not None
 
 
@@ -154,7 +142,7 @@ def test_grace_window_edge(tokens, settings):
     age_spent(tokens["refreshToken"], 8)
     assert refreshed(tokens["refreshToken"])["refreshToken"] == pair["refreshToken"]
     age_spent(tokens["refreshToken"], 12)
-    assert error_code(refresh(tokens["refreshToken"])) == "refresh_token_reused"
+    assert error_code(refresh(tokens["refreshToken"]), 401) == "refresh_token_reused"
 
 
 def test_default_grace_is_ten_seconds(tokens):
@@ -167,8 +155,8 @@ def test_grace_zero_turns_it_off(tokens, settings):
     settings.AUTH_REFRESH_GRACE_SECONDS = 0
     pair = refreshed(tokens["refreshToken"])
     assert SpentRefreshToken.objects.get().successor_encrypted == ""  # nothing kept to replay
-    assert error_code(refresh(tokens["refreshToken"])) == "refresh_token_reused"
-    assert error_code(refresh(pair["refreshToken"])) == "session_revoked"
+    assert error_code(refresh(tokens["refreshToken"]), 401) == "refresh_token_reused"
+    assert error_code(refresh(pair["refreshToken"]), 401) == "session_revoked"
 
 
 def test_grace_pair_needs_the_spent_token_to_read(tokens):
@@ -177,14 +165,14 @@ def test_grace_pair_needs_the_spent_token_to_read(tokens):
     refreshed(tokens["refreshToken"])
     spent = SpentRefreshToken.objects.get()
     SpentRefreshToken.objects.filter(pk=spent.pk).update(successor_encrypted=spent.successor_encrypted[:-4] + "AAAA")
-    assert error_code(refresh(tokens["refreshToken"])) == "refresh_token_reused"
+    assert error_code(refresh(tokens["refreshToken"]), 401) == "refresh_token_reused"
 
 
 # --- failures -------------------------------------------------------------------------------------------------
 
 def test_unknown_refresh_token(tokens):
-    assert error_code(refresh("mrt_" + "x" * 43)) == "invalid_refresh_token"
-    assert error_code(refresh(tokens["accessToken"][:500])) == "invalid_refresh_token"
+    assert error_code(refresh("mrt_" + "x" * 43), 401) == "invalid_refresh_token"
+    assert error_code(refresh(tokens["accessToken"][:500]), 401) == "invalid_refresh_token"
     assert session_of(tokens).is_alive()
     # Unknown tokens concern nobody known: the first of this client's window is written, the next one
     # counted and summarised when the window ends (flood control, tests/audit/test_flood.py).
@@ -211,24 +199,24 @@ def test_malformed_refresh_bodies(db):
 
 def test_refresh_of_an_expired_session(tokens):
     DeviceSession.objects.filter(pk=tokens["session"]["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert error_code(refresh(tokens["refreshToken"])) == "session_expired"
+    assert error_code(refresh(tokens["refreshToken"]), 401) == "session_expired"
 
 
 def test_spent_token_of_an_expired_session(tokens):
     pair = refreshed(tokens["refreshToken"])
     DeviceSession.objects.filter(pk=pair["session"]["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert error_code(refresh(tokens["refreshToken"])) == "session_expired"
-    assert error_code(refresh(pair["refreshToken"])) == "session_expired"
+    assert error_code(refresh(tokens["refreshToken"]), 401) == "session_expired"
+    assert error_code(refresh(pair["refreshToken"]), 401) == "session_expired"
 
 
 def test_refresh_of_a_revoked_session(tokens):
     assert bearer(tokens["accessToken"]).post("/api/v1/auth/logout").status_code == 204
-    assert error_code(refresh(tokens["refreshToken"])) == "session_revoked"
+    assert error_code(refresh(tokens["refreshToken"]), 401) == "session_revoked"
 
 
 def test_refresh_of_an_inactive_user(tokens, user):
     type(user).objects.filter(pk=user.pk).update(is_active=False)
-    assert error_code(refresh(tokens["refreshToken"])) == "session_revoked"
+    assert error_code(refresh(tokens["refreshToken"]), 401) == "session_revoked"
 
 
 # --- lifetimes and sliding expiry -----------------------------------------------------------------------------
@@ -280,7 +268,7 @@ def test_sliding_never_passes_the_absolute_cap(tokens):
     assert session_of(pair).expires_at == cap == parse(pair["refreshExpiresAt"])
     # At the cap the session ends however active it was.
     DeviceSession.objects.filter(pk=pair["session"]["id"]).update(absolute_expires_at=now, expires_at=now)
-    assert error_code(refresh(pair["refreshToken"])) == "session_expired"
+    assert error_code(refresh(pair["refreshToken"]), 401) == "session_expired"
 
 
 def test_api_activity_slides_the_expiry_too(tokens, authed):

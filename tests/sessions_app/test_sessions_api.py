@@ -13,23 +13,13 @@ from audit.models import AuditEvent, EventType
 from sessions_app import tasks
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
 from sessions_app.services import sessions_cleanup
-from tests.conftest import login
 from tests.factories import UserFactory
+from tests.support.auth import bearer, login
+from tests.support.errors import error_code
 
 BASE = "/api/v1/auth/"
 SESSION_KEYS = {"id", "deviceId", "deviceName", "ipAddress", "userAgent", "createdAt", "lastActivityAt",
                 "expiresAt", "rememberMe", "current"}
-
-
-def bearer(pair):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {pair['accessToken']}")
-    return client
-
-
-def code(response, status):
-    assert response.status_code == status, (response.status_code, response.content)
-    return response.json()["error"]["code"]
 
 
 @pytest.fixture
@@ -70,15 +60,15 @@ def test_revoke_one_session(three):
     phone, laptop, web, theirs = three
     r = bearer(laptop).delete(BASE + f"sessions/{phone['session']['id']}")
     assert r.status_code == 204
-    assert code(bearer(phone).get(BASE + "me"), 401) == "session_revoked"
-    assert code(APIClient().post(BASE + "refresh", {"refreshToken": phone["refreshToken"]}, format="json"),
+    assert error_code(bearer(phone).get(BASE + "me"), 401) == "session_revoked"
+    assert error_code(APIClient().post(BASE + "refresh", {"refreshToken": phone["refreshToken"]}, format="json"),
                 401) == "session_revoked"
     assert bearer(laptop).get(BASE + "me").status_code == 200
     session = DeviceSession.objects.get(pk=phone["session"]["id"])
     assert session.revoked_reason == RevokeReason.USER_REVOKED
     assert AuditEvent.objects.filter(event=EventType.SESSION_REVOKED, session_id=session.pk).exists()
     # Already revoked: not found any more.
-    assert code(bearer(laptop).delete(BASE + f"sessions/{phone['session']['id']}"), 404) == "not_found"
+    assert error_code(bearer(laptop).delete(BASE + f"sessions/{phone['session']['id']}"), 404) == "not_found"
 
 
 def test_revoke_what_is_not_yours_is_404(three):
@@ -87,7 +77,7 @@ def test_revoke_what_is_not_yours_is_404(three):
                  "sessions/%00", "sessions/{theirs}/"]:
         url = BASE + path.format(theirs=theirs["session"]["id"], random=uuid.uuid4())
         response = bearer(laptop).delete(url)
-        assert code(response, 404) == "not_found", path
+        assert error_code(response, 404) == "not_found", path
         assert set(response.json()) == {"error"}
     assert bearer(theirs).get(BASE + "me").status_code == 200
     assert DeviceSession.objects.alive().count() == 4
@@ -95,9 +85,9 @@ def test_revoke_what_is_not_yours_is_404(three):
 
 def test_revoke_needs_authentication(three):
     phone, *_ = three
-    assert code(APIClient().delete(BASE + f"sessions/{phone['session']['id']}"), 401) == "not_authenticated"
-    assert code(APIClient().get(BASE + "sessions/active"), 401) == "not_authenticated"
-    assert code(APIClient().post(BASE + "sessions/revoke-others"), 401) == "not_authenticated"
+    assert error_code(APIClient().delete(BASE + f"sessions/{phone['session']['id']}"), 401) == "not_authenticated"
+    assert error_code(APIClient().get(BASE + "sessions/active"), 401) == "not_authenticated"
+    assert error_code(APIClient().post(BASE + "sessions/revoke-others"), 401) == "not_authenticated"
 
 
 def test_revoke_others_keeps_the_current_one(three, user):
@@ -106,7 +96,7 @@ def test_revoke_others_keeps_the_current_one(three, user):
     alive = DeviceSession.objects.alive()
     assert set(alive.filter(user=user).values_list("pk", flat=True)) == {uuid.UUID(web["session"]["id"])}
     assert alive.filter(pk=theirs["session"]["id"]).exists()  # nobody else's
-    assert code(bearer(phone).get(BASE + "me"), 401) == "session_revoked"
+    assert error_code(bearer(phone).get(BASE + "me"), 401) == "session_revoked"
     assert set(DeviceSession.objects.filter(revoked_at__isnull=False).values_list("revoked_reason", flat=True)) \
         == {RevokeReason.OTHERS_REVOKED}
     assert AuditEvent.objects.filter(event=EventType.SESSION_REVOKED, context__reason="others_revoked").count() == 2
@@ -114,13 +104,13 @@ def test_revoke_others_keeps_the_current_one(three, user):
 
 def test_logout(tokens, authed):
     assert authed.post(BASE + "logout").status_code == 204
-    assert code(authed.get(BASE + "me"), 401) == "session_revoked"
-    assert code(APIClient().post(BASE + "refresh", {"refreshToken": tokens["refreshToken"]}, format="json"),
+    assert error_code(authed.get(BASE + "me"), 401) == "session_revoked"
+    assert error_code(APIClient().post(BASE + "refresh", {"refreshToken": tokens["refreshToken"]}, format="json"),
                 401) == "session_revoked"
     session = DeviceSession.objects.get(pk=tokens["session"]["id"])
     assert session.revoked_reason == RevokeReason.LOGOUT
     assert AuditEvent.objects.filter(event=EventType.LOGOUT, session_id=session.pk).exists()
-    assert code(APIClient().post(BASE + "logout"), 401) == "not_authenticated"
+    assert error_code(APIClient().post(BASE + "logout"), 401) == "not_authenticated"
 
 
 def test_login_with_the_same_device_replaces_its_session(api, user):
@@ -128,7 +118,7 @@ def test_login_with_the_same_device_replaces_its_session(api, user):
     other_device = login(api, user.email, deviceId="tablet-1")
     second = login(api, user.email, deviceId="phone-1")
     assert second["session"]["id"] != first["session"]["id"]
-    assert code(bearer(first).get(BASE + "me"), 401) == "session_revoked"
+    assert error_code(bearer(first).get(BASE + "me"), 401) == "session_revoked"
     assert DeviceSession.objects.get(pk=first["session"]["id"]).revoked_reason == RevokeReason.DEVICE_REPLACED
     assert bearer(other_device).get(BASE + "me").status_code == 200
     listed = bearer(second).get(BASE + "sessions/active").json()["sessions"]

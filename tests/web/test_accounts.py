@@ -4,7 +4,7 @@ from audit.models import AuditEvent, EventType
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession, RevokeReason
 from tests.factories import UserFactory
-from tests.web.conftest import page_login
+from tests.support.auth import page_login
 
 
 def _me(client):
@@ -94,16 +94,14 @@ def test_a_revoked_other_account_drops_out_of_the_list(signed_in, user, api):
 
 
 def test_accounts_cookie_is_persistent_only_when_every_account_stays_signed_in(web, user):
-    from tests.web.conftest import page_login as sign_in
-
-    sign_in(web, user.email)  # not "stay signed in"
-    response = sign_in(web, UserFactory().email, add="1")
+    page_login(web, user.email)  # not "stay signed in"
+    response = page_login(web, UserFactory().email, add="1")
     assert response.cookies[app_settings.ACCOUNTS_COOKIE]["max-age"] == ""  # ends with the browser
 
     other = UserFactory()
     from django.test import Client
 
     client = Client()
-    sign_in(client, user.email, remember=True)
-    response = sign_in(client, other.email, add="1", remember=True)
+    page_login(client, user.email, remember=True)
+    response = page_login(client, other.email, add="1", remember=True)
     assert int(response.cookies[app_settings.ACCOUNTS_COOKIE]["max-age"]) > 29 * 86400

@@ -9,7 +9,7 @@ from audit.models import AuditEvent, EventType
 from audit.services import audit_record
 from sessions_app.models import DeviceSession, RevokeReason
 from tests.factories import UserFactory
-from tests.web.conftest import page_login
+from tests.support.auth import page_login
 
 
 def _staff():

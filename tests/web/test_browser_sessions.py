@@ -8,8 +8,8 @@ from accounts.models import hash_token
 from audit.models import AuditEvent, EventType
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession, RevokeReason
-from tests.conftest import login
-from tests.web.conftest import CHROME, page_login, session_cookie
+from tests.support.agents import CHROME_LINUX
+from tests.support.auth import login, page_login, session_cookie
 
 
 def test_page_login_creates_a_device_session_row_with_only_the_key_hash(web, user):
@@ -19,7 +19,7 @@ def test_page_login_creates_a_device_session_row_with_only_the_key_hash(web, use
     row = DeviceSession.objects.get(user=user)
     assert row.browser_key_hash == hash_token(cookie.value)
     assert cookie.value not in (row.browser_key_hash, row.browser_data)
-    assert row.device_name == "Chrome on Linux" and row.user_agent == CHROME
+    assert row.device_name == "Chrome on Linux" and row.user_agent == CHROME_LINUX
     assert AuditEvent.objects.filter(event=EventType.LOGIN_SUCCEEDED, session_id=row.pk).exists()
 
 

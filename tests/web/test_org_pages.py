@@ -17,9 +17,10 @@ from accounts.models import User, hash_token
 from audit.models import AuditEvent, EventType
 from orgs.models import Invitation, Membership, Organization, OrgRole
 from sessions_app.models import DeviceSession
-from tests.conftest import last_mail_to, link_token
 from tests.factories import PASSWORD, UserFactory
-from tests.web.conftest import CHROME, page_login
+from tests.support.agents import CHROME_LINUX
+from tests.support.auth import page_login
+from tests.support.mail import last_mail_to, link_token
 
 
 # --- account deletion keeps the last-owner rule -------------------------------------------------------
@@ -60,7 +61,7 @@ class World:
     other_invitation: Invitation  # pending, in other
 
     def client(self, label, **kwargs):
-        client = Client(HTTP_USER_AGENT=CHROME, **kwargs)
+        client = Client(HTTP_USER_AGENT=CHROME_LINUX, **kwargs)
         if label != "anonymous":
             assert page_login(client, self.users[label].email).status_code == 302
         return client
@@ -313,7 +314,7 @@ def test_switch_matrix(world, role):
 # --- the invitation link ----------------------------------------------------------------------------------
 def test_accept_get_never_uses_the_token_and_shows_the_invitation(world):
     invited = UserFactory(email="pending@example.com")
-    client = Client(HTTP_USER_AGENT=CHROME)
+    client = Client(HTTP_USER_AGENT=CHROME_LINUX)
     page_login(client, invited.email)
     before = snapshot()
     for _ in range(2):  # a mail scanner and the person: a GET changes nothing
@@ -338,7 +339,7 @@ def test_accept_matrix_by_who_is_signed_in(world):
         assert AuditEvent.objects.filter(event=EventType.ORG_INVITATION_ACCEPT_FAILED, actor_id=world.uid(role),
                                          organization_id=world.org.pk).get().context["reason"] == (
             "invitation_email_mismatch")
-    anonymous = Client(HTTP_USER_AGENT=CHROME)
+    anonymous = Client(HTTP_USER_AGENT=CHROME_LINUX)
     for response in (anonymous.get("/invitations/accept?token=pending@example.com"),
                      anonymous.post("/invitations/accept", {"token": "pending@example.com"})):
         body = response.content.decode()
@@ -348,7 +349,7 @@ def test_accept_matrix_by_who_is_signed_in(world):
     assert world.invitation.accepted_at is None and world.invitation.revoked_at is None
 
     invited = UserFactory(email="pending@example.com")
-    client = Client(HTTP_USER_AGENT=CHROME)
+    client = Client(HTTP_USER_AGENT=CHROME_LINUX)
     # Signing in from the link comes back to it, token and all.
     login = client.post("/login", {"email": invited.email, "password": PASSWORD,
                                    "next": "/invitations/accept?token=pending%40example.com"})
@@ -365,7 +366,7 @@ def test_accept_matrix_by_who_is_signed_in(world):
 
 def test_accept_expired_revoked_and_unknown_links(world):
     invited = UserFactory(email="pending@example.com")
-    client = Client(HTTP_USER_AGENT=CHROME)
+    client = Client(HTTP_USER_AGENT=CHROME_LINUX)
     page_login(client, invited.email)
     Invitation.objects.filter(pk=world.invitation.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     response = client.post("/invitations/accept", {"token": "pending@example.com"})
@@ -438,7 +439,7 @@ def test_a_path_that_is_not_a_uuid_is_404(world):
 
 # --- CSRF --------------------------------------------------------------------------------------------------
 def test_every_post_needs_the_csrf_token(world):
-    client = Client(HTTP_USER_AGENT=CHROME, enforce_csrf_checks=True)
+    client = Client(HTTP_USER_AGENT=CHROME_LINUX, enforce_csrf_checks=True)
     client.get("/login")
     token = client.cookies[settings.CSRF_COOKIE_NAME].value
     assert client.post("/login", {"email": "owner@example.com", "password": PASSWORD,
@@ -615,7 +616,7 @@ def test_nav_links_the_organizations_page(signed_in):
 # --- invitations addressed to me, on /organizations ---------------------------------------------------------
 def _csrf_client(email):
     """A signed-in browser that enforces CSRF, as a real one does; returns (client, csrf token)."""
-    client = Client(HTTP_USER_AGENT=CHROME, enforce_csrf_checks=True)
+    client = Client(HTTP_USER_AGENT=CHROME_LINUX, enforce_csrf_checks=True)
     client.get("/login")
     token = client.cookies[settings.CSRF_COOKIE_NAME].value
     assert client.post("/login", {"email": email, "password": PASSWORD, "csrfmiddlewaretoken": token}).status_code == 302
@@ -698,7 +699,7 @@ def test_someone_elses_invitation_id_is_404_and_changes_nothing(world, action):
 
 
 def test_invitation_link_offers_sign_in_and_sign_up_to_visitors(world):
-    body = Client(HTTP_USER_AGENT=CHROME).get("/invitations/accept?token=pending@example.com").content.decode()
+    body = Client(HTTP_USER_AGENT=CHROME_LINUX).get("/invitations/accept?token=pending@example.com").content.decode()
     assert "Sign in to accept" in body and 'href="/register"' in body and "Create an account" in body
     assert "under <strong>Organizations</strong>" in body
 
@@ -712,7 +713,7 @@ def test_register_verify_sign_in_and_accept_from_the_list(world):
     assert response.status_code == 302
     assert "/invitations/accept?token=" in last_mail_to("new@example.com").body
 
-    browser = Client(HTTP_USER_AGENT=CHROME, enforce_csrf_checks=True)
+    browser = Client(HTTP_USER_AGENT=CHROME_LINUX, enforce_csrf_checks=True)
     browser.get("/register")
     csrf = browser.cookies[settings.CSRF_COOKIE_NAME].value
     response = browser.post("/register", {"name": "Nia New", "email": "New@Example.com", "password": PASSWORD,

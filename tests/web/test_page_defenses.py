@@ -3,7 +3,7 @@
 import pytest
 from django.apps import apps
 
-from tests.web.conftest import page_login
+from tests.support.auth import page_login
 
 pytestmark = pytest.mark.skipif(not apps.is_installed("security"), reason="needs the security app (issue 4)")
 

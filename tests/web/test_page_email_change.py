@@ -12,9 +12,9 @@ from django.utils import timezone
 from accounts.models import AccountToken, TokenPurpose, User
 from audit.models import AuditEvent, EventType
 from sessions_app.models import DeviceSession, RevokeReason
-from tests.conftest import last_mail_to, link_token
 from tests.factories import PASSWORD, UserFactory
-from tests.web.conftest import CHROME
+from tests.support.agents import CHROME_LINUX
+from tests.support.mail import last_mail_to, link_token
 
 NEW = "moved@example.org"
 
@@ -23,7 +23,7 @@ class CsrfClient(Client):
     """A test client that enforces CSRF and sends the token like a form would."""
 
     def __init__(self):
-        super().__init__(enforce_csrf_checks=True, HTTP_USER_AGENT=CHROME)
+        super().__init__(enforce_csrf_checks=True, HTTP_USER_AGENT=CHROME_LINUX)
 
     def csrf(self) -> str:
         if django_settings.CSRF_COOKIE_NAME not in self.cookies:

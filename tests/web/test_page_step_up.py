@@ -14,7 +14,8 @@ from security.models import SecurityTokenPurpose
 from security.services import security_token_issue
 from sessions_app.models import DeviceSession
 from tests.factories import PASSWORD, UserFactory
-from tests.web.conftest import CHROME, page_login
+from tests.support.agents import CHROME_LINUX
+from tests.support.auth import page_login
 from web.app_settings import app_settings as web_settings
 
 NEW_PASSWORD = "A-Brand-New-Passphrase-42"
@@ -153,16 +154,16 @@ def test_mail_templates_link_to_the_landing_pages():
 
 
 def test_unlock_get_does_nothing_post_unlocks_and_trusts_the_browser(user, settings):
-    attacker = Client(HTTP_USER_AGENT=CHROME)
+    attacker = Client(HTTP_USER_AGENT=CHROME_LINUX)
     for _ in range(settings.AXES_FAILURE_LIMIT):
         page_login(attacker, user.email, password="Wrong-Password-1234")
     assert page_login(attacker, user.email).status_code == 429
     token = _token(user, SecurityTokenPurpose.UNLOCK)
-    owner = Client(HTTP_USER_AGENT=CHROME)
+    owner = Client(HTTP_USER_AGENT=CHROME_LINUX)
     page = owner.get(f"/account/unlock?token={token}")
     assert page.status_code == 200 and 'action="/account/unlock"' in page.content.decode()
     assert not AuditEvent.objects.filter(event=EventType.ACCOUNT_UNLOCKED).exists()
-    assert page_login(Client(HTTP_USER_AGENT=CHROME), user.email).status_code == 429  # still locked
+    assert page_login(Client(HTTP_USER_AGENT=CHROME_LINUX), user.email).status_code == 429  # still locked
     done = owner.post("/account/unlock", {"token": token})
     assert done.status_code == 200 and "Sign-in unlocked" in done.content.decode()
     assert AuditEvent.objects.filter(event=EventType.ACCOUNT_UNLOCKED, actor_id=user.pk).exists()
@@ -172,7 +173,7 @@ def test_unlock_get_does_nothing_post_unlocks_and_trusts_the_browser(user, setti
 
 def test_not_me_get_does_nothing_post_secures_the_account(signed_in, user):
     token = _token(user, SecurityTokenPurpose.NOT_ME)
-    landing = Client(HTTP_USER_AGENT=CHROME)
+    landing = Client(HTTP_USER_AGENT=CHROME_LINUX)
     page = landing.get(f"/account/not-me?token={token}")
     assert page.status_code == 200 and 'action="/account/not-me"' in page.content.decode()
     user.refresh_from_db()
@@ -202,15 +203,15 @@ def test_login_sets_a_long_lived_httponly_device_cookie(web, user):
 
 
 def test_known_browser_signs_in_while_strangers_are_locked_out(user, settings):
-    known = Client(HTTP_USER_AGENT=CHROME)
+    known = Client(HTTP_USER_AGENT=CHROME_LINUX)
     assert page_login(known, user.email).status_code == 302  # gets the device cookie
     # Its session ends on its own (signing out would end the exemption too: tests/security/test_known_devices.py).
     DeviceSession.objects.filter(user=user).update(expires_at=timezone.now() - timedelta(minutes=1))
-    stranger = Client(HTTP_USER_AGENT=CHROME)  # same IP (the test client's 127.0.0.1)
+    stranger = Client(HTTP_USER_AGENT=CHROME_LINUX)  # same IP (the test client's 127.0.0.1)
     for _ in range(settings.AXES_FAILURE_LIMIT):
         page_login(stranger, user.email, password="Wrong-Password-1234")
     locked = page_login(stranger, user.email)
     assert locked.status_code == 429 and int(locked["Retry-After"]) > 0
     assert "Try again in about" in locked.content.decode()
     assert page_login(known, user.email).status_code == 302
-    assert page_login(Client(HTTP_USER_AGENT=CHROME), user.email).status_code == 429  # the lock stays
+    assert page_login(Client(HTTP_USER_AGENT=CHROME_LINUX), user.email).status_code == 429  # the lock stays

@@ -10,9 +10,10 @@ from accounts.models import User
 from audit.models import AuditEvent, EventType
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession, RevokeReason
-from tests.conftest import last_mail_to, link_token, login
 from tests.factories import PASSWORD, UserFactory
-from tests.web.conftest import IPHONE, page_login
+from tests.support.agents import IPHONE_SAFARI
+from tests.support.auth import login, page_login
+from tests.support.mail import last_mail_to, link_token
 
 NEW_PASSWORD = "Another-Long-Passphrase-77"
 
@@ -180,7 +181,7 @@ def test_change_password_policy_and_other_sessions_end(signed_in, user, api):
 
 # --- where you're signed in -------------------------------------------------------------------------------
 def test_sessions_page_lists_devices_readably(signed_in, user):
-    phone = Client(HTTP_USER_AGENT=IPHONE, REMOTE_ADDR="203.0.113.9")
+    phone = Client(HTTP_USER_AGENT=IPHONE_SAFARI, REMOTE_ADDR="203.0.113.9")
     page_login(phone, user.email)
     page = signed_in.get("/account/sessions").content.decode()
     assert "Where you&#x27;re signed in" in page or "Where you're signed in" in page
@@ -194,7 +195,7 @@ def test_sessions_page_lists_devices_readably(signed_in, user):
 
 
 def test_revoke_another_device(signed_in, user):
-    phone = Client(HTTP_USER_AGENT=IPHONE)
+    phone = Client(HTTP_USER_AGENT=IPHONE_SAFARI)
     page_login(phone, user.email)
     other = DeviceSession.objects.get(user=user, device_name="Mobile Safari on iOS")
     response = signed_in.post(f"/account/sessions/{other.pk}/revoke")
@@ -216,7 +217,7 @@ def test_revoke_is_post_only_and_only_for_my_sessions(signed_in, user):
 
 def test_sign_out_everywhere_else(signed_in, user, api):
     tokens = login(api, user.email)
-    page_login(Client(HTTP_USER_AGENT=IPHONE), user.email)
+    page_login(Client(HTTP_USER_AGENT=IPHONE_SAFARI), user.email)
     response = signed_in.post("/account/sessions/revoke-others")
     assert response["Location"] == "/account/sessions?done=others"
     alive = DeviceSession.objects.alive().filter(user=user)

@@ -8,8 +8,7 @@ from identity.services.tokens import access_token_verify
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession
-from tests.conftest import login
-from tests.web.conftest import cache_cookie, page_login
+from tests.support.auth import cache_cookie, login, page_login
 
 
 def _fresh_cache(client):

@@ -12,9 +12,10 @@ from orgs.models import Membership, Organization, OrgRole
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession
-from tests.conftest import login
 from tests.factories import UserFactory
-from tests.web.conftest import CHROME, cache_cookie, page_login
+from tests.support import auth
+from tests.support.agents import CHROME_LINUX
+from tests.support.auth import cache_cookie, login, page_login
 
 TOKEN = "/api/v1/auth/token"
 SWITCH = "/api/v1/auth/switch-organization"
@@ -22,7 +23,7 @@ CLAIMS = {"iss", "aud", "sub", "email", "role", "sid", "iat", "exp", "jti"}
 
 
 def _browser(user):
-    client = Client(HTTP_USER_AGENT=CHROME)
+    client = Client(HTTP_USER_AGENT=CHROME_LINUX)
     client.get("/login")  # the CSRF cookie, for the switches below
     assert page_login(client, user.email).status_code == 302
     return client
@@ -144,7 +145,7 @@ def test_removal_from_the_organization_drops_org_at_once(user):
     _switch(browser, org)
     _fresh_cache(browser)
     assert _claims(browser.get(TOKEN))["org"] == str(org.pk)
-    owner_api = _bearer(owner)
+    owner_api = auth.signed_in(owner)
     assert owner_api.delete(f"/api/v1/orgs/{org.pk}/members/{user.pk}").status_code == 204
     claims = _claims(browser.get(TOKEN))  # the snapshot is still fresh: the mark sends it to the database
     assert "org" not in claims
@@ -160,7 +161,7 @@ def test_a_role_change_reaches_the_next_token_at_once(user):
     _switch(browser, org)
     _fresh_cache(browser)
     assert _claims(browser.get(TOKEN))["orgRole"] == "admin"
-    r = _bearer(owner).patch(f"/api/v1/orgs/{org.pk}/members/{user.pk}", {"role": "member"}, format="json")
+    r = auth.signed_in(owner).patch(f"/api/v1/orgs/{org.pk}/members/{user.pk}", {"role": "member"}, format="json")
     assert r.status_code == 200
     assert _claims(browser.get(TOKEN))["orgRole"] == "member"
 
@@ -260,16 +261,6 @@ def test_over_the_api_rate_limit_the_view_answers_429(signed_in, settings):
     assert statuses[:2] == [200, 200] and statuses[-1] == 429
     r = signed_in.get(TOKEN)
     assert r.json()["error"]["code"] == "rate_limited" and int(r["Retry-After"]) >= 1
-
-
-def _bearer(user):
-    from rest_framework.test import APIClient
-
-    from sessions_app.services import session_create
-
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {session_create(user=user).access_token}")
-    return client
 
 
 @pytest.mark.parametrize("path", ["/api/v1/auth/session", TOKEN])
