@@ -17,10 +17,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.app_settings import app_settings
-from accounts.models import AccountToken, Role, TokenPurpose, User, hash_token, normalize_email
+from accounts.models import AccountToken, Role, TokenPurpose, User
 from audit.models import EventType
 from audit.services import audit_record, email_mask
-from config.api.errors import ApiError
+from core.email import normalize_email
+from core.errors import ApiError
+from core.tokens import hash_token
 from notifications.services import outbox_enqueue
 from orgs.services import (
     memberships_end_for_account_deletion,

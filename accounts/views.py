@@ -21,8 +21,8 @@ from accounts.serializers import (
     UserEnvelopeOutput,
     UserOutput,
 )
-from config.api.responses import secret_response
-from config.api.schema import ERRORS, ErrorBody
+from core.responses import secret_response
+from core.schema import ERRORS, ErrorBody
 from identity.authentication import request_session
 from security.lockout import known_device_token_issue
 from security.ratelimit import rate_limit

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from audit.chain import chain_lock_and_head, row_digest
 from audit.models import AuditEvent, EventType
-from config.request_meta import client_ip, user_agent
+from core.request_meta import client_ip, user_agent
 
 SECRET_KEY_PARTS = ("password", "token", "secret", "code", "key", "authorization", "cookie")
 MASK = "********"

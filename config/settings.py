@@ -68,7 +68,7 @@ MIDDLEWARE = [
     "identity.middleware.JwksFastPathMiddleware",  # the JWKS from an in-process copy (identity/middleware.py)
     "csp.middleware.CSPMiddleware",  # after the JSON fast paths: a policy is for documents, not API JSON
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "config.api.middleware.RequestBodyLimitMiddleware",
+    "core.middleware.RequestBodyLimitMiddleware",
     "sessions_app.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -282,9 +282,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["identity.authentication.BearerTokenAuthentication",
                                        "identity.authentication.SessionCookieAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # 100 requests a minute per client for the whole API (security/ratelimit.py, django-ratelimit).

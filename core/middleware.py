@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from config.api.errors import json_error
+from core.errors import json_error
 
 
 class RequestBodyLimitMiddleware:

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from identity.crypto import decrypt_at_rest, encrypt_at_rest
+from core.crypto import decrypt_at_rest, encrypt_at_rest
 from notifications.models import OutboxMessage, OutboxStatus
 
 logger = logging.getLogger(__name__)

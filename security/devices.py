@@ -20,7 +20,7 @@ from user_agents import parse as parse_user_agent
 
 from audit.models import EventType
 from audit.services import audit_record
-from config.request_meta import client_ip, user_agent
+from core.request_meta import client_ip, user_agent
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings
 from security.models import SeenDevice, SecurityTokenPurpose

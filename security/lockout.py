@@ -29,11 +29,12 @@ from django.db import transaction
 from django.db.models import Max, Sum
 from django.utils import timezone
 
-from accounts.models import User, normalize_email
+from accounts.models import User
 from audit.models import EventType
 from audit.services import audit_record
-from config.api.errors import ApiError, json_error
-from config.request_meta import client_ip
+from core.email import normalize_email
+from core.errors import ApiError, json_error
+from core.request_meta import client_ip
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings
 from security.models import SecurityToken, SecurityTokenPurpose

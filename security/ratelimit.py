@@ -22,8 +22,8 @@ from rest_framework.throttling import BaseThrottle
 
 from audit.models import EventType
 from audit.services import audit_record
-from config.api.errors import ApiError
-from config.request_meta import client_ip
+from core.errors import ApiError
+from core.request_meta import client_ip
 from security.app_settings import app_settings
 
 logger = logging.getLogger(__name__)

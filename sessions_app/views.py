@@ -5,9 +5,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.errors import NotFound
-from config.api.responses import secret_response
-from config.api.schema import ERRORS
+from core.errors import NotFound
+from core.responses import secret_response
+from core.schema import ERRORS
 from identity.authentication import request_session
 from sessions_app import selectors, services
 from sessions_app.models import RevokeReason

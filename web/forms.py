@@ -2,7 +2,7 @@
 
 from django import forms
 
-from config.api.errors import ApiError
+from core.errors import ApiError
 
 
 class WebForm(forms.Form):

@@ -7,12 +7,13 @@ from django.core import signing
 from django.db import transaction
 from user_agents import parse as parse_user_agent
 
-from accounts.models import User, normalize_email
+from accounts.models import User
 from accounts.services import session_logout, user_login
 from audit.models import EventType
 from audit.services import audit_record
-from config.api.errors import ApiError
-from config.request_meta import user_agent
+from core.email import normalize_email
+from core.errors import ApiError
+from core.request_meta import user_agent
 from sessions_app.app_settings import app_settings
 from sessions_app.models import RevokeReason
 from sessions_app.services import session_browser_key_issue, session_revoke

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from user_agents import parse as parse_user_agent
 
 from accounts import services as accounts
-from config.api.errors import ApiError
+from core.errors import ApiError
 from security import devices as security_devices
 from security import lockout as security_lockout
 from security.app_settings import app_settings as security_settings

@@ -9,9 +9,10 @@ from django.db import connections
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import AccountToken, AccountTokenQuerySet, TokenPurpose, User, hash_token
+from accounts.models import AccountToken, AccountTokenQuerySet, TokenPurpose, User
 from accounts.services import ExpiredLinkToken, InvalidLinkToken
 from audit.models import AuditEvent, EventType
+from core.tokens import hash_token
 from notifications.models import OutboxMessage
 from tests.conftest import last_mail_to, link_token
 from tests.factories import PASSWORD, UserFactory

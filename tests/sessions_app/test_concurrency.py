@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
-from accounts.models import hash_token
 from audit.models import AuditEvent, EventType
+from core.tokens import hash_token
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
 
 pytestmark = pytest.mark.postgres
