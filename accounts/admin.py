@@ -19,7 +19,7 @@ class UserEditForm(UserChangeForm):
         fields = "__all__"
 
     def clean_email(self):
-        from accounts.models import normalize_email
+        from core.email import normalize_email
 
         return normalize_email(self.cleaned_data["email"])
 

@@ -2,12 +2,11 @@
 
 from datetime import timedelta
 
-from django.conf import settings
+from core.app_settings import AppSettings as BaseAppSettings
 
 
-class AppSettings:
-    def _get(self, name, default):
-        return getattr(settings, "ACCOUNTS", {}).get(name, default)
+class AppSettings(BaseAppSettings):
+    namespace = "ACCOUNTS"
 
     @property
     def EMAIL_VERIFICATION_TTL(self) -> timedelta:
@@ -29,16 +28,6 @@ class AppSettings:
     def PASSWORD_RESET_TTL(self) -> timedelta:
         """How long a password-reset link works (default 1 hour)."""
         return timedelta(seconds=self._get("PASSWORD_RESET_TTL_SECONDS", 3600))
-
-    @property
-    def PUBLIC_URL(self) -> str:
-        """Base of the links in emails (``AUTH_PUBLIC_URL``)."""
-        return settings.AUTH_PUBLIC_URL
-
-    @property
-    def REAUTH_MAX_AGE(self) -> timedelta:
-        """How long a password entry keeps a session fresh (``AUTH_REAUTH_MAX_AGE_SECONDS``)."""
-        return timedelta(seconds=settings.AUTH_REAUTH_MAX_AGE_SECONDS)
 
     # --- breached passwords (accounts/breach.py; docs/security.md "Breached passwords") ---------------
     @property

@@ -1,4 +1,3 @@
-import hashlib
 import uuid
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -8,15 +7,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-
-def normalize_email(email: str) -> str:
-    """Emails are the login: compared case-insensitively, stored lowercased and trimmed."""
-    return (email or "").strip().lower()
-
-
-def hash_token(raw: str) -> str:
-    """One-time tokens are high-entropy random strings, so a plain SHA-256 is the right hash."""
-    return hashlib.sha256(raw.encode()).hexdigest()
+from core.email import normalize_email
+from core.tokens import hash_token
 
 
 class Role(models.TextChoices):

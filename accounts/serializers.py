@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from accounts.models import User
-from config.api.fields import PasswordField, SingleLineCharField, StrictBooleanField, StrictCharField, StrictEmailField
+from core.fields import PasswordField, SingleLineCharField, StrictBooleanField, StrictCharField, StrictEmailField
 
 
 class UserOutput(serializers.ModelSerializer):

@@ -31,7 +31,9 @@ from accounts.models import (
 )
 from audit.models import EventType
 from audit.services import audit_record, email_mask
-from config.api.errors import ApiError
+from core.email import normalize_email
+from core.errors import ApiError
+from core.tokens import hash_token
 from notifications.services import outbox_enqueue
 from orgs.services import (
     memberships_end_for_account_deletion,

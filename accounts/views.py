@@ -23,8 +23,8 @@ from accounts.serializers import (
     UserOutput,
     VerifyEmailInput,
 )
-from config.api.responses import secret_response
-from config.api.schema import ERRORS, ErrorBody
+from core.responses import secret_response
+from core.schema import ERRORS, ErrorBody
 from identity.authentication import request_session
 from security.lockout import known_device_token_issue
 from security.ratelimit import device_token_proves_owner, rate_limit

@@ -1,11 +1,10 @@
 """Options of the audit app, read on access from ``settings.AUDIT`` (so tests can override)."""
 
-from django.conf import settings
+from core.app_settings import AppSettings as BaseAppSettings
 
 
-class AppSettings:
-    def _get(self, name, default):
-        return getattr(settings, "AUDIT", {}).get(name, default)
+class AppSettings(BaseAppSettings):
+    namespace = "AUDIT"
 
     @property
     def FLOOD_CONTROL(self) -> bool:

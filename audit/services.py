@@ -27,7 +27,7 @@ from django.utils import timezone
 from audit.app_settings import app_settings
 from audit.chain import chain_lock_and_head, row_digest
 from audit.models import AuditEvent, EventType
-from config.request_meta import client_ip, client_network, user_agent
+from core.request_meta import client_ip, client_network, user_agent
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import views as accounts
-from config.api.views import SchemaApi
+from core.views import SchemaApi
 from identity.views import JwksApi
 from orgs import views as orgs
 from service_accounts import views as service_accounts
@@ -48,7 +48,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler400 = "config.api.views.bad_request"
-handler403 = "config.api.views.permission_denied"
-handler404 = "config.api.views.not_found"
-handler500 = "config.api.views.server_error"
+handler400 = "core.views.bad_request"
+handler403 = "core.views.permission_denied"
+handler404 = "core.views.not_found"
+handler500 = "core.views.server_error"

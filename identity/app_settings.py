@@ -4,10 +4,11 @@ from datetime import timedelta
 
 from django.conf import settings
 
+from core.app_settings import AppSettings as BaseAppSettings
 
-class AppSettings:
-    def _get(self, name, default):
-        return getattr(settings, "IDENTITY", {}).get(name, default)
+
+class AppSettings(BaseAppSettings):
+    namespace = "IDENTITY"
 
     @property
     def ISSUER(self) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import PermissionDenied
 
-from config.api.errors import ApiError, InvalidToken
+from core.errors import ApiError, InvalidToken
 from identity.services.tokens import TokenError, access_token_verify
 
 logger = logging.getLogger(__name__)

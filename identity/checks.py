@@ -3,7 +3,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from identity.crypto import b64url_decode
+from core.crypto import b64url_decode
 
 
 @register(Tags.security, deploy=True)

@@ -11,7 +11,7 @@ apply to it. Anything else (another method, a disallowed Host) goes on to the no
 from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse
 
-from config.api.fast_path import add_csp
+from core.fast_path import add_csp
 from identity.app_settings import app_settings
 from identity.services.keys import jwks_json
 

@@ -34,7 +34,7 @@ class SigningKeyQuerySet(models.QuerySet):
 
 class SigningKey(models.Model):
     """An Ed25519 key. The public part is stored as-is, the private part AES-GCM encrypted under
-    the key-encryption key (identity.crypto), with the kid as associated data.
+    the key-encryption key (core.crypto), with the kid as associated data.
 
     Life: created (published in the JWKS) -> activates_at (starts signing) -> retires_at (stops
     signing; a successor took over) -> left in the JWKS until its last token has expired.

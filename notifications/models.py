@@ -18,7 +18,7 @@ class OutboxMessageQuerySet(models.QuerySet):
 class OutboxMessage(models.Model):
     """An email written in the same transaction as the change that caused it, delivered by Celery.
 
-    The rendered message may hold a one-time link, so it is stored encrypted (identity.crypto,
+    The rendered message may hold a one-time link, so it is stored encrypted (core.crypto,
     under the key-encryption key) and erased once delivered; only the metadata stays.
     """
 

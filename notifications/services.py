@@ -18,7 +18,7 @@ from django.template import Context
 from django.template.loader import get_template
 from django.utils import timezone
 
-from identity.crypto import decrypt_at_rest, encrypt_at_rest
+from core.crypto import decrypt_at_rest, encrypt_at_rest
 from notifications.models import OutboxMessage, OutboxStatus
 from notifications.text import SUBJECT_MAX, mail_context, mail_subject, single_line
 

@@ -24,7 +24,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-from config.api.fields import BIDI_CONTROLS
+from core.fields import BIDI_CONTROLS
 
 TEXT_MAX = 254  # a whole email address fits; names are capped lower where they are entered
 QUOTED_MAX = 80  # one name inside a sentence or a subject

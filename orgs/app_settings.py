@@ -2,12 +2,11 @@
 
 from datetime import timedelta
 
-from django.conf import settings
+from core.app_settings import AppSettings as BaseAppSettings
 
 
-class AppSettings:
-    def _get(self, name, default):
-        return getattr(settings, "ORGS", {}).get(name, default)
+class AppSettings(BaseAppSettings):
+    namespace = "ORGS"
 
     @property
     def INVITATION_TTL(self) -> timedelta:
@@ -20,11 +19,6 @@ class AppSettings:
         most once per SESSIONS ACTIVITY_RESOLUTION (60 s), so a shorter idle timeout would end
         sessions that are in use."""
         return self._get("POLICY_MIN_SECONDS", 300)
-
-    @property
-    def PUBLIC_URL(self) -> str:
-        """Base of the links in emails (``AUTH_PUBLIC_URL``)."""
-        return settings.AUTH_PUBLIC_URL
 
 
 app_settings = AppSettings()

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import hash_token
+from core.tokens import hash_token
 
 
 class OrgRole(models.TextChoices):

@@ -1,7 +1,7 @@
 """Reads for the organization API. Every read goes through the caller's membership, so an
 organization the caller is not in is simply not found."""
 
-from config.api.errors import NotFound
+from core.errors import NotFound
 from orgs.models import ROLE_RANK, Invitation, Membership, OrgRole
 
 
@@ -47,7 +47,7 @@ def invitations_pending_for(user):
     lets someone accept without the mailed link (orgs.services.invitation_accept_mine)."""
     from django.utils import timezone
 
-    from accounts.models import normalize_email
+    from core.email import normalize_email
 
     if not user.email_verified:
         return Invitation.objects.none()

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import RegisterInput
-from config.api.fields import SingleLineCharField, StrictCharField, StrictEmailField, StrictIntegerField
+from core.fields import SingleLineCharField, StrictCharField, StrictEmailField, StrictIntegerField
 from orgs.models import OrgRole
 
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")

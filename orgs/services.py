@@ -15,10 +15,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.models import User, hash_token, normalize_email
+from accounts.models import User
 from audit.models import EventType
 from audit.services import audit_record
-from config.api.errors import ApiError, NotFound
+from core.email import normalize_email
+from core.errors import ApiError, NotFound
+from core.tokens import hash_token
 from notifications.services import outbox_enqueue
 from orgs.app_settings import app_settings
 from orgs.models import ROLE_RANK, Invitation, Membership, Organization, OrgRole, PendingOrganization

@@ -8,8 +8,8 @@ from rest_framework.views import APIView
 from accounts import services as account_services
 from accounts.serializers import DetailOutput
 from accounts.views import PublicApi
-from config.api.responses import secret_response
-from config.api.schema import ERRORS
+from core.responses import secret_response
+from core.schema import ERRORS
 from identity.authentication import AccessContext, request_session
 from orgs import selectors, services
 from orgs.serializers import (

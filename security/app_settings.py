@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from django.conf import settings
 
+from core.app_settings import AppSettings as BaseAppSettings
+
 # Every rate-limit scope (docs/security.md, "Rate limits": the table says where each one applies and
 # what it is counted per; tests/security/test_rate_limit_table.py drives every row to its limit).
 DEFAULT_RATE_LIMITS = {
@@ -48,9 +50,8 @@ DEFAULT_RATE_LIMITS = {
 ANOMALY_ACTIONS = ("record", "revoke")
 
 
-class AppSettings:
-    def _get(self, name, default):
-        return getattr(settings, "SECURITY", {}).get(name, default)
+class AppSettings(BaseAppSettings):
+    namespace = "SECURITY"
 
     @property
     def RATE_LIMIT_ENABLED(self) -> bool:
@@ -131,14 +132,6 @@ class AppSettings:
     @property
     def SECURITY_EVENTS_PAGE_SIZE(self) -> int:
         return self._get("SECURITY_EVENTS_PAGE_SIZE", 20)
-
-    @property
-    def PUBLIC_URL(self) -> str:
-        return settings.AUTH_PUBLIC_URL
-
-    @property
-    def REAUTH_MAX_AGE(self) -> timedelta:
-        return timedelta(seconds=settings.AUTH_REAUTH_MAX_AGE_SECONDS)
 
 
 app_settings = AppSettings()

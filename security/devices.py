@@ -15,11 +15,17 @@ import hashlib
 
 from django.db import transaction
 from django.utils import timezone
-from user_agents import parse as parse_user_agent
 
 from audit.models import EventType
 from audit.services import audit_record
-from config.request_meta import client_ip, network_of, user_agent
+from core.request_meta import (
+    client_ip,
+    device_description,
+    network_of,
+    user_agent,
+    user_agent_describe,
+    user_agent_family,
+)
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings
 from security.models import SeenDevice, SecurityTokenPurpose
@@ -28,25 +34,8 @@ from security.services import security_token_consume, security_token_issue
 ANOMALY_REVOKE_REASON = "suspicious_refresh"  # sessions_app.models.RevokeReason.SUSPICIOUS_REFRESH
 
 
-def user_agent_family(ua: str) -> str:
-    """Browser and OS family ("Chrome/Windows"); "" for an empty header."""
-    if not ua:
-        return ""
-    parsed = parse_user_agent(ua)
-    return f"{parsed.browser.family}/{parsed.os.family}"
-
-
-def device_description(ua: str, device_name: str = "") -> dict:
-    parsed = parse_user_agent(ua or "")
-    browser = " ".join(p for p in (parsed.browser.family, parsed.browser.version_string) if p)
-    system = " ".join(p for p in (parsed.os.family, parsed.os.version_string) if p)
-    device = device_name or (parsed.device.family if parsed.device.family != "Other" else "")
-    return {"browser": browser or "unknown browser", "os": system or "unknown system",
-            "device": device or ("Computer" if parsed.is_pc else "unknown device")}
-
-
 def device_fingerprint(*, device_id: str, ua: str) -> str:
-    basis = f"id:{device_id}" if device_id else f"ua:{user_agent_family(ua)}/{parse_user_agent(ua or '').device.family}"
+    basis = f"id:{device_id}" if device_id else f"ua:{user_agent_family(ua)}/{user_agent_describe(ua).device_family}"
     return hashlib.sha256(basis.encode()).hexdigest()
 
 

@@ -32,11 +32,13 @@ from django.db import transaction
 from django.db.models import F, Max, Sum
 from django.utils import timezone
 
-from accounts.models import User, hash_token, normalize_email
+from accounts.models import User
 from audit.models import EventType
 from audit.services import audit_record
-from config.api.errors import ApiError, json_error
-from config.request_meta import client_ip, user_agent
+from core.email import normalize_email
+from core.errors import ApiError, json_error
+from core.request_meta import client_ip, user_agent
+from core.tokens import hash_token
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings
 from security.devices import device_fingerprint

@@ -29,8 +29,8 @@ from rest_framework.throttling import BaseThrottle
 
 from audit.models import EventType
 from audit.services import audit_record
-from config.api.errors import ApiError
-from config.request_meta import client_ip, client_network
+from core.errors import ApiError
+from core.request_meta import client_ip, client_network
 from security.app_settings import app_settings
 
 logger = logging.getLogger(__name__)
@@ -124,11 +124,18 @@ def rate_limit(scope: str, *, per_user: bool = False, mail_to: str | None = None
     def decorator(method):
         @functools.wraps(method)
         def wrapper(self, request, *args, **kwargs):
-            data = getattr(request, "data", None)
-            address = address_normalize(data.get(mail_to)) if mail_to and isinstance(data, dict) else None
+            address, unreadable = None, None
+            if mail_to:
+                try:
+                    data = request.data
+                except Exception as exc:  # noqa: BLE001  (a body the parsers refuse: counted first, then raised)
+                    data, unreadable = None, exc
+                address = address_normalize(data.get(mail_to)) if isinstance(data, dict) else None
             request_limits_hit(request=request, scope=scope,
                                user=getattr(request, "user", None) if per_user else None, address=address,
                                owner=bool(address and owner_proof and owner_proof(request, address)))
+            if unreadable is not None:
+                raise unreadable
             return method(self, request, *args, **kwargs)
         return wrapper
     return decorator

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from audit.models import AuditEvent
-from config.api.fields import StrictCharField
+from core.fields import StrictCharField
 from sessions_app.serializers import TokenPairOutput
 
 # Context keys shown to users: what happened, never internal hashes or other people's details.

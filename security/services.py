@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import SECURITY_STATE_EXEMPT_PURPOSES, current_security_version, hash_token
+from accounts.models import SECURITY_STATE_EXEMPT_PURPOSES, current_security_version
 from audit.chain import chain_lock
 from audit.models import AuditEvent, EventType
 from audit.services import audit_record
-from config.api.errors import ApiError
+from core.errors import ApiError
+from core.tokens import hash_token
 from security.app_settings import app_settings
 from security.models import SecurityToken
 

@@ -28,7 +28,7 @@ from rest_framework.permissions import BasePermission
 
 from audit.models import EventType
 from audit.services import audit_record
-from config.api.errors import ApiError
+from core.errors import ApiError
 from security.app_settings import app_settings
 
 # Where a page session without a DeviceSession keeps its last password entry (ISO 8601).

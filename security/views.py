@@ -5,9 +5,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.fields import int_param
-from config.api.responses import secret_response
-from config.api.schema import ERRORS
+from core.fields import int_param
+from core.responses import secret_response
+from core.schema import ERRORS
 from security import devices, lockout, services
 from security.app_settings import app_settings
 from security.ratelimit import rate_limit

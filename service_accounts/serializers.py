@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from config.api.fields import StrictCharField
+from core.fields import StrictCharField
 
 TOKEN_MAX_LENGTH = 8192  # far above any token we issue; longer input is refused before any parsing
 

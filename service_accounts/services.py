@@ -6,7 +6,7 @@ person), so guessing it from its hash is as hopeless with one fast hash as with 
 cost exists for low-entropy passwords. A slow hash would instead make every token request cost
 ~100 ms and 100 MiB of the provider's CPU and memory (a free denial-of-service lever on a public
 endpoint) while protecting nothing more. The same reasoning already applies to link and refresh
-tokens (``accounts.models.hash_token``). Comparison is constant-time, and an unknown client id costs
+tokens (``core.tokens.hash_token``). Comparison is constant-time, and an unknown client id costs
 the same hash and comparison as a wrong secret.
 """
 
@@ -20,10 +20,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Role, User, hash_token
+from accounts.models import Role, User
 from audit.models import EventType
 from audit.services import audit_record
-from config.api.errors import ApiError
+from core.errors import ApiError
+from core.tokens import hash_token
 from identity.services.tokens import IssuedToken, TokenError, access_token_verify, service_access_token_issue
 from service_accounts.models import ServiceClient
 from service_accounts.selectors import service_client_for_claims, session_token_is_live

@@ -4,8 +4,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
-from config.api.responses import secret_response
-from config.api.schema import ERRORS
+from core.responses import secret_response
+from core.schema import ERRORS
 from security.ratelimit import rate_limit
 from service_accounts import services
 from service_accounts.permissions import IsServiceAccount

@@ -29,7 +29,7 @@ from django.middleware.csrf import rotate_token
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from accounts.models import hash_token
+from core.tokens import hash_token
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession

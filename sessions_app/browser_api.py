@@ -10,9 +10,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.serializers import UserOutput
-from config.api.errors import NotAuthenticated
-from config.api.responses import secret_response
-from config.api.schema import ERRORS
+from core.errors import NotAuthenticated
+from core.responses import secret_response
+from core.schema import ERRORS
 from identity.authentication import SessionCookieAuthentication
 from sessions_app.browser import cookie_cache_ok, session_payload
 from sessions_app.middleware import session_response_headers

@@ -39,7 +39,7 @@ from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
-from identity.crypto import derive_key, key_encryption_root
+from core.crypto import derive_key, key_encryption_root
 from sessions_app.app_settings import app_settings
 
 logger = logging.getLogger(__name__)

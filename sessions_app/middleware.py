@@ -21,7 +21,7 @@ from django.utils.functional import SimpleLazyObject
 from django.utils.http import http_date
 from rest_framework.renderers import JSONRenderer
 
-from config.api.fast_path import add_csp
+from core.fast_path import add_csp
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.browser import BrowserState, SessionStore, session_payload, snapshot_for
@@ -84,7 +84,7 @@ class _SnapshotSubject:
 def _within_api_rate(request, payload) -> bool:
     """Count the per-client ``api`` rate limit the view would count (security.ratelimit), per user.
     False when over it: the view then answers (429 in the one error envelope, audited)."""
-    from config.api.errors import ApiError
+    from core.errors import ApiError
     from security.app_settings import app_settings as security_settings
     from security.ratelimit import ratelimit_hit
 

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from accounts.serializers import UserOutput
-from config.api.fields import StrictCharField
+from core.fields import StrictCharField
 from sessions_app.models import DeviceSession
 
 

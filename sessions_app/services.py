@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import hash_token
 from audit.models import EventType
 from audit.services import audit_record
-from config.api.errors import ApiError, NotFound
-from config.request_meta import client_ip, user_agent
-from identity.crypto import DecryptionError, decrypt, derive_key, encrypt, key_encryption_root
+from core.crypto import DecryptionError, decrypt, derive_key, encrypt, key_encryption_root
+from core.errors import ApiError, NotFound
+from core.request_meta import client_ip, user_agent
+from core.tokens import hash_token
 from identity.services.tokens import access_token_issue
 from orgs.models import Membership
 from sessions_app import cookie_cache

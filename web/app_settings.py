@@ -2,8 +2,10 @@
 
 from django.conf import settings
 
+from core.app_settings import AppSettings as BaseAppSettings
 
-class AppSettings:
+
+class AppSettings(BaseAppSettings):
     @property
     def NEXT_ALLOWED_HOSTS(self) -> list[str]:
         """Hosts besides this site that ``next=`` may redirect to (``WEB_NEXT_ALLOWED_HOSTS``)."""

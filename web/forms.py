@@ -2,8 +2,8 @@
 
 from django import forms
 
-from config.api.errors import ApiError
-from config.api.fields import StrictIntegerField, ascii_int, single_line_validator
+from core.errors import ApiError
+from core.fields import StrictIntegerField, ascii_int, single_line_validator
 
 
 class WebForm(forms.Form):
@@ -28,7 +28,7 @@ class WebForm(forms.Form):
 
 
 class WholeNumberField(forms.IntegerField):
-    """A whole number typed on a page: ASCII digits only (config.api.fields.ascii_int), so "²", "١٢",
+    """A whole number typed on a page: ASCII digits only (core.fields.ascii_int), so "²", "١٢",
     "1e9" or "-1" are a form error, and a number of any length is bounded before it is converted."""
 
     def to_python(self, value):

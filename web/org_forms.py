@@ -4,7 +4,7 @@ policy's limits live in orgs/services.py, which the pages call exactly as the AP
 from django import forms
 from django.core.validators import RegexValidator
 
-from config.api.fields import single_line_validator
+from core.fields import single_line_validator
 from orgs.models import OrgRole
 from orgs.serializers import SLUG
 from web.forms import WebForm, WholeNumberField

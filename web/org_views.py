@@ -16,7 +16,7 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from config.api.errors import ApiError
+from core.errors import ApiError
 from orgs import selectors
 from orgs import services as orgs
 from orgs.models import ROLE_RANK, InvitationStatus, OrgRole

@@ -7,14 +7,14 @@ import uuid
 
 from django.core import signing
 from django.db import transaction
-from user_agents import parse as parse_user_agent
 
-from accounts.models import User, normalize_email
+from accounts.models import User
 from accounts.services import session_logout, user_login
 from audit.models import EventType
 from audit.services import audit_record
-from config.api.errors import ApiError
-from config.request_meta import user_agent
+from core.email import normalize_email
+from core.errors import ApiError
+from core.request_meta import device_label, user_agent
 from sessions_app.app_settings import app_settings
 from sessions_app.models import RevokeReason
 from sessions_app.services import session_browser_key_issue, session_revoke
@@ -26,19 +26,6 @@ DEVICE_TOKEN_SEPARATOR = "~"  # never in a signed value (URL-safe base64, ":" an
 class TooManyAccounts(ApiError):
     status_code = 400
     default_code = "too_many_accounts"
-
-
-def device_label(ua: str) -> str:
-    """"Firefox on Windows" from a User-Agent header ("" when nothing readable)."""
-    if not ua:
-        return ""
-    parsed = parse_user_agent(ua)
-    browser, os = parsed.browser.family, parsed.os.family
-    if browser == "Other" and os == "Other":
-        return ""
-    if os == "Other":
-        return browser
-    return f"{browser} on {os}" if browser != "Other" else os
 
 
 def device_tokens_read(request) -> list[str]:

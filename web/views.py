@@ -9,12 +9,11 @@ from django.apps import apps
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from user_agents import parse as parse_user_agent
 
 from accounts import services as accounts
 from audit.models import EventType
-from config.api.errors import ApiError
-from config.api.fields import ascii_int, int_param
+from core.errors import ApiError
+from core.fields import ascii_int, int_param
 from security import devices as security_devices
 from security import lockout as security_lockout
 from security.app_settings import app_settings as security_settings
@@ -326,13 +325,13 @@ def _session_rows(request):
     current = request.browser.row
     rows = []
     for session in selectors.sessions_active_for(current.user):
-        ua = parse_user_agent(session.user_agent) if session.user_agent else None
+        described = user_agent_describe(session.user_agent)
         rows.append({
             "session": session,
             "current": session.pk == current.pk,
-            "browser": f"{ua.browser.family} {ua.browser.version_string}".strip() if ua else "",
-            "os": f"{ua.os.family} {ua.os.version_string}".strip() if ua else "",
-            "label": session.device_name or services.device_label(session.user_agent) or "Unknown device",
+            "browser": described.browser,
+            "os": described.os,
+            "label": session.device_name or described.label or "Unknown device",
         })
     rows.sort(key=lambda r: not r["current"])  # this device first
     return rows

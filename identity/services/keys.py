@@ -33,8 +33,8 @@ from joserfc.jwk import OKPKey
 
 from audit.models import EventType
 from audit.services import audit_record
+from core.crypto import b64url, decrypt_at_rest, encrypt_at_rest
 from identity.app_settings import app_settings
-from identity.crypto import b64url, decrypt_at_rest, encrypt_at_rest
 from identity.models import SigningKey
 
 logger = logging.getLogger(__name__)

@@ -8,9 +8,10 @@ from django.core import mail
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import AccountToken, AccountTokenQuerySet, TokenPurpose, User, hash_token
+from accounts.models import AccountToken, AccountTokenQuerySet, TokenPurpose, User
 from accounts.services import ExpiredLinkToken, InvalidLinkToken
 from audit.models import AuditEvent, EventType
+from core.tokens import hash_token
 from notifications.models import OutboxMessage
 from tests.factories import PASSWORD, UserFactory
 from tests.support.errors import error_code

@@ -1,6 +1,6 @@
 """Issue 14, item 2: every whole number a client writes (query parameters of the API and the pages,
 page forms, the Content-Length header, JSON numbers) goes through one strict parser
-(config/api/fields.py): ASCII digits only, bounded before conversion. Non-ASCII digits, exponents,
+(core/fields.py): ASCII digits only, bounded before conversion. Non-ASCII digits, exponents,
 signs and huge numbers are a 400 (or 413 for a body size), never a 500, and never mean something else."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 
 from audit.models import AuditEvent
-from config.api.errors import ApiError
-from config.api.fields import ascii_int, int_param
+from core.errors import ApiError
+from core.fields import ascii_int, int_param
 from orgs.models import Membership, Organization, OrgRole
 from tests.conftest import login
 from tests.factories import UserFactory

@@ -2,7 +2,7 @@
 mailed link, and a person verifying an address someone else registered chooses the password there."""
 
 from accounts.models import User
-from tests.browser.test_browser import sign_in
+from tests.support.auth import browser_sign_in as sign_in
 from tests.conftest import last_mail_to, link_token
 from tests.factories import PASSWORD, UserFactory
 

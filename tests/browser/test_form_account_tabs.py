@@ -4,7 +4,7 @@ left open in one tab after the other tab switched accounts changes nothing and s
 from audit.models import AuditEvent, EventType
 from sessions_app.models import DeviceSession
 from sessions_app.services import session_create
-from tests.browser.test_browser import sign_in
+from tests.support.auth import browser_sign_in as sign_in
 from tests.factories import UserFactory
 
 

@@ -14,8 +14,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent, EventType
+from core.crypto import DecryptionError, b64url
 from identity import tasks
-from identity.crypto import DecryptionError, b64url
 from identity.models import SigningKey
 from identity.services import keys
 from identity.services.tokens import access_token_issue

@@ -14,7 +14,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from identity.crypto import encrypt_at_rest
+from core.crypto import encrypt_at_rest
 from notifications.models import OutboxMessage
 from notifications.services import PURPOSE, outbox_deliver, outbox_enqueue, render_mail
 from notifications.text import (

@@ -9,7 +9,7 @@ from django.core import mail
 from django.db import transaction
 from django.utils import timezone
 
-from identity.crypto import DecryptionError, decrypt_at_rest
+from core.crypto import DecryptionError, decrypt_at_rest
 from notifications import services
 from notifications.models import OutboxMessage, OutboxStatus
 from notifications.services import MAX_ATTEMPTS, PURPOSE, outbox_deliver, outbox_enqueue, outbox_flush

@@ -10,8 +10,9 @@ from django.core import mail
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import User, hash_token
+from accounts.models import User
 from audit.models import AuditEvent, EventType
+from core.tokens import hash_token
 from notifications.models import OutboxMessage
 from orgs import tasks
 from orgs.models import Invitation, InvitationStatus, Membership, OrgRole

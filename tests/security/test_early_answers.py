@@ -1,5 +1,5 @@
 """Issue 14, item 4: an answer given before the body is read (401, 403, 413, 415, 429) reaches a client
-that talks to gunicorn directly, instead of a reset (config/api/middleware.py,
+that talks to gunicorn directly, instead of a reset (core/middleware.py,
 EarlyAnswerBodyDrainMiddleware).
 
 The client here is an ordinary one on a slow link: it sends the headers, then its body in pieces,
@@ -25,7 +25,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.test import RequestFactory
 
-from config.api.middleware import EarlyAnswerBodyDrainMiddleware
+from core.middleware import EarlyAnswerBodyDrainMiddleware
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 1024 * 1024

@@ -6,8 +6,8 @@ from axes.models import AccessAttempt
 from django.core import mail
 from django.test import RequestFactory
 
-from accounts.models import hash_token
 from audit.models import AuditEvent, EventType
+from core.tokens import hash_token
 from security.admin import AuditedAccessAttemptAdmin
 from security.models import SecurityToken, SecurityTokenPurpose
 from tests.factories import UserFactory

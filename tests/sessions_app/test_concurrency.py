@@ -6,8 +6,8 @@ requests really do meet in the database; a barrier lines the client threads up.
 
 import pytest
 
-from accounts.models import hash_token
 from audit.models import AuditEvent, EventType
+from core.tokens import hash_token
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
 from tests.support.races import http_race, request
 

@@ -14,7 +14,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import hash_token
+from accounts.models import User
+from core.tokens import hash_token
 from audit.models import AuditEvent, EventType
 from orgs.models import Membership, Organization, OrgRole
 from sessions_app.models import DeviceSession, RevokeReason, SealedWith, SpentRefreshToken
@@ -67,8 +68,9 @@ def replays(session_id) -> int:
 
 def test_an_inactive_user_gets_no_pair_on_the_grace_path(tokens, user):
     refreshed(tokens["refreshToken"])
-    user.is_active = False
-    user.save(update_fields=["is_active"])
+    # A bulk UPDATE: a deactivation saved through the model ends every session first (accounts/receivers.py);
+    # this proves the grace path's own check for a row that is still alive.
+    User.objects.filter(pk=user.pk).update(is_active=False)
     refused(refresh(tokens["refreshToken"]), "session_revoked")
     assert refusal_reasons(tokens["session"]["id"]) == ["user_inactive"]
     assert replays(tokens["session"]["id"]) == 0
@@ -177,8 +179,9 @@ def test_after_the_window_the_token_spent_by_a_switch_is_reuse(tokens, org):
 
 def test_the_grace_checks_apply_to_a_replay_of_the_switch_pair_too(tokens, org, user):
     switched(tokens, org)
-    user.is_active = False
-    user.save(update_fields=["is_active"])
+    # A bulk UPDATE: a deactivation saved through the model ends every session first (accounts/receivers.py);
+    # this proves the grace path's own check for a row that is still alive.
+    User.objects.filter(pk=user.pk).update(is_active=False)
     refused(refresh(tokens["refreshToken"]), "session_revoked")
     assert refusal_reasons(tokens["session"]["id"]) == ["user_inactive"]
 

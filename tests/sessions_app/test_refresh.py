@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import hash_token
 from audit.models import AuditEvent, EventType
+from core.tokens import hash_token
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
 from sessions_app.services import session_touch
 from tests.support.auth import bearer, login

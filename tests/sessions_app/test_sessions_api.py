@@ -8,8 +8,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import hash_token
 from audit.models import AuditEvent, EventType
+from core.tokens import hash_token
 from sessions_app import tasks
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
 from sessions_app.services import sessions_cleanup

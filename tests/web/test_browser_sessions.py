@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from accounts.models import hash_token
 from audit.models import AuditEvent, EventType
+from core.tokens import hash_token
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession, RevokeReason
 from tests.support.agents import CHROME_LINUX

@@ -13,8 +13,9 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from accounts.models import User, hash_token
+from accounts.models import User
 from audit.models import AuditEvent, EventType
+from core.tokens import hash_token
 from orgs.models import Invitation, Membership, Organization, OrgRole
 from sessions_app.models import DeviceSession
 from tests.factories import PASSWORD, UserFactory

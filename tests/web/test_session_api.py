@@ -78,14 +78,14 @@ def test_stale_cache_falls_back_to_the_database_and_is_reissued(signed_in, setti
     response = signed_in.get("/api/v1/auth/session")
     assert response.status_code == 200  # never a sign-out
     assert cookie_cache.snapshot_decode(response.cookies[app_settings.CACHE_COOKIE].value,
-                                        key_hash=__import__("accounts.models").models.hash_token(
+                                        key_hash=__import__("core.tokens").tokens.hash_token(
                                             signed_in.cookies[app_settings.SESSION_COOKIE].value))
 
 
 def test_expired_snapshot_is_not_used(signed_in, user, django_assert_num_queries):
     import time
 
-    from accounts.models import hash_token
+    from core.tokens import hash_token
 
     _fresh_cache(signed_in)
     token = cache_cookie(signed_in).value

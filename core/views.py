@@ -4,7 +4,7 @@ from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.renderers import JSONRenderer
 
-from config.api.errors import json_error
+from core.errors import json_error
 
 
 def _is_api(request) -> bool:

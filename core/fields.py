@@ -10,7 +10,7 @@ import unicodedata
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from config.api.errors import ApiError
+from core.errors import ApiError
 
 # Characters that reorder the text around them (Unicode bidirectional embeddings, overrides and
 # isolates): in a name they can make "moc.elpmaxe" display as "example.com" (CVE-2021-42574).

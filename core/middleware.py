@@ -2,8 +2,8 @@ import logging
 
 from django.conf import settings
 
-from config.api.errors import json_error
-from config.api.fields import ascii_int
+from core.errors import json_error
+from core.fields import ascii_int
 
 logger = logging.getLogger(__name__)
 DRAIN_CHUNK = 64 * 1024
