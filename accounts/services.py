@@ -26,8 +26,6 @@ from accounts.models import (
     TokenPurpose,
     User,
     current_security_version,
-    hash_token,
-    normalize_email,
 )
 from audit.models import EventType
 from audit.services import audit_record, email_mask
