@@ -360,7 +360,9 @@ def marks_publish_on_commit(marks: list[tuple[str, str | None, int]]) -> None:
     # only sends a snapshot to the database once more.)
     if batch is None or not any(callback is batch for _, callback, _ in connection.run_on_commit):
         batch = _local.batch = _MarkBatch()
+        batch.marks.extend(marks)  # before registering: a callback may run as soon as it is registered
         transaction.on_commit(batch)
+        return
     batch.marks.extend(marks)
 
 

@@ -44,8 +44,9 @@ def refused(response: _http.Response) -> bool:
 
 
 @pytest.fixture(scope="module")
-def user_client(provider, world):
-    client = mana_auth.Client(provider.url)
+def user_client(provider, example, world):
+    # The token goes to the provider's origin and, named here, the example resource service's only.
+    client = mana_auth.Client(provider.url, token_origins=[example.url])
     client.login(world["user_email"], world["password"], device_name="e2e")
     return client
 
@@ -72,7 +73,7 @@ def test_the_example_verifies_locally_without_calling_the_provider(user_client, 
 
 def test_roles(provider, example, world, user_client):
     assert get(example, "/admin-only", user_client.access_token()).status == 403
-    admin = mana_auth.Client(provider.url)
+    admin = mana_auth.Client(provider.url, token_origins=[example.url])
     admin.login(world["admin_email"], world["password"])
     response = admin.request("GET", example.url + "/admin-only")
     assert response.status == 200 and response.json()["role"] == "admin"
