@@ -19,7 +19,7 @@ def service_client_for_claims(claims: dict) -> ServiceClient | None:
 
 def session_token_is_live(claims: dict) -> bool:
     """A verified user token (with ``sid``): its session is alive, belongs to ``sub``, and the account
-    is active. The same test identity.authentication applies on every request."""
+    is active. The same test sessions_app.authentication applies on every request."""
     from sessions_app.models import DeviceSession
 
     session = DeviceSession.objects.select_related("user").filter(pk=_uuid_or_none(claims.get("sid"))).first()

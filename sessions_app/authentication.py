@@ -1,60 +1,34 @@
-"""DRF authentication with our access tokens: signature and claims, then the session must be alive."""
+"""DRF authentication for device sessions: a bearer access token with ``sid``, or the browser's session cookie."""
 
 from __future__ import annotations
 
-import logging
+import uuid
 from dataclasses import dataclass
 
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.authentication import BaseAuthentication, CSRFCheck
 
 from core.errors import ApiError, InvalidToken
-from identity.services.tokens import TokenError, access_token_verify
-
-logger = logging.getLogger(__name__)
-
-# RFC 6750 3.1: a request that carried a bad token is told so in the challenge, not only in the body.
-CHALLENGE = {"WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'}
+from identity.bearer import CHALLENGE, bearer_claims
+from sessions_app.models import DeviceSession
+from sessions_app.services import session_idle_revoke, session_policy_expire, session_policy_violation, session_touch
 
 
 @dataclass(frozen=True)
 class AccessContext:
-    """``request.auth`` for bearer requests: the verified claims and the live session row."""
+    """``request.auth`` for a bearer request of a device session: the verified claims and the live session row."""
 
     claims: dict
-    session: object  # sessions_app.models.DeviceSession; None for a service token
-    service_client: object = None  # service_accounts.models.ServiceClient, for a service token
+    session: DeviceSession
 
 
-class ServiceTokenNotAccepted(PermissionDenied):
-    default_detail = "This endpoint does not accept service tokens."
-
-
-class BearerTokenAuthentication(BaseAuthentication):
-    keyword = "Bearer"
+class BearerSessionAuthentication(BaseAuthentication):
+    """An access token with ``sid`` whose session is usable now. Tokens without ``sid`` (service tokens) are
+    left to service_accounts.authentication."""
 
     def authenticate(self, request):
-        header = get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
+        claims = bearer_claims(request)
+        if claims is None or "sid" not in claims:
             return None
-        if len(header) != 2:
-            raise InvalidToken("The Authorization header must be 'Bearer <accessToken>'.", headers=CHALLENGE)
-        try:
-            token = header[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise InvalidToken(headers=CHALLENGE) from None
-        try:
-            claims = access_token_verify(token)
-        except TokenError as exc:
-            logger.info("access token refused: %s", exc.reason)
-            raise InvalidToken(headers=CHALLENGE) from None
-        if "sid" not in claims:  # only a service token verifies without a session
-            return self._authenticate_service(request, claims)
-
-        from sessions_app.models import DeviceSession
-        from sessions_app.services import session_policy_expire, session_policy_violation
-        from sessions_app.services import session_idle_revoke, session_touch
-
         session = DeviceSession.objects.select_related("user", "active_organization").filter(
             pk=_uuid_or_none(claims["sid"])).first()
         if session is None or not session.is_alive() or str(session.user_id) != claims["sub"]:
@@ -73,20 +47,6 @@ class BearerTokenAuthentication(BaseAuthentication):
         session_touch(session)
         return session.user, AccessContext(claims=claims, session=session)
 
-    def _authenticate_service(self, request, claims):
-        """Service tokens are accepted only by views that say so (``accepts_service_tokens = True``):
-        every other view assumes a user with a device session. The client must still be usable."""
-        from service_accounts.selectors import service_client_for_claims
-
-        client = service_client_for_claims(claims)
-        if client is None:
-            raise InvalidToken("The service account of this token is disabled or its secret was rotated.",
-                               headers=CHALLENGE)
-        view = (getattr(request, "parser_context", None) or {}).get("view")
-        if not getattr(view, "accepts_service_tokens", False):
-            raise ServiceTokenNotAccepted()
-        return client.user, AccessContext(claims=claims, session=None, service_client=client)
-
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
 
@@ -96,7 +56,7 @@ class BrowserContext:
     """``request.auth`` for cookie requests: the live row, or (cache hit, ``@cookie_cache_ok`` views
     only) None and the cookie-cache ``snapshot``."""
 
-    session: object  # DeviceSession | None
+    session: DeviceSession | None
     snapshot: dict | None = None
     claims = None
 
@@ -108,8 +68,8 @@ class CsrfFailed(ApiError):
 
 
 class SessionCookieAuthentication(BaseAuthentication):
-    """The browser's session cookie (sessions_app.browser), after the Bearer class: a request with an
-    Authorization header never gets here. Unsafe methods need Django's CSRF token (X-CSRFToken)."""
+    """The browser's session cookie (sessions_app.browser), after the bearer classes: a request with a
+    bearer token never gets here. Unsafe methods need Django's CSRF token (X-CSRFToken)."""
 
     def authenticate(self, request):
         state = getattr(request._request, "browser", None)
@@ -127,8 +87,6 @@ class SessionCookieAuthentication(BaseAuthentication):
         return user, context
 
     def enforce_csrf(self, request):
-        from rest_framework.authentication import CSRFCheck
-
         check = CSRFCheck(lambda req: None)
         check.process_request(request._request)
         reason = check.process_view(request._request, None, (), {})
@@ -140,15 +98,13 @@ class SessionCookieAuthentication(BaseAuthentication):
 
 
 def _uuid_or_none(value):
-    import uuid
-
     try:
         return uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
         return None
 
 
-def request_session(request):
+def request_session(request) -> DeviceSession | None:
     """The DeviceSession the request is authenticated with, or None."""
     auth = getattr(request, "auth", None)
     return getattr(auth, "session", None)
