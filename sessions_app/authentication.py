@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from rest_framework.authentication import BaseAuthentication, CSRFCheck
@@ -10,7 +9,8 @@ from rest_framework.authentication import BaseAuthentication, CSRFCheck
 from core.errors import ApiError, InvalidToken
 from identity.bearer import CHALLENGE, bearer_claims
 from sessions_app.models import DeviceSession
-from sessions_app.services import session_idle_revoke, session_policy_expire, session_policy_violation, session_touch
+from sessions_app.selectors import session_for_claims
+from sessions_app.services import session_use
 
 
 @dataclass(frozen=True)
@@ -29,22 +29,10 @@ class BearerSessionAuthentication(BaseAuthentication):
         claims = bearer_claims(request)
         if claims is None or "sid" not in claims:
             return None
-        session = DeviceSession.objects.select_related("user", "active_organization").filter(
-            pk=_uuid_or_none(claims["sid"])).first()
-        if session is None or not session.is_alive() or str(session.user_id) != claims["sub"]:
-            raise InvalidToken("The session of this token has ended. Sign in again.", code="session_revoked",
-                               headers=CHALLENGE)
-        if not session.user.is_active:
-            raise InvalidToken("This account is disabled.", code="session_revoked", headers=CHALLENGE)
-        if session_idle_revoke(session, request=request):
-            raise InvalidToken("This session was signed out after a period of inactivity.",
-                               code="session_revoked", headers=CHALLENGE)
-        limit = session_policy_violation(session)  # the active organization's session policy
-        if limit is not None:
-            session_policy_expire(session, limit, request=request)
-            raise InvalidToken("This session has expired under your organization's session policy. Sign in again.",
-                               code="session_expired", headers=CHALLENGE)
-        session_touch(session)
+        session = session_for_claims(claims)
+        refusal = session_use(session, request=request)  # the one rule (sessions_app.policy), applied
+        if refusal is not None:
+            raise InvalidToken(refusal.message, code=refusal.code, headers=CHALLENGE)
         return session.user, AccessContext(claims=claims, session=session)
 
     def authenticate_header(self, request):
@@ -95,13 +83,6 @@ class SessionCookieAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
-
-
-def _uuid_or_none(value):
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        return None
 
 
 def request_session(request) -> DeviceSession | None:

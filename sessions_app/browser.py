@@ -33,6 +33,7 @@ from core.tokens import hash_token
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession
+from sessions_app.policy import session_refusal
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{32,64}$")
 
@@ -60,24 +61,18 @@ def _active_role_subquery():
 
 def session_row_load(raw_key: str, *, request=None) -> DeviceSession | None:
     """The live row of a browser key (with its user), after the idle check and activity touch."""
-    from sessions_app.services import (session_idle_revoke, session_policy_expire, session_policy_violation,
-                                       session_touch)
+    from sessions_app.services import session_use
 
     if not valid_key(raw_key):
         return None
     read_at = time.time()
     row = DeviceSession.objects.select_related("user", "active_organization").annotate(
         active_org_role=_active_role_subquery()).filter(browser_key_hash=hash_token(raw_key)).first()
-    if row is None or not row.is_alive() or not row.user.is_active:
+    if row is None:
         return None
     row.loaded_at = read_at  # a snapshot from this row is as old as the read (cookie_cache marks)
-    if session_idle_revoke(row, request=request):
+    if session_use(row, request=request) is not None:  # the one rule (sessions_app.policy), applied
         return None
-    limit = session_policy_violation(row)  # the active organization's session policy (orgs)
-    if limit is not None:
-        session_policy_expire(row, limit, request=request)
-        return None
-    session_touch(row)
     return row
 
 
@@ -350,9 +345,10 @@ class BrowserState:
         if not self.other_keys:
             return []
         by_hash = {hash_token(k): k for k in self.other_keys}
-        rows = {r.browser_key_hash: r for r in DeviceSession.objects.alive().select_related("user").filter(
-            browser_key_hash__in=list(by_hash))}
-        alive = [(key, rows[h]) for h, key in by_hash.items() if h in rows and rows[h].user.is_active]
+        now = timezone.now()
+        rows = {r.browser_key_hash: r for r in DeviceSession.objects.alive(now).select_related(
+            "user", "active_organization").filter(browser_key_hash__in=list(by_hash))}
+        alive = [(key, rows[h]) for h, key in by_hash.items() if h in rows and session_refusal(rows[h], now) is None]
         if len(alive) != len(self.other_keys):
             self.other_keys = [key for key, _ in alive]
             self.accounts_changed = True
