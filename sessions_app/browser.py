@@ -22,6 +22,8 @@ import json
 import re
 import time
 import uuid
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, SessionBase
@@ -33,7 +35,7 @@ from core.tokens import hash_token
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession
-from sessions_app.policy import session_refusal
+from sessions_app.policy import session_fresh_until, session_refusal
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{32,64}$")
 
@@ -217,19 +219,20 @@ def snapshot_for(row: DeviceSession, raw_key: str) -> str:
     user = row.user
     private = {"ev": user.email_verified_at.isoformat() if user.email_verified_at else None,
                "active": user.is_active, "staff": user.is_staff, "superuser": user.is_superuser}
-    org, not_after = _snapshot_org(row)
+    read_at = getattr(row, "loaded_at", None)
+    now = datetime.fromtimestamp(read_at, tz=dt_timezone.utc) if read_at is not None else timezone.now()
+    org, not_after = _snapshot_org(row), session_fresh_until(row, now).timestamp()
     return cookie_cache.snapshot_encode(key_hash=hash_token(raw_key), session=session,
                                         user=dict(UserOutput(user).data), user_private=private,
                                         org=org, not_after=not_after, now=getattr(row, "loaded_at", None))
 
 
-def _snapshot_org(row: DeviceSession) -> tuple[dict | None, float | None]:
-    """The active organization as ``GET token`` puts it in the token (``{"id", "role"}``), and until
-    when a snapshot may answer without the row under that organization's session policy: half its idle
-    timeout (activity on cache hits is not recorded, so the row must be seen again in time) and no
-    later than its maximum session lifetime."""
+def _snapshot_org(row: DeviceSession) -> dict | None:
+    """The active organization as ``GET token`` puts it in the token (``{"id", "role"}``); None without one or
+    when the membership has ended (the next token carries no organization). Its session policy bounds the
+    snapshot's freshness through ``session_fresh_until``."""
     if row.active_organization_id is None:
-        return None, None
+        return None
     if hasattr(row, "active_org_role"):
         role = row.active_org_role
     else:
@@ -237,16 +240,9 @@ def _snapshot_org(row: DeviceSession) -> tuple[dict | None, float | None]:
 
         role = Membership.objects.filter(user_id=row.user_id, organization_id=row.active_organization_id
                                          ).values_list("role", flat=True).first()
-    if role is None:  # the membership has ended: the next token carries no organization
-        return None, None
-    organization = row.active_organization
-    now = timezone.now()
-    ends = []
-    if organization.idle_timeout_seconds is not None:
-        ends.append(now.timestamp() + organization.idle_timeout_seconds / 2)
-    if organization.max_session_lifetime_seconds is not None:
-        ends.append(row.created_at.timestamp() + organization.max_session_lifetime_seconds)
-    return {"id": str(row.active_organization_id), "role": role}, (min(ends) if ends else None)
+    if role is None:
+        return None
+    return {"id": str(row.active_organization_id), "role": role}
 
 
 def session_payload(snapshot_session: dict) -> dict:

@@ -57,6 +57,23 @@ def session_refusal(session: DeviceSession | None, now: datetime) -> Refusal | N
     return None
 
 
+def session_fresh_until(session: DeviceSession, now: datetime) -> datetime:
+    """Until when a copy of ``session`` read at ``now`` (the browser's cookie cache) may answer without the row:
+    the rule above must be judged again by then. Its expiry, its organization's maximum lifetime, and half of
+    each idle timeout (activity on cache hits is not recorded, so the row must be seen again in time)."""
+    ends = [session.expires_at]
+    idle = app_settings.IDLE_TIMEOUT
+    if idle is not None:
+        ends.append(now + idle / 2)
+    organization = session.active_organization if session.active_organization_id else None
+    if organization is not None:
+        if organization.max_session_lifetime_seconds is not None:
+            ends.append(session.created_at + timedelta(seconds=organization.max_session_lifetime_seconds))
+        if organization.idle_timeout_seconds is not None:
+            ends.append(now + timedelta(seconds=organization.idle_timeout_seconds) / 2)
+    return min(ends)
+
+
 def session_policy_limits() -> dict[str, tuple[int, int]]:
     """The allowed range, in seconds, of each session-policy value: at least ORGS.POLICY_MIN_SECONDS, at
     most the longest the global rules allow (the absolute lifetime for the session age, the longest
