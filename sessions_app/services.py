@@ -222,7 +222,7 @@ def _spent_token(raw_token: str, token_hash: str, request):
     if refusal is not None:
         session_refusal_apply(session, refusal, request=request)
         return None, _refresh_failed(refusal.code, refusal.message, request=request, session=session,
-                                     reason=refusal.reason, spent_token=True)
+                                     reason=refusal.reason, spent=True)
     grace = app_settings.REFRESH_GRACE
     in_grace = (
         grace.total_seconds() > 0
