@@ -31,7 +31,7 @@ def _with_organization(session_id, user):
 
 
 def live(session_id, user, settings):
-    pass
+    """Nothing changes: both accept."""
 
 
 def idle_timeout(session_id, user, settings):
