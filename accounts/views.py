@@ -25,7 +25,7 @@ from accounts.serializers import (
 )
 from core.responses import secret_response
 from core.schema import ERRORS, ErrorBody
-from identity.authentication import request_session
+from sessions_app.authentication import request_session
 from security.lockout import known_device_token_issue
 from security.ratelimit import device_token_proves_owner, rate_limit
 from security.serializers import LoginOutput

@@ -299,8 +299,9 @@ CORS_EXPOSE_HEADERS = ["Retry-After"]
 
 # --- DRF and OpenAPI ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["identity.authentication.BearerTokenAuthentication",
-                                       "identity.authentication.SessionCookieAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["sessions_app.authentication.BearerSessionAuthentication",
+                                       "service_accounts.authentication.ServiceTokenAuthentication",
+                                       "sessions_app.authentication.SessionCookieAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -6,4 +6,4 @@ class IdentityConfig(AppConfig):
     verbose_name = "Identity (signing keys and tokens)"
 
     def ready(self):
-        from identity import checks, schema  # noqa: F401  (registers system checks, OpenAPI auth scheme)
+        from identity import checks  # noqa: F401  (registers system checks)

@@ -26,8 +26,8 @@ from orgs.app_settings import app_settings
 from orgs.models import ROLE_RANK, Invitation, Membership, Organization, OrgRole, PendingOrganization
 from security.ratelimit import ratelimit_hit
 from security.stepup import SensitiveAction, step_up_audited, step_up_check, step_up_require
-from sessions_app.app_settings import app_settings as session_settings
 from sessions_app.models import DeviceSession
+from sessions_app.policy import session_policy_limits  # web/org_views reads it here too
 
 SLUG_MAX_LENGTH = 50
 UNSET = object()
@@ -153,18 +153,6 @@ def organization_create(*, user: User, name: str, slug: str | None = None, reque
     audit_record(event=EventType.ORG_CREATED, request=request, actor=user, organization=organization,
                  name=organization.name, slug=organization.slug, **context)
     return membership
-
-
-def session_policy_limits() -> dict[str, tuple[int, int]]:
-    """The allowed range, in seconds, of each session-policy value: at least POLICY_MIN_SECONDS, at
-    most the longest the global rules allow (the absolute lifetime for the session age, the longest
-    sliding lifetime for idleness)."""
-    low = app_settings.POLICY_MIN_SECONDS
-    return {
-        "maxSessionLifetimeSeconds": (low, int(session_settings.ABSOLUTE_LIFETIME.total_seconds())),
-        "idleTimeoutSeconds": (low, int(max(session_settings.LIFETIME,
-                                            session_settings.REMEMBER_ME_LIFETIME).total_seconds())),
-    }
 
 
 def session_policy_errors(policy: dict) -> dict[str, list[str]]:

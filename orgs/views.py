@@ -10,7 +10,7 @@ from accounts.serializers import DetailOutput
 from accounts.views import PublicApi
 from core.responses import secret_response
 from core.schema import ERRORS
-from identity.authentication import AccessContext, request_session
+from sessions_app.authentication import AccessContext, request_session
 from orgs import selectors, services
 from orgs.serializers import (
     InvitationAcceptInput,

@@ -1,5 +1,7 @@
 from rest_framework.permissions import BasePermission
 
+from service_accounts.authentication import ServiceAccess
+
 
 class IsServiceAccount(BasePermission):
     """A service token obtained with client credentials (a usable ServiceClient behind it). User
@@ -8,4 +10,4 @@ class IsServiceAccount(BasePermission):
     message = "Only service accounts may call this endpoint."
 
     def has_permission(self, request, view):
-        return getattr(request.auth, "service_client", None) is not None
+        return isinstance(request.auth, ServiceAccess)

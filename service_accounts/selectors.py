@@ -1,4 +1,4 @@
-"""Reads: which service client a service token speaks for, and whether any access token is still live."""
+"""Reads: which service client a service token speaks for."""
 
 from __future__ import annotations
 
@@ -15,16 +15,6 @@ def service_client_for_claims(claims: dict) -> ServiceClient | None:
     if client is None or client.secret_version != claims.get("secretVersion"):
         return None
     return client
-
-
-def session_token_is_live(claims: dict) -> bool:
-    """A verified user token (with ``sid``): its session is alive, belongs to ``sub``, and the account
-    is active. The same test identity.authentication applies on every request."""
-    from sessions_app.models import DeviceSession
-
-    session = DeviceSession.objects.select_related("user").filter(pk=_uuid_or_none(claims.get("sid"))).first()
-    return (session is not None and session.is_alive() and str(session.user_id) == claims.get("sub")
-            and session.user.is_active)
 
 
 def _uuid_or_none(value):

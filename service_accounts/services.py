@@ -27,7 +27,9 @@ from core.errors import ApiError
 from core.tokens import hash_token
 from identity.services.tokens import IssuedToken, TokenError, access_token_verify, service_access_token_issue
 from service_accounts.models import ServiceClient
-from service_accounts.selectors import service_client_for_claims, session_token_is_live
+from service_accounts.selectors import service_client_for_claims
+from sessions_app.policy import session_refusal
+from sessions_app.selectors import session_for_claims
 
 CLIENT_ID_PREFIX = "svc_"
 SECRET_PREFIX = "mcs_"
@@ -136,5 +138,8 @@ def token_introspect(*, token: str) -> dict:
         claims = access_token_verify(token)
     except TokenError:
         return {"active": False}
-    live = session_token_is_live(claims) if "sid" in claims else service_client_for_claims(claims) is not None
+    if "sid" in claims:  # the one rule, read only: the session's owner applies a refusal on its next use
+        live = session_refusal(session_for_claims(claims), timezone.now()) is None
+    else:
+        live = service_client_for_claims(claims) is not None
     return {"active": True, **claims} if live else {"active": False}

@@ -7,4 +7,4 @@ class SessionsAppConfig(AppConfig):
     verbose_name = "Device sessions"
 
     def ready(self):
-        from sessions_app import receivers  # noqa: F401  (changes that outdate cookie-cache snapshots)
+        from sessions_app import receivers, schema  # noqa: F401  (cookie-cache receivers, OpenAPI auth schemes)

@@ -22,6 +22,8 @@ import json
 import re
 import time
 import uuid
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, SessionBase
@@ -33,6 +35,7 @@ from core.tokens import hash_token
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession
+from sessions_app.policy import session_fresh_until, session_refusal
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{32,64}$")
 
@@ -60,24 +63,18 @@ def _active_role_subquery():
 
 def session_row_load(raw_key: str, *, request=None) -> DeviceSession | None:
     """The live row of a browser key (with its user), after the idle check and activity touch."""
-    from sessions_app.services import (session_idle_revoke, session_policy_expire, session_policy_violation,
-                                       session_touch)
+    from sessions_app.services import session_use
 
     if not valid_key(raw_key):
         return None
     read_at = time.time()
     row = DeviceSession.objects.select_related("user", "active_organization").annotate(
         active_org_role=_active_role_subquery()).filter(browser_key_hash=hash_token(raw_key)).first()
-    if row is None or not row.is_alive() or not row.user.is_active:
+    if row is None:
         return None
     row.loaded_at = read_at  # a snapshot from this row is as old as the read (cookie_cache marks)
-    if session_idle_revoke(row, request=request):
+    if session_use(row, request=request) is not None:  # the one rule (sessions_app.policy), applied
         return None
-    limit = session_policy_violation(row)  # the active organization's session policy (orgs)
-    if limit is not None:
-        session_policy_expire(row, limit, request=request)
-        return None
-    session_touch(row)
     return row
 
 
@@ -222,19 +219,20 @@ def snapshot_for(row: DeviceSession, raw_key: str) -> str:
     user = row.user
     private = {"ev": user.email_verified_at.isoformat() if user.email_verified_at else None,
                "active": user.is_active, "staff": user.is_staff, "superuser": user.is_superuser}
-    org, not_after = _snapshot_org(row)
+    read_at = getattr(row, "loaded_at", None)
+    now = datetime.fromtimestamp(read_at, tz=dt_timezone.utc) if read_at is not None else timezone.now()
+    org, not_after = _snapshot_org(row), session_fresh_until(row, now).timestamp()
     return cookie_cache.snapshot_encode(key_hash=hash_token(raw_key), session=session,
                                         user=dict(UserOutput(user).data), user_private=private,
                                         org=org, not_after=not_after, now=getattr(row, "loaded_at", None))
 
 
-def _snapshot_org(row: DeviceSession) -> tuple[dict | None, float | None]:
-    """The active organization as ``GET token`` puts it in the token (``{"id", "role"}``), and until
-    when a snapshot may answer without the row under that organization's session policy: half its idle
-    timeout (activity on cache hits is not recorded, so the row must be seen again in time) and no
-    later than its maximum session lifetime."""
+def _snapshot_org(row: DeviceSession) -> dict | None:
+    """The active organization as ``GET token`` puts it in the token (``{"id", "role"}``); None without one or
+    when the membership has ended (the next token carries no organization). Its session policy bounds the
+    snapshot's freshness through ``session_fresh_until``."""
     if row.active_organization_id is None:
-        return None, None
+        return None
     if hasattr(row, "active_org_role"):
         role = row.active_org_role
     else:
@@ -242,16 +240,9 @@ def _snapshot_org(row: DeviceSession) -> tuple[dict | None, float | None]:
 
         role = Membership.objects.filter(user_id=row.user_id, organization_id=row.active_organization_id
                                          ).values_list("role", flat=True).first()
-    if role is None:  # the membership has ended: the next token carries no organization
-        return None, None
-    organization = row.active_organization
-    now = timezone.now()
-    ends = []
-    if organization.idle_timeout_seconds is not None:
-        ends.append(now.timestamp() + organization.idle_timeout_seconds / 2)
-    if organization.max_session_lifetime_seconds is not None:
-        ends.append(row.created_at.timestamp() + organization.max_session_lifetime_seconds)
-    return {"id": str(row.active_organization_id), "role": role}, (min(ends) if ends else None)
+    if role is None:
+        return None
+    return {"id": str(row.active_organization_id), "role": role}
 
 
 def session_payload(snapshot_session: dict) -> dict:
@@ -350,9 +341,10 @@ class BrowserState:
         if not self.other_keys:
             return []
         by_hash = {hash_token(k): k for k in self.other_keys}
-        rows = {r.browser_key_hash: r for r in DeviceSession.objects.alive().select_related("user").filter(
-            browser_key_hash__in=list(by_hash))}
-        alive = [(key, rows[h]) for h, key in by_hash.items() if h in rows and rows[h].user.is_active]
+        now = timezone.now()
+        rows = {r.browser_key_hash: r for r in DeviceSession.objects.alive(now).select_related(
+            "user", "active_organization").filter(browser_key_hash__in=list(by_hash))}
+        alive = [(key, rows[h]) for h, key in by_hash.items() if h in rows and session_refusal(rows[h], now) is None]
         if len(alive) != len(self.other_keys):
             self.other_keys = [key for key, _ in alive]
             self.accounts_changed = True

@@ -13,7 +13,7 @@ from accounts.serializers import UserOutput
 from core.errors import NotAuthenticated
 from core.responses import secret_response
 from core.schema import ERRORS
-from identity.authentication import SessionCookieAuthentication
+from sessions_app.authentication import SessionCookieAuthentication
 from sessions_app.browser import cookie_cache_ok, session_payload
 from sessions_app.middleware import session_response_headers
 from sessions_app.serializers import SessionOutput

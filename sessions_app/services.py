@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -21,6 +21,7 @@ from orgs.models import Membership
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession, RevokeReason, SealedWith, SpentRefreshToken
+from sessions_app.policy import ORGANIZATION_REASONS, Refusal, session_refusal
 
 REFRESH_TOKEN_PREFIX = "mrt_"
 GRACE_PURPOSE = "sessions.refresh-grace"
@@ -114,10 +115,10 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
                      session=session)
 
 
-def _refresh_failed(code: str, message: str, *, request, session=None, reason: str) -> RefreshError:
+def _refresh_failed(code: str, message: str, *, request, session=None, reason: str, **context) -> RefreshError:
     user = session.user if session is not None else None
     audit_record(event=EventType.TOKEN_REFRESH_FAILED, request=request, actor=user, session=session,
-                 success=False, reason=reason)
+                 success=False, reason=reason, **context)
     return RefreshError(message, code=code)
 
 
@@ -169,23 +170,10 @@ def _refresh_refusal(session: DeviceSession, request, now: datetime) -> RefreshE
     session alive, its user active, not idle, within its organization's session policy, and used from
     where it was used before (the anomaly policy). Checks that end the session revoke it; each refusal
     is audited."""
-    if session.revoked_at is not None:
-        return _refresh_failed("session_revoked", "This session has been signed out.", request=request,
-                               session=session, reason="revoked")
-    if session.expires_at <= now:
-        return _refresh_failed("session_expired", "This session has expired. Sign in again.",
-                               request=request, session=session, reason="expired")
-    if not session.user.is_active:
-        return _refresh_failed("session_revoked", "This account is disabled.", request=request,
-                               session=session, reason="user_inactive")
-    if session_idle_revoke(session, request=request, now=now):
-        return _refresh_failed("session_revoked", "This session was signed out after a period of "
-                               "inactivity.", request=request, session=session, reason="idle_timeout")
-    policy = session_policy_violation(session, now)
-    if policy is not None:
-        session_policy_expire(session, policy, request=request)
-        return _refresh_failed("session_expired", "This session has expired under your organization's "
-                               "session policy. Sign in again.", request=request, session=session, reason=policy)
+    refusal = session_refusal(session, now)
+    if refusal is not None:
+        session_refusal_apply(session, refusal, request=request)
+        return _refresh_failed(refusal.code, refusal.message, request=request, session=session, reason=refusal.reason)
     from security.devices import refresh_anomaly_check  # late: security imports this module
 
     if refresh_anomaly_check(session=session, request=request):  # agent family or network changed
@@ -230,10 +218,11 @@ def _spent_token(raw_token: str, token_hash: str, request):
                                      request=request, reason="unknown")
     session = spent.session
     now = timezone.now()
-    if not session.is_alive(now):
-        code = "session_revoked" if session.revoked_at else "session_expired"
-        return None, _refresh_failed(code, "This session is no longer active. Sign in again.",
-                                     request=request, session=session, reason="spent_token_dead_session")
+    refusal = session_refusal(session, now)  # a spent token replays nothing for a session that is not usable
+    if refusal is not None:
+        session_refusal_apply(session, refusal, request=request)
+        return None, _refresh_failed(refusal.code, refusal.message, request=request, session=session,
+                                     reason=refusal.reason, spent=True)
     grace = app_settings.REFRESH_GRACE
     in_grace = (
         grace.total_seconds() > 0
@@ -294,15 +283,23 @@ def sessions_revoke_all(*, user, reason: str, request=None, actor=None, keep=Non
     return count
 
 
-def session_idle_revoke(session: DeviceSession, *, request=None, now: datetime | None = None) -> bool:
-    """With an idle timeout configured, revoke ``session`` if it was unused for longer (on its next
-    use: pages, API and refresh alike). Returns True when the session is (now) revoked as idle."""
-    idle = app_settings.IDLE_TIMEOUT
+def session_refusal_apply(session: DeviceSession, refusal: Refusal, *, request=None) -> None:
+    """Write what a refusal of the one rule (sessions_app.policy) ends: an idle or organization-policy
+    session is revoked (audited, with the refusal's context); the other refusals change nothing."""
+    if refusal.revoke_as is not None and session is not None:
+        session_revoke(session=session, reason=refusal.revoke_as, request=request, **refusal.context)
+
+
+def session_use(session: DeviceSession | None, *, request=None, now: datetime | None = None) -> Refusal | None:
+    """Use ``session`` for a request (bearer, cookie): the refusal of the one rule, applied, or None after
+    recording the activity (``session_touch``)."""
     now = now or timezone.now()
-    if idle is None or now - session.last_activity_at <= idle:
-        return False
-    session_revoke(session=session, reason=RevokeReason.IDLE_TIMEOUT, request=request)
-    return True
+    refusal = session_refusal(session, now)
+    if refusal is not None:
+        session_refusal_apply(session, refusal, request=request)
+        return refusal
+    session_touch(session, now=now)
+    return None
 
 
 @transaction.atomic
@@ -380,29 +377,6 @@ def _active_membership(session: DeviceSession) -> Membership | None:
     return membership
 
 
-def session_policy_violation(session: DeviceSession, now: datetime | None = None) -> str | None:
-    """Which limit of the active organization's session policy ``session`` has passed, or None:
-    ``organization_max_lifetime`` (older than allowed, from its login) or ``organization_idle_timeout``
-    (idle longer than allowed, judged from ``last_activity_at``). Costs no query: the organization
-    comes with the session (``select_related``)."""
-    organization = session.active_organization if session.active_organization_id else None
-    if organization is None:
-        return None
-    now = now or timezone.now()
-    lifetime, idle = organization.max_session_lifetime_seconds, organization.idle_timeout_seconds
-    if lifetime is not None and now - session.created_at > timedelta(seconds=lifetime):
-        return "organization_max_lifetime"
-    if idle is not None and now - session.last_activity_at > timedelta(seconds=idle):
-        return "organization_idle_timeout"
-    return None
-
-
-def session_policy_expire(session: DeviceSession, limit: str, *, request=None) -> bool:
-    """End a session that passed its organization's policy (revoked, with the limit recorded)."""
-    return session_revoke(session=session, reason=RevokeReason.ORGANIZATION_POLICY, request=request,
-                          organization=session.active_organization_id, limit=limit)
-
-
 class OrganizationPolicyRefused(ApiError):
     status_code = 403
     default_code = "organization_session_policy"
@@ -422,9 +396,11 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
         raise ApiError("Switching organizations needs a device session (Bearer token or session cookie).",
                        code="not_authenticated", status_code=401)
     now = timezone.now()
-    session = DeviceSession.objects.select_for_update().select_related("user").get(pk=session.pk)
-    if not session.is_alive(now):
-        raise ApiError("This session has ended. Sign in again.", code="session_revoked", status_code=401)
+    session = DeviceSession.objects.select_for_update(of=("self", "user")).select_related(
+        "user", "active_organization").get(pk=session.pk)
+    refusal = session_refusal(session, now)
+    if refusal is not None:
+        raise ApiError(refusal.message, code=refusal.code, status_code=401)
     previous = session.active_organization_id
     membership = None
     if organization_id is not None:
@@ -434,8 +410,8 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
             raise NotFound("No such organization.")
     session.active_organization = getattr(membership, "organization", None)
     session.last_activity_at = now
-    policy = session_policy_violation(session, now)
-    if policy is not None:
+    refusal = session_refusal(session, now)  # the target organization's policy, with activity now
+    if refusal is not None and refusal.reason in ORGANIZATION_REASONS:
         raise OrganizationPolicyRefused()
     if membership is not None:
         Membership.objects.filter(pk=membership.pk).update(last_active_at=now)

@@ -9,7 +9,7 @@ from accounts.services import session_sign_out, sessions_sign_out_others
 from core.errors import NotFound
 from core.responses import secret_response
 from core.schema import ERRORS
-from identity.authentication import request_session
+from sessions_app.authentication import request_session
 from sessions_app import selectors, services
 from sessions_app.serializers import RefreshInput, SessionOutput, SessionsOutput, TokenPairOutput, token_pair_data
 
