@@ -3,8 +3,7 @@
 * ``login_seen_check``: after a successful login, a device *and* network the account never used
   before (and the account has signed in before) mails a "new sign-in" notice with a one-click
   "this wasn't me" link.
-* ``not_me_report``: that link ends every session, disables the password (whoever signed in knows
-  it) and mails a reset link.
+* the "this wasn't me" link of that mail is flows.incident.not_me_report.
 * ``refresh_anomaly_check``: a refresh whose user-agent family (browser + OS) changed, or whose IP
   moved to another network (/24 IPv4, /48 IPv6), is recorded; ANOMALY_ACTION=revoke also ends it.
 """
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 
-from django.db import transaction
 from django.utils import timezone
 
 from audit.models import EventType
@@ -29,7 +27,7 @@ from core.request_meta import (
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings
 from security.models import SeenDevice, SecurityTokenPurpose
-from security.services import security_token_consume, security_token_issue
+from security.services import security_token_issue
 
 ANOMALY_REVOKE_REASON = "suspicious_refresh"  # sessions_app.models.RevokeReason.SUSPICIOUS_REFRESH
 
@@ -66,38 +64,6 @@ def login_seen_check(*, user, session, request) -> bool:
     audit_record(event=EventType.NEW_DEVICE_LOGIN, request=request, actor=user, session=session, network=network,
                  **described)
     return True
-
-
-@transaction.atomic
-def not_me_report(*, token: str, request=None):
-    """"This wasn't me": end every session of the account, make the password unusable (the person
-    who signed in knows it), end every other link token and known device (a security-state change),
-    cancel a pending email change and mail a password-reset link. Returns the user. The reset goes only
-    to the address the link was mailed to: if the account moved away from it since, the email change is
-    undone first (accounts.services.email_change_revert_for_not_me); if that cannot be done, no reset
-    link is sent at all."""
-    from accounts.services import (email_change_cancel_pending, email_change_revert_for_not_me, password_forgot,
-                                   user_security_state_save)
-    from sessions_app.models import RevokeReason
-    from sessions_app.services import sessions_revoke_all
-
-    link = security_token_consume(raw=token, purpose=SecurityTokenPurpose.NOT_ME)
-    user = link.user
-    moved = email_change_revert_for_not_me(user=user, mailed_to=link.context.get("email", ""),
-                                           link_issued_at=link.created_at, request=request)
-    if moved == "restored":  # sessions, links, password and the reset were the revert's work
-        audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, email_restored=True)
-        return user
-    user.set_unusable_password()  # row locks before the audit chain lock (see audit/chain.py)
-    # Every other link (this one is spent) and every known device end; the reset link below is new.
-    user_security_state_save(user=user, update_fields=["password", "updated_at"])
-    cancelled = email_change_cancel_pending(user=user)
-    revoked = sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
-    audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, sessions_revoked=revoked,
-                 email_changes_cancelled=cancelled, reset_sent=moved is None)
-    if moved is None:
-        password_forgot(email=user.email, request=request)
-    return user
 
 
 def refresh_anomaly_check(*, session, request) -> bool:

@@ -8,7 +8,8 @@ from rest_framework.views import APIView
 from core.fields import int_param
 from core.responses import secret_response
 from core.schema import ERRORS
-from security import devices, lockout, services
+from flows import incident
+from security import lockout, services
 from security.app_settings import app_settings
 from security.ratelimit import rate_limit
 from security.serializers import (
@@ -43,7 +44,7 @@ class NotMeApi(APIView):
     def post(self, request):
         data = LinkTokenInput(data=request.data)
         data.is_valid(raise_exception=True)
-        devices.not_me_report(token=data.validated_data["token"], request=request)
+        incident.not_me_report(token=data.validated_data["token"], request=request)
         return Response(status=204)
 
 
