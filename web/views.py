@@ -14,6 +14,7 @@ from accounts import services as accounts
 from audit.models import EventType
 from core.errors import ApiError
 from core.fields import ascii_int, int_param
+from core.request_meta import user_agent_describe
 from flows import account_deletion, email_change, incident, passwords, registration, sign_out
 from security import lockout as security_lockout
 from security.app_settings import app_settings as security_settings
