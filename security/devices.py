@@ -4,13 +4,15 @@
   before (and the account has signed in before) mails a "new sign-in" notice with a one-click
   "this wasn't me" link.
 * the "this wasn't me" link of that mail is flows.incident.not_me_report.
-* ``refresh_anomaly_check``: a refresh whose user-agent family (browser + OS) changed, or whose IP
-  moved to another network (/24 IPv4, /48 IPv6), is recorded; ANOMALY_ACTION=revoke also ends it.
+* ``refresh_anomaly``: the verdict on a refresh whose user-agent family (browser + OS) changed, or whose
+  IP moved to another network (/24 IPv4, /48 IPv6). It writes nothing: sessions_app applies it (records
+  it; ANOMALY_ACTION=revoke also ends the session).
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 from django.utils import timezone
 
@@ -28,9 +30,6 @@ from notifications.services import outbox_enqueue
 from security.app_settings import app_settings
 from security.models import SeenDevice, SecurityTokenPurpose
 from security.services import security_token_issue
-
-ANOMALY_REVOKE_REASON = "suspicious_refresh"  # sessions_app.models.RevokeReason.SUSPICIOUS_REFRESH
-
 
 def device_fingerprint(*, device_id: str, ua: str) -> str:
     basis = f"id:{device_id}" if device_id else f"ua:{user_agent_family(ua)}/{user_agent_describe(ua).device_family}"
@@ -66,13 +65,31 @@ def login_seen_check(*, user, session, request) -> bool:
     return True
 
 
-def refresh_anomaly_check(*, session, request) -> bool:
-    """Compare a refresh with what the session last looked like (call inside the refresh
-    transaction, before rotating). Records ``session.anomaly``; returns True when the policy
-    revoked the session. The session then remembers the new address and agent, so one move is one
-    event, and the sessions list shows where the device is now."""
+@dataclass(frozen=True)
+class Anomaly:
+    """The verdict of ``refresh_anomaly``: what changed since the session was last used, and what the
+    policy (SECURITY["ANOMALY_ACTION"]) says to do. sessions_app applies it
+    (sessions_app.services.session_anomaly_apply)."""
+
+    changes: tuple[str, ...]
+    old_agent_family: str
+    new_agent_family: str
+    old_network: str | None
+    new_network: str | None
+    ip_address: str | None  # where the refresh came from: the session remembers it
+    user_agent: str
+    action: str  # "record" or "revoke"
+
+    @property
+    def revoke(self) -> bool:
+        return self.action == "revoke"
+
+
+def refresh_anomaly(*, session, request) -> Anomaly | None:
+    """Compare a refresh with what the session last looked like. Returns None when nothing changed (or
+    there is no request), else the verdict; it writes nothing."""
     if request is None:
-        return False
+        return None
     ua, ip = user_agent(request), client_ip(request)
     old_family, new_family = user_agent_family(session.user_agent), user_agent_family(ua)
     old_net, new_net = network_of(session.ip_address), network_of(ip)
@@ -82,18 +99,7 @@ def refresh_anomaly_check(*, session, request) -> bool:
     if old_net and new_net and old_net != new_net:
         changes.append("network")
     if not changes:
-        return False
-    from sessions_app.models import DeviceSession
-    from sessions_app.services import session_revoke
-
-    # The session row first, the audit row (and its chain lock) after: the lock order of every flow.
-    revoke = app_settings.ANOMALY_ACTION == "revoke"
-    if revoke:
-        session_revoke(session=session, reason=ANOMALY_REVOKE_REASON, request=request)
-    else:
-        DeviceSession.objects.filter(pk=session.pk).update(ip_address=ip, user_agent=ua)
-    audit_record(event=EventType.SESSION_ANOMALY, request=request, actor=None, subject=session.user, session=session,
-                 success=False, changes=changes, old_agent_family=old_family, new_agent_family=new_family,
-                 old_network=old_net, new_network=new_net, action=app_settings.ANOMALY_ACTION)
-    session.ip_address, session.user_agent = ip, ua
-    return revoke
+        return None
+    return Anomaly(changes=tuple(changes), old_agent_family=old_family, new_agent_family=new_family,
+                   old_network=old_net, new_network=new_net, ip_address=ip, user_agent=ua,
+                   action=app_settings.ANOMALY_ACTION)
