@@ -12,13 +12,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import services as accounts
 from audit.models import EventType
+from audit.selectors import security_events_for
 from core.errors import ApiError
 from core.fields import ascii_int, int_param
 from core.request_meta import user_agent_describe
 from flows import account_deletion, email_change, incident, passwords, registration, sign_out
 from security import lockout as security_lockout
 from security.app_settings import app_settings as security_settings
-from security.services import security_events_for
 from security.stepup import ReauthenticationRequired, SensitiveAction, step_up_require
 from sessions_app import selectors
 from sessions_app.browser import cookie_cache_ok
