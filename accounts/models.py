@@ -113,7 +113,7 @@ class TokenPurpose(models.TextChoices):
     CHANGE_EMAIL = "change_email"  # sent to the new address; ``new_email`` holds it until confirmed
     # Sent to the old address when a change is applied; ``new_email`` holds the address it restores. It
     # survives later changes of the account (another email change, a password change): see
-    # accounts.services.email_change_revert.
+    # flows.email_change.email_change_revert.
     EMAIL_CHANGE_REVERT = "email_change_revert"
 
 

@@ -10,7 +10,7 @@ from accounts.models import AccountToken, TokenPurpose
 @dataclass(frozen=True)
 class VerificationPreview:
     """What confirming an address will do: ``needs_password`` (the account never signed in, so the
-    person confirming chooses its password: accounts.services.email_verify) and the organizations a
+    person confirming chooses its password: flows.registration.email_verify) and the organizations a
     ``register-b2b`` sign-up asked for, created with them as owner."""
 
     needs_password: bool

@@ -25,6 +25,7 @@ from accounts.serializers import (
 )
 from core.responses import secret_response
 from core.schema import ERRORS, ErrorBody
+from flows import account_deletion, email_change, login, passwords, registration
 from sessions_app.authentication import request_session
 from security.lockout import known_device_token_issue
 from security.ratelimit import device_token_proves_owner, rate_limit
@@ -65,7 +66,7 @@ class VerifyEmailApi(PublicApi):
     def post(self, request):
         data = VerifyEmailInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.email_verify(token=data.validated_data["token"], password=data.validated_data.get("password"),
+        user = registration.email_verify(token=data.validated_data["token"], password=data.validated_data.get("password"),
                                      request=request)
         return Response({"user": UserOutput(user).data})
 
@@ -87,7 +88,7 @@ class LoginApi(PublicApi):
         data = LoginInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        pair = services.user_login(
+        pair = login.user_login(
             email=v["email"], password=v["password"], remember_me=v["rememberMe"], device_id=v["deviceId"],
             device_name=v["deviceName"], device_token=v["deviceToken"], request=request,
         )
@@ -122,7 +123,7 @@ class MeApi(APIView):
     @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["accounts"])
     def delete(self, request):
         """Delete the account; needs a password entry within AUTH_REAUTH_MAX_AGE_SECONDS."""
-        services.user_delete(user=request.user, request=request)
+        account_deletion.user_delete(user=request.user, request=request)
         return Response(status=204)
 
 
@@ -146,7 +147,7 @@ class ResetPasswordApi(PublicApi):
     def post(self, request):
         data = ResetPasswordInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.password_reset(request=request, **data.validated_data)
+        passwords.password_reset(request=request, **data.validated_data)
         return Response(status=204)
 
 
@@ -158,7 +159,7 @@ class ChangePasswordApi(APIView):
     def post(self, request):
         data = ChangePasswordInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.password_change(
+        passwords.password_change(
             user=request.user, session=request_session(request), request=request,
             current_password=data.validated_data["currentPassword"], new_password=data.validated_data["newPassword"],
         )
@@ -180,7 +181,7 @@ class ChangeEmailApi(APIView):
     def post(self, request):
         data = ChangeEmailInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.email_change_request(user=request.user, session=request_session(request), request=request,
+        email_change.email_change_request(user=request.user, session=request_session(request), request=request,
                                       new_email=data.validated_data["newEmail"],
                                       password=data.validated_data["password"])
         return Response({"detail": EMAIL_CHANGE_ACCEPTED}, status=202)
@@ -197,7 +198,7 @@ class ConfirmEmailChangeApi(PublicApi):
     def post(self, request):
         data = TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.email_change_confirm(token=data.validated_data["token"], request=request)
+        user = email_change.email_change_confirm(token=data.validated_data["token"], request=request)
         return Response({"user": UserOutput(user).data})
 
 
@@ -214,7 +215,7 @@ class RevertEmailChangeApi(PublicApi):
     def post(self, request):
         data = TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.email_change_revert(token=data.validated_data["token"], request=request)
+        user = email_change.email_change_revert(token=data.validated_data["token"], request=request)
         return Response({"user": UserOutput(user).data})
 
 
@@ -225,7 +226,7 @@ class ReauthenticateApi(APIView):
         data = PasswordInput(data=request.data)
         data.is_valid(raise_exception=True)
         session = request_session(request)
-        fresh_until = services.user_reauthenticate(user=request.user, session=session, request=request,
+        fresh_until = passwords.user_reauthenticate(user=request.user, session=session, request=request,
                                                    password=data.validated_data["password"])
         return Response(ReauthenticateOutput({"reauthenticatedAt": session.reauthenticated_at,
                                               "freshUntil": fresh_until}).data)

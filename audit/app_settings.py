@@ -1,5 +1,9 @@
 """Options of the audit app, read on access from ``settings.AUDIT`` (so tests can override)."""
 
+from datetime import timedelta
+
+from django.conf import settings
+
 from core.app_settings import AppSettings as BaseAppSettings
 
 
@@ -34,6 +38,16 @@ class AppSettings(BaseAppSettings):
     def FLOOD_PREFIX(self) -> str:
         """Prefix of the counters in the cache (tests give each test its own)."""
         return self._get("FLOOD_PREFIX", "mca.audit")
+
+    @property
+    def RETENTION(self) -> timedelta:
+        """Audit rows older than this are deleted by the daily task (``AUDIT["RETENTION_DAYS"]``, default
+        400). The setting's former name, ``SECURITY["AUDIT_RETENTION_DAYS"]``, is still read when AUDIT
+        does not set it."""
+        days = self._get("RETENTION_DAYS", None)
+        if days is None:
+            days = getattr(settings, "SECURITY", {}).get("AUDIT_RETENTION_DAYS", 400)
+        return timedelta(days=days)
 
 
 app_settings = AppSettings()

@@ -25,7 +25,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from audit.app_settings import app_settings
-from audit.chain import chain_lock_and_head, row_digest
+from audit.chain import chain_lock, chain_lock_and_head, row_digest
 from audit.models import AuditEvent, EventType
 from core.request_meta import client_ip, client_network, user_agent
 
@@ -222,3 +222,22 @@ def audit_refusals_flush(*, now: datetime | None = None) -> int:
     finally:
         cache.delete(lock)
     return written
+
+
+def audit_retention_enforce(*, now: datetime | None = None) -> int:
+    """Delete audit rows older than RETENTION, oldest first, and append a checkpoint row that
+    names the hash of the last deleted row, so ``audit_verify`` still proves the rest of the chain."""
+    cutoff = (now or timezone.now()) - app_settings.RETENTION
+    with transaction.atomic():
+        chain_lock()
+        newest = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+        # The newest row always stays: the checkpoint appended below links to it.
+        last_old = (AuditEvent.objects.filter(created_at__lt=cutoff, id__lt=newest or 0).order_by("-id")
+                    .values("id", "row_hash").first())
+        if last_old is None:
+            return 0
+        # A prefix by id: the chain stays contiguous even if a clock ever went backwards.
+        deleted = AuditEvent.objects.filter(id__lte=last_old["id"]).delete()[0]
+        audit_record(event=EventType.AUDIT_PRUNED, deleted=deleted, last_deleted_id=last_old["id"],
+                     last_deleted_hash=last_old["row_hash"], cutoff=cutoff.isoformat())
+    return deleted

@@ -7,3 +7,9 @@ from audit import services
 def audit_refusals_flush() -> int:
     """Every minute: the summary rows of refusals that were counted instead of written (flood control)."""
     return services.audit_refusals_flush()
+
+
+@shared_task(ignore_result=True)
+def audit_retention_enforce() -> int:
+    """Daily: audit rows past AUDIT["RETENTION_DAYS"] go (a chain checkpoint stays)."""
+    return services.audit_retention_enforce()

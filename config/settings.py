@@ -146,7 +146,8 @@ CELERY_BEAT_SCHEDULE = {
                                 "schedule": timedelta(seconds=30)},
     "tokens-cleanup": {"task": "accounts.tasks.account_tokens_cleanup", "schedule": timedelta(hours=1)},
     "signing-keys-rotate": {"task": "identity.tasks.signing_keys_rotate_if_due", "schedule": timedelta(hours=1)},
-    "audit-retention": {"task": "security.tasks.audit_retention_enforce", "schedule": timedelta(hours=24)},
+    "audit-retention": {"task": "audit.tasks.audit_retention_enforce", "schedule": timedelta(hours=24)},
+    "security-tokens-cleanup": {"task": "security.tasks.security_tokens_cleanup", "schedule": timedelta(hours=24)},
     "audit-refusals-flush": {"task": "audit.tasks.audit_refusals_flush", "schedule": timedelta(minutes=1)},
     "invitations-cleanup": {"task": "orgs.tasks.invitations_cleanup", "schedule": timedelta(hours=1)},
 }
@@ -254,7 +255,7 @@ SECURITY = {
     # with 429 rate_limited + Retry-After, never by sleeping (docs/security.md).
     "LOGIN_DELAY_BASE_SECONDS": env.int("AUTH_LOGIN_DELAY_BASE_SECONDS", default=1),
     "LOGIN_DELAY_MAX_SECONDS": env.int("AUTH_LOGIN_DELAY_MAX_SECONDS", default=8),
-}  # security/app_settings.py: rate limits, lockout, new-device mail, anomaly policy, audit retention
+}  # security/app_settings.py: rate limits, lockout, new-device mail, anomaly policy
 
 # --- defenses (issue 4; docs/security.md) ---------------------------------------------------------
 # Brute force: django-axes, 5 failures per (account, IP) lock that pair for 15 minutes.

@@ -5,11 +5,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import services as account_services
 from accounts.serializers import DetailOutput
 from accounts.views import PublicApi
 from core.responses import secret_response
 from core.schema import ERRORS
+from flows import registration
 from sessions_app.authentication import AccessContext, request_session
 from orgs import selectors, services
 from orgs.serializers import (
@@ -190,6 +190,6 @@ class RegisterB2BApi(PublicApi):
         data = RegisterB2BInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        account_services.user_register_b2b(email=v["email"], password=v["password"], name=v["name"],
+        registration.user_register_b2b(email=v["email"], password=v["password"], name=v["name"],
                                            organization_name=v["organizationName"], request=request)
         return Response({"detail": REGISTERED}, status=202)

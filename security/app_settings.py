@@ -125,11 +125,6 @@ class AppSettings(BaseAppSettings):
         return value
 
     @property
-    def AUDIT_RETENTION(self) -> timedelta:
-        """Audit rows older than this are deleted by the periodic task (default 400 days)."""
-        return timedelta(days=self._get("AUDIT_RETENTION_DAYS", 400))
-
-    @property
     def SECURITY_EVENTS_PAGE_SIZE(self) -> int:
         return self._get("SECURITY_EVENTS_PAGE_SIZE", 20)
 

@@ -3,17 +3,17 @@
 * ``login_seen_check``: after a successful login, a device *and* network the account never used
   before (and the account has signed in before) mails a "new sign-in" notice with a one-click
   "this wasn't me" link.
-* ``not_me_report``: that link ends every session, disables the password (whoever signed in knows
-  it) and mails a reset link.
-* ``refresh_anomaly_check``: a refresh whose user-agent family (browser + OS) changed, or whose IP
-  moved to another network (/24 IPv4, /48 IPv6), is recorded; ANOMALY_ACTION=revoke also ends it.
+* the "this wasn't me" link of that mail is flows.incident.not_me_report.
+* ``refresh_anomaly``: the verdict on a refresh whose user-agent family (browser + OS) changed, or whose
+  IP moved to another network (/24 IPv4, /48 IPv6). It writes nothing: sessions_app applies it (records
+  it; ANOMALY_ACTION=revoke also ends the session).
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
-from django.db import transaction
 from django.utils import timezone
 
 from audit.models import EventType
@@ -29,10 +29,7 @@ from core.request_meta import (
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings
 from security.models import SeenDevice, SecurityTokenPurpose
-from security.services import security_token_consume, security_token_issue
-
-ANOMALY_REVOKE_REASON = "suspicious_refresh"  # sessions_app.models.RevokeReason.SUSPICIOUS_REFRESH
-
+from security.services import security_token_issue
 
 def device_fingerprint(*, device_id: str, ua: str) -> str:
     basis = f"id:{device_id}" if device_id else f"ua:{user_agent_family(ua)}/{user_agent_describe(ua).device_family}"
@@ -68,45 +65,31 @@ def login_seen_check(*, user, session, request) -> bool:
     return True
 
 
-@transaction.atomic
-def not_me_report(*, token: str, request=None):
-    """"This wasn't me": end every session of the account, make the password unusable (the person
-    who signed in knows it), end every other link token and known device (a security-state change),
-    cancel a pending email change and mail a password-reset link. Returns the user. The reset goes only
-    to the address the link was mailed to: if the account moved away from it since, the email change is
-    undone first (accounts.services.email_change_revert_for_not_me); if that cannot be done, no reset
-    link is sent at all."""
-    from accounts.services import (email_change_cancel_pending, email_change_revert_for_not_me, password_forgot,
-                                   user_security_state_save)
-    from sessions_app.models import RevokeReason
-    from sessions_app.services import sessions_revoke_all
+@dataclass(frozen=True)
+class Anomaly:
+    """The verdict of ``refresh_anomaly``: what changed since the session was last used, and what the
+    policy (SECURITY["ANOMALY_ACTION"]) says to do. sessions_app applies it
+    (sessions_app.services.session_anomaly_apply)."""
 
-    link = security_token_consume(raw=token, purpose=SecurityTokenPurpose.NOT_ME)
-    user = link.user
-    moved = email_change_revert_for_not_me(user=user, mailed_to=link.context.get("email", ""),
-                                           link_issued_at=link.created_at, request=request)
-    if moved == "restored":  # sessions, links, password and the reset were the revert's work
-        audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, email_restored=True)
-        return user
-    user.set_unusable_password()  # row locks before the audit chain lock (see audit/chain.py)
-    # Every other link (this one is spent) and every known device end; the reset link below is new.
-    user_security_state_save(user=user, update_fields=["password", "updated_at"])
-    cancelled = email_change_cancel_pending(user=user)
-    revoked = sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
-    audit_record(event=EventType.NOT_ME_REPORTED, request=request, actor=user, sessions_revoked=revoked,
-                 email_changes_cancelled=cancelled, reset_sent=moved is None)
-    if moved is None:
-        password_forgot(email=user.email, request=request)
-    return user
+    changes: tuple[str, ...]
+    old_agent_family: str
+    new_agent_family: str
+    old_network: str | None
+    new_network: str | None
+    ip_address: str | None  # where the refresh came from: the session remembers it
+    user_agent: str
+    action: str  # "record" or "revoke"
+
+    @property
+    def revoke(self) -> bool:
+        return self.action == "revoke"
 
 
-def refresh_anomaly_check(*, session, request) -> bool:
-    """Compare a refresh with what the session last looked like (call inside the refresh
-    transaction, before rotating). Records ``session.anomaly``; returns True when the policy
-    revoked the session. The session then remembers the new address and agent, so one move is one
-    event, and the sessions list shows where the device is now."""
+def refresh_anomaly(*, session, request) -> Anomaly | None:
+    """Compare a refresh with what the session last looked like. Returns None when nothing changed (or
+    there is no request), else the verdict; it writes nothing."""
     if request is None:
-        return False
+        return None
     ua, ip = user_agent(request), client_ip(request)
     old_family, new_family = user_agent_family(session.user_agent), user_agent_family(ua)
     old_net, new_net = network_of(session.ip_address), network_of(ip)
@@ -116,18 +99,7 @@ def refresh_anomaly_check(*, session, request) -> bool:
     if old_net and new_net and old_net != new_net:
         changes.append("network")
     if not changes:
-        return False
-    from sessions_app.models import DeviceSession
-    from sessions_app.services import session_revoke
-
-    # The session row first, the audit row (and its chain lock) after: the lock order of every flow.
-    revoke = app_settings.ANOMALY_ACTION == "revoke"
-    if revoke:
-        session_revoke(session=session, reason=ANOMALY_REVOKE_REASON, request=request)
-    else:
-        DeviceSession.objects.filter(pk=session.pk).update(ip_address=ip, user_agent=ua)
-    audit_record(event=EventType.SESSION_ANOMALY, request=request, actor=None, subject=session.user, session=session,
-                 success=False, changes=changes, old_agent_family=old_family, new_agent_family=new_family,
-                 old_network=old_net, new_network=new_net, action=app_settings.ANOMALY_ACTION)
-    session.ip_address, session.user_agent = ip, ua
-    return revoke
+        return None
+    return Anomaly(changes=tuple(changes), old_agent_family=old_family, new_agent_family=new_family,
+                   old_network=old_net, new_network=new_net, ip_address=ip, user_agent=ua,
+                   action=app_settings.ANOMALY_ACTION)

@@ -26,13 +26,12 @@ from datetime import datetime, timedelta
 
 from axes.handlers.proxy import AxesProxyHandler
 from axes.models import AccessAttempt
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.core import signing
 from django.db import transaction
 from django.db.models import F, Max, Sum
 from django.utils import timezone
 
-from accounts.models import User
 from audit.models import EventType
 from audit.services import audit_record
 from core.email import normalize_email
@@ -140,7 +139,7 @@ def known_device_valid(*, token: str, email: str, request=None, device_id: str =
                              max_age=app_settings.KNOWN_DEVICE_MAX_AGE.total_seconds())
     except signing.BadSignature:
         return False
-    user = User.objects.filter(email=normalize_email(email)).only("pk", "security_version").first()
+    user = get_user_model().objects.filter(email=normalize_email(email)).only("pk", "security_version").first()
     if user is None or not isinstance(data, dict) or str(user.pk) != str(data.get("u")):
         return False
     row = KnownDevice.objects.filter(user=user, token_hash=hash_token(token)).first()
@@ -220,7 +219,7 @@ def _login_delay_enforce(*, email: str, request) -> None:
     if wait <= 0:
         return
     seconds = max(1, math.ceil(wait))
-    subject = User.objects.filter(email=email).first()
+    subject = get_user_model().objects.filter(email=email).first()
     with transaction.atomic():
         audit_record(event=EventType.RATE_LIMITED, request=request, subject=subject, success=False,
                      scope="login_delay", failures=failures, delay=app_settings.login_delay(failures),
@@ -231,7 +230,7 @@ def _login_delay_enforce(*, email: str, request) -> None:
 def _lockout_started(*, email: str, request) -> None:
     """The failure that locked the pair: audit it and mail the account an unlock link (at most one
     live link per lockout period, so an attacker cannot flood the inbox)."""
-    user = User.objects.filter(email=email, is_active=True).first()
+    user = get_user_model().objects.filter(email=email, is_active=True).first()
     with transaction.atomic():
         audit_record(event=EventType.ACCOUNT_LOCKED, request=request, subject=user, success=False,
                      email=email[:254], failures=app_settings.LOCKOUT_FAILURES,
@@ -269,7 +268,7 @@ def login_authenticate(*, request, email: str, password: str, device_token: str 
         if hasattr(http_request, "axes_failures_since_start"):  # this failure locked the pair
             _lockout_started(email=email, request=request)
         else:
-            subject = User.objects.filter(email=email).first()
+            subject = get_user_model().objects.filter(email=email).first()
             audit_record(event=EventType.LOGIN_FAILED, request=request, subject=subject, success=False,
                          reason="account_locked", email=email[:254])
         raise AccountLocked(headers={"Retry-After": str(lockout_retry_after(email=email, ip=client_ip(request)))})
@@ -295,7 +294,7 @@ def lockout_unlock(*, token: str, request=None, device_id: str = "") -> str:
 
 def lockout_unlock_by_staff(*, attempt: AccessAttempt, staff, request=None) -> None:
     """Staff lifting a lock in the admin (security/admin.py)."""
-    subject = User.objects.filter(email=attempt.username).first()
+    subject = get_user_model().objects.filter(email=attempt.username).first()
     with transaction.atomic():
         email, ip = attempt.username or "", attempt.ip_address
         attempt.delete()

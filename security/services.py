@@ -1,21 +1,19 @@
-"""Shared pieces of the defenses: single-use link tokens, admin actions into the audit trail,
-audit retention, a user's own security activity."""
+"""Shared pieces of the defenses: single-use link tokens, admin actions into the audit trail.
+(Audit retention and a user's own security activity are the audit app's: audit/services.py,
+audit/selectors.py.)"""
 
 from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import SECURITY_STATE_EXEMPT_PURPOSES, current_security_version
-from audit.chain import chain_lock
-from audit.models import AuditEvent, EventType
+from audit.models import EventType
 from audit.services import audit_record
 from core.errors import ApiError
 from core.tokens import hash_token
-from security.app_settings import app_settings
 from security.models import SecurityToken
 
 
@@ -103,34 +101,8 @@ def admin_bulk_deletion_record(*, request, model, deleted: list[tuple]) -> None:
                      object_model=model._meta.label, object_id=str(pk), object_repr=text[:200], change="Deleted.")
 
 
-def audit_retention_enforce(*, now: datetime | None = None) -> int:
-    """Delete audit rows older than AUDIT_RETENTION, oldest first, and append a checkpoint row that
-    names the hash of the last deleted row, so ``audit_verify`` still proves the rest of the chain."""
-    cutoff = (now or timezone.now()) - app_settings.AUDIT_RETENTION
-    with transaction.atomic():
-        chain_lock()
-        newest = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
-        # The newest row always stays: the checkpoint appended below links to it.
-        last_old = (AuditEvent.objects.filter(created_at__lt=cutoff, id__lt=newest or 0).order_by("-id")
-                    .values("id", "row_hash").first())
-        if last_old is None:
-            return 0
-        # A prefix by id: the chain stays contiguous even if a clock ever went backwards.
-        deleted = AuditEvent.objects.filter(id__lte=last_old["id"]).delete()[0]
-        audit_record(event=EventType.AUDIT_PRUNED, deleted=deleted, last_deleted_id=last_old["id"],
-                     last_deleted_hash=last_old["row_hash"], cutoff=cutoff.isoformat())
-    return deleted
-
-
 def security_tokens_cleanup(*, now: datetime | None = None) -> int:
     """Delete unlock / not-me tokens that stopped working more than a day ago."""
     cutoff = (now or timezone.now()) - timedelta(days=1)
     return SecurityToken.objects.filter(expires_at__lt=cutoff).delete()[0] + \
         SecurityToken.objects.filter(used_at__lt=cutoff).delete()[0]
-
-
-def security_events_for(user):
-    """The rows a user may see about themselves: where they are the subject or the actor, newest first."""
-    from django.db.models import Q
-
-    return AuditEvent.objects.filter(Q(subject_id=user.pk) | Q(actor_id=user.pk)).order_by("-created_at", "-id")

@@ -5,10 +5,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.selectors import security_events_for
 from core.fields import int_param
 from core.responses import secret_response
 from core.schema import ERRORS
-from security import devices, lockout, services
+from flows import incident
+from security import lockout
 from security.app_settings import app_settings
 from security.ratelimit import rate_limit
 from security.serializers import (
@@ -43,7 +45,7 @@ class NotMeApi(APIView):
     def post(self, request):
         data = LinkTokenInput(data=request.data)
         data.is_valid(raise_exception=True)
-        devices.not_me_report(token=data.validated_data["token"], request=request)
+        incident.not_me_report(token=data.validated_data["token"], request=request)
         return Response(status=204)
 
 
@@ -54,6 +56,6 @@ class SecurityEventsApi(APIView):
         page = int_param(request.query_params.get("page"), name="page", default=1, minimum=1, maximum=10_000)
         size = int_param(request.query_params.get("pageSize"), name="pageSize",
                          default=app_settings.SECURITY_EVENTS_PAGE_SIZE, minimum=1, maximum=100)
-        rows = list(services.security_events_for(request.user)[(page - 1) * size: page * size + 1])
+        rows = list(security_events_for(request.user)[(page - 1) * size: page * size + 1])
         return Response({"events": SecurityEventOutput(rows[:size], many=True).data, "page": page,
                          "pageSize": size, "hasNext": len(rows) > size})

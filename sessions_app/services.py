@@ -174,9 +174,10 @@ def _refresh_refusal(session: DeviceSession, request, now: datetime) -> RefreshE
     if refusal is not None:
         session_refusal_apply(session, refusal, request=request)
         return _refresh_failed(refusal.code, refusal.message, request=request, session=session, reason=refusal.reason)
-    from security.devices import refresh_anomaly_check  # late: security imports this module
+    from security.devices import refresh_anomaly  # late: security imports this module
 
-    if refresh_anomaly_check(session=session, request=request):  # agent family or network changed
+    verdict = refresh_anomaly(session=session, request=request)  # agent family or network changed
+    if verdict and session_anomaly_apply(session, verdict, request=request):
         return _refresh_failed("session_revoked", "This session was signed out because it was used from "
                                "an unexpected device or network. Sign in again.", request=request,
                                session=session, reason="anomaly")
@@ -450,3 +451,22 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
                  organization=organization_id, previous_organization=previous)
     return TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in,
                      session=session)
+
+
+def session_anomaly_apply(session: DeviceSession, anomaly, *, request) -> bool:
+    """Apply the verdict of security.devices.refresh_anomaly (inside the refresh transaction, before
+    rotating): revoke the session (ANOMALY_ACTION=revoke) or remember the new address and agent, so one
+    move is one event and the sessions list shows where the device is now; audited as
+    ``session.anomaly``. Returns True when the session was revoked."""
+    # The session row first, the audit row (and its chain lock) after: the lock order of every flow.
+    if anomaly.revoke:
+        session_revoke(session=session, reason=RevokeReason.SUSPICIOUS_REFRESH, request=request)
+    else:
+        DeviceSession.objects.filter(pk=session.pk).update(ip_address=anomaly.ip_address,
+                                                           user_agent=anomaly.user_agent)
+    audit_record(event=EventType.SESSION_ANOMALY, request=request, actor=None, subject=session.user, session=session,
+                 success=False, changes=list(anomaly.changes), old_agent_family=anomaly.old_agent_family,
+                 new_agent_family=anomaly.new_agent_family, old_network=anomaly.old_network,
+                 new_network=anomaly.new_network, action=anomaly.action)
+    session.ip_address, session.user_agent = anomaly.ip_address, anomaly.user_agent
+    return anomaly.revoke

@@ -5,10 +5,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.services import session_sign_out, sessions_sign_out_others
 from core.errors import NotFound
 from core.responses import secret_response
 from core.schema import ERRORS
+from flows.sign_out import session_sign_out, sessions_sign_out_others
 from sessions_app.authentication import request_session
 from sessions_app import selectors, services
 from sessions_app.serializers import RefreshInput, SessionOutput, SessionsOutput, TokenPairOutput, token_pair_data

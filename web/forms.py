@@ -71,7 +71,7 @@ class TokenForm(WebForm):
 
 class VerifyEmailForm(WebForm):
     """The verification page: an account that never signed in chooses its password here
-    (accounts.services.email_verify requires it then; the page shows the field when it is needed)."""
+    (flows.registration.email_verify requires it then; the page shows the field when it is needed)."""
 
     token = forms.CharField(max_length=512, widget=forms.HiddenInput)
     password = forms.CharField(label="Password", max_length=128, strip=False, required=False,

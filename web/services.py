@@ -9,12 +9,13 @@ from django.core import signing
 from django.db import transaction
 
 from accounts.models import User
-from accounts.services import session_logout, user_login
+from accounts.services import session_logout
 from audit.models import EventType
 from audit.services import audit_record
 from core.email import normalize_email
 from core.errors import ApiError
 from core.request_meta import device_label, user_agent
+from flows.login import user_login
 from sessions_app.app_settings import app_settings
 from sessions_app.models import RevokeReason
 from sessions_app.services import session_browser_key_issue, session_revoke

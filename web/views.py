@@ -12,13 +12,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import services as accounts
 from audit.models import EventType
+from audit.selectors import security_events_for
 from core.errors import ApiError
 from core.fields import ascii_int, int_param
 from core.request_meta import user_agent_describe
-from security import devices as security_devices
+from flows import account_deletion, email_change, incident, passwords, registration, sign_out
 from security import lockout as security_lockout
 from security.app_settings import app_settings as security_settings
-from security.services import security_events_for
 from security.stepup import ReauthenticationRequired, SensitiveAction, step_up_require
 from sessions_app import selectors
 from sessions_app.browser import cookie_cache_ok
@@ -201,7 +201,7 @@ def register(request):
 @require_http_methods(["GET", "POST"])
 def verify_email(request):
     """GET only shows the form: mail scanners fetch links, and a fetch must not use the token. An account
-    that never signed in gets its password here (accounts.services.email_verify): the field is shown
+    that never signed in gets its password here (flows.registration.email_verify): the field is shown
     when the link's account needs it, and a POST without it is answered with the field's error."""
     if request.method == "GET":
         token = request.GET.get("token", "")
@@ -212,7 +212,7 @@ def verify_email(request):
             return _message(request, "This link does not work", _BAD_LINK, status=400, show_resend=True)
         return _verify_page(request, form, form.data.get("token", ""))
     try:
-        accounts.email_verify(token=form.cleaned_data["token"], password=form.cleaned_data["password"] or None,
+        registration.email_verify(token=form.cleaned_data["token"], password=form.cleaned_data["password"] or None,
                               request=request)
     except ApiError as exc:
         if exc.code in ("password_required", "validation_error"):  # the link still works: ask again
@@ -263,7 +263,7 @@ def reset_password(request):
     form = forms.ResetPasswordForm(request.POST)
     if form.is_valid():
         try:
-            accounts.password_reset(token=form.cleaned_data["token"], password=form.cleaned_data["password"],
+            passwords.password_reset(token=form.cleaned_data["token"], password=form.cleaned_data["password"],
                                     request=request)
         except ApiError as exc:
             if exc.code in ("invalid_token", "token_expired"):
@@ -309,7 +309,7 @@ def account_password(request):
     form = forms.ChangePasswordForm(request.POST)
     if form.is_valid():
         try:
-            accounts.password_change(user=row.user, session=row, request=request,
+            passwords.password_change(user=row.user, session=row, request=request,
                                      current_password=form.cleaned_data["current_password"],
                                      new_password=form.cleaned_data["new_password"])
         except ApiError as exc:
@@ -356,7 +356,7 @@ def account_session_revoke(request, session_id):
     if session.pk == current.pk:
         services.browser_logout(request)
         return redirect("/login")
-    accounts.session_sign_out(user=current.user, session=session, request=request)
+    sign_out.session_sign_out(user=current.user, session=session, request=request)
     return redirect("/account/sessions?done=revoked")
 
 
@@ -364,7 +364,7 @@ def account_session_revoke(request, session_id):
 @signed_in
 def account_sessions_revoke_others(request):
     current = request.browser.row
-    accounts.sessions_sign_out_others(user=current.user, keep=current, request=request)
+    sign_out.sessions_sign_out_others(user=current.user, keep=current, request=request)
     return redirect("/account/sessions?done=others")
 
 
@@ -378,7 +378,7 @@ def account_reauthenticate(request):
     form = forms.ReauthenticateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            accounts.user_reauthenticate(user=row.user, session=row, password=form.cleaned_data["password"],
+            passwords.user_reauthenticate(user=row.user, session=row, password=form.cleaned_data["password"],
                                          request=request)
         except ApiError as exc:
             form.add_api_error(exc)
@@ -397,7 +397,7 @@ def account_delete(request):
     form = forms.DeleteAccountForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            accounts.user_delete(user=row.user, request=request)
+            account_deletion.user_delete(user=row.user, request=request)
         except ApiError as exc:  # the only owner of an organization (409 last_owner): nothing changed
             return _message(request, "Your account was not deleted", exc.message, status=exc.status_code,
                             link=("/organizations", "Your organizations"))
@@ -445,7 +445,7 @@ def account_email(request):
     form = forms.ChangeEmailForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            accounts.email_change_request(user=row.user, session=row, new_email=form.cleaned_data["new_email"],
+            email_change.email_change_request(user=row.user, session=row, new_email=form.cleaned_data["new_email"],
                                           password=form.cleaned_data["password"], request=request)
         except ApiError as exc:
             form.add_api_error(exc)
@@ -465,7 +465,7 @@ def account_email_confirm(request):
         return _link_landing(request, title="Confirm your new email address",
                              text="Use this address for your account from now on? Your other sessions will be "
                                   "signed out.", button="Confirm new address", action="/account/email/confirm")
-    failure, user = _link_token_apply(request, accounts.email_change_confirm)
+    failure, user = _link_token_apply(request, email_change.email_change_confirm)
     if failure is not None:
         return failure
     # Loaded after the change, so this browser's cookie cache gets the new address.
@@ -485,7 +485,7 @@ def account_email_revert(request):
                              text="Give your account this address back? Every device will be signed out, the "
                                   "current password stops working, and we email this address a link to choose a "
                                   "new one.", button="Restore my address", action="/account/email/revert")
-    failure, user = _link_token_apply(request, accounts.email_change_revert)
+    failure, user = _link_token_apply(request, email_change.email_change_revert)
     if failure is not None:
         return failure
     return _message(request, "Your email address is back",
@@ -542,7 +542,7 @@ def account_not_me(request):
         return _link_landing(request, title="This wasn't me",
                              text="Sign out every device, disable your current password and email you a link "
                                   "to set a new one?", button="Secure my account", action="/account/not-me")
-    failure, _ = _link_token_apply(request, security_devices.not_me_report)
+    failure, _ = _link_token_apply(request, incident.not_me_report)
     if failure is not None:
         return failure
     return _message(request, "Your account is secured",

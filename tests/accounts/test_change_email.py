@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from accounts import services
 from accounts.models import AccountToken, TokenPurpose, User
 from audit.models import AuditEvent, EventType
+from flows import email_change
 from identity.services.tokens import access_token_verify
 from notifications.models import OutboxMessage
 from sessions_app.models import DeviceSession, RevokeReason
@@ -315,7 +316,7 @@ def test_malformed_and_missing(authed):
 def test_service_validates_on_its_own(user):
     """The page and the API share it: a bad address is refused there too."""
     with pytest.raises(services.ApiError) as caught:
-        services.email_change_request(user=user, session=None, new_email="not-an-email", password=PASSWORD)
+        email_change.email_change_request(user=user, session=None, new_email="not-an-email", password=PASSWORD)
     assert caught.value.code == "validation_error"
 
 

@@ -46,9 +46,9 @@ def use_link(kind: str, raw: str):
 def issue_links(user) -> dict[str, str]:
     """One pending link of every kind, issued the way the flows issue them (only hashes are stored)."""
     return {
-        "verify": services._token_issue(user, TokenPurpose.VERIFY_EMAIL, account_settings.EMAIL_VERIFICATION_TTL),
-        "reset": services._token_issue(user, TokenPurpose.RESET_PASSWORD, account_settings.PASSWORD_RESET_TTL),
-        "change_email": services._token_issue(user, TokenPurpose.CHANGE_EMAIL, account_settings.EMAIL_CHANGE_TTL,
+        "verify": services.account_token_issue(user, TokenPurpose.VERIFY_EMAIL, account_settings.EMAIL_VERIFICATION_TTL),
+        "reset": services.account_token_issue(user, TokenPurpose.RESET_PASSWORD, account_settings.PASSWORD_RESET_TTL),
+        "change_email": services.account_token_issue(user, TokenPurpose.CHANGE_EMAIL, account_settings.EMAIL_CHANGE_TTL,
                                               new_email=NEW_EMAIL),
         "unlock": security_token_issue(user=user, purpose=SecurityTokenPurpose.UNLOCK,
                                        ttl=security_settings.UNLOCK_TTL),
@@ -231,11 +231,11 @@ def test_a_superseded_link_is_audited_as_superseded(user, me):
 # --- exempt purposes ----------------------------------------------------------------------------------------
 def test_an_exempt_purpose_is_issued_without_the_version_and_outlives_changes(user, me):
     assert "email_change_revert" in SECURITY_STATE_EXEMPT_PURPOSES
-    raw = services._token_issue(user, "email_change_revert", timedelta(days=7))
+    raw = services.account_token_issue(user, "email_change_revert", timedelta(days=7))
     assert AccountToken.objects.get(purpose="email_change_revert").security_version is None
     via_password_change(user, {}, me)  # what an attacker holding the new address would do
     via_sign_out_everywhere_else(user, {}, bearer(login(APIClient(), user.email, NEW_PASSWORD)["accessToken"]))
-    assert services._token_consume(raw, "email_change_revert").user_id == user.pk
+    assert services.account_token_consume(raw, "email_change_revert").user_id == user.pk
     ordinary = AccountToken.objects.exclude(purpose="email_change_revert")
     assert not ordinary.filter(security_version__isnull=True).exists()
     assert not SecurityToken.objects.filter(security_version__isnull=True).exists()
@@ -366,7 +366,7 @@ def test_tokens_already_mailed_before_the_upgrade_carry_version_zero():
 
     migration = importlib.import_module("accounts.migrations.0004_user_security_version")
     user = UserFactory()
-    raw = services._token_issue(user, TokenPurpose.VERIFY_EMAIL, timedelta(hours=1))
+    raw = services.account_token_issue(user, TokenPurpose.VERIFY_EMAIL, timedelta(hours=1))
     AccountToken.objects.update(security_version=None)
 
     from django.apps import apps
@@ -420,7 +420,7 @@ def test_racing_requests_spend_an_unlock_link_once(user, monkeypatch):
 
 
 def test_an_exempt_link_outlives_a_later_email_change(user, me):
-    raw = services._token_issue(user, "email_change_revert", timedelta(days=7))
+    raw = services.account_token_issue(user, "email_change_revert", timedelta(days=7))
     assert me.post("/api/v1/auth/change-email", {"newEmail": NEW_EMAIL, "password": PASSWORD}, format="json").status_code == 202
     assert use_link("change_email", link_token(last_mail_to(NEW_EMAIL))).status_code == 200
-    assert services._token_consume(raw, "email_change_revert").user_id == user.pk
+    assert services.account_token_consume(raw, "email_change_revert").user_id == user.pk

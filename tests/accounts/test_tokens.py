@@ -7,11 +7,12 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from accounts import services
 from accounts.models import AccountToken, AccountTokenQuerySet, TokenPurpose, User
 from accounts.services import ExpiredLinkToken, InvalidLinkToken
 from audit.models import AuditEvent, EventType
 from core.tokens import hash_token
+from flows import registration
+from flows.passwords import password_reset
 from notifications.models import OutboxMessage
 from tests.factories import PASSWORD, UserFactory
 from tests.support.errors import error_code
@@ -229,7 +230,7 @@ def _race(monkeypatch, parties, work):
 @pytest.mark.postgres
 def test_concurrent_verification_succeeds_once(api, monkeypatch):
     token = _register(api)
-    results = _race(monkeypatch, 4, lambda: services.email_verify(token=token, password="a-long-enough-pass").pk)
+    results = _race(monkeypatch, 4, lambda: registration.email_verify(token=token, password="a-long-enough-pass").pk)
     user = User.objects.get()
     assert sorted(map(str, results)) == sorted([str(user.pk)] + ["invalid_token"] * 3)
     assert AuditEvent.objects.filter(event=EventType.EMAIL_VERIFIED).count() == 1
@@ -245,7 +246,7 @@ def test_concurrent_password_reset_succeeds_once(api, user, monkeypatch):
     def work():
         with lock:
             pw = next(passwords)
-        services.password_reset(token=token, password=pw)
+        password_reset(token=token, password=pw)
         return pw
 
     results = _race(monkeypatch, 4, work)

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from accounts import services
 from accounts.models import AccountToken, TokenPurpose, User
 from audit.models import AuditEvent, EventType
+from flows import registration
 from orgs.models import Membership, Organization, OrgRole, PendingOrganization
 from tests.conftest import last_mail_to, link_token, login
 from tests.factories import PASSWORD, UserFactory
@@ -119,8 +120,8 @@ def test_an_account_that_has_signed_in_needs_no_password_and_keeps_its_own(db):
 def test_the_service_requires_it_too(db):
     token = register()
     with pytest.raises(services.PasswordRequired):
-        services.email_verify(token=token)
-    assert services.email_verify(token=token, password=VICTIM_PASSWORD).email == VICTIM
+        registration.email_verify(token=token)
+    assert registration.email_verify(token=token, password=VICTIM_PASSWORD).email == VICTIM
 
 
 # --- register-b2b: the same rule, and the organization waits for it ------------------------------------

@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from accounts import services as account_services
 from accounts.models import AccountToken, User
 from audit.models import AuditEvent
+from flows import email_change
 from notifications.models import OutboxMessage
 from sessions_app.models import DeviceSession, SpentRefreshToken
 from tests.factories import PASSWORD, UserFactory
@@ -131,11 +132,11 @@ def world(api, user):
     reset_token = link_token(last_mail_to(user.email))
     # A second account moved to another address: the link mailed to its old one can undo that.
     moved = UserFactory(email="before-move@example.com")
-    account_services.email_change_request(user=moved, session=None, new_email="after-move@example.com",
+    email_change.email_change_request(user=moved, session=None, new_email="after-move@example.com",
                                           password=PASSWORD)
-    account_services.email_change_confirm(token=link_token(last_mail_to("after-move@example.com")))
+    email_change.email_change_confirm(token=link_token(last_mail_to("after-move@example.com")))
     email_revert_token = link_token(last_mail_to("before-move@example.com"))
-    account_services.email_change_request(user=user, session=None, new_email="pending@example.com",
+    email_change.email_change_request(user=user, session=None, new_email="pending@example.com",
                                           password=PASSWORD)
     return World(user=user, tokens=tokens, other_session=other["session"]["id"], unverified=unverified,
                  verify_token=link_token(last_mail_to(unverified.email)), reset_token=reset_token,

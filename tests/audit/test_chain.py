@@ -14,8 +14,7 @@ from django.utils import timezone
 
 from audit.chain import GENESIS, chain_verify, row_digest
 from audit.models import AuditEvent, EventType
-from audit.services import audit_record
-from security.services import audit_retention_enforce
+from audit.services import audit_record, audit_retention_enforce
 from tests.factories import UserFactory
 from tests.support.races import race
 
@@ -139,9 +138,9 @@ def test_concurrent_writers_keep_one_unbroken_chain():
 
 
 def test_the_periodic_task_is_scheduled_and_runs(db, settings):
-    from security.tasks import audit_retention_enforce as task
+    from audit.tasks import audit_retention_enforce as task
 
-    assert settings.CELERY_BEAT_SCHEDULE["audit-retention"]["task"] == "security.tasks.audit_retention_enforce"
+    assert settings.CELERY_BEAT_SCHEDULE["audit-retention"]["task"] == "audit.tasks.audit_retention_enforce"
     with mock.patch("audit.services.timezone.now", return_value=timezone.now() - timedelta(days=500)):
         write(2)
     task.delay()  # eager in tests

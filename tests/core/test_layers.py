@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_PARTY = {"accounts", "audit", "config", "core", "identity", "notifications", "orgs", "security",
+FIRST_PARTY = {"accounts", "audit", "config", "core", "flows", "identity", "notifications", "orgs", "security",
                "service_accounts", "sessions_app", "web", "mana_auth", "tests", "bench", "examples"}
 
 

@@ -102,8 +102,22 @@ def test_revoke_policy_signs_the_session_out(api, user, password, settings):
     assert session.revoked_at is not None and session.revoked_reason == "suspicious_refresh"
 
 
-def test_anomaly_revoke_reason_is_a_known_choice():
-    from security.devices import ANOMALY_REVOKE_REASON
-    from sessions_app.models import RevokeReason
+def test_refresh_anomaly_is_a_verdict_that_writes_nothing(api, user, password, settings, rf):
+    """security.devices.refresh_anomaly only judges; sessions_app applies the verdict
+    (session_anomaly_apply, revoking with RevokeReason.SUSPICIOUS_REFRESH: the test above)."""
+    from security.devices import refresh_anomaly
 
-    assert ANOMALY_REVOKE_REASON == RevokeReason.SUSPICIOUS_REFRESH
+    settings.SECURITY = {**settings.SECURITY, "ANOMALY_ACTION": "revoke"}
+    login_attempt(api, user.email, password, ip="198.51.100.10", ua=CHROME_WINDOWS)
+    session, rows = DeviceSession.objects.get(), AuditEvent.objects.count()
+    verdict = refresh_anomaly(session=session, request=rf.post("/", REMOTE_ADDR="203.0.113.5",
+                                                                HTTP_USER_AGENT=FIREFOX_LINUX))
+    assert verdict.changes == ("user_agent_family", "network") and verdict.revoke
+    assert (verdict.old_network, verdict.new_network) == ("198.51.100.0/24", "203.0.113.0/24")
+    assert (verdict.ip_address, verdict.user_agent) == ("203.0.113.5", FIREFOX_LINUX)
+    stored = DeviceSession.objects.get()
+    assert stored.revoked_at is None and stored.ip_address == "198.51.100.10" and stored.user_agent == CHROME_WINDOWS
+    assert AuditEvent.objects.count() == rows
+    same_place = rf.post("/", REMOTE_ADDR="198.51.100.77", HTTP_USER_AGENT=CHROME_WINDOWS)
+    assert refresh_anomaly(session=stored, request=same_place) is None
+    assert refresh_anomaly(session=stored, request=None) is None

@@ -1,0 +1,241 @@
+"""Changing the account's email address, and undoing a change (docs/security.md): the account and its
+link tokens (accounts), the "this wasn't me" link (security), the sessions the change ends
+(sessions_app)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.app_settings import app_settings
+from accounts.models import SECURITY_STATE_EXEMPT_PURPOSES, AccountToken, TokenPurpose, User
+from accounts.services import (
+    EmailTaken,
+    InvalidCurrentPassword,
+    InvalidLinkToken,
+    account_link,
+    account_token_consume,
+    account_token_issue,
+    new_email_validate,
+    password_reset_link_send,
+    token_failure_reason,
+    user_security_state_save,
+)
+from audit.models import EventType
+from audit.services import audit_record, email_mask
+from core.email import normalize_email
+from core.errors import ApiError
+from core.tokens import hash_token
+from notifications.services import outbox_enqueue
+from security.app_settings import app_settings as security_settings
+from security.models import SecurityTokenPurpose
+from security.services import security_token_issue, security_tokens_end
+from sessions_app.models import DeviceSession, RevokeReason
+from sessions_app.services import sessions_revoke_all
+
+
+def email_change_request(*, user: User, session: DeviceSession | None, new_email: str, password: str,
+                         request=None) -> None:
+    """Ask to move the account to ``new_email`` (the caller checked step-up). ``password`` must be the
+    account's (400 invalid_password, audited, nothing sent): a fresh session alone is not enough, since
+    the address is the recovery channel. The new address gets a single-use confirmation link (only its
+    hash is stored), or, if it already belongs to an account, a notice instead; the old address is told
+    either way, with a "this wasn't me" link. The caller answers the same in both cases, and the
+    requester's audit row looks the same too (no enumeration). A new request replaces every earlier
+    pending one."""
+    if not user.check_password(password or ""):
+        audit_record(event=EventType.EMAIL_CHANGE_FAILED, request=request, actor=user, session=session,
+                     success=False, reason="invalid_password")
+        raise InvalidCurrentPassword("The password is incorrect.", fields={"password": ["The password is incorrect."]})
+    new_email = normalize_email(new_email)
+    new_email_validate(new_email, user)
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()  # row locks before the audit chain lock
+        owner = User.objects.filter(email=new_email).first()
+        if owner is None:
+            raw = account_token_issue(user, TokenPurpose.CHANGE_EMAIL, app_settings.EMAIL_CHANGE_TTL,
+                                      new_email=new_email, requested_session_id=getattr(session, "pk", None))
+            outbox_enqueue(kind="email_change_confirm", recipient=new_email, subject="Confirm your new email address",
+                           template="email_change_confirm",
+                           context={"user": user, "new_email": new_email,
+                                    "link": account_link("account/email/confirm", raw),
+                                    "hours": int(app_settings.EMAIL_CHANGE_TTL.total_seconds() // 3600)})
+        else:
+            # What issuing a link does to earlier requests, so both cases leave the same state behind.
+            AccountToken.objects.filter(user=user, purpose=TokenPurpose.CHANGE_EMAIL,
+                                        used_at__isnull=True).update(used_at=timezone.now())
+            outbox_enqueue(kind="email_change_taken", recipient=owner.email, subject="Your email address was entered",
+                           template="email_change_taken",
+                           context={"user": owner, "login_link": f"{app_settings.PUBLIC_URL}/login",
+                                    "reset_link": f"{app_settings.PUBLIC_URL}/forgot-password"})
+        # ``email``: the address the link goes to. Opened after the change took effect, it undoes the
+        # change instead of mailing a reset to the new address (email_change_revert_for_not_me).
+        not_me = security_token_issue(user=user, purpose=SecurityTokenPurpose.NOT_ME,
+                                      ttl=security_settings.NOT_ME_TTL, session_id=str(getattr(session, "pk", "")),
+                                      email=user.email)
+        outbox_enqueue(kind="email_change_requested", recipient=user.email,
+                       subject="Your email address is being changed", template="email_change_requested",
+                       context={"user": user, "masked_new_email": email_mask(new_email), "time": timezone.now(),
+                                "hours": int(app_settings.EMAIL_CHANGE_TTL.total_seconds() // 3600),
+                                "not_me_link": f"{app_settings.PUBLIC_URL}/account/not-me?token={not_me}",
+                                "sessions_link": f"{app_settings.PUBLIC_URL}/account/sessions"})
+        # address_in_use is not among the details users see (security.serializers.VISIBLE_CONTEXT).
+        audit_record(event=EventType.EMAIL_CHANGE_REQUESTED, request=request, actor=user, session=session,
+                     new_email=email_mask(new_email), address_in_use=owner is not None)
+
+
+def email_change_confirm(*, token: str, request=None) -> User:
+    """Apply a confirmed change (the link mailed to the new address): the address must still be free
+    (checked, and guarded by the unique constraint: 409 email_taken), it counts as verified now, every
+    other link token of the account stops working (except the ways back of earlier changes), every
+    session except the one that asked ends. The old address is told, with a single-use link that undoes
+    the change (email_change_revert). Audited with both addresses masked. Atomic: a refusal changes
+    nothing."""
+    user_id = None
+    try:
+        with transaction.atomic():
+            pending = AccountToken.objects.filter(token_hash=hash_token(token or ""),
+                                                  purpose=TokenPurpose.CHANGE_EMAIL).values("user_id").first()
+            user_id = pending and pending["user_id"]
+            # The user row before the token row (the order of email_change_request), then the audit chain.
+            user = User.objects.select_for_update().filter(pk=user_id, is_active=True).first() if user_id else None
+            record = account_token_consume(token, TokenPurpose.CHANGE_EMAIL)
+            if user is None or record.user_id != user.pk:
+                raise InvalidLinkToken()
+            old, new, now = user.email, record.new_email, timezone.now()
+            if User.objects.filter(email=new).exclude(pk=user.pk).exists():
+                raise EmailTaken()
+            user.email, user.email_verified_at = new, now
+            try:
+                with transaction.atomic():
+                    user.save(update_fields=["email", "email_verified_at", "updated_at"])
+            except IntegrityError:  # taken by a concurrent registration or change (case-insensitive constraint)
+                raise EmailTaken() from None
+            # Links mailed to the old address (reset, verification) and other pending changes stop working;
+            # not the exempt ones (an earlier change's undo link must outlive the next change, whoever holds
+            # the new address must not end it).
+            AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
+                purpose__in=SECURITY_STATE_EXEMPT_PURPOSES).update(used_at=now)
+            revert = account_token_issue(user, TokenPurpose.EMAIL_CHANGE_REVERT, app_settings.EMAIL_CHANGE_REVERT_TTL,
+                                  replace=False, new_email=old)
+            keep = None
+            if record.requested_session_id:
+                keep = DeviceSession.objects.alive().filter(pk=record.requested_session_id, user=user).first()
+            revoked = sessions_revoke_all(user=user, reason=RevokeReason.EMAIL_CHANGED, request=request, actor=user,
+                                          keep=keep)
+            audit_record(event=EventType.EMAIL_CHANGED, request=request, actor=user, session=keep,
+                         old_email=email_mask(old), new_email=email_mask(new), sessions_revoked=revoked)
+            outbox_enqueue(kind="email_changed", recipient=old, subject="Your email address was changed",
+                           template="email_changed",
+                           context={"user": user, "masked_new_email": email_mask(new), "time": now,
+                                    "revert_link": account_link("account/email/revert", revert),
+                                    "days": app_settings.EMAIL_CHANGE_REVERT_TTL.days})
+            return user
+    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
+        subject = User.objects.filter(pk=user_id).first() if user_id else None
+        audit_record(event=EventType.EMAIL_CHANGE_FAILED, request=request, subject=subject, success=False,
+                     reason=token_failure_reason(exc))
+        raise
+
+
+class AddressNotRestorable(EmailTaken):
+    default_detail = ("This address belongs to another account now, so it cannot be given back. Nothing was "
+                      "changed; contact support.")
+
+
+def email_change_revert(*, token: str, request=None) -> User:
+    """The link mailed to the old address when a change was applied: give that address back. In one
+    transaction the account gets the old address again (verified: the link proves it), its password
+    becomes unusable (whoever made the change knows it), every session ends, every pending link ends
+    (resets, verification, pending email changes, unlock and "this wasn't me" links, the ways back of
+    later changes), and a reset link goes to the restored address. 409 email_taken when the address
+    belongs to another account now (nothing changes, the link stays unspent). Audited either way."""
+    user_id = None
+    try:
+        with transaction.atomic():
+            pending = AccountToken.objects.filter(token_hash=hash_token(token or ""),
+                                                  purpose=TokenPurpose.EMAIL_CHANGE_REVERT).values("user_id").first()
+            user_id = pending and pending["user_id"]
+            # The user row before the token row (every flow's order), then the audit chain.
+            user = User.objects.select_for_update().filter(pk=user_id, is_active=True).first() if user_id else None
+            record = account_token_consume(token, TokenPurpose.EMAIL_CHANGE_REVERT)
+            if user is None or record.user_id != user.pk:
+                raise InvalidLinkToken()
+            _email_change_undo(user=user, record=record, request=request, via="revert_link")
+            return user
+    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
+        subject = User.objects.filter(pk=user_id).first() if user_id else None
+        audit_record(event=EventType.EMAIL_CHANGE_REVERT_FAILED, request=request, subject=subject, success=False,
+                     reason=exc.code)
+        raise
+
+
+def email_change_revert_for_not_me(*, user: User, mailed_to: str, link_issued_at: datetime,
+                                   request=None) -> str | None:
+    """A "this wasn't me" link proves the address it was mailed to (``mailed_to``; for links issued
+    before it was recorded: the address the account had at ``link_issued_at``). If the account moved
+    away from that address since, a reset must not go to the new one: the change is undone with that
+    address's revert link, as email_change_revert does (call inside the report's transaction, before
+    it locks anything else). Returns None when the address did not change (the caller mails the reset
+    to it), ``"restored"``, or ``"unavailable"`` (no live revert link for it, or it belongs to another
+    account now: then no reset link is sent anywhere)."""
+    address = normalize_email(mailed_to) or _address_at(user, link_issued_at)
+    if address == user.email:
+        return None
+    record = (AccountToken.objects.usable().filter(user=user, purpose=TokenPurpose.EMAIL_CHANGE_REVERT,
+                                                   new_email=address).order_by("-created_at").first())
+    if record is None:
+        return "unavailable"
+    try:
+        with transaction.atomic():
+            User.objects.select_for_update().filter(pk=user.pk).first()
+            if not AccountToken.objects.filter(pk=record.pk, used_at__isnull=True).update(used_at=timezone.now()):
+                return "unavailable"  # spent by a concurrent request
+            _email_change_undo(user=user, record=record, request=request, via="not_me")
+    except EmailTaken:
+        user.refresh_from_db()
+        return "unavailable"
+    return "restored"
+
+
+def _address_at(user: User, moment: datetime) -> str:
+    """The address the account had at ``moment``: the one the first change after it replaced (each applied
+    change leaves a revert link naming the address it replaced), else the current one."""
+    first_change = (AccountToken.objects.filter(user=user, purpose=TokenPurpose.EMAIL_CHANGE_REVERT,
+                                                created_at__gt=moment).order_by("created_at").first())
+    return first_change.new_email if first_change is not None else user.email
+
+
+def _email_change_undo(*, user: User, record: AccountToken, request, via: str) -> None:
+    """The work of a revert (the caller locked the user row and spent ``record``): row locks first,
+    then the sessions (each revocation writes its audit row), then the audit rows and mail."""
+    restored, replaced, now = record.new_email, user.email, timezone.now()
+    if User.objects.filter(email=restored).exclude(pk=user.pk).exists():
+        raise AddressNotRestorable()
+    previous = (user.email, user.email_verified_at, user.password)
+    user.email, user.email_verified_at = restored, now
+    user.set_unusable_password()
+    try:
+        with transaction.atomic():
+            # a security-state change: known devices and versioned links end (the revert links are exempt)
+            user_security_state_save(user=user, update_fields=["email", "email_verified_at", "password", "updated_at"])
+    except IntegrityError:  # taken by a concurrent registration or change (case-insensitive constraint)
+        user.email, user.email_verified_at, user.password = previous
+        raise AddressNotRestorable() from None
+    # Every pending link ends, except the ways back of earlier changes (they restore addresses held
+    # before this one); the revert links of later changes (to addresses given up now) end too.
+    links = AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
+        purpose=TokenPurpose.EMAIL_CHANGE_REVERT, created_at__lt=record.created_at).update(used_at=now)
+    links += security_tokens_end(user=user)
+    password_reset_link_send(user)  # to the restored address
+    revoked = sessions_revoke_all(user=user, reason=RevokeReason.EMAIL_CHANGE_REVERTED, request=request, actor=user)
+    audit_record(event=EventType.EMAIL_CHANGE_REVERTED, request=request, actor=user, via=via,
+                 restored_email=email_mask(restored), replaced_email=email_mask(replaced), sessions_revoked=revoked,
+                 links_ended=links)
+    audit_record(event=EventType.PASSWORD_RESET_REQUESTED, request=request, subject=user, via=via)
+    if replaced != restored:
+        outbox_enqueue(kind="email_change_reverted", recipient=replaced,
+                       subject="This address was removed from an account", template="email_change_reverted",
+                       context={"user": user, "masked_restored_email": email_mask(restored), "time": now})

@@ -1,0 +1,94 @@
+"""Password reset, password change and re-authentication: the account's password (accounts), the
+sessions they end or refresh (sessions_app), and for a reset the organizations of a business sign-up
+(orgs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.app_settings import app_settings
+from accounts.models import AccountToken, TokenPurpose, User
+from accounts.services import (
+    InvalidCredentials,
+    InvalidCurrentPassword,
+    account_token_consume,
+    account_token_owner,
+    password_changed_mail,
+    password_validate,
+    token_failure_reason,
+    user_security_state_save,
+)
+from audit.models import EventType
+from audit.services import audit_record
+from core.errors import ApiError
+from core.tokens import hash_token
+from orgs.services import pending_organizations_create
+from sessions_app.models import DeviceSession, RevokeReason
+from sessions_app.services import session_mark_reauthenticated, sessions_revoke_all
+
+
+def password_reset(*, token: str, password: str, request=None) -> User:
+    """Set a new password from a reset link: every session ends, the email counts as verified."""
+    try:
+        with transaction.atomic():
+            record = AccountToken.objects.select_related("user").filter(
+                token_hash=hash_token(token or ""), purpose=TokenPurpose.RESET_PASSWORD
+            ).first()
+            if record is not None:
+                password_validate(password, record.user, "password")  # before spending the token
+            user = account_token_consume(token, TokenPurpose.RESET_PASSWORD).user
+            user.set_password(password)
+            user.email_verified_at = user.email_verified_at or timezone.now()
+            # Every other link (the pending email change too) and every known device end with the password.
+            user_security_state_save(user=user, update_fields=["password", "email_verified_at", "updated_at"])
+            sessions_revoke_all(user=user, reason=RevokeReason.PASSWORD_RESET, request=request, actor=user)
+            audit_record(event=EventType.PASSWORD_RESET_COMPLETED, request=request, actor=user)
+            pending_organizations_create(user=user, request=request)  # a reset verifies the email too
+            password_changed_mail(user)
+            return user
+    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
+        audit_record(event=EventType.PASSWORD_RESET_FAILED, request=request, success=False,
+                     reason=token_failure_reason(exc),
+                     subject=account_token_owner(token, TokenPurpose.RESET_PASSWORD))
+        raise
+
+
+def password_change(*, user: User, session: DeviceSession | None, current_password: str, new_password: str,
+                    request=None) -> None:
+    """Change the password: every other session ends; this one counts as freshly authenticated."""
+    if not user.check_password(current_password):
+        audit_record(event=EventType.PASSWORD_CHANGE_FAILED, request=request, actor=user, session=session,
+                     success=False, reason="invalid_password")
+        raise InvalidCurrentPassword(fields={"currentPassword": ["The current password is incorrect."]})
+    try:
+        password_validate(new_password, user, "newPassword")
+    except ApiError:
+        audit_record(event=EventType.PASSWORD_CHANGE_FAILED, request=request, actor=user, session=session,
+                     success=False, reason="password_policy")
+        raise
+    with transaction.atomic():
+        user.set_password(new_password)
+        # Every link mailed so far and every known device end, except this device's (its session stays).
+        user_security_state_save(user=user, update_fields=["password", "updated_at"], keep_session=session)
+        sessions_revoke_all(user=user, reason=RevokeReason.PASSWORD_CHANGED, request=request, actor=user,
+                            keep=session)
+        if session is not None:
+            session_mark_reauthenticated(session)
+        audit_record(event=EventType.PASSWORD_CHANGED, request=request, actor=user, session=session)
+        password_changed_mail(user)
+
+
+def user_reauthenticate(*, user: User, session: DeviceSession, password: str, request=None) -> datetime:
+    """Confirm the password again; the session counts as fresh for AUTH_REAUTH_MAX_AGE_SECONDS.
+    Returns the time until which it is fresh."""
+    if not user.check_password(password):
+        audit_record(event=EventType.REAUTHENTICATION_FAILED, request=request, actor=user, session=session,
+                     success=False, reason="invalid_password")
+        raise InvalidCredentials("The password is incorrect.")
+    with transaction.atomic():
+        session_mark_reauthenticated(session)
+        audit_record(event=EventType.REAUTHENTICATED, request=request, actor=user, session=session)
+    return session.reauthenticated_at + app_settings.REAUTH_MAX_AGE

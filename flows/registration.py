@@ -1,0 +1,74 @@
+"""Registration and verification across apps: a business sign-up stores the organization to create
+(orgs), and verifying the address creates it."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import AccountToken, TokenPurpose, User
+from accounts.services import (
+    PasswordRequired,
+    account_token_consume,
+    account_token_owner,
+    password_validate,
+    token_failure_reason,
+    user_register,
+    user_security_state_save,
+)
+from audit.models import EventType
+from audit.services import audit_record
+from core.errors import ApiError
+from core.tokens import hash_token
+from orgs.services import pending_organization_store, pending_organizations_create
+
+
+@transaction.atomic
+def user_register_b2b(*, email: str, password: str, name: str, organization_name: str, request=None) -> User | None:
+    """``register`` for a business: the same answer and mail, and the organization to create with the
+    user as owner once the email address is verified. Nothing is stored for a taken email."""
+    user = user_register(email=email, password=password, name=name, request=request)
+    if user is not None:
+        pending_organization_store(user=user, name=organization_name)
+    return user
+
+
+def email_verify(*, token: str, password: str | None = None, request=None) -> User:
+    """Confirm the address from the mailed link. An account that has never signed in gets its password
+    here, from whoever opened the link (the holder of the address): ``password`` is required then
+    (400 ``password_required``) and replaces the one given at registration, so a password chosen by
+    someone who registered another person's address does not survive the verification. It is ignored
+    for an account that has signed in before. Checked before the token is spent: a refusal keeps the
+    link working. Creates the organizations of a ``register-b2b`` sign-up."""
+    try:
+        with transaction.atomic():
+            record = AccountToken.objects.select_related("user").filter(
+                token_hash=hash_token(token or ""), purpose=TokenPurpose.VERIFY_EMAIL).first()
+            # No row lock needed: of racing requests only the one whose conditional UPDATE spends the
+            # token goes on to set the password.
+            sets_password = record is not None and record.user.last_login is None
+            # A dead link answers invalid_token / token_expired (below) before any password question.
+            if sets_password and record.used_at is None and record.expires_at > timezone.now():
+                if not password:
+                    raise PasswordRequired(fields={"password": ["Choose a password for this account."]})
+                password_validate(password, record.user, "password")
+            user = account_token_consume(token, TokenPurpose.VERIFY_EMAIL).user
+            fields = ["updated_at"]
+            if user.email_verified_at is None:
+                user.email_verified_at = timezone.now()
+                fields.append("email_verified_at")
+            if sets_password:
+                user.set_password(password)
+                fields.append("password")
+            if sets_password:  # a security-state change: links the registrant may hold end with it
+                user_security_state_save(user=user, update_fields=fields)
+            elif len(fields) > 1:
+                user.save(update_fields=fields)
+            audit_record(event=EventType.EMAIL_VERIFIED, request=request, actor=user, credentials_set=sets_password)
+            pending_organizations_create(user=user, request=request)  # register-b2b
+            return user
+    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
+        audit_record(event=EventType.EMAIL_VERIFICATION_FAILED, request=request, success=False,
+                     reason=token_failure_reason(exc),
+                     subject=account_token_owner(token, TokenPurpose.VERIFY_EMAIL))
+        raise
