@@ -8,6 +8,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from core.email import normalize_email
+from core.links import SECURITY_STATE_EXEMPT_PURPOSES, current_security_version  # noqa: F401  (re-exported)
 from core.tokens import hash_token
 
 
@@ -92,19 +93,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         self._password_hash_set = self.password
 
 
-def current_security_version(user_field: str = "user_id") -> models.Subquery:
-    """The security version of the row's user as a correlated subquery, for the conditional UPDATE that
-    spends a link token: a change committed after the token was read still stops it. A subquery, not a
-    join: with a join Django turns the UPDATE into ``id IN (SELECT ...)``, and PostgreSQL would not
-    re-check ``used_at`` on the row it waited for, so racing requests could all spend one token."""
-    return models.Subquery(User.objects.filter(pk=models.OuterRef(user_field)).values("security_version")[:1])
+# The security version's rule for link tokens lives in core.links (security's tokens use it too).
 
-
-# Link purposes whose tokens are issued without the security version, so no security-state change
-# ends them: the undo link mailed to the old address after an email change must survive the new
-# owner changing the password (that is the attacker it undoes). A purpose joins this set only with
-# that reason written next to it.
-SECURITY_STATE_EXEMPT_PURPOSES = frozenset({"email_change_revert"})
 
 
 class TokenPurpose(models.TextChoices):

@@ -1,7 +1,7 @@
 """Account API: each view parses its input, calls one service, renders."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -25,13 +25,13 @@ from accounts.serializers import (
 )
 from core.responses import secret_response
 from core.schema import ERRORS, ErrorBody
+from core.views import PublicApi
 from flows import account_deletion, email_change, login, passwords, registration
 from sessions_app.authentication import request_session
-from security.lockout import known_device_token_issue
-from security.ratelimit import device_token_proves_owner, rate_limit
-from security.serializers import LoginOutput
+from security.lockout import device_token_proves_owner, known_device_token_issue
+from security.ratelimit import rate_limit
 from security.stepup import SensitiveAction, step_up_for
-from sessions_app.serializers import token_pair_data
+from sessions_app.serializers import LoginOutput, token_pair_data
 
 ACCEPTED = "If the address can be used, we have sent an email with the next step."
 EMAIL_CHANGE_ACCEPTED = ("Check the inbox of the new address: the change takes effect when you open the link we "
@@ -39,13 +39,6 @@ EMAIL_CHANGE_ACCEPTED = ("Check the inbox of the new address: the change takes e
 
 
 ERROR_409 = OpenApiResponse(ErrorBody, description="email_taken")
-
-
-class PublicApi(APIView):
-    """Endpoints that must work without (and ignore) credentials."""
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
 
 
 class RegisterApi(PublicApi):

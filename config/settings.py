@@ -209,7 +209,7 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-CSRF_FAILURE_VIEW = "web.views.csrf_failure"  # a page that says what happened (web/form_account.py)
+CSRF_FAILURE_VIEW = "web.form_refusals.csrf_failure"  # a page that says what happened (web/form_account.py)
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = 31536000

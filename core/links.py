@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -111,3 +112,20 @@ def public_url(route_name: str, /, **query: Any) -> str:
     token=raw)`` -> ``https://auth.example.com/account/unlock?token=...``."""
     url = AppSettings().PUBLIC_URL.rstrip("/") + reverse(route_name)
     return f"{url}?{urlencode(query)}" if query else url
+
+
+# --- the security version of link tokens (docs/security.md, "security state ends links") -----------------
+# Link purposes whose tokens are issued without the security version, so no security-state change
+# ends them: the undo link mailed to the old address after an email change must survive the new
+# owner changing the password (that is the attacker it undoes). A purpose joins this set only with
+# that reason written next to it.
+SECURITY_STATE_EXEMPT_PURPOSES = frozenset({"email_change_revert"})
+
+
+def current_security_version(user_field: str = "user_id") -> models.Subquery:
+    """The security version of the row's user as a correlated subquery, for the conditional UPDATE that
+    spends a link token: a change committed after the token was read still stops it. A subquery, not a
+    join: with a join Django turns the UPDATE into ``id IN (SELECT ...)``, and PostgreSQL would not
+    re-check ``used_at`` on the row it waited for, so racing requests could all spend one token."""
+    user_model = get_user_model()
+    return models.Subquery(user_model.objects.filter(pk=models.OuterRef(user_field)).values("security_version")[:1])

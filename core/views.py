@@ -2,7 +2,9 @@
 
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
 
 from core.errors import json_error
 
@@ -49,3 +51,10 @@ class SchemaApi(SpectacularAPIView):
         self.request.accepted_renderer = JSONRenderer()
         self.request.accepted_media_type = JSONRenderer.media_type
         return response
+
+
+class PublicApi(APIView):
+    """Endpoints that must work without (and ignore) credentials."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,6 +22,7 @@ from audit.models import EventType
 from audit.services import audit_record
 from core.errors import ApiError
 from core.tokens import hash_token
+from orgs.models import PendingOrganization
 from orgs.services import pending_organization_store, pending_organizations_create
 
 
@@ -72,3 +75,26 @@ def email_verify(*, token: str, password: str | None = None, request=None) -> Us
                      reason=token_failure_reason(exc),
                      subject=account_token_owner(token, TokenPurpose.VERIFY_EMAIL))
         raise
+
+
+# --- what the verification page shows before it acts (a GET must not use the token) ---------------
+@dataclass(frozen=True)
+class VerificationPreview:
+    """What confirming an address will do: ``needs_password`` (the account never signed in, so the
+    person confirming chooses its password: flows.registration.email_verify) and the organizations a
+    ``register-b2b`` sign-up asked for, created with them as owner."""
+
+    needs_password: bool
+    organizations: tuple[str, ...]
+
+
+def email_verification_preview(*, token: str) -> VerificationPreview | None:
+    """Read only: a page's GET must not use the token (mail scanners fetch links). None when the link
+    would not work (unknown, used or expired); the POST then says so."""
+    record = (AccountToken.objects.usable().by_value(token or "").filter(purpose=TokenPurpose.VERIFY_EMAIL)
+              .select_related("user").first())
+    if record is None:
+        return None
+    names = PendingOrganization.objects.filter(user=record.user).order_by("created_at", "pk").values_list("name",
+                                                                                                          flat=True)
+    return VerificationPreview(needs_password=record.user.last_login is None, organizations=tuple(names))

@@ -6,9 +6,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.serializers import DetailOutput
-from accounts.views import PublicApi
 from core.responses import secret_response
 from core.schema import ERRORS
+from core.views import PublicApi
 from flows import registration
 from sessions_app.authentication import AccessContext, request_session
 from orgs import selectors, services

@@ -150,6 +150,16 @@ def known_device_valid(*, token: str, email: str, request=None, device_id: str =
     return reason is None
 
 
+def device_token_proves_owner(request, address: str) -> bool:
+    """API owner proof: the body's ``deviceToken`` (returned by a login of that account) is valid for
+    ``address`` (security/lockout.py's known devices)."""
+    data = getattr(request, "data", None)
+    token = data.get("deviceToken") if isinstance(data, dict) else None
+    device_id = data.get("deviceId", "") if isinstance(data, dict) else ""
+    return (isinstance(token, str) and len(token) <= 512 and isinstance(device_id, str) and len(device_id) <= 128
+            and known_device_valid(token=token, email=address, request=request, device_id=device_id))
+
+
 def known_devices_end(*, user, session, reason: str) -> int:
     """The user signed ``session`` out: the device that received a token with it is no longer known."""
     return KnownDevice.objects.filter(user=user, session_id=session.pk, revoked_at__isnull=True).update(

@@ -2,7 +2,7 @@
 
 ``ratelimit_hit(request=..., scope=...)`` counts one request against a scope's rate
 (security/app_settings.py, the table in docs/security.md) and raises 429 ``rate_limited`` with
-``Retry-After`` over the limit; ``rate_limit`` does it for a DRF method and ``web.views.page_rate_limit``
+``Retry-After`` over the limit; ``rate_limit`` does it for a DRF method and ``web.decorators.page_rate_limit``
 for a page, both through ``request_limits_hit`` (one sequence for both); ``ApiRateThrottle`` applies the
 ``api`` scope to every API view, per signed-in user or else per client IP.
 
@@ -102,18 +102,6 @@ def request_limits_hit(*, request, scope: str, user=None, address: str | None = 
     ratelimit_hit(request=request, scope=scope, value=user_value(user) if user is not None else None)
     if address:
         mail_address_hit(request=request, address=address)
-
-
-def device_token_proves_owner(request, address: str) -> bool:
-    """API owner proof: the body's ``deviceToken`` (returned by a login of that account) is valid for
-    ``address`` (security/lockout.py's known devices)."""
-    from security.lockout import known_device_valid
-
-    data = getattr(request, "data", None)
-    token = data.get("deviceToken") if isinstance(data, dict) else None
-    device_id = data.get("deviceId", "") if isinstance(data, dict) else ""
-    return (isinstance(token, str) and len(token) <= 512 and isinstance(device_id, str) and len(device_id) <= 128
-            and known_device_valid(token=token, email=address, request=request, device_id=device_id))
 
 
 def rate_limit(scope: str, *, per_user: bool = False, mail_to: str | None = None, owner_proof=None):

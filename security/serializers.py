@@ -2,7 +2,6 @@ from rest_framework import serializers
 
 from audit.models import AuditEvent
 from core.fields import StrictCharField
-from sessions_app.serializers import TokenPairOutput
 
 # Context keys shown to users: what happened, never internal hashes or other people's details.
 VISIBLE_CONTEXT = ("reason", "via", "scope", "changes", "device", "browser", "os", "network", "action",
@@ -42,11 +41,3 @@ class SecurityEventsOutput(serializers.Serializer):
     page = serializers.IntegerField()
     pageSize = serializers.IntegerField()
     hasNext = serializers.BooleanField()
-
-
-class LoginOutput(TokenPairOutput):
-    deviceToken = serializers.CharField(
-        help_text="Send it as deviceToken (with the same deviceId) with later logins from this device: it stays "
-                  "exempt from lockouts of this account. Each login answers a new one and ends the one it was "
-                  "sent; signing this session out, a password change or reset and \"this wasn't me\" end it "
-                  "(docs/security.md).")

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from accounts.models import SECURITY_STATE_EXEMPT_PURPOSES, current_security_version
 from audit.models import EventType
 from audit.services import audit_record
 from core.errors import ApiError
+from core.links import SECURITY_STATE_EXEMPT_PURPOSES, current_security_version
 from core.tokens import hash_token
 from security.models import SecurityToken
 

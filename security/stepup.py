@@ -7,7 +7,7 @@ security.md mirrors it, tests/security/test_step_up_rule.py drives every entry t
 page), and every check goes through ``step_up_require`` / ``step_up_check`` with one of its names:
 
 * an action that always needs it, checked where the request comes in: the DRF permission
-  ``step_up_for(action, *methods)`` and the page decorator ``web.views.step_up(action)``;
+  ``step_up_for(action, *methods)`` and the page decorator ``web.decorators.step_up(action)``;
 * an action that needs it only in some cases (the owner role changes hands): the service decides
   inside its transaction with ``step_up_check`` and is wrapped in ``step_up_audited``; the API answers
   403 ``reauthentication_required``, a page sends the browser to /account/reauthenticate;

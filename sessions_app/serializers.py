@@ -40,6 +40,14 @@ class TokenPairOutput(serializers.Serializer):
     session = SessionOutput()
 
 
+class LoginOutput(TokenPairOutput):
+    deviceToken = serializers.CharField(
+        help_text="Send it as deviceToken (with the same deviceId) with later logins from this device: it stays "
+                  "exempt from lockouts of this account. Each login answers a new one and ends the one it was "
+                  "sent; signing this session out, a password change or reset and \"this wasn't me\" end it "
+                  "(docs/security.md).")
+
+
 class RefreshInput(serializers.Serializer):
     refreshToken = StrictCharField(max_length=512)
 

@@ -13,7 +13,7 @@ revoke B's sessions, rename B's organization, sign B out. So:
   page (409) saying what happened, and audited (``web.form.account_mismatch``).
 - Sign-in, adding an account, every switch and sign-out rotate the CSRF token
   (sessions_app/browser.py, ``BrowserState``), so a form of another tab also fails Django's CSRF
-  check; the CSRF failure page (``web.views.csrf_failure``) then says which of the two happened.
+  check; the CSRF failure page (``web.form_refusals.csrf_failure``) then says which of the two happened.
 
 A request without the field (an API client, a script with the CSRF token) is not refused for that:
 only a form we rendered carries it, and ours always do (tests/web/test_form_account_binding.py).

@@ -5,7 +5,7 @@ session middleware (who is signed in now), before any view."""
 from __future__ import annotations
 
 from web.form_account import account_mismatch
-from web.views import form_account_refused  # the page (409) and its audit row
+from web.form_refusals import form_account_refused  # the page (409) and its audit row
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -24,7 +24,8 @@ from security.stepup import ReauthenticationRequired, SensitiveAction, step_up_r
 from sessions_app.services import session_switch_organization
 from web import forms as web_forms
 from web import org_forms as forms
-from web.views import _message, _page, _to_reauth, page_rate_limit, safe_next, signed_in
+from web.decorators import page_rate_limit, signed_in
+from web.pages import message, page, safe_next, to_reauth
 
 # Every organization page's POST counts against the API's per-client limit (the same operations).
 RATE_SCOPE = "api"
@@ -54,7 +55,7 @@ def _org_url(org_id, done: str | None = None) -> str:
 
 
 def _not_found(request, text="No such organization."):
-    return _message(request, "Not found", text, status=404, link=("/organizations", "Your organizations"))
+    return message(request, "Not found", text, status=404, link=("/organizations", "Your organizations"))
 
 
 def _refused(request, exc: ApiError, org_id=None):
@@ -63,11 +64,11 @@ def _refused(request, exc: ApiError, org_id=None):
     A step-up refusal (the service's rule, security/stepup.py; already audited) sends the browser to
     /account/reauthenticate and back to the organization's page, where the action can be repeated."""
     if isinstance(exc, ReauthenticationRequired):
-        return _to_reauth(request, _org_url(org_id) if org_id else "/organizations")
+        return to_reauth(request, _org_url(org_id) if org_id else "/organizations")
     if exc.status_code == 404:
         return _not_found(request, exc.message)
     title = "Too many attempts" if exc.status_code == 429 else "Nothing was changed"
-    response = _message(request, title, exc.message, status=exc.status_code,
+    response = message(request, title, exc.message, status=exc.status_code,
                         link=(_org_url(org_id), "Back to the organization") if org_id else
                         ("/organizations", "Your organizations"))
     for name, value in exc.headers.items():  # 429: Retry-After
@@ -86,7 +87,7 @@ def _membership(request, org_id):
 # --- my organizations and the switcher ------------------------------------------------------------------
 def _list_page(request, form, status=200):
     row = request.browser.row
-    return _page(request, "organizations", status=status, memberships=list(selectors.memberships_of(row.user)),
+    return page(request, "organizations", status=status, memberships=list(selectors.memberships_of(row.user)),
                  invitations=list(selectors.invitations_pending_for(row.user)),
                  active_id=row.active_organization_id, form=form, notice=_notice(request))
 
@@ -119,7 +120,7 @@ def organizations_switch(request):
     it is). Later access tokens of this browser (``GET /api/v1/auth/token``) carry ``org``/``orgRole``."""
     form = forms.OrganizationChoiceForm(request.POST)
     if not form.is_valid():
-        return _message(request, "Nothing was changed", "Choose one of your organizations.", status=400,
+        return message(request, "Nothing was changed", "Choose one of your organizations.", status=400,
                         link=("/organizations", "Your organizations"))
     try:
         session_switch_organization(session=request.browser.row, organization_id=form.cleaned_data["organization"],
@@ -181,7 +182,7 @@ def _organization_page(request, membership, status=200, alert=None, **bound):
     now = timezone.now()
     invitations = ([i for i in selectors.invitations_visible_to(user, organization.pk)
                     if i.status(now) == InvitationStatus.PENDING] if is_admin else [])
-    return _page(
+    return page(
         request, "organization", status=status, title=organization.name, organization=organization,
         membership=membership, is_admin=is_admin, is_owner=is_owner, members=members, role_choices=role_choices,
         invitations=invitations, active=request.browser.row.active_organization_id == organization.pk,
@@ -289,7 +290,7 @@ def member_role(request, org_id, user_id):
     if not form.is_valid():
         if _membership(request, org_id) is None:
             return _not_found(request)
-        return _message(request, "Nothing was changed", "Choose one of the roles: owner, admin or member.",
+        return message(request, "Nothing was changed", "Choose one of the roles: owner, admin or member.",
                         status=400, link=(_org_url(org_id), "Back to the organization"))
     try:
         orgs.member_role_change(user=request.browser.row.user, organization_id=org_id, member_user_id=user_id,
@@ -352,13 +353,13 @@ def organization_delete(request, org_id):
     if membership is None:
         return _not_found(request)
     if request.method == "GET" and membership.role != OrgRole.OWNER:  # the POST is the service's to refuse
-        return _message(request, "Only owners", "Only owners can delete the organization.", status=403,
+        return message(request, "Only owners", "Only owners can delete the organization.", status=403,
                         link=(_org_url(org_id), "Back to the organization"))
     request.device_session = request.browser.row
     try:  # the rule the service applies again on POST (org.delete), asked before the form is shown
         step_up_require(request=request, action=SensitiveAction.ORG_DELETE)
     except ReauthenticationRequired:
-        return _to_reauth(request, f"/organizations/{org_id}/delete")
+        return to_reauth(request, f"/organizations/{org_id}/delete")
     form = forms.DeleteOrganizationForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
@@ -367,8 +368,8 @@ def organization_delete(request, org_id):
             except ApiError as exc:  # 403 for admins and members
                 return _refused(request, exc, org_id)
             return redirect("/organizations?done=deleted")
-        return _page(request, "organization_delete", status=400, form=form, organization=membership.organization)
-    return _page(request, "organization_delete", form=form, organization=membership.organization)
+        return page(request, "organization_delete", status=400, form=form, organization=membership.organization)
+    return page(request, "organization_delete", form=form, organization=membership.organization)
 
 
 # --- the invitation link ---------------------------------------------------------------------------------------
@@ -386,19 +387,19 @@ def invitation_accept(request):
                "add_url": "/login?" + urlencode({"add": "1", "next": here})}
     row = request.browser.row
     if row is None:  # anonymous (a POST, too: nothing is accepted without an account)
-        return _page(request, "invitation_accept", anonymous=True, **context)
+        return page(request, "invitation_accept", anonymous=True, **context)
     if request.method == "GET":
         invitation = selectors.invitation_open_by_token(token) if token else None
-        return _page(request, "invitation_accept", invitation=invitation, **context)
+        return page(request, "invitation_accept", invitation=invitation, **context)
     form = web_forms.TokenForm(request.POST)
     if not form.is_valid():
-        return _message(request, "This invitation does not work", "Open the link from the invitation email.",
+        return message(request, "This invitation does not work", "Open the link from the invitation email.",
                         status=400)
     try:
         membership = orgs.invitation_accept(user=row.user, token=form.cleaned_data["token"], request=request)
     except orgs.InvitationEmailMismatch as exc:
-        return _page(request, "invitation_accept", status=exc.status_code, mismatch=exc.message, **context)
+        return page(request, "invitation_accept", status=exc.status_code, mismatch=exc.message, **context)
     except ApiError as exc:  # invalid_token, token_expired, already_member
-        return _message(request, "This invitation does not work", exc.message, status=exc.status_code,
+        return message(request, "This invitation does not work", exc.message, status=exc.status_code,
                         link=("/organizations", "Your organizations"))
     return redirect(_org_url(membership.organization_id, "joined"))

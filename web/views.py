@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from functools import wraps
 from urllib.parse import urlencode
 
-from django.apps import apps
-from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import services as accounts
-from audit.models import EventType
 from audit.selectors import security_events_for
 from core.errors import ApiError
 from core.fields import ascii_int, int_param
@@ -19,69 +15,15 @@ from core.request_meta import user_agent_describe
 from flows import account_deletion, email_change, incident, passwords, registration, sign_out
 from security import lockout as security_lockout
 from security.app_settings import app_settings as security_settings
-from security.stepup import ReauthenticationRequired, SensitiveAction, step_up_require
+from security.stepup import SensitiveAction
 from sessions_app import selectors
 from sessions_app.browser import cookie_cache_ok
 from web import forms, services
+from web.decorators import page_rate_limit, signed_in, step_up
+from web.pages import message, page, safe_next, to_login
 from web.app_settings import app_settings
-from web.form_account import account_mismatch
 
 ACCEPTED = "If the address can be used, we have sent an email with the next step."
-
-
-def safe_next(request, default: str = "/account") -> str:
-    """``next=`` only to this site or a host in WEB_NEXT_ALLOWED_HOSTS (never javascript:, //evil)."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    allowed = {request.get_host(), *app_settings.NEXT_ALLOWED_HOSTS}
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts=allowed, require_https=request.is_secure()):
-        return target
-    return default
-
-
-def _to_login(request):
-    return redirect("/login?" + urlencode({"next": request.get_full_path()}))
-
-
-def signed_in(view):
-    """The page needs the session row (writes, lists): load it, or send the visitor to /login."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if request.browser.row is None:
-            return _to_login(request)
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def page_rate_limit(scope: str, *, per_user: bool = False, mail_to: str | None = None, owner_proof=None):
-    """The API's rate limits for a page's POST (same scope, same counters and the same sequence:
-    security.ratelimit.request_limits_hit), answered as a page with 429 and Retry-After. ``per_user``:
-    counted per signed-in user instead of per client IP (put it under @signed_in). ``mail_to``: the
-    form field with an address the page mails; ``owner_proof(request, address)``: the owner's own
-    share (as for the API). A no-op until the security app is installed."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            if request.method == "POST" and apps.is_installed("security"):
-                from security.ratelimit import address_normalize, request_limits_hit
-
-                address = address_normalize(request.POST.get(mail_to)) if mail_to else None
-                try:
-                    request_limits_hit(request=request, scope=scope,
-                                       user=request.browser.row.user if per_user else None, address=address,
-                                       owner=bool(address and owner_proof and owner_proof(request, address)))
-                except ApiError as exc:
-                    response = _message(request, "Too many attempts", exc.message, status=exc.status_code)
-                    for name, header in exc.headers.items():
-                        response[name] = header
-                    return response
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
 
 
 def browser_proves_owner(request, address: str) -> bool:
@@ -94,14 +36,6 @@ def browser_proves_owner(request, address: str) -> bool:
         return True
     return any(known_device_valid(token=token, email=address, request=request)
                for token in services.device_tokens_read(request))
-
-
-def _page(request, template, status=200, **context):
-    return render(request, f"web/{template}.html", context, status=status)
-
-
-def _message(request, title, text, status=200, **context):
-    return _page(request, "message", status=status, title=title, text=text, **context)
 
 
 def _minutes(seconds: str) -> int:
@@ -117,32 +51,6 @@ def _set_device_cookie(response, value: str) -> None:
     response.set_cookie(app_settings.DEVICE_COOKIE, value,
                         max_age=int(security_settings.KNOWN_DEVICE_MAX_AGE.total_seconds()),
                         secure=session_settings.COOKIE_SECURE, httponly=True, samesite="Lax", path="/")
-
-
-def _to_reauth(request, action: str):
-    return redirect("/account/reauthenticate?" + urlencode({"next": action}))
-
-
-def step_up(action, back: str | None = None):
-    """The page does a sensitive action (``security.stepup.SensitiveAction``, the API's list and rule:
-    a password entry within AUTH_REAUTH_MAX_AGE_SECONDS, the session's ``reauthenticated_at``, set at
-    sign-in and by re-authentication, never by activity). Otherwise the refusal is audited as on the
-    API and the browser goes to /account/reauthenticate and comes back to ``back`` (default: this
-    page). Put it under @signed_in."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            request.device_session = request.browser.row
-            try:
-                step_up_require(request=request, action=action)
-            except ReauthenticationRequired:
-                return _to_reauth(request, back or request.path)
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
 
 
 # --- sign in / out ---------------------------------------------------------------------------------
@@ -163,7 +71,7 @@ def login(request):
         except ApiError as exc:
             form.add_api_error(exc)
             retry = exc.headers.get("Retry-After", "")
-            response = _page(request, "login", status=exc.status_code if exc.status_code == 429 else 200,
+            response = page(request, "login", status=exc.status_code if exc.status_code == 429 else 200,
                              form=form, next=nxt, adding=adding, unverified=exc.code == "email_not_verified",
                              locked_minutes=_minutes(retry) if exc.code == "account_locked" else None)
             for name, header in exc.headers.items():  # lockout: Retry-After
@@ -172,7 +80,7 @@ def login(request):
         response = redirect(nxt)
         _set_device_cookie(response, services.device_tokens_merge(request, row))
         return response
-    return _page(request, "login", status=status, form=form, next=nxt, adding=adding)
+    return page(request, "login", status=status, form=form, next=nxt, adding=adding)
 
 
 @require_POST
@@ -193,9 +101,9 @@ def register(request):
         except ApiError as exc:
             form.add_api_error(exc)
         else:
-            return _message(request, "Check your inbox",
+            return message(request, "Check your inbox",
                             "Check your inbox to confirm your email address.")
-    return _page(request, "register", form=form)
+    return page(request, "register", form=form)
 
 
 @require_http_methods(["GET", "POST"])
@@ -209,7 +117,7 @@ def verify_email(request):
     form = forms.VerifyEmailForm(request.POST)
     if not form.is_valid():
         if form.has_error("token"):
-            return _message(request, "This link does not work", _BAD_LINK, status=400, show_resend=True)
+            return message(request, "This link does not work", _BAD_LINK, status=400, show_resend=True)
         return _verify_page(request, form, form.data.get("token", ""))
     try:
         registration.email_verify(token=form.cleaned_data["token"], password=form.cleaned_data["password"] or None,
@@ -218,16 +126,14 @@ def verify_email(request):
         if exc.code in ("password_required", "validation_error"):  # the link still works: ask again
             form.add_api_error(exc)
             return _verify_page(request, form, form.cleaned_data["token"])
-        return _message(request, "This link does not work", exc.message, status=400, show_resend=True)
-    return _message(request, "Email confirmed", "Your email address is confirmed. You can sign in now.",
+        return message(request, "This link does not work", exc.message, status=400, show_resend=True)
+    return message(request, "Email confirmed", "Your email address is confirmed. You can sign in now.",
                     link=("/login", "Sign in"))
 
 
 def _verify_page(request, form, token: str):
-    from accounts.selectors import email_verification_preview
-
-    preview = email_verification_preview(token=token) if token else None
-    return _page(request, "verify_email", form=form, has_token=bool(token),
+    preview = registration.email_verification_preview(token=token) if token else None
+    return page(request, "verify_email", form=form, has_token=bool(token),
                  needs_password=bool(preview and preview.needs_password) or form.has_error("password"),
                  organizations=preview.organizations if preview else ())
 
@@ -238,8 +144,8 @@ def resend_verification(request):
     form = forms.EmailForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         accounts.verification_resend(email=form.cleaned_data["email"], request=request)
-        return _message(request, "Check your inbox", ACCEPTED)
-    return _page(request, "email_form", form=form, title="Send the confirmation link again",
+        return message(request, "Check your inbox", ACCEPTED)
+    return page(request, "email_form", form=form, title="Send the confirmation link again",
                  button="Send link", action="/verify-email/resend")
 
 
@@ -249,8 +155,8 @@ def forgot_password(request):
     form = forms.EmailForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         accounts.password_forgot(email=form.cleaned_data["email"], request=request)
-        return _message(request, "Check your inbox", ACCEPTED)
-    return _page(request, "email_form", form=form, title="Reset your password", button="Send reset link",
+        return message(request, "Check your inbox", ACCEPTED)
+    return page(request, "email_form", form=form, title="Reset your password", button="Send reset link",
                  action="/forgot-password")
 
 
@@ -259,7 +165,7 @@ def forgot_password(request):
 def reset_password(request):
     if request.method == "GET":
         form = forms.ResetPasswordForm(initial={"token": request.GET.get("token", "")})
-        return _page(request, "reset_password", form=form)
+        return page(request, "reset_password", form=form)
     form = forms.ResetPasswordForm(request.POST)
     if form.is_valid():
         try:
@@ -267,14 +173,14 @@ def reset_password(request):
                                     request=request)
         except ApiError as exc:
             if exc.code in ("invalid_token", "token_expired"):
-                return _message(request, "This link does not work", exc.message, status=400,
+                return message(request, "This link does not work", exc.message, status=400,
                                 link=("/forgot-password", "Request a new link"))
             form.add_api_error(exc)
         else:
-            return _message(request, "Password changed",
+            return message(request, "Password changed",
                             "Your password is changed and every session was signed out. Sign in again.",
                             link=("/login", "Sign in"))
-    return _page(request, "reset_password", form=form)
+    return page(request, "reset_password", form=form)
 
 
 # --- account -----------------------------------------------------------------------------------------
@@ -283,8 +189,8 @@ def reset_password(request):
 def account(request):
     """Only needs the user: answered from the cookie cache without a query while it is fresh."""
     if not request.user.is_authenticated:
-        return _to_login(request)
-    return _page(request, "account", profile=forms.ProfileForm(initial={"name": request.user.name}),
+        return to_login(request)
+    return page(request, "account", profile=forms.ProfileForm(initial={"name": request.user.name}),
                  password_form=forms.ChangePasswordForm())
 
 
@@ -295,9 +201,9 @@ def account_profile(request):
     form = forms.ProfileForm(request.POST)
     if form.is_valid():
         accounts.user_update(user=row.user, name=form.cleaned_data["name"], request=request)
-        return _page(request, "account", profile=form, password_form=forms.ChangePasswordForm(),
+        return page(request, "account", profile=form, password_form=forms.ChangePasswordForm(),
                      notice="Your profile is saved.")
-    return _page(request, "account", profile=form, password_form=forms.ChangePasswordForm())
+    return page(request, "account", profile=form, password_form=forms.ChangePasswordForm())
 
 
 @require_POST
@@ -315,10 +221,10 @@ def account_password(request):
         except ApiError as exc:
             form.add_api_error(exc)
         else:
-            return _page(request, "account", profile=forms.ProfileForm(initial={"name": row.user.name}),
+            return page(request, "account", profile=forms.ProfileForm(initial={"name": row.user.name}),
                          password_form=forms.ChangePasswordForm(),
                          notice="Your password is changed. Every other session was signed out.")
-    return _page(request, "account", profile=forms.ProfileForm(initial={"name": row.user.name}),
+    return page(request, "account", profile=forms.ProfileForm(initial={"name": row.user.name}),
                  password_form=form)
 
 
@@ -341,7 +247,7 @@ def _session_rows(request):
 @require_GET
 @signed_in
 def account_sessions(request):
-    return _page(request, "sessions", rows=_session_rows(request), notice=request.GET.get("done") and {
+    return page(request, "sessions", rows=_session_rows(request), notice=request.GET.get("done") and {
         "revoked": "The session was signed out.", "others": "Every other session was signed out.",
     }.get(request.GET["done"]))
 
@@ -352,7 +258,7 @@ def account_session_revoke(request, session_id):
     current = request.browser.row
     session = selectors.session_of_user(current.user, session_id)
     if session is None:
-        return _message(request, "Not found", "No such session.", status=404)
+        return message(request, "Not found", "No such session.", status=404)
     if session.pk == current.pk:
         services.browser_logout(request)
         return redirect("/login")
@@ -384,7 +290,7 @@ def account_reauthenticate(request):
             form.add_api_error(exc)
         else:
             return redirect(nxt)
-    return _page(request, "reauthenticate", form=form, next=nxt)
+    return page(request, "reauthenticate", form=form, next=nxt)
 
 
 @require_http_methods(["GET", "POST"])
@@ -399,14 +305,14 @@ def account_delete(request):
         try:
             account_deletion.user_delete(user=row.user, request=request)
         except ApiError as exc:  # the only owner of an organization (409 last_owner): nothing changed
-            return _message(request, "Your account was not deleted", exc.message, status=exc.status_code,
+            return message(request, "Your account was not deleted", exc.message, status=exc.status_code,
                             link=("/organizations", "Your organizations"))
         services.browser_forget_current(request)
-        return _message(request, "Account deleted",
+        return message(request, "Account deleted",
                         "Your account is deleted and every session of it was signed out.",
                         link=("/account", "Continue") if request.browser.row is not None else ("/register",
                                                                                             "Create an account"))
-    return _page(request, "delete_account", form=form)
+    return page(request, "delete_account", form=form)
 
 
 @require_GET
@@ -416,16 +322,16 @@ def account_security(request):
     from security.serializers import VISIBLE_CONTEXT
 
     try:
-        page = int_param(request.GET.get("page"), name="page", default=1, minimum=1, maximum=10_000)
+        number = int_param(request.GET.get("page"), name="page", default=1, minimum=1, maximum=10_000)
     except ApiError as exc:
-        return _message(request, "No such page", exc.fields["page"][0], status=400,
+        return message(request, "No such page", exc.fields["page"][0], status=400,
                         link=("/account/security", "Your security activity"))
     size = security_settings.SECURITY_EVENTS_PAGE_SIZE
-    rows = list(security_events_for(request.browser.row.user)[(page - 1) * size: page * size + 1])
+    rows = list(security_events_for(request.browser.row.user)[(number - 1) * size: number * size + 1])
     events = [{"row": r, "details": {k: v for k, v in (r.context or {}).items() if k in VISIBLE_CONTEXT}}
               for r in rows[:size]]
-    return _page(request, "security", events=events, page=page, has_next=len(rows) > size,
-                 previous_page=page - 1 if page > 1 else None)
+    return page(request, "security", events=events, page=number, has_next=len(rows) > size,
+                 previous_page=number - 1 if number > 1 else None)
 
 
 EMAIL_CHANGE_SENT = ("We sent a link to {email}. Your account keeps its current address until you open that link "
@@ -451,10 +357,10 @@ def account_email(request):
             form.add_api_error(exc)
         else:
             hours = int(account_settings.EMAIL_CHANGE_TTL.total_seconds() // 3600)
-            return _message(request, "Check the inbox of the new address",
+            return message(request, "Check the inbox of the new address",
                             EMAIL_CHANGE_SENT.format(email=form.cleaned_data["new_email"].strip().lower(), hours=hours),
                             link=("/account", "Back to your account"))
-    return _page(request, "change_email", form=form, revert_days=account_settings.EMAIL_CHANGE_REVERT_TTL.days)
+    return page(request, "change_email", form=form, revert_days=account_settings.EMAIL_CHANGE_REVERT_TTL.days)
 
 
 @require_http_methods(["GET", "POST"])
@@ -470,7 +376,7 @@ def account_email_confirm(request):
         return failure
     # Loaded after the change, so this browser's cookie cache gets the new address.
     signed_in_here = request.browser.row is not None and request.browser.row.user_id == user.pk
-    return _message(request, "Email address changed",
+    return message(request, "Email address changed",
                     f"Your account now uses {user.email}. Every other session of it was signed out.",
                     link=("/account", "Your account") if signed_in_here else ("/login", "Sign in"))
 
@@ -488,7 +394,7 @@ def account_email_revert(request):
     failure, user = _link_token_apply(request, email_change.email_change_revert)
     if failure is not None:
         return failure
-    return _message(request, "Your email address is back",
+    return message(request, "Your email address is back",
                     f"Your account uses {user.email} again. Every session was signed out and the password was "
                     f"disabled: we sent {user.email} a link to choose a new one.",
                     link=("/forgot-password", "Send the link again"))
@@ -497,7 +403,7 @@ def account_email_revert(request):
 def _link_landing(request, *, title: str, text: str, button: str, action: str):
     """GET of a mailed link only shows a button: mail scanners prefetch links, a fetch must not act."""
     form = forms.TokenForm(initial={"token": request.GET.get("token", "")})
-    return _page(request, "link_confirm", form=form, title=title, text=text, button=button, action=action,
+    return page(request, "link_confirm", form=form, title=title, text=text, button=button, action=action,
                  has_token=bool(request.GET.get("token")))
 
 
@@ -509,11 +415,11 @@ def _link_token_apply(request, service):
     Returns (error page or None, the service's result)."""
     form = forms.TokenForm(request.POST)
     if not form.is_valid():
-        return _message(request, "This link does not work", _BAD_LINK, status=400), None
+        return message(request, "This link does not work", _BAD_LINK, status=400), None
     try:
         return None, service(token=form.cleaned_data["token"], request=request)
     except ApiError as exc:  # invalid_token / token_expired (400), email_taken (409)
-        return _message(request, "This link does not work", exc.message, status=exc.status_code), None
+        return message(request, "This link does not work", exc.message, status=exc.status_code), None
 
 
 @require_http_methods(["GET", "POST"])
@@ -528,7 +434,7 @@ def account_unlock(request):
     failure, device_token = _link_token_apply(request, security_lockout.lockout_unlock)
     if failure is not None:
         return failure
-    response = _message(request, "Sign-in unlocked", "You can sign in again from this device.",
+    response = message(request, "Sign-in unlocked", "You can sign in again from this device.",
                         link=("/login", "Sign in"))
     _set_device_cookie(response, services.device_tokens_add(services.device_tokens_read(request), device_token))
     return response
@@ -545,7 +451,7 @@ def account_not_me(request):
     failure, _ = _link_token_apply(request, incident.not_me_report)
     if failure is not None:
         return failure
-    return _message(request, "Your account is secured",
+    return message(request, "Your account is secured",
                     "Every device was signed out and your password was disabled. Check your inbox for a link "
                     "to set a new one.", link=("/forgot-password", "Send the link again"))
 
@@ -557,7 +463,7 @@ def accounts_list(request):
     from sessions_app.app_settings import app_settings as session_settings
 
     others = [row for _, row in request.browser.other_rows()]
-    return _page(request, "accounts", current=request.browser.row, others=others,
+    return page(request, "accounts", current=request.browser.row, others=others,
                  can_add=len(others) + 1 < session_settings.MAX_BROWSER_ACCOUNTS,
                  limit=session_settings.MAX_BROWSER_ACCOUNTS)
 
@@ -567,7 +473,7 @@ def accounts_list(request):
 def accounts_switch(request):
     form = forms.SessionChoiceForm(request.POST)
     if not form.is_valid() or not services.browser_switch(request, session_id=form.cleaned_data["session"]):
-        return _message(request, "Not found", "That account is not signed in on this browser.", status=404)
+        return message(request, "Not found", "That account is not signed in on this browser.", status=404)
     return redirect(safe_next(request, "/account"))
 
 
@@ -579,52 +485,8 @@ def accounts_sign_out(request):
         services.browser_logout(request)
         return redirect("/accounts" if request.browser.row is not None else "/login")
     if not form.is_valid() or not services.browser_logout_other(request, session_id=form.cleaned_data["session"]):
-        return _message(request, "Not found", "That account is not signed in on this browser.", status=404)
+        return message(request, "Not found", "That account is not signed in on this browser.", status=404)
     return redirect("/accounts")
-
-
-# --- forms refused before their view (web/form_account.py) ------------------------------------------------
-def _back_link(request) -> str:
-    """The page the form was on (the Referer, when it is this site), to load it again."""
-    referer = request.META.get("HTTP_REFERER", "")
-    if referer and url_has_allowed_host_and_scheme(referer, allowed_hosts={request.get_host()},
-                                                   require_https=request.is_secure()):
-        return referer
-    return "/account" if getattr(request, "browser", None) is not None and request.browser.row else "/login"
-
-
-@page_rate_limit("api")  # refusals are audited: bounded per client like every other page POST
-def form_account_refused(request, *, sent: str, current: str, reason: str):
-    """A form rendered for one account, sent while this browser is signed in as another (or signed
-    out): nothing is done; 409 with a page that says so, audited (``web.form.account_mismatch``)."""
-    services.form_refusal_record(request, event=EventType.FORM_ACCOUNT_MISMATCH, reason=reason, sent=sent,
-                                 current=current)
-    row = request.browser.row
-    emails = {str(other.user_id): other.user.email for _, other in request.browser.other_rows()}
-    if row is not None:
-        emails[str(row.user_id)] = row.user.email
-    return _page(request, "form_account_mismatch", status=409, title="This page is out of date",
-                 form_email=emails.get(sent), form_signed_out=sent == "", current_email=emails.get(current),
-                 back=_back_link(request))
-
-
-def csrf_failure(request, reason=""):
-    """``CSRF_FAILURE_VIEW``. Signing in, switching and signing out rotate the CSRF token, so a form
-    of another tab usually ends here: when it was rendered for another account, say that (409, as
-    above); otherwise it is an expired or foreign form (403)."""
-    mismatch = account_mismatch(request)
-    if mismatch is not None:
-        return form_account_refused(request, sent=mismatch[0], current=mismatch[1], reason="account_mismatch")
-    return _csrf_refused(request, reason=reason)
-
-
-@page_rate_limit("api")
-def _csrf_refused(request, *, reason: str):
-    services.form_refusal_record(request, event=EventType.FORM_CSRF_FAILED, reason="csrf", detail=reason[:200])
-    return _message(request, "This form has expired",
-                    "The form was not accepted: it is out of date (you signed in, signed out or switched accounts "
-                    "since it was opened) or it did not come from this site. Nothing was changed. Load the page "
-                    "again and retry.", status=403, link=(_back_link(request), "Load the page again"))
 
 
 # --- admin -----------------------------------------------------------------------------------------------
@@ -634,5 +496,5 @@ def admin_login(request):
     if request.browser.row is not None:
         if request.browser.row.user.is_staff:
             return redirect(safe_next(request, "/admin/"))
-        return _message(request, "Staff only", "This account cannot use the administration pages.", status=403)
+        return message(request, "Staff only", "This account cannot use the administration pages.", status=403)
     return redirect("/login?" + urlencode({"next": safe_next(request, "/admin/")}))
