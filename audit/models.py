@@ -36,6 +36,7 @@ class EventType(models.TextChoices):
     # Defenses (issue 4, docs/security.md)
     ACCOUNT_LOCKED = "auth.lockout.locked", "Sign-in locked after failed attempts"
     ACCOUNT_UNLOCKED = "auth.lockout.unlocked", "Sign-in unlocked"
+    UNLOCK_FAILED = "auth.lockout.unlock_failed", "Unlock link refused"
     RATE_LIMITED = "security.rate_limited", "Too many attempts"
     REAUTHENTICATION_REQUIRED = "auth.reauthentication_required", "Password confirmation required"
     ACCOUNT_DELETED = "auth.account.deleted", "Account deleted"
@@ -49,6 +50,7 @@ class EventType(models.TextChoices):
     EMAIL_CHANGE_REVERT_FAILED = "account.email_change_revert_failed", "Undoing an email change failed"
     NEW_DEVICE_LOGIN = "auth.login.new_device", "Sign-in from a new device"
     NOT_ME_REPORTED = "auth.login.not_me", "Sign-in reported as not you"
+    NOT_ME_FAILED = "auth.login.not_me_failed", "\"This wasn't me\" link refused"
     SESSION_ANOMALY = "session.anomaly", "Unusual session activity"
     ADMIN_ACTION = "admin.action", "Change by an administrator"
     AUDIT_PRUNED = "audit.retention.pruned", "Old audit entries deleted"

@@ -33,6 +33,7 @@ from django.db.models import F, Max, Sum
 from django.utils import timezone
 
 from audit.models import EventType
+from audit.refusals import audited_refusals
 from audit.services import audit_record
 from core.email import normalize_email
 from core.errors import ApiError, json_error
@@ -43,7 +44,7 @@ from security.app_settings import app_settings
 from security.devices import device_fingerprint
 from security.models import KnownDevice, SecurityToken, SecurityTokenPurpose
 from security.ratelimit import RateLimited
-from security.services import security_token_consume, security_token_issue
+from security.services import security_token_consume, security_token_issue, security_token_owner
 
 KNOWN_DEVICE_SALT = "security.known-device"
 LOCKED_MESSAGE = "Too many failed sign-in attempts. Try again later, or use the link we emailed to the account."
@@ -288,18 +289,19 @@ def login_authenticate(*, request, email: str, password: str, device_token: str 
     return user
 
 
-@transaction.atomic
 def lockout_unlock(*, token: str, request=None, device_id: str = "") -> str:
     """Follow the mailed unlock link: lift the lock for the address the link is opened from and
     return a deviceToken, so the device that follows the link is trusted from now on (bound to it:
     ``device_id``, the deviceId an app signs in with, or the browser). Locks that strangers earned
     from other addresses stay."""
-    record = security_token_consume(raw=token, purpose=SecurityTokenPurpose.UNLOCK)
-    user = record.user
-    ip = client_ip(request)
-    removed = lockout_reset(email=user.email, ip=ip)
-    audit_record(event=EventType.ACCOUNT_UNLOCKED, request=request, actor=user, via="email_link", records=removed)
-    return known_device_token_issue(user=user, request=request, device_id=device_id)
+    with audited_refusals(event=EventType.UNLOCK_FAILED, request=request,
+                          subject=security_token_owner(token, SecurityTokenPurpose.UNLOCK)):
+        # One transaction; a refused link changes nothing and is audited (flood-controlled when nobody is known).
+        user = security_token_consume(raw=token, purpose=SecurityTokenPurpose.UNLOCK).user
+        removed = lockout_reset(email=user.email, ip=client_ip(request))
+        audit_record(event=EventType.ACCOUNT_UNLOCKED, request=request, actor=user, via="email_link",
+                     records=removed)
+        return known_device_token_issue(user=user, request=request, device_id=device_id)
 
 
 def lockout_unlock_by_staff(*, attempt: AccessAttempt, staff, request=None) -> None:

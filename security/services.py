@@ -47,6 +47,15 @@ def security_token_issue(*, user, purpose: str, ttl, **context) -> str:
     return raw
 
 
+def security_token_owner(raw, purpose: str):
+    """The user a link token of ``purpose`` was mailed to (used, expired or superseded included), or
+    None for a token never issued: a refused link is audited against the account it concerns."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    token = SecurityToken.objects.select_related("user").filter(token_hash=hash_token(raw), purpose=purpose).first()
+    return token.user if token is not None else None
+
+
 def security_token_consume(*, raw: str, purpose: str) -> SecurityToken:
     """Spend a token exactly once (conditional UPDATE: two racing requests cannot both win). A token
     issued before its user's last security-state change is refused like a used one."""
