@@ -96,7 +96,8 @@ def _cookie_auth_classes_checked():
     for view in views:
         for auth_class in view().get_authenticators():
             auth_class = type(auth_class)
-            if "session" in auth_class.__name__.lower() or "cookie" in auth_class.__name__.lower():
+            # Classes that read the browser's cookie (a bearer of a device session carries no cookie).
+            if issubclass(auth_class, SessionAuthentication) or "cookie" in auth_class.__name__.lower():
                 checks = auth_class.enforce_csrf is SessionAuthentication.enforce_csrf or (
                     "CSRFCheck" in inspect.getsource(auth_class.enforce_csrf))
                 calls = issubclass(auth_class, SessionAuthentication) and (
