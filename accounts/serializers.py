@@ -1,7 +1,13 @@
 from rest_framework import serializers
 
 from accounts.models import User
-from core.fields import PasswordField, SingleLineCharField, StrictBooleanField, StrictCharField, StrictEmailField
+from core.fields import (
+    OrganizationNameField,
+    PasswordField,
+    SingleLineCharField,
+    StrictCharField,
+    StrictEmailField,
+)
 
 
 class UserOutput(serializers.ModelSerializer):
@@ -19,6 +25,12 @@ class RegisterInput(serializers.Serializer):
     email = StrictEmailField()
     password = PasswordField()
     name = SingleLineCharField(max_length=150, allow_blank=True, required=False, default="")
+
+
+class RegisterB2BInput(RegisterInput):
+    # register-b2b: register plus the organization to create once the email is verified. (No docstring:
+    # it would become the component's description in the OpenAPI document.)
+    organizationName = OrganizationNameField()
 
 
 class EmailInput(serializers.Serializer):
@@ -40,16 +52,6 @@ class VerifyEmailInput(serializers.Serializer):
     # Required when the account has never signed in (400 password_required otherwise): it becomes the
     # account's password, whoever registered the address. Ignored for an account that has signed in.
     password = PasswordField(required=False)
-
-
-class LoginInput(serializers.Serializer):
-    email = StrictCharField(max_length=254)  # any string: an invalid email simply fails to log in
-    password = PasswordField()
-    rememberMe = StrictBooleanField(required=False, default=False)
-    deviceId = StrictCharField(max_length=128, required=False, allow_blank=True, default="")
-    deviceName = SingleLineCharField(max_length=128, required=False, allow_blank=True, default="")
-    # The signed value a previous login returned: this device stays exempt from lockouts (security/lockout.py).
-    deviceToken = StrictCharField(max_length=512, required=False, allow_blank=True, default="")
 
 
 class MeUpdateInput(serializers.Serializer):

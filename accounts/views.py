@@ -12,10 +12,10 @@ from accounts.serializers import (
     DetailOutput,
     EmailInput,
     ForgotPasswordInput,
-    LoginInput,
     MeUpdateInput,
     PasswordInput,
     ReauthenticateOutput,
+    RegisterB2BInput,
     RegisterInput,
     ResetPasswordInput,
     TokenInput,
@@ -23,16 +23,15 @@ from accounts.serializers import (
     UserOutput,
     VerifyEmailInput,
 )
-from core.responses import secret_response
 from core.schema import ERRORS, ErrorBody
 from core.views import PublicApi
-from flows import account_deletion, email_change, login, passwords, registration
+from flows import account_deletion, email_change, passwords, registration
 from sessions_app.authentication import request_session
-from security.lockout import device_token_proves_owner, known_device_token_issue
+from security.lockout import device_token_proves_owner
 from security.ratelimit import rate_limit
 from security.stepup import SensitiveAction, step_up_for
-from sessions_app.serializers import LoginOutput, token_pair_data
 
+REGISTERED = "Check your inbox to confirm your email address."
 ACCEPTED = "If the address can be used, we have sent an email with the next step."
 EMAIL_CHANGE_ACCEPTED = ("Check the inbox of the new address: the change takes effect when you open the link we "
                          "sent there.")
@@ -48,7 +47,21 @@ class RegisterApi(PublicApi):
         data = RegisterInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.user_register(request=request, **data.validated_data)
-        return Response({"detail": "Check your inbox to confirm your email address."}, status=202)
+        return Response({"detail": REGISTERED}, status=202)
+
+
+class RegisterB2BApi(PublicApi):
+    @extend_schema(operation_id="auth_register_b2b",
+                   summary="Register; the organization is created, with you as owner, once the email is verified",
+                   request=RegisterB2BInput, responses={202: DetailOutput, **ERRORS}, tags=["accounts"])
+    @rate_limit("register", mail_to="email")  # register's budget: one per client for creating accounts
+    def post(self, request):
+        data = RegisterB2BInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        registration.user_register_b2b(email=v["email"], password=v["password"], name=v["name"],
+                                       organization_name=v["organizationName"], request=request)
+        return Response({"detail": REGISTERED}, status=202)
 
 
 class VerifyEmailApi(PublicApi):
@@ -72,31 +85,6 @@ class ResendVerificationApi(PublicApi):
         data.is_valid(raise_exception=True)
         services.verification_resend(email=data.validated_data["email"], request=request)
         return Response({"detail": ACCEPTED}, status=202)
-
-
-class LoginApi(PublicApi):
-    @extend_schema(request=LoginInput, responses={200: LoginOutput, **ERRORS}, tags=["accounts"])
-    @rate_limit("login")
-    def post(self, request):
-        data = LoginInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        pair = login.user_login(
-            email=v["email"], password=v["password"], remember_me=v["rememberMe"], device_id=v["deviceId"],
-            device_name=v["deviceName"], device_token=v["deviceToken"], request=request,
-        )
-        # deviceToken: send it with later logins from this device to stay exempt from lockouts of
-        # this account (docs/security.md); the one this login sent ends.
-        device_token = known_device_token_issue(user=pair.user, session=pair.session, request=request,
-                                                replaces=v["deviceToken"])
-        return secret_response({**token_pair_data(pair), "deviceToken": device_token})
-
-
-class LogoutApi(APIView):
-    @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["sessions"])
-    def post(self, request):
-        services.session_logout(session=request_session(request), request=request)
-        return Response(status=204)
 
 
 class MeApi(APIView):

@@ -52,6 +52,16 @@ class SingleLineCharField(StrictCharField):
         self.validators.append(single_line_validator)
 
 
+class OrganizationNameField(SingleLineCharField):
+    """An organization's name, at most 100 characters (``orgs.models.Organization.name``): asked by
+    ``register-b2b`` (accounts) and the organization endpoints (orgs), which must not import each
+    other's serializers."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 100)
+        super().__init__(**kwargs)
+
+
 class StrictEmailField(serializers.EmailField, StrictCharField):
     default_error_messages = {**StrictCharField.default_error_messages, "invalid": "Enter a valid email address."}
 
@@ -127,3 +137,12 @@ class StrictIntegerField(serializers.IntegerField):
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return data
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID as a JSON string (DRF's own field also takes integers)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)

@@ -3,17 +3,10 @@ import re
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.serializers import RegisterInput
-from core.fields import SingleLineCharField, StrictCharField, StrictEmailField, StrictIntegerField
+from core.fields import OrganizationNameField, StrictCharField, StrictEmailField, StrictIntegerField
 from orgs.models import OrgRole
 
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-
-
-class OrganizationNameField(SingleLineCharField):
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 100)
-        super().__init__(**kwargs)
 
 
 class SlugField(StrictCharField):
@@ -76,23 +69,6 @@ class InvitationCreateInput(serializers.Serializer):
 
 class InvitationAcceptInput(serializers.Serializer):
     token = StrictCharField(max_length=512)
-
-
-class StrictUUIDField(serializers.UUIDField):
-    """A UUID as a JSON string (DRF's own field also takes integers)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid", value=data)
-        return super().to_internal_value(data)
-
-
-class SwitchOrganizationInput(serializers.Serializer):
-    organizationId = StrictUUIDField(allow_null=True, help_text="null leaves the active organization.")
-
-
-class RegisterB2BInput(RegisterInput):
-    organizationName = OrganizationNameField()
 
 
 # --- output -------------------------------------------------------------------------------------------

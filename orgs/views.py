@@ -1,16 +1,11 @@
-"""Organization API (``/api/v1/orgs/``) plus ``register-b2b`` and ``switch-organization`` under
-``/api/v1/auth/``: each view parses its input, calls one service (or selector), renders."""
+"""Organization API (``/api/v1/orgs/``): each view parses its input, calls one service (or selector),
+renders. ``register-b2b`` is in accounts/views.py, ``switch-organization`` in sessions_app/views.py."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.serializers import DetailOutput
-from core.responses import secret_response
 from core.schema import ERRORS
-from core.views import PublicApi
-from flows import registration
-from sessions_app.authentication import AccessContext, request_session
 from orgs import selectors, services
 from orgs.serializers import (
     InvitationAcceptInput,
@@ -26,12 +21,7 @@ from orgs.serializers import (
     OrganizationOutput,
     OrganizationsOutput,
     OrganizationUpdateInput,
-    RegisterB2BInput,
-    SwitchOrganizationInput,
 )
-from security.ratelimit import rate_limit
-from sessions_app.serializers import TokenPairOutput, token_pair_data
-from sessions_app.services import session_switch_organization
 
 TAGS = ["organizations"]
 
@@ -39,9 +29,8 @@ TAGS = ["organizations"]
 def _doc(operation_id, summary="", **kwargs):
     """extend_schema with this module's defaults: the error envelope and the organizations tag."""
     responses = {**kwargs.pop("responses"), **ERRORS}
-    return extend_schema(operation_id=operation_id, summary=summary or None, tags=kwargs.pop("tags", TAGS),
-                         responses=responses, **kwargs)
-REGISTERED = "Check your inbox to confirm your email address."  # the same answer as register
+    return extend_schema(operation_id=operation_id, summary=summary or None, tags=TAGS, responses=responses,
+                         **kwargs)
 
 
 class OrganizationsApi(APIView):
@@ -168,28 +157,3 @@ class MyInvitationDeclineApi(APIView):
     def post(self, request, invitation_id):
         services.invitation_decline(user=request.user, invitation_id=invitation_id, request=request)
         return Response(status=204)
-
-
-class SwitchOrganizationApi(APIView):
-    @_doc("auth_switch_organization", "Make an organization active on this session (new pair with org claims)",
-          request=SwitchOrganizationInput, responses={200: TokenPairOutput}, tags=["sessions"])
-    def post(self, request):
-        data = SwitchOrganizationInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        pair = session_switch_organization(session=request_session(request), request=request,
-                                           organization_id=data.validated_data["organizationId"],
-                                           refresh_token=isinstance(request.auth, AccessContext))
-        return secret_response(token_pair_data(pair))
-
-
-class RegisterB2BApi(PublicApi):
-    @_doc("auth_register_b2b", "Register; the organization is created, with you as owner, once the email is verified",
-          request=RegisterB2BInput, responses={202: DetailOutput}, tags=["accounts"])
-    @rate_limit("register", mail_to="email")  # register's budget: one per client for creating accounts
-    def post(self, request):
-        data = RegisterB2BInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        registration.user_register_b2b(email=v["email"], password=v["password"], name=v["name"],
-                                           organization_name=v["organizationName"], request=request)
-        return Response({"detail": REGISTERED}, status=202)

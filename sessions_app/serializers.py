@@ -1,7 +1,13 @@
 from rest_framework import serializers
 
 from accounts.serializers import UserOutput
-from core.fields import StrictCharField
+from core.fields import (
+    PasswordField,
+    SingleLineCharField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictUUIDField,
+)
 from sessions_app.models import DeviceSession
 
 
@@ -63,3 +69,17 @@ def token_pair_data(pair) -> dict:
         "user": UserOutput(session.user).data,
         "session": SessionOutput(session, context={"current_session_id": session.pk}).data,
     }
+
+
+class LoginInput(serializers.Serializer):
+    email = StrictCharField(max_length=254)  # any string: an invalid email simply fails to log in
+    password = PasswordField()
+    rememberMe = StrictBooleanField(required=False, default=False)
+    deviceId = StrictCharField(max_length=128, required=False, allow_blank=True, default="")
+    deviceName = SingleLineCharField(max_length=128, required=False, allow_blank=True, default="")
+    # The signed value a previous login returned: this device stays exempt from lockouts (security/lockout.py).
+    deviceToken = StrictCharField(max_length=512, required=False, allow_blank=True, default="")
+
+
+class SwitchOrganizationInput(serializers.Serializer):
+    organizationId = StrictUUIDField(allow_null=True, help_text="null leaves the active organization.")

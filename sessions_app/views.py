@@ -1,17 +1,57 @@
-"""Session API: refresh, list, revoke."""
+"""Session API: the endpoints that answer or end a device session: login, refresh, logout,
+switch-organization, list, revoke."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.services import session_logout
 from core.errors import NotFound
 from core.responses import secret_response
 from core.schema import ERRORS
+from core.views import PublicApi
+from flows import login
 from flows.sign_out import session_sign_out, sessions_sign_out_others
-from sessions_app.authentication import request_session
+from security.lockout import known_device_token_issue
+from security.ratelimit import rate_limit
+from sessions_app.authentication import AccessContext, request_session
 from sessions_app import selectors, services
-from sessions_app.serializers import RefreshInput, SessionOutput, SessionsOutput, TokenPairOutput, token_pair_data
+from sessions_app.serializers import (
+    LoginInput,
+    LoginOutput,
+    RefreshInput,
+    SessionOutput,
+    SessionsOutput,
+    SwitchOrganizationInput,
+    TokenPairOutput,
+    token_pair_data,
+)
+
+
+class LoginApi(PublicApi):
+    @extend_schema(request=LoginInput, responses={200: LoginOutput, **ERRORS}, tags=["accounts"])
+    @rate_limit("login")
+    def post(self, request):
+        data = LoginInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        pair = login.user_login(
+            email=v["email"], password=v["password"], remember_me=v["rememberMe"], device_id=v["deviceId"],
+            device_name=v["deviceName"], device_token=v["deviceToken"], request=request,
+        )
+        # deviceToken: send it with later logins from this device to stay exempt from lockouts of
+        # this account (docs/security.md); the one this login sent ends.
+        device_token = known_device_token_issue(user=pair.user, session=pair.session, request=request,
+                                                replaces=v["deviceToken"])
+        return secret_response({**token_pair_data(pair), "deviceToken": device_token})
+
+
+class LogoutApi(APIView):
+    @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["sessions"])
+    def post(self, request):
+        session_logout(session=request_session(request), request=request)
+        return Response(status=204)
 
 
 class RefreshApi(APIView):
@@ -52,3 +92,16 @@ class SessionsRevokeOthersApi(APIView):
         # A security-state change: links mailed so far and other devices' exemptions end too (docs/security.md).
         sessions_sign_out_others(user=request.user, keep=request_session(request), request=request)
         return Response(status=204)
+
+
+class SwitchOrganizationApi(APIView):
+    @extend_schema(operation_id="auth_switch_organization",
+                   summary="Make an organization active on this session (new pair with org claims)",
+                   request=SwitchOrganizationInput, responses={200: TokenPairOutput, **ERRORS}, tags=["sessions"])
+    def post(self, request):
+        data = SwitchOrganizationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        pair = services.session_switch_organization(session=request_session(request), request=request,
+                                                    organization_id=data.validated_data["organizationId"],
+                                                    refresh_token=isinstance(request.auth, AccessContext))
+        return secret_response(token_pair_data(pair))
