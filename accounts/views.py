@@ -72,8 +72,8 @@ class VerifyEmailApi(PublicApi):
     def post(self, request):
         data = VerifyEmailInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = registration.email_verify(token=data.validated_data["token"], password=data.validated_data.get("password"),
-                                     request=request)
+        user = registration.email_verify(token=data.validated_data["token"],
+                                         password=data.validated_data.get("password"), request=request)
         return Response({"user": UserOutput(user).data})
 
 

@@ -17,7 +17,7 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from django.core.cache import caches
@@ -170,7 +170,7 @@ def _flush_quietly(now: datetime) -> None:
 
 
 def _iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, tz=dt_timezone.utc).isoformat()
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat()
 
 
 def _summary_context(kind: str, count: int, networks: int, window: int) -> dict:

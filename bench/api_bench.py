@@ -206,7 +206,7 @@ class Gunicorn:
                 if status == 200:
                     return
                 raise RuntimeError(f"GET jwks answered {status}: check DEBUG/SECURE_SSL_REDIRECT/ALLOWED_HOSTS")
-            except (urllib.error.URLError, ConnectionError, socket.timeout):
+            except (TimeoutError, urllib.error.URLError, ConnectionError):
                 time.sleep(0.2)
         raise RuntimeError("gunicorn did not answer within 60 s")
 
@@ -399,7 +399,8 @@ def main() -> int:
               f"{r['other_cores']:.2f} | {efficiency(r)} |")
     if args.rounds > 1:
         print()
-        print("| worker class | scenario | median req/s | median p50 ms | median p99 ms | median req per gunicorn core-s |")
+        print("| worker class | scenario | median req/s | median p50 ms | median p99 ms "
+              "| median req per gunicorn core-s |")
         print("|---|---|---:|---:|---:|---:|")
         for worker_class in classes:
             for name in ("me", "refresh", "login"):

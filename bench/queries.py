@@ -89,7 +89,8 @@ def compact(sql: str) -> str:
     """The statement with its column lists counted instead of spelled out and long literals cut."""
     sql = re.sub(r"^SELECT (.*?) FROM ", lambda m: f"SELECT <{m.group(1).count(',') + 1} columns> FROM ", sql)
     sql = re.sub(r"^INSERT INTO (\S+) \((.*?)\) VALUES \((.*?)\)( RETURNING|$)",
-                 lambda m: f"INSERT INTO {m.group(1)} <{m.group(2).count(',') + 1} columns> VALUES (...){m.group(4)}", sql)
+                 lambda m: f"INSERT INTO {m.group(1)} <{m.group(2).count(',') + 1} columns> VALUES (...){m.group(4)}",
+                 sql)
     return re.sub(r"'(?:[^']|'')*'", lambda m: m.group(0) if len(m.group(0)) < 42 else m.group(0)[:25] + "...'", sql)
 
 
@@ -157,7 +158,7 @@ def main() -> int:
               file=sys.stderr)
         return 2
 
-    user = bench_user(EMAIL)
+    bench_user(EMAIL)
     filler = bench_user(FILLER_EMAIL)
     client = Client(HTTP_HOST=HOST, REMOTE_ADDR="127.0.0.1", HTTP_USER_AGENT="bench/queries.py")
     sizes = [int(s) for s in args.sizes.split(",")]

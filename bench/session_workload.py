@@ -55,7 +55,7 @@ def main():
     clock = [time.time()]
     real_time = time.time
     time.time = lambda: clock[0]
-    timezone.now = lambda: dt.datetime.fromtimestamp(clock[0], tz=dt.timezone.utc)
+    timezone.now = lambda: dt.datetime.fromtimestamp(clock[0], tz=dt.UTC)
 
     def run(cache_seconds: int) -> tuple[Counter, int, float]:
         settings.SESSIONS = {**settings.SESSIONS, "COOKIE_CACHE_SECONDS": cache_seconds}

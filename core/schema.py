@@ -23,7 +23,8 @@ ErrorBody = inline_serializer(
 ERRORS = {
     400: OpenApiResponse(ErrorBody, description="validation_error, malformed_request, invalid_token, ..."),
     401: OpenApiResponse(ErrorBody, description="not_authenticated, invalid_credentials, invalid_token, ..."),
-    403: OpenApiResponse(ErrorBody, description="email_not_verified, permission_denied, reauthentication_required, ..."),
+    403: OpenApiResponse(ErrorBody,
+                         description="email_not_verified, permission_denied, reauthentication_required, ..."),
     404: OpenApiResponse(ErrorBody, description="not_found"),
     413: OpenApiResponse(ErrorBody, description="request_too_large"),
     415: OpenApiResponse(ErrorBody, description="unsupported_media_type"),

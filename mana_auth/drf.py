@@ -84,7 +84,7 @@ class IsAuthenticated(BasePermission):
         return principal(request) is not None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def HasRole(*roles: str) -> type[BasePermission]:  # noqa: N802 - reads like a class in permission_classes
     """``permission_classes = [HasRole("admin")]``: the principal's ``role`` is one of ``roles``."""
     if not roles:
@@ -101,7 +101,7 @@ def HasRole(*roles: str) -> type[BasePermission]:  # noqa: N802 - reads like a c
     return _HasRole
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def HasOrgRole(*roles: str, org_kwarg: str | None = None) -> type[BasePermission]:  # noqa: N802
     """``permission_classes = [HasOrgRole("admin")]``: the token carries an active organization in which
     the principal has at least that role (owner > admin > member). With ``org_kwarg="org_id"`` the

@@ -45,7 +45,8 @@ class SeenDevice(models.Model):
     last_seen_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "device_key", "network"], name="security_seen_device_unique")]
+        constraints = [models.UniqueConstraint(fields=["user", "device_key", "network"],
+                                               name="security_seen_device_unique")]
 
     def __str__(self):
         return f"{self.user_id} from {self.network or 'unknown network'}"

@@ -25,7 +25,8 @@ ADD_TEMPLATE = "admin/service_accounts/serviceclient/add.html"
 
 
 class ServiceAccountCreateForm(forms.Form):
-    name = forms.CharField(max_length=services.NAME_MAX_LENGTH, help_text="What the account is for, e.g. billing-service.")
+    name = forms.CharField(max_length=services.NAME_MAX_LENGTH,
+                           help_text="What the account is for, e.g. billing-service.")
 
     def clean_name(self):
         try:

@@ -23,7 +23,7 @@ import re
 import time
 import uuid
 from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, SessionBase
@@ -220,7 +220,7 @@ def snapshot_for(row: DeviceSession, raw_key: str) -> str:
     private = {"ev": user.email_verified_at.isoformat() if user.email_verified_at else None,
                "active": user.is_active, "staff": user.is_staff, "superuser": user.is_superuser}
     read_at = getattr(row, "loaded_at", None)
-    now = datetime.fromtimestamp(read_at, tz=dt_timezone.utc) if read_at is not None else timezone.now()
+    now = datetime.fromtimestamp(read_at, tz=UTC) if read_at is not None else timezone.now()
     org, not_after = _snapshot_org(row), session_fresh_until(row, now).timestamp()
     return cookie_cache.snapshot_encode(key_hash=hash_token(raw_key), session=session,
                                         user=dict(UserOutput(user).data), user_private=private,

@@ -89,7 +89,8 @@ def snapshot_decode(token: str, *, key_hash: str, now: float | None = None) -> d
     if not token or len(token) > 8192:
         return None
     try:
-        payload = json.loads(_plaintext(token, key_encryption_root()))  # a new dict each time: callers may not share one
+        # a new dict each time: callers may not share one
+        payload = json.loads(_plaintext(token, key_encryption_root()))
     except (JoseError, ValueError, TypeError, UnicodeError):
         return None
     if not isinstance(payload, dict) or payload.get("v") != VERSION or payload.get("kh") != key_hash:

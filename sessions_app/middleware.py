@@ -161,7 +161,7 @@ class BrowserSessionMiddleware(SessionMiddleware):
             if state.key_changed or row.remember_me:
                 # A persistent cookie follows the row's (sliding) expiry; without "stay signed in" it
                 # is a browser-session cookie.
-                max_age = max(0, int((row.expires_at.timestamp() - time.time()))) if row.remember_me else None
+                max_age = max(0, int(row.expires_at.timestamp() - time.time())) if row.remember_me else None
                 response.set_cookie(app_settings.SESSION_COOKIE, state.raw_key, max_age=max_age,
                                     expires=http_date(time.time() + max_age) if max_age is not None else None,
                                     **_cookie_kwargs())

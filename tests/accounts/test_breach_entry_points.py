@@ -226,7 +226,7 @@ class _Tty(io.StringIO):
 def test_createsuperuser_interactive_even_with_bypass(monkeypatch, pw, ok):
     monkeypatch.setattr(getpass, "getpass", lambda prompt="Password: ": pw)
     monkeypatch.setattr(builtins, "input", lambda prompt="": "y")  # "Bypass password validation?" yes
-    kwargs = dict(interactive=True, stdin=_Tty(), email=EMAIL, name="S", verbosity=0, stderr=io.StringIO())
+    kwargs = {"interactive": True, "stdin": _Tty(), "email": EMAIL, "name": "S", "verbosity": 0, "stderr": io.StringIO()}
     if ok:
         call_command("createsuperuser", **kwargs)
         assert User.objects.get(email=EMAIL).check_password(pw)

@@ -274,7 +274,7 @@ def test_the_unique_constraint_is_the_last_word(authed, user):
 def test_two_accounts_racing_for_one_address_one_wins(api):
     """Real concurrent confirms on PostgreSQL: one 200, one 409, one owner."""
     tokens = []
-    for n in range(2):
+    for _n in range(2):
         racer = UserFactory()
         client = bearer(login(APIClient(), racer.email)["accessToken"])
         assert change(client, "prize@example.org").status_code == 202

@@ -153,7 +153,7 @@ def test_createsuperuser_interactive_offers_no_bypass(db, monkeypatch, pw, ok):
     still not create an account with a password outside the policy."""
     monkeypatch.setattr(getpass, "getpass", lambda prompt="Password: ": pw)
     monkeypatch.setattr(builtins, "input", lambda prompt="": "y")
-    kwargs = dict(interactive=True, stdin=_Tty(), email=EMAIL, name="M", verbosity=0)
+    kwargs = {"interactive": True, "stdin": _Tty(), "email": EMAIL, "name": "M", "verbosity": 0}
     if ok:
         call_command("createsuperuser", **kwargs)
         assert User.objects.get(email=EMAIL).check_password(pw)

@@ -20,7 +20,7 @@ def test_concurrent_logins_refreshes_and_revocations_keep_one_chain(api, user):
 
     def run(i):
         client = APIClient()
-        for round_ in range(3):
+        for _round in range(3):
             r = client.post("/api/v1/auth/login", {"email": user.email, "password": PASSWORD,
                                                    "deviceId": f"d{i}"}, format="json")
             statuses.append(r.status_code)

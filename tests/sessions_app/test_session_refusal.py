@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 import pytest
 
@@ -14,7 +14,7 @@ from orgs.models import Organization
 from sessions_app.models import DeviceSession, RevokeReason
 from sessions_app.policy import Refusal, session_fresh_until, session_refusal
 
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=dt_timezone.utc)
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 GLOBAL_IDLE = timedelta(minutes=30)
 ORG_IDLE, ORG_LIFETIME = timedelta(minutes=15), timedelta(hours=8)
 
@@ -86,7 +86,7 @@ def test_the_first_broken_check_answers(check):
 
 @pytest.mark.parametrize("check", ORDER)
 def test_each_check_alone_refuses(check):
-    changes = {k: v for k, v in BREAK[check].items()}
+    changes = dict(BREAK[check].items())
     assert session_refusal(make_session(**changes), NOW).reason == check
 
 

@@ -1,6 +1,6 @@
 import json
 import sys
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, UTC
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
@@ -16,7 +16,7 @@ def _since(value: str):
             raise CommandError(f"--since: not an ISO 8601 date or date-time: {value!r}")
         moment = datetime(day.year, day.month, day.day)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt_timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment
 
 
