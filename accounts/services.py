@@ -193,15 +193,6 @@ def verification_resend(*, email: str, request=None) -> None:
     audit_record(event=EventType.VERIFICATION_RESENT, request=request, subject=user)
 
 
-def session_logout(*, session: DeviceSession, request=None) -> None:
-    """Sign this device out: its session ends, and so does the lockout exemption (known device) it got
-    when it signed in."""
-    with transaction.atomic():
-        session_revoke(session=session, reason=RevokeReason.LOGOUT, request=request, actor=session.user)
-        known_devices_end(user=session.user, session=session, reason=RevokeReason.LOGOUT)
-        audit_record(event=EventType.LOGOUT, request=request, actor=session.user, session=session)
-
-
 @transaction.atomic
 def user_update(*, user: User, name: str, request=None) -> User:
     old = user.name

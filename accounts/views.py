@@ -32,6 +32,7 @@ from security.lockout import device_token_proves_owner, known_device_token_issue
 from security.ratelimit import rate_limit
 from security.stepup import SensitiveAction, step_up_for
 from sessions_app.serializers import LoginOutput, token_pair_data
+from sessions_app.services import session_logout
 
 ACCEPTED = "If the address can be used, we have sent an email with the next step."
 EMAIL_CHANGE_ACCEPTED = ("Check the inbox of the new address: the change takes effect when you open the link we "
@@ -95,7 +96,7 @@ class LoginApi(PublicApi):
 class LogoutApi(APIView):
     @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["sessions"])
     def post(self, request):
-        services.session_logout(session=request_session(request), request=request)
+        session_logout(session=request_session(request), request=request)
         return Response(status=204)
 
 

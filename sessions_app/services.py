@@ -18,6 +18,7 @@ from core.request_meta import client_ip, user_agent
 from core.tokens import hash_token
 from identity.services.tokens import access_token_issue
 from orgs.models import Membership
+from security.lockout import known_devices_end
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession, RevokeReason, SealedWith, SpentRefreshToken
@@ -282,6 +283,15 @@ def sessions_revoke_all(*, user, reason: str, request=None, actor=None, keep=Non
     # (the kept session simply gets a new snapshot). One pipeline with the sessions' marks above.
     cookie_cache.revocation_mark_user(user.pk)
     return count
+
+
+def session_logout(*, session: DeviceSession, request=None) -> None:
+    """Sign this device out: its session ends, and so does the lockout exemption (known device) it got
+    when it signed in."""
+    with transaction.atomic():
+        session_revoke(session=session, reason=RevokeReason.LOGOUT, request=request, actor=session.user)
+        known_devices_end(user=session.user, session=session, reason=RevokeReason.LOGOUT)
+        audit_record(event=EventType.LOGOUT, request=request, actor=session.user, session=session)
 
 
 def session_refusal_apply(session: DeviceSession, refusal: Refusal, *, request=None) -> None:
