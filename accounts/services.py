@@ -28,6 +28,7 @@ from accounts.models import (
     User,
     current_security_version,
 )
+from accounts.signals import security_state_changed
 from audit.models import EventType
 from audit.services import audit_record
 from core.email import normalize_email
@@ -35,8 +36,6 @@ from core.errors import ApiError
 from core.tokens import hash_token
 from notifications.services import outbox_enqueue
 from security.lockout import known_devices_end, known_devices_keep
-from sessions_app.models import DeviceSession, RevokeReason
-from sessions_app.services import session_revoke, sessions_revoke_all
 
 
 class InvalidCredentials(ApiError):
@@ -289,14 +288,15 @@ def _revert_link_holding(email: str) -> AccountToken | None:
 # security.SecurityToken) and known devices (security.KnownDevice) carry the version they were issued
 # under and stop working once it moves on. Flows end sessions with their own rule and audit row; a
 # password or deactivation saved anywhere else (the admin, ``changepassword``, a shell) is caught by the
-# User save receivers (accounts/receivers.py) and ends every session, link and known device.
+# User save receivers (accounts/receivers.py) and ends every link and known device here, every session
+# through the ``accounts.signals.security_state_changed`` receiver of sessions_app.
 
-def security_version_bump(*, user: User, keep_session: DeviceSession | None = None) -> int:
+def security_version_bump(*, user: User, keep_session=None) -> int:
     """Advance ``user``'s security version: every link token issued so far (except the purposes in
     SECURITY_STATE_EXEMPT_PURPOSES) and every known device stop working; the known devices of
-    ``keep_session`` (the session a change keeps signed in) move to the new version. Sessions are the
-    caller's to end. Call inside the caller's transaction, after spending the link that made the change
-    and before issuing a new one. Returns the new version."""
+    ``keep_session`` (a sessions_app DeviceSession a change keeps signed in) move to the new version.
+    Sessions are the caller's to end. Call inside the caller's transaction, after spending the link that
+    made the change and before issuing a new one. Returns the new version."""
     User.objects.filter(pk=user.pk).update(security_version=F("security_version") + 1)
     user.security_version = User.objects.filter(pk=user.pk).values_list("security_version", flat=True).get()
     if keep_session is not None:
@@ -305,7 +305,7 @@ def security_version_bump(*, user: User, keep_session: DeviceSession | None = No
     return user.security_version
 
 
-def user_security_state_save(*, user: User, update_fields: list[str], keep_session: DeviceSession | None = None) -> int:
+def user_security_state_save(*, user: User, update_fields: list[str], keep_session=None) -> int:
     """Save a security-state change that the calling flow ends and audits itself (a password reset or
     change, "this wasn't me"): the save receiver stands aside (it would end every session and audit a
     second time), then the version advances (security_version_bump). Returns the new version."""
@@ -366,7 +366,9 @@ def _security_state_changed_outside_flows(*, user: User, change: str) -> None:
     device), audited as ``auth.password.set`` or ``auth.account.deactivated`` (the staff member, when
     the admin did it, is the actor of the ``admin.action`` row the admin writes next to it)."""
     security_version_bump(user=user)
-    revoked = sessions_revoke_all(user=user, reason=RevokeReason.ADMIN)
+    # sessions_app ends every session (sessions_app/receivers.py); the row locks come before the audit row.
+    answers = security_state_changed.send(sender=User, user=user, change=change)
+    revoked = sum(answer for _, answer in answers if isinstance(answer, int))
     if change == "deactivated":
         audit_record(event=EventType.ACCOUNT_DEACTIVATED, subject=user, sessions_revoked=revoked)
     else:

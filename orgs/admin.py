@@ -9,7 +9,6 @@ from audit.models import EventType
 from audit.services import audit_record
 from orgs.models import Invitation, Membership, Organization, OrgRole
 from orgs.services import session_policy_errors
-from sessions_app.models import DeviceSession
 
 
 class OrganizationForm(forms.ModelForm):
@@ -81,9 +80,7 @@ class OrganizationAdmin(admin.ModelAdmin):
             audit_record(event=EventType.ORG_MEMBER_ROLE_CHANGED, request=request, actor=request.user,
                          subject=membership.user, organization=form.instance, old_role=old_role,
                          new_role=membership.role, via="admin")
-        for user, role in removed:
-            DeviceSession.objects.filter(user=user, active_organization=form.instance).update(
-                active_organization=None)
+        for user, role in removed:  # sessions_app/receivers.py clears the organization of their sessions
             audit_record(event=EventType.ORG_MEMBER_REMOVED, request=request, actor=request.user, subject=user,
                          organization=form.instance, role=role, left=False, via="admin")
 

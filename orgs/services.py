@@ -26,7 +26,6 @@ from orgs.app_settings import app_settings
 from orgs.models import ROLE_RANK, Invitation, Membership, Organization, OrgRole, PendingOrganization
 from security.ratelimit import ratelimit_hit
 from security.stepup import SensitiveAction, step_up_audited, step_up_check, step_up_require
-from sessions_app.models import DeviceSession
 from sessions_app.policy import session_policy_limits  # web/org_views reads it here too
 
 SLUG_MAX_LENGTH = 50
@@ -276,9 +275,7 @@ def member_remove(*, user: User, organization_id, member_user_id, request=None) 
         raise LastOwner()
     if target.role == OrgRole.OWNER:
         step_up_check(request=request, action=SensitiveAction.ORG_OWNERSHIP)
-    target.delete()
-    DeviceSession.objects.filter(user_id=target.user_id, active_organization=actor.organization).update(
-        active_organization=None)
+    target.delete()  # sessions_app/receivers.py clears it as the active organization of the member's sessions
     audit_record(event=EventType.ORG_MEMBER_REMOVED, request=request, actor=user, subject=target.user,
                  organization=actor.organization, role=target.role, left=leaving)
 

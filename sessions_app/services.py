@@ -294,6 +294,15 @@ def session_logout(*, session: DeviceSession, request=None) -> None:
         audit_record(event=EventType.LOGOUT, request=request, actor=session.user, session=session)
 
 
+def sessions_organization_leave(*, user_id, organization_id) -> int:
+    """A membership ended (removed, left, deleted by staff): the member's sessions that had its
+    organization active fall back to none (their next access token carries no ``org``). Their
+    cookie-cache snapshots go to the database once (the membership receiver publishes the mark after the
+    commit). Returns how many sessions changed."""
+    return DeviceSession.objects.filter(user_id=user_id, active_organization_id=organization_id).update(
+        active_organization=None)
+
+
 def session_refusal_apply(session: DeviceSession, refusal: Refusal, *, request=None) -> None:
     """Write what a refusal of the one rule (sessions_app.policy) ends: an idle or organization-policy
     session is revoked (audited, with the refusal's context); the other refusals change nothing."""
