@@ -35,7 +35,7 @@ from core.email import normalize_email
 from core.errors import ApiError
 from core.tokens import hash_token
 from notifications.services import outbox_enqueue
-from security.lockout import known_devices_end, known_devices_keep
+from security.lockout import known_devices_keep
 
 
 class InvalidCredentials(ApiError):

@@ -7,8 +7,8 @@ from django.db import transaction
 
 from audit.models import EventType
 from audit.services import audit_record
+from flows.organizations import organization_policy_errors
 from orgs.models import Invitation, Membership, Organization, OrgRole
-from orgs.services import session_policy_errors
 
 
 class OrganizationForm(forms.ModelForm):
@@ -20,8 +20,8 @@ class OrganizationForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        errors = session_policy_errors({"maxSessionLifetimeSeconds": data.get("max_session_lifetime_seconds"),
-                                        "idleTimeoutSeconds": data.get("idle_timeout_seconds")})
+        errors = organization_policy_errors({"maxSessionLifetimeSeconds": data.get("max_session_lifetime_seconds"),
+                                             "idleTimeoutSeconds": data.get("idle_timeout_seconds")})
         for key, field in (("maxSessionLifetimeSeconds", "max_session_lifetime_seconds"),
                            ("idleTimeoutSeconds", "idle_timeout_seconds")):
             for message in errors.get(f"sessionPolicy.{key}", []):

@@ -9,7 +9,7 @@ from accounts.serializers import DetailOutput
 from core.responses import secret_response
 from core.schema import ERRORS
 from core.views import PublicApi
-from flows import registration
+from flows import organizations, registration
 from sessions_app.authentication import AccessContext, request_session
 from orgs import selectors, services
 from orgs.serializers import (
@@ -79,8 +79,8 @@ class OrganizationApi(APIView):
         v = data.validated_data
         changes = {attr: v[key] for key, attr in (("name", "name"), ("slug", "slug"),
                                                    ("sessionPolicy", "session_policy")) if key in v}
-        membership = services.organization_update(user=request.user, organization_id=org_id, request=request,
-                                                  **changes)
+        membership = organizations.organization_update(user=request.user, organization_id=org_id,
+                                                       request=request, **changes)
         return Response(OrganizationOutput(membership).data)
 
     @_doc("orgs_destroy", "Delete (owners only)", request=None, responses={204: None})
