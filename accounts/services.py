@@ -28,15 +28,14 @@ from accounts.models import (
     User,
     current_security_version,
 )
+from accounts.signals import security_state_changed
 from audit.models import EventType
 from audit.services import audit_record
 from core.email import normalize_email
 from core.errors import ApiError
 from core.tokens import hash_token
 from notifications.services import outbox_enqueue
-from security.lockout import known_devices_end, known_devices_keep
-from sessions_app.models import DeviceSession, RevokeReason
-from sessions_app.services import session_revoke, sessions_revoke_all
+from security.lockout import known_devices_keep
 
 
 class InvalidCredentials(ApiError):
@@ -140,9 +139,10 @@ def account_token_owner(raw: str, purpose: str) -> User | None:
 
 def _send_verification(user: User) -> None:
     raw = account_token_issue(user, TokenPurpose.VERIFY_EMAIL, app_settings.EMAIL_VERIFICATION_TTL)
+    hours = int(app_settings.EMAIL_VERIFICATION_TTL.total_seconds() // 3600)
     outbox_enqueue(kind="verify_email", recipient=user.email, subject="Confirm your email address",
                    template="verify_email", context={"user": user, "link": account_link("verify-email", raw),
-                                                     "hours": int(app_settings.EMAIL_VERIFICATION_TTL.total_seconds() // 3600)})
+                                                     "hours": hours})
 
 
 @transaction.atomic
@@ -191,15 +191,6 @@ def verification_resend(*, email: str, request=None) -> None:
         return
     _send_verification(user)
     audit_record(event=EventType.VERIFICATION_RESENT, request=request, subject=user)
-
-
-def session_logout(*, session: DeviceSession, request=None) -> None:
-    """Sign this device out: its session ends, and so does the lockout exemption (known device) it got
-    when it signed in."""
-    with transaction.atomic():
-        session_revoke(session=session, reason=RevokeReason.LOGOUT, request=request, actor=session.user)
-        known_devices_end(user=session.user, session=session, reason=RevokeReason.LOGOUT)
-        audit_record(event=EventType.LOGOUT, request=request, actor=session.user, session=session)
 
 
 @transaction.atomic
@@ -298,14 +289,15 @@ def _revert_link_holding(email: str) -> AccountToken | None:
 # security.SecurityToken) and known devices (security.KnownDevice) carry the version they were issued
 # under and stop working once it moves on. Flows end sessions with their own rule and audit row; a
 # password or deactivation saved anywhere else (the admin, ``changepassword``, a shell) is caught by the
-# User save receivers (accounts/receivers.py) and ends every session, link and known device.
+# User save receivers (accounts/receivers.py) and ends every link and known device here, every session
+# through the ``accounts.signals.security_state_changed`` receiver of sessions_app.
 
-def security_version_bump(*, user: User, keep_session: DeviceSession | None = None) -> int:
+def security_version_bump(*, user: User, keep_session=None) -> int:
     """Advance ``user``'s security version: every link token issued so far (except the purposes in
     SECURITY_STATE_EXEMPT_PURPOSES) and every known device stop working; the known devices of
-    ``keep_session`` (the session a change keeps signed in) move to the new version. Sessions are the
-    caller's to end. Call inside the caller's transaction, after spending the link that made the change
-    and before issuing a new one. Returns the new version."""
+    ``keep_session`` (a sessions_app DeviceSession a change keeps signed in) move to the new version.
+    Sessions are the caller's to end. Call inside the caller's transaction, after spending the link that
+    made the change and before issuing a new one. Returns the new version."""
     User.objects.filter(pk=user.pk).update(security_version=F("security_version") + 1)
     user.security_version = User.objects.filter(pk=user.pk).values_list("security_version", flat=True).get()
     if keep_session is not None:
@@ -314,7 +306,7 @@ def security_version_bump(*, user: User, keep_session: DeviceSession | None = No
     return user.security_version
 
 
-def user_security_state_save(*, user: User, update_fields: list[str], keep_session: DeviceSession | None = None) -> int:
+def user_security_state_save(*, user: User, update_fields: list[str], keep_session=None) -> int:
     """Save a security-state change that the calling flow ends and audits itself (a password reset or
     change, "this wasn't me"): the save receiver stands aside (it would end every session and audit a
     second time), then the version advances (security_version_bump). Returns the new version."""
@@ -375,7 +367,9 @@ def _security_state_changed_outside_flows(*, user: User, change: str) -> None:
     device), audited as ``auth.password.set`` or ``auth.account.deactivated`` (the staff member, when
     the admin did it, is the actor of the ``admin.action`` row the admin writes next to it)."""
     security_version_bump(user=user)
-    revoked = sessions_revoke_all(user=user, reason=RevokeReason.ADMIN)
+    # sessions_app ends every session (sessions_app/receivers.py); the row locks come before the audit row.
+    answers = security_state_changed.send(sender=User, user=user, change=change)
+    revoked = sum(answer for _, answer in answers if isinstance(answer, int))
     if change == "deactivated":
         audit_record(event=EventType.ACCOUNT_DEACTIVATED, subject=user, sessions_revoked=revoked)
     else:

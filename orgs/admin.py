@@ -7,9 +7,8 @@ from django.db import transaction
 
 from audit.models import EventType
 from audit.services import audit_record
+from flows.organizations import organization_policy_errors
 from orgs.models import Invitation, Membership, Organization, OrgRole
-from orgs.services import session_policy_errors
-from sessions_app.models import DeviceSession
 
 
 class OrganizationForm(forms.ModelForm):
@@ -17,12 +16,12 @@ class OrganizationForm(forms.ModelForm):
 
     class Meta:
         model = Organization
-        fields = "__all__"
+        fields = ["name", "slug", "max_session_lifetime_seconds", "idle_timeout_seconds"]
 
     def clean(self):
         data = super().clean()
-        errors = session_policy_errors({"maxSessionLifetimeSeconds": data.get("max_session_lifetime_seconds"),
-                                        "idleTimeoutSeconds": data.get("idle_timeout_seconds")})
+        errors = organization_policy_errors({"maxSessionLifetimeSeconds": data.get("max_session_lifetime_seconds"),
+                                             "idleTimeoutSeconds": data.get("idle_timeout_seconds")})
         for key, field in (("maxSessionLifetimeSeconds", "max_session_lifetime_seconds"),
                            ("idleTimeoutSeconds", "idle_timeout_seconds")):
             for message in errors.get(f"sessionPolicy.{key}", []):
@@ -81,9 +80,7 @@ class OrganizationAdmin(admin.ModelAdmin):
             audit_record(event=EventType.ORG_MEMBER_ROLE_CHANGED, request=request, actor=request.user,
                          subject=membership.user, organization=form.instance, old_role=old_role,
                          new_role=membership.role, via="admin")
-        for user, role in removed:
-            DeviceSession.objects.filter(user=user, active_organization=form.instance).update(
-                active_organization=None)
+        for user, role in removed:  # sessions_app/receivers.py clears the organization of their sessions
             audit_record(event=EventType.ORG_MEMBER_REMOVED, request=request, actor=request.user, subject=user,
                          organization=form.instance, role=role, left=False, via="admin")
 

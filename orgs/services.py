@@ -26,8 +26,6 @@ from orgs.app_settings import app_settings
 from orgs.models import ROLE_RANK, Invitation, Membership, Organization, OrgRole, PendingOrganization
 from security.ratelimit import ratelimit_hit
 from security.stepup import SensitiveAction, step_up_audited, step_up_check, step_up_require
-from sessions_app.models import DeviceSession
-from sessions_app.policy import session_policy_limits  # web/org_views reads it here too
 
 SLUG_MAX_LENGTH = 50
 UNSET = object()
@@ -155,10 +153,11 @@ def organization_create(*, user: User, name: str, slug: str | None = None, reque
     return membership
 
 
-def session_policy_errors(policy: dict) -> dict[str, list[str]]:
-    """Owners may only tighten the global session rules (``session_policy_limits``)."""
+def session_policy_errors(policy: dict, *, limits: dict[str, tuple[int, int]]) -> dict[str, list[str]]:
+    """Owners may only tighten the global session rules: ``limits`` is their allowed range, in seconds,
+    per policy value (``sessions_app.policy.session_policy_limits``, supplied by flows.organizations)."""
     errors = {}
-    for key, (low, high) in session_policy_limits().items():
+    for key, (low, high) in limits.items():
         value = policy.get(key)
         if value is not None and not low <= value <= high:
             errors[f"sessionPolicy.{key}"] = [
@@ -168,10 +167,13 @@ def session_policy_errors(policy: dict) -> dict[str, list[str]]:
 
 @transaction.atomic
 def organization_update(*, user: User, organization_id, name=UNSET, slug=UNSET, session_policy=UNSET,
-                        request=None) -> Membership:
+                        policy_limits: dict[str, tuple[int, int]] | None = None, request=None) -> Membership:
     """Rename (admins and owners) or change the session policy (owners). ``session_policy`` is a dict
     with ``maxSessionLifetimeSeconds`` and/or ``idleTimeoutSeconds`` (a value or None to clear), or
-    None to clear both. Returns the caller's membership."""
+    None to clear both; it must lie within ``policy_limits`` (``session_policy_errors``; callers go
+    through flows.organizations, which supplies them). Returns the caller's membership."""
+    if session_policy is not UNSET and policy_limits is None:
+        raise TypeError("organization_update: a session policy needs policy_limits (flows.organizations)")
     actor = _lock(organization_id=organization_id, user=user)
     organization = actor.organization
     if name is not UNSET or slug is not UNSET:
@@ -181,7 +183,7 @@ def organization_update(*, user: User, organization_id, name=UNSET, slug=UNSET, 
         _at_least(actor, OrgRole.OWNER, "Only owners can change the session policy.")
         if session_policy is None:
             session_policy = {"maxSessionLifetimeSeconds": None, "idleTimeoutSeconds": None}
-        errors = session_policy_errors(session_policy)
+        errors = session_policy_errors(session_policy, limits=policy_limits)
         if errors:
             raise ApiError("The session policy is not allowed.", code="validation_error", fields=errors)
         for key, attr in (("maxSessionLifetimeSeconds", "max_session_lifetime_seconds"),
@@ -276,9 +278,7 @@ def member_remove(*, user: User, organization_id, member_user_id, request=None) 
         raise LastOwner()
     if target.role == OrgRole.OWNER:
         step_up_check(request=request, action=SensitiveAction.ORG_OWNERSHIP)
-    target.delete()
-    DeviceSession.objects.filter(user_id=target.user_id, active_organization=actor.organization).update(
-        active_organization=None)
+    target.delete()  # sessions_app/receivers.py clears it as the active organization of the member's sessions
     audit_record(event=EventType.ORG_MEMBER_REMOVED, request=request, actor=user, subject=target.user,
                  organization=actor.organization, role=target.role, left=leaving)
 

@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.schema import ERRORS
+from flows import organizations
 from orgs import selectors, services
 from orgs.serializers import (
     InvitationAcceptInput,
@@ -68,8 +69,8 @@ class OrganizationApi(APIView):
         v = data.validated_data
         changes = {attr: v[key] for key, attr in (("name", "name"), ("slug", "slug"),
                                                    ("sessionPolicy", "session_policy")) if key in v}
-        membership = services.organization_update(user=request.user, organization_id=org_id, request=request,
-                                                  **changes)
+        membership = organizations.organization_update(user=request.user, organization_id=org_id,
+                                                       request=request, **changes)
         return Response(OrganizationOutput(membership).data)
 
     @_doc("orgs_destroy", "Delete (owners only)", request=None, responses={204: None})

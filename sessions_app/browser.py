@@ -151,7 +151,7 @@ class SessionStore(SessionBase):
 
     def delete(self, session_key=None):
         """Django's logout (``flush``) ends the row through the audited logout service."""
-        from accounts.services import session_logout
+        from sessions_app.services import session_logout
 
         row = self.device_session if session_key in (None, self.session_key) else session_row_load(session_key)
         if row is not None and row.revoked_at is None:

@@ -1,15 +1,22 @@
-"""Framework signals that make cookie-cache snapshots go to the database once (one-liners; see
-``cookie_cache.snapshot_invalidate_user``): a change to a user's fields that a snapshot or a token
-carries, to one of their organization memberships, or to an organization's session policy, however it
-is made (services, admin, shell).
+"""How sessions_app reacts to other apps' changes (one-liners; the work is in sessions_app.services and
+cookie_cache), however they are made (services, admin, shell):
+- cookie-cache snapshots go to the database once (``cookie_cache.snapshot_invalidate_user``) after a
+  change to a user's fields that a snapshot or a token carries, to one of their organization
+  memberships, or to an organization's session policy;
+- a password set or a deactivation saved outside the flows (``accounts.signals.security_state_changed``)
+  ends every session of the user;
+- an ended membership clears the active organization of the member's sessions with it.
 Queryset ``update()`` sends no signal; services that use it call the invalidation themselves."""
 
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from accounts.signals import security_state_changed
 from orgs.models import Membership, Organization
 from sessions_app.cookie_cache import snapshot_invalidate_organization, snapshot_invalidate_user
+from sessions_app.models import RevokeReason
+from sessions_app.services import sessions_organization_leave, sessions_revoke_all
 
 # What a snapshot says about a user (the User JSON, the page user, the token claims).
 SNAPSHOT_FIELDS = frozenset({"email", "name", "role", "is_active", "is_staff", "is_superuser", "email_verified_at"})
@@ -31,6 +38,16 @@ def _user_saved(sender, instance, created, update_fields=None, **kwargs):
 @receiver(post_delete, sender=Membership, dispatch_uid="sessions_app.membership_deleted")
 def _membership_changed(sender, instance, **kwargs):
     _invalidate_on_commit(instance.user_id)
+
+
+@receiver(post_delete, sender=Membership, dispatch_uid="sessions_app.membership_ended")
+def _membership_ended(sender, instance, **kwargs):
+    sessions_organization_leave(user_id=instance.user_id, organization_id=instance.organization_id)
+
+
+@receiver(security_state_changed, dispatch_uid="sessions_app.security_state_changed")
+def _security_state_changed(sender, user, change, **kwargs) -> int:
+    return sessions_revoke_all(user=user, reason=RevokeReason.ADMIN)  # the count goes into the change's audit row
 
 
 @receiver(post_save, sender=Organization, dispatch_uid="sessions_app.organization_saved")

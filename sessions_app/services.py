@@ -18,6 +18,7 @@ from core.request_meta import client_ip, user_agent
 from core.tokens import hash_token
 from identity.services.tokens import access_token_issue
 from orgs.models import Membership
+from security.lockout import known_devices_end
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession, RevokeReason, SealedWith, SpentRefreshToken
@@ -282,6 +283,24 @@ def sessions_revoke_all(*, user, reason: str, request=None, actor=None, keep=Non
     # (the kept session simply gets a new snapshot). One pipeline with the sessions' marks above.
     cookie_cache.revocation_mark_user(user.pk)
     return count
+
+
+def session_logout(*, session: DeviceSession, request=None) -> None:
+    """Sign this device out: its session ends, and so does the lockout exemption (known device) it got
+    when it signed in."""
+    with transaction.atomic():
+        session_revoke(session=session, reason=RevokeReason.LOGOUT, request=request, actor=session.user)
+        known_devices_end(user=session.user, session=session, reason=RevokeReason.LOGOUT)
+        audit_record(event=EventType.LOGOUT, request=request, actor=session.user, session=session)
+
+
+def sessions_organization_leave(*, user_id, organization_id) -> int:
+    """A membership ended (removed, left, deleted by staff): the member's sessions that had its
+    organization active fall back to none (their next access token carries no ``org``). Their
+    cookie-cache snapshots go to the database once (the membership receiver publishes the mark after the
+    commit). Returns how many sessions changed."""
+    return DeviceSession.objects.filter(user_id=user_id, active_organization_id=organization_id).update(
+        active_organization=None)
 
 
 def session_refusal_apply(session: DeviceSession, refusal: Refusal, *, request=None) -> None:

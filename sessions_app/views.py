@@ -6,7 +6,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.services import session_logout
 from core.errors import NotFound
 from core.responses import secret_response
 from core.schema import ERRORS
@@ -27,6 +26,7 @@ from sessions_app.serializers import (
     TokenPairOutput,
     token_pair_data,
 )
+from sessions_app.services import session_logout
 
 
 class LoginApi(PublicApi):

@@ -1,12 +1,12 @@
 """Organization pages (issue 5): my organizations and the switcher, one organization (members,
 invitations, settings), its deletion, and the landing page of the emailed invitation link.
 
-Each view parses its form, calls one service (``orgs.services``, or ``session_switch_organization``
-for the switcher: the API's paths), renders. The services decide every permission, the last-owner
-rule and whether an id in the path belongs to the organization in the path; a page only turns their
-errors into pages with the same status. Which buttons a page *shows* follows the role, but nothing
-relies on that. An organization the caller is not a member of is 404 everywhere, before any form
-is looked at."""
+Each view parses its form, calls one service (``orgs.services``, ``flows.organizations`` for the
+settings, or ``session_switch_organization`` for the switcher: the API's paths), renders. The services
+decide every permission, the last-owner rule and whether an id in the path belongs to the organization
+in the path; a page only turns their errors into pages with the same status. Which buttons a page
+*shows* follows the role, but nothing relies on that. An organization the caller is not a member of is
+404 everywhere, before any form is looked at."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.errors import ApiError
+from flows import organizations as org_flows
 from orgs import selectors
 from orgs import services as orgs
 from orgs.models import ROLE_RANK, InvitationStatus, OrgRole
 from security.stepup import ReauthenticationRequired, SensitiveAction, step_up_require
+from sessions_app.policy import session_policy_limits
 from sessions_app.services import session_switch_organization
 from web import forms as web_forms
 from web import org_forms as forms
@@ -161,7 +163,7 @@ def _minutes(seconds: int | None) -> int | None:
 
 
 def _policy_hint() -> str:
-    limits = orgs.session_policy_limits()
+    limits = session_policy_limits()
     low, lifetime = limits["maxSessionLifetimeSeconds"]
     idle = limits["idleTimeoutSeconds"][1]
     return (f"At least {_minutes(low)} minutes each; at most {lifetime // 86400} days since sign-in and "
@@ -234,7 +236,8 @@ def organization_rename(request, org_id):
     if form.cleaned_data["slug"]:
         changes["slug"] = form.cleaned_data["slug"]
     try:
-        orgs.organization_update(user=request.browser.row.user, organization_id=org_id, request=request, **changes)
+        org_flows.organization_update(user=request.browser.row.user, organization_id=org_id, request=request,
+                                      **changes)
     except ApiError as exc:
         return _service_failed(request, org_id, exc, key="rename", form=form)
     return redirect(_org_url(org_id, "renamed"))
@@ -269,11 +272,11 @@ def organization_policy(request, org_id):
                                               organization.idle_timeout_seconds),
     }
     try:
-        orgs.organization_update(user=request.browser.row.user, organization_id=org_id, session_policy=policy,
-                                 request=request)
+        org_flows.organization_update(user=request.browser.row.user, organization_id=org_id,
+                                      session_policy=policy, request=request)
     except ApiError as exc:
         if exc.fields:  # the service counts in seconds, the page in minutes
-            limits = orgs.session_policy_limits()
+            limits = session_policy_limits()
             exc.fields = {name: [f"Must be between {_minutes(limits[name.split('.')[-1]][0])} and "
                                  f"{limits[name.split('.')[-1]][1] // 60} minutes; a policy can only be "
                                  f"stricter than the global rules."]

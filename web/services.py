@@ -9,7 +9,6 @@ from django.core import signing
 from django.db import transaction
 
 from accounts.models import User
-from accounts.services import session_logout
 from audit.models import EventType
 from audit.services import audit_record
 from core.email import normalize_email
@@ -18,7 +17,7 @@ from core.request_meta import device_label, user_agent
 from flows.login import user_login
 from sessions_app.app_settings import app_settings
 from sessions_app.models import RevokeReason
-from sessions_app.services import session_browser_key_issue, session_revoke
+from sessions_app.services import session_browser_key_issue, session_logout, session_revoke
 from web.app_settings import app_settings as web_settings
 
 DEVICE_TOKEN_SEPARATOR = "~"  # never in a signed value (URL-safe base64, ":" and ".")
