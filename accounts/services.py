@@ -7,7 +7,6 @@ Each service validates, changes state, writes its audit row and queues its mail 
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from django.contrib.auth.hashers import is_password_usable, make_password
@@ -21,18 +20,25 @@ from django.utils import timezone
 
 from accounts.app_settings import app_settings
 from accounts.models import (
-    SECURITY_STATE_EXEMPT_PURPOSES,
     AccountToken,
     Role,
     TokenPurpose,
     User,
-    current_security_version,
 )
 from accounts.signals import security_state_changed
 from audit.models import EventType
 from audit.services import audit_record
 from core.email import normalize_email
 from core.errors import ApiError
+from core.links import (  # noqa: F401  (the link errors are re-exported: callers import them from here)
+    ExpiredLinkToken,
+    InvalidLinkToken,
+    SupersededLinkToken,
+    link_security_version,
+    link_token_consume,
+    link_token_issue,
+    same_security_state,
+)
 from core.tokens import hash_token
 from notifications.services import outbox_enqueue
 from security.lockout import known_devices_keep
@@ -50,27 +56,8 @@ class EmailNotVerified(ApiError):
     default_detail = "Verify your email address before signing in. We can send the link again."
 
 
-class InvalidLinkToken(ApiError):
-    status_code = 400
-    default_code = "invalid_token"
-    default_detail = "This link is invalid or has already been used."
-
-
-class SupersededLinkToken(InvalidLinkToken):
-    """Issued before its user's last security-state change: the same answer as a used link (its holder
-    learns nothing about the account), a reason of its own in the audit trail."""
-
-    audit_reason = "superseded"
-
-
 def token_failure_reason(exc: ApiError) -> str:
     return getattr(exc, "audit_reason", exc.code)
-
-
-class ExpiredLinkToken(ApiError):
-    status_code = 400
-    default_code = "token_expired"
-    default_detail = "This link has expired. Request a new one."
 
 
 class PasswordRequired(ApiError):
@@ -92,41 +79,20 @@ def account_link(path: str, raw_token: str) -> str:
 
 
 def account_token_issue(user: User, purpose: str, ttl, *, replace: bool = True, **fields) -> str:
-    """A new single-use token; earlier unused tokens of the same purpose stop working (``replace=False``
-    keeps them: each email change keeps its own way back). ``fields``: what the token carries (an email
-    change's ``new_email`` and ``requested_session_id``). It carries the user's security version too, so
-    a security-state change ends it (security_version_bump), unless its purpose is in
-    SECURITY_STATE_EXEMPT_PURPOSES."""
-    now = timezone.now()
-    if replace:
-        AccountToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True).update(used_at=now)
-    raw = secrets.token_urlsafe(32)
-    version = None if purpose in SECURITY_STATE_EXEMPT_PURPOSES else user.security_version
-    AccountToken.objects.create(user=user, purpose=purpose, token_hash=hash_token(raw), created_at=now,
-                                expires_at=now + ttl, security_version=version, **fields)
-    return raw
+    """A new single-use token (core.links.link_token_issue); earlier unused tokens of the same purpose
+    stop working (``replace=False`` keeps them: each email change keeps its own way back). ``fields``:
+    what the token carries (an email change's ``new_email`` and ``requested_session_id``). It carries the
+    user's security version too, so a security-state change ends it (security_version_bump), unless its
+    purpose is in SECURITY_STATE_EXEMPT_PURPOSES."""
+    return link_token_issue(AccountToken, user=user, purpose=purpose, ttl=ttl, supersede=replace,
+                            security_version=link_security_version(user=user, purpose=purpose), **fields)
 
 
 def account_token_consume(raw: str, purpose: str) -> AccountToken:
-    """Spend a token exactly once (a conditional UPDATE, so two racing requests cannot both win). A
-    token issued before its user's last security-state change is refused (SupersededLinkToken)."""
-    now = timezone.now()
-    token = AccountToken.objects.select_related("user").filter(
-        token_hash=hash_token(raw or ""), purpose=purpose
-    ).first()
-    if token is None or token.used_at is not None:
-        raise InvalidLinkToken()
-    if token.expires_at <= now:
-        raise ExpiredLinkToken()
-    spend = AccountToken.objects.filter(pk=token.pk, used_at__isnull=True)
-    if token.security_version is not None:
-        if token.security_version != token.user.security_version:
-            raise SupersededLinkToken()
-        spend = spend.filter(security_version=current_security_version())  # a change committed meanwhile
-    if not spend.update(used_at=now):
-        raise InvalidLinkToken()
-    token.used_at = now
-    return token
+    """Spend a token exactly once (core.links.link_token_consume: a conditional UPDATE, so two racing
+    requests cannot both win). A token issued before its user's last security-state change is refused
+    (SupersededLinkToken)."""
+    return link_token_consume(AccountToken, raw=raw, purpose=purpose, check=same_security_state)
 
 
 def account_token_owner(raw: str, purpose: str) -> User | None:

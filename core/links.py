@@ -24,9 +24,11 @@ expressed with the two hooks, without a second copy of issue/consume:
               return None
           if token.security_version != token.user.security_version:
               raise SupersededLinkToken()             # an InvalidLinkToken subclass
-          return {"user__security_version": token.security_version}
+          return {"security_version": current_security_version()}   # a subquery, not a join
 
       link_token_consume(AccountToken, raw=raw, purpose=purpose, check=_same_security_state)
+
+  (that rule is ``same_security_state`` below, with ``link_security_version`` for the issuing side.)
 """
 
 from __future__ import annotations
@@ -129,3 +131,28 @@ def current_security_version(user_field: str = "user_id") -> models.Subquery:
     re-check ``used_at`` on the row it waited for, so racing requests could all spend one token."""
     user_model = get_user_model()
     return models.Subquery(user_model.objects.filter(pk=models.OuterRef(user_field)).values("security_version")[:1])
+
+
+class SupersededLinkToken(InvalidLinkToken):
+    """Issued before its user's last security-state change: the same answer as a used link (its holder
+    learns nothing about the account), a reason of its own in the audit trail."""
+
+    audit_reason = "superseded"
+
+
+def link_security_version(*, user, purpose: str) -> int | None:
+    """What a new token of ``purpose`` stores as ``security_version`` (``link_token_issue(...,
+    security_version=...)``): the user's current version, or None for an exempt purpose."""
+    return None if purpose in SECURITY_STATE_EXEMPT_PURPOSES else user.security_version
+
+
+def same_security_state(token) -> dict[str, Any] | None:
+    """The ``check`` of ``link_token_consume`` for tokens carrying a security version: a token issued
+    before its user's last security-state change is refused (``SupersededLinkToken``), and the spending
+    UPDATE re-checks the version through ``current_security_version`` (a change committed after the read
+    refuses too). A token without a version (an exempt purpose) passes."""
+    if token.security_version is None:
+        return None
+    if token.security_version != token.user.security_version:
+        raise SupersededLinkToken()
+    return {"security_version": current_security_version()}

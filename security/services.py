@@ -4,47 +4,39 @@ audit/selectors.py.)"""
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 
 from django.utils import timezone
 
 from audit.models import EventType
 from audit.services import audit_record
-from core.errors import ApiError
-from core.links import SECURITY_STATE_EXEMPT_PURPOSES, current_security_version
+from core.links import (
+    ExpiredLinkToken,
+    InvalidLinkToken,
+    SupersededLinkToken,
+    link_security_version,
+    link_token_consume,
+    link_token_issue,
+    same_security_state,
+)
 from core.tokens import hash_token
 from security.models import SecurityToken
 
 
-class InvalidSecurityLink(ApiError):
-    status_code = 400
-    default_code = "invalid_token"
-    default_detail = "This link is invalid or has already been used."
-
-
-class SupersededSecurityLink(InvalidSecurityLink):
-    """Issued before its user's last security-state change: the same answer as a used link (the holder
-    learns nothing about the account), a reason of its own in the audit trail."""
-
-    audit_reason = "superseded"
-
-
-class ExpiredSecurityLink(ApiError):
-    status_code = 400
-    default_code = "token_expired"
-    default_detail = "This link has expired."
+# The refusals of a security link are core.links' (the same codes and messages), under the names
+# callers know; only the expiry message is shorter than an account link's (no "request a new one").
+InvalidSecurityLink = InvalidLinkToken
+SupersededSecurityLink = SupersededLinkToken
+ExpiredSecurityLink = ExpiredLinkToken
+EXPIRED_MESSAGE = "This link has expired."
 
 
 def security_token_issue(*, user, purpose: str, ttl, **context) -> str:
-    """A new single-use token (call inside the caller's transaction); only the hash is stored. It
-    carries the user's security version: a security-state change ends it (docs/security.md)."""
-    now = timezone.now()
-    raw = secrets.token_urlsafe(32)
-    version = None if purpose in SECURITY_STATE_EXEMPT_PURPOSES else user.security_version
-    SecurityToken.objects.create(user=user, purpose=purpose, token_hash=hash_token(raw), created_at=now,
-                                 expires_at=now + ttl, context=context, security_version=version)
-    return raw
+    """A new single-use token (core.links.link_token_issue; call inside the caller's transaction); only
+    the hash is stored. It carries the user's security version: a security-state change ends it
+    (docs/security.md)."""
+    return link_token_issue(SecurityToken, user=user, purpose=purpose, ttl=ttl, context=context,
+                            security_version=link_security_version(user=user, purpose=purpose))
 
 
 def security_token_owner(raw, purpose: str):
@@ -57,24 +49,11 @@ def security_token_owner(raw, purpose: str):
 
 
 def security_token_consume(*, raw: str, purpose: str) -> SecurityToken:
-    """Spend a token exactly once (conditional UPDATE: two racing requests cannot both win). A token
-    issued before its user's last security-state change is refused like a used one."""
-    now = timezone.now()
-    token = SecurityToken.objects.select_related("user").filter(token_hash=hash_token(raw or ""),
-                                                                purpose=purpose).first()
-    if token is None or token.used_at is not None:
-        raise InvalidSecurityLink()
-    if token.expires_at <= now:
-        raise ExpiredSecurityLink()
-    spend = SecurityToken.objects.filter(pk=token.pk, used_at__isnull=True)
-    if token.security_version is not None:
-        if token.security_version != token.user.security_version:
-            raise SupersededSecurityLink()
-        spend = spend.filter(security_version=current_security_version())  # a change committed meanwhile
-    if not spend.update(used_at=now):
-        raise InvalidSecurityLink()
-    token.used_at = now
-    return token
+    """Spend a token exactly once (core.links.link_token_consume: a conditional UPDATE, so two racing
+    requests cannot both win). A token issued before its user's last security-state change is refused
+    like a used one."""
+    return link_token_consume(SecurityToken, raw=raw, purpose=purpose, check=same_security_state,
+                              expired_message=EXPIRED_MESSAGE)
 
 
 def security_tokens_end(*, user) -> int:

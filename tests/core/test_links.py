@@ -12,7 +12,17 @@ from django.utils import timezone
 
 from accounts.models import AccountToken, TokenPurpose, User
 from core.errors import ApiError, exception_handler
-from core.links import ExpiredLinkToken, InvalidLinkToken, link_token_consume, link_token_issue, public_url
+from core.links import (
+    SECURITY_STATE_EXEMPT_PURPOSES,
+    ExpiredLinkToken,
+    InvalidLinkToken,
+    SupersededLinkToken,
+    link_security_version,
+    link_token_consume,
+    link_token_issue,
+    public_url,
+    same_security_state,
+)
 from core.tokens import hash_token
 from security.models import SecurityToken, SecurityTokenPurpose
 from tests.factories import UserFactory
@@ -216,6 +226,44 @@ def test_a_token_carrying_a_version_dies_when_the_version_moves_on(db):
     assert refused.value.code == "invalid_token" and refused.value.audit_reason == "superseded"
     assert link_token_consume(SecurityToken, raw=current, purpose=SecurityTokenPurpose.NOT_ME,
                               check=current_version).context == {"version": "v1"}
+
+
+@pytest.mark.parametrize("model, purpose, other, fields", MODELS)
+def test_same_security_state_refuses_a_token_issued_before_the_last_change(db, model, purpose, other, fields):
+    """core.links' own security-version rule (what account and security tokens both use)."""
+    user = UserFactory()
+    issue = lambda: link_token_issue(model, user=user, purpose=purpose, ttl=TTL,  # noqa: E731
+                                     security_version=link_security_version(user=user, purpose=purpose))
+    old = issue()
+    User.objects.filter(pk=user.pk).update(security_version=user.security_version + 1)
+    user.refresh_from_db()
+    with pytest.raises(SupersededLinkToken) as refused:
+        link_token_consume(model, raw=old, purpose=purpose, check=same_security_state)
+    assert refused.value.code == "invalid_token" and refused.value.audit_reason == "superseded"
+    assert isinstance(refused.value, InvalidLinkToken) and _unspent(model, old)
+
+    def moved_on_after_the_read(token):  # a change committed between the read and the UPDATE
+        narrowed = same_security_state(token)
+        User.objects.filter(pk=token.user_id).update(security_version=token.security_version + 1)
+        return narrowed
+
+    raced = issue()
+    with pytest.raises(InvalidLinkToken):
+        link_token_consume(model, raw=raced, purpose=purpose, check=moved_on_after_the_read)
+    assert _unspent(model, raced)
+    user.refresh_from_db()
+    assert link_token_consume(model, raw=issue(), purpose=purpose, check=same_security_state).used_at is not None
+
+
+def test_exempt_purposes_carry_no_version_and_outlive_changes(db):
+    user = UserFactory()
+    purpose = TokenPurpose.EMAIL_CHANGE_REVERT
+    assert purpose in SECURITY_STATE_EXEMPT_PURPOSES and link_security_version(user=user, purpose=purpose) is None
+    assert link_security_version(user=user, purpose=TokenPurpose.RESET_PASSWORD) == user.security_version
+    raw = link_token_issue(AccountToken, user=user, purpose=purpose, ttl=TTL, new_email="old@example.com",
+                           security_version=link_security_version(user=user, purpose=purpose))
+    User.objects.filter(pk=user.pk).update(security_version=user.security_version + 1)
+    assert link_token_consume(AccountToken, raw=raw, purpose=purpose, check=same_security_state).used_at is not None
 
 
 @pytest.mark.parametrize("error, status, code, message", [
