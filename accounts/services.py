@@ -37,6 +37,7 @@ from core.links import (  # noqa: F401  (the link errors are re-exported: caller
     link_security_version,
     link_token_consume,
     link_token_issue,
+    public_url,
     same_security_state,
 )
 from core.tokens import hash_token
@@ -74,10 +75,6 @@ def password_validate(password: str, user, field: str) -> None:
                        fields={field: list(exc.messages)}) from None
 
 
-def account_link(path: str, raw_token: str) -> str:
-    return f"{app_settings.PUBLIC_URL}/{path}?token={raw_token}"
-
-
 def account_token_issue(user: User, purpose: str, ttl, *, replace: bool = True, **fields) -> str:
     """A new single-use token (core.links.link_token_issue); earlier unused tokens of the same purpose
     stop working (``replace=False`` keeps them: each email change keeps its own way back). ``fields``:
@@ -107,7 +104,7 @@ def _send_verification(user: User) -> None:
     raw = account_token_issue(user, TokenPurpose.VERIFY_EMAIL, app_settings.EMAIL_VERIFICATION_TTL)
     hours = int(app_settings.EMAIL_VERIFICATION_TTL.total_seconds() // 3600)
     outbox_enqueue(kind="verify_email", recipient=user.email, subject="Confirm your email address",
-                   template="verify_email", context={"user": user, "link": account_link("verify-email", raw),
+                   template="verify_email", context={"user": user, "link": public_url("web-verify-email", token=raw),
                                                      "hours": hours})
 
 
@@ -124,8 +121,8 @@ def user_register(*, email: str, password: str, name: str, request=None) -> User
         make_password(password)  # same cost as creating the account
         outbox_enqueue(kind="account_exists", recipient=existing.email, subject="You already have an account",
                        template="account_exists", context={"user": existing,
-                                                           "login_link": f"{app_settings.PUBLIC_URL}/login",
-                                                           "reset_link": f"{app_settings.PUBLIC_URL}/forgot-password"})
+                                                           "login_link": public_url("web-login"),
+                                                           "reset_link": public_url("web-forgot-password")})
         audit_record(event=EventType.REGISTER_EXISTING, request=request, subject=existing, success=False)
         return None
     revert = _revert_link_holding(email)
@@ -178,7 +175,7 @@ def password_forgot(*, email: str, request=None) -> None:
     if user is None:
         outbox_enqueue(kind="reset_unknown", recipient=email, subject="Password reset requested",
                        template="password_reset_unknown",
-                       context={"email": email, "register_link": f"{app_settings.PUBLIC_URL}/register"})
+                       context={"email": email, "register_link": public_url("web-register")})
         audit_record(event=EventType.PASSWORD_RESET_REQUESTED, request=request, success=False,
                      reason="unknown_email", email=email[:254])
         return
@@ -191,15 +188,15 @@ def password_reset_link_send(user: User) -> None:
     raw = account_token_issue(user, TokenPurpose.RESET_PASSWORD, app_settings.PASSWORD_RESET_TTL)
     outbox_enqueue(kind="password_reset", recipient=user.email, subject="Reset your password",
                    template="password_reset",
-                   context={"user": user, "link": account_link("reset-password", raw),
+                   context={"user": user, "link": public_url("web-reset-password", token=raw),
                             "minutes": int(app_settings.PASSWORD_RESET_TTL.total_seconds() // 60)})
 
 
 def password_changed_mail(user: User) -> None:
     outbox_enqueue(kind="password_changed", recipient=user.email, subject="Your password was changed",
                    template="password_changed",
-                   context={"user": user, "reset_link": f"{app_settings.PUBLIC_URL}/forgot-password",
-                            "sessions_link": f"{app_settings.PUBLIC_URL}/account/sessions"})
+                   context={"user": user, "reset_link": public_url("web-forgot-password"),
+                            "sessions_link": public_url("web-account-sessions")})
 
 
 class InvalidCurrentPassword(ApiError):

@@ -15,7 +15,6 @@ from accounts.services import (
     EmailTaken,
     InvalidCurrentPassword,
     InvalidLinkToken,
-    account_link,
     account_token_consume,
     account_token_issue,
     new_email_validate,
@@ -27,6 +26,7 @@ from audit.models import EventType
 from audit.services import audit_record, email_mask
 from core.email import normalize_email
 from core.errors import ApiError
+from core.links import public_url
 from core.tokens import hash_token
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings as security_settings
@@ -60,7 +60,7 @@ def email_change_request(*, user: User, session: DeviceSession | None, new_email
             outbox_enqueue(kind="email_change_confirm", recipient=new_email, subject="Confirm your new email address",
                            template="email_change_confirm",
                            context={"user": user, "new_email": new_email,
-                                    "link": account_link("account/email/confirm", raw),
+                                    "link": public_url("web-account-email-confirm", token=raw),
                                     "hours": int(app_settings.EMAIL_CHANGE_TTL.total_seconds() // 3600)})
         else:
             # What issuing a link does to earlier requests, so both cases leave the same state behind.
@@ -68,8 +68,8 @@ def email_change_request(*, user: User, session: DeviceSession | None, new_email
                                         used_at__isnull=True).update(used_at=timezone.now())
             outbox_enqueue(kind="email_change_taken", recipient=owner.email, subject="Your email address was entered",
                            template="email_change_taken",
-                           context={"user": owner, "login_link": f"{app_settings.PUBLIC_URL}/login",
-                                    "reset_link": f"{app_settings.PUBLIC_URL}/forgot-password"})
+                           context={"user": owner, "login_link": public_url("web-login"),
+                                    "reset_link": public_url("web-forgot-password")})
         # ``email``: the address the link goes to. Opened after the change took effect, it undoes the
         # change instead of mailing a reset to the new address (email_change_revert_for_not_me).
         not_me = security_token_issue(user=user, purpose=SecurityTokenPurpose.NOT_ME,
@@ -79,8 +79,8 @@ def email_change_request(*, user: User, session: DeviceSession | None, new_email
                        subject="Your email address is being changed", template="email_change_requested",
                        context={"user": user, "masked_new_email": email_mask(new_email), "time": timezone.now(),
                                 "hours": int(app_settings.EMAIL_CHANGE_TTL.total_seconds() // 3600),
-                                "not_me_link": f"{app_settings.PUBLIC_URL}/account/not-me?token={not_me}",
-                                "sessions_link": f"{app_settings.PUBLIC_URL}/account/sessions"})
+                                "not_me_link": public_url("web-account-not-me", token=not_me),
+                                "sessions_link": public_url("web-account-sessions")})
         # address_in_use is not among the details users see (security.serializers.VISIBLE_CONTEXT).
         audit_record(event=EventType.EMAIL_CHANGE_REQUESTED, request=request, actor=user, session=session,
                      new_email=email_mask(new_email), address_in_use=owner is not None)
@@ -130,7 +130,7 @@ def email_change_confirm(*, token: str, request=None) -> User:
             outbox_enqueue(kind="email_changed", recipient=old, subject="Your email address was changed",
                            template="email_changed",
                            context={"user": user, "masked_new_email": email_mask(new), "time": now,
-                                    "revert_link": account_link("account/email/revert", revert),
+                                    "revert_link": public_url("web-account-email-revert", token=revert),
                                     "days": app_settings.EMAIL_CHANGE_REVERT_TTL.days})
             return user
     except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after

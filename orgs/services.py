@@ -20,6 +20,7 @@ from audit.models import EventType
 from audit.services import audit_record
 from core.email import normalize_email
 from core.errors import ApiError, NotFound
+from core.links import public_url
 from core.tokens import hash_token
 from notifications.services import outbox_enqueue
 from orgs.app_settings import app_settings
@@ -321,10 +322,6 @@ def memberships_end_for_account_deletion(*, user: User, request=None) -> None:
 
 # --- invitations --------------------------------------------------------------------------------------
 
-def _invitation_link(raw: str) -> str:
-    return f"{app_settings.PUBLIC_URL}/invitations/accept?token={raw}"
-
-
 def invitation_create(*, user: User, organization_id, email: str, role: str, request=None) -> Invitation:
     """Invite an email address (admins and owners; an ``owner`` invitation only by owners, with a
     fresh session: step-up ``org.ownership``). An open invitation for the same address is replaced:
@@ -378,7 +375,7 @@ def _invitation_create(*, user: User, organization_id, email: str, role: str, re
     outbox_enqueue(kind="invitation", recipient=email, subject="You are invited to join {organization}",
                    subject_values={"organization": organization.name}, template="invitation",
                    context={"inviter": user, "organization": organization, "role": invitation.get_role_display(),
-                            "link": _invitation_link(raw),
+                            "link": public_url("web-invitation-accept", token=raw),
                             "hours": int(app_settings.INVITATION_TTL.total_seconds() // 3600)})
     audit_record(event=EventType.ORG_INVITATION_CREATED, request=request, actor=user, organization=organization,
                  invitation=invitation.pk, email=email, role=role, replaced=len(replaced))

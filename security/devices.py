@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from audit.models import EventType
 from audit.services import audit_record
+from core.links import public_url
 from core.request_meta import (
     client_ip,
     device_description,
@@ -58,8 +59,8 @@ def login_seen_check(*, user, session, request) -> bool:
     outbox_enqueue(kind="new_sign_in", recipient=user.email, subject="New sign-in to your account",
                    template="new_sign_in",
                    context={"user": user, "ip": ip or "unknown", "time": now, **described,
-                            "sessions_link": f"{app_settings.PUBLIC_URL}/account/sessions",
-                            "not_me_link": f"{app_settings.PUBLIC_URL}/account/not-me?token={raw}"})
+                            "sessions_link": public_url("web-account-sessions"),
+                            "not_me_link": public_url("web-account-not-me", token=raw)})
     audit_record(event=EventType.NEW_DEVICE_LOGIN, request=request, actor=user, session=session, network=network,
                  **described)
     return True

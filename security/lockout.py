@@ -37,6 +37,7 @@ from audit.refusals import audited_refusals
 from audit.services import audit_record
 from core.email import normalize_email
 from core.errors import ApiError, json_error
+from core.links import public_url
 from core.request_meta import client_ip, user_agent
 from core.tokens import hash_token
 from notifications.services import outbox_enqueue
@@ -258,8 +259,8 @@ def _lockout_started(*, email: str, request) -> None:
                        template="account_locked",
                        context={"user": user, "ip": client_ip(request) or "unknown", "time": timezone.now(),
                                 "minutes": int(app_settings.LOCKOUT_DURATION.total_seconds() // 60),
-                                "link": f"{app_settings.PUBLIC_URL}/account/unlock?token={raw}",
-                                "reset_link": f"{app_settings.PUBLIC_URL}/forgot-password"})
+                                "link": public_url("web-account-unlock", token=raw),
+                                "reset_link": public_url("web-forgot-password")})
 
 
 def login_authenticate(*, request, email: str, password: str, device_token: str = "", device_id: str = ""):

@@ -140,14 +140,16 @@ def _token(user, purpose):
     return security_token_issue(user=user, purpose=purpose, ttl=timedelta(hours=1))
 
 
-def test_mail_templates_link_to_the_landing_pages():
+def test_mail_templates_link_to_the_landing_pages(settings):
+    """The mails' links are ``public_url`` of these routes (every mail kind is sent and its links
+    checked in tests/core/test_public_url_links.py)."""
     from pathlib import Path
 
-    from django.conf import settings
-    from security import devices, lockout
+    from core.links import public_url
 
-    assert "/account/unlock?token=" in Path(lockout.__file__).read_text()
-    assert "/account/not-me?token=" in Path(devices.__file__).read_text()
+    settings.AUTH_PUBLIC_URL = "https://auth.example.com"
+    assert public_url("web-account-unlock", token="t") == "https://auth.example.com/account/unlock?token=t"
+    assert public_url("web-account-not-me", token="t") == "https://auth.example.com/account/not-me?token=t"
     root = Path(settings.BASE_DIR) / "templates" / "emails"
     assert "{{ link }}" in (root / "account_locked.txt").read_text()
     assert "{{ not_me_link }}" in (root / "new_sign_in.txt").read_text()
