@@ -17,6 +17,7 @@ from accounts.services import (
     InvalidLinkToken,
     account_token_consume,
     account_token_issue,
+    account_token_owner,
     new_email_validate,
     password_reset_link_send,
     token_failure_reason,
@@ -86,6 +87,18 @@ def email_change_request(*, user: User, session: DeviceSession | None, new_email
                      new_email=email_mask(new_email), address_in_use=owner is not None)
 
 
+def _spend_with_owner_locked(token: str, purpose: str) -> tuple[User, AccountToken]:
+    """Spend an email-change link of ``purpose`` with its active owner's row locked first (the user row
+    before the token row, the order of email_change_request; the audit chain after both)."""
+    pending = AccountToken.objects.filter(token_hash=hash_token(token or ""), purpose=purpose).values("user_id").first()
+    user = (User.objects.select_for_update().filter(pk=pending["user_id"], is_active=True).first()
+            if pending else None)
+    record = account_token_consume(token, purpose)
+    if user is None or record.user_id != user.pk:
+        raise InvalidLinkToken()
+    return user, record
+
+
 def email_change_confirm(*, token: str, request=None) -> User:
     """Apply a confirmed change (the link mailed to the new address): the address must still be free
     (checked, and guarded by the unique constraint: 409 email_taken), it counts as verified now, every
@@ -93,17 +106,9 @@ def email_change_confirm(*, token: str, request=None) -> User:
     session except the one that asked ends. The old address is told, with a single-use link that undoes
     the change (email_change_revert). Audited with both addresses masked. Atomic: a refusal changes
     nothing."""
-    user_id = None
     try:
         with transaction.atomic():
-            pending = AccountToken.objects.filter(token_hash=hash_token(token or ""),
-                                                  purpose=TokenPurpose.CHANGE_EMAIL).values("user_id").first()
-            user_id = pending and pending["user_id"]
-            # The user row before the token row (the order of email_change_request), then the audit chain.
-            user = User.objects.select_for_update().filter(pk=user_id, is_active=True).first() if user_id else None
-            record = account_token_consume(token, TokenPurpose.CHANGE_EMAIL)
-            if user is None or record.user_id != user.pk:
-                raise InvalidLinkToken()
+            user, record = _spend_with_owner_locked(token, TokenPurpose.CHANGE_EMAIL)
             old, new, now = user.email, record.new_email, timezone.now()
             if User.objects.filter(email=new).exclude(pk=user.pk).exists():
                 raise EmailTaken()
@@ -119,7 +124,7 @@ def email_change_confirm(*, token: str, request=None) -> User:
             AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
                 purpose__in=SECURITY_STATE_EXEMPT_PURPOSES).update(used_at=now)
             revert = account_token_issue(user, TokenPurpose.EMAIL_CHANGE_REVERT, app_settings.EMAIL_CHANGE_REVERT_TTL,
-                                  replace=False, new_email=old)
+                                         replace=False, new_email=old)
             keep = None
             if record.requested_session_id:
                 keep = DeviceSession.objects.alive().filter(pk=record.requested_session_id, user=user).first()
@@ -134,7 +139,7 @@ def email_change_confirm(*, token: str, request=None) -> User:
                                     "days": app_settings.EMAIL_CHANGE_REVERT_TTL.days})
             return user
     except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        subject = User.objects.filter(pk=user_id).first() if user_id else None
+        subject = account_token_owner(token, TokenPurpose.CHANGE_EMAIL)
         audit_record(event=EventType.EMAIL_CHANGE_FAILED, request=request, subject=subject, success=False,
                      reason=token_failure_reason(exc))
         raise
@@ -152,21 +157,13 @@ def email_change_revert(*, token: str, request=None) -> User:
     (resets, verification, pending email changes, unlock and "this wasn't me" links, the ways back of
     later changes), and a reset link goes to the restored address. 409 email_taken when the address
     belongs to another account now (nothing changes, the link stays unspent). Audited either way."""
-    user_id = None
     try:
         with transaction.atomic():
-            pending = AccountToken.objects.filter(token_hash=hash_token(token or ""),
-                                                  purpose=TokenPurpose.EMAIL_CHANGE_REVERT).values("user_id").first()
-            user_id = pending and pending["user_id"]
-            # The user row before the token row (every flow's order), then the audit chain.
-            user = User.objects.select_for_update().filter(pk=user_id, is_active=True).first() if user_id else None
-            record = account_token_consume(token, TokenPurpose.EMAIL_CHANGE_REVERT)
-            if user is None or record.user_id != user.pk:
-                raise InvalidLinkToken()
+            user, record = _spend_with_owner_locked(token, TokenPurpose.EMAIL_CHANGE_REVERT)
             _email_change_undo(user=user, record=record, request=request, via="revert_link")
             return user
     except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        subject = User.objects.filter(pk=user_id).first() if user_id else None
+        subject = account_token_owner(token, TokenPurpose.EMAIL_CHANGE_REVERT)
         audit_record(event=EventType.EMAIL_CHANGE_REVERT_FAILED, request=request, subject=subject, success=False,
                      reason=exc.code)
         raise
