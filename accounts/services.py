@@ -37,10 +37,10 @@ from core.links import (  # noqa: F401  (the link errors are re-exported: caller
     link_security_version,
     link_token_consume,
     link_token_issue,
+    link_token_owner,
     public_url,
     same_security_state,
 )
-from core.tokens import hash_token
 from notifications.services import outbox_enqueue
 from security.lockout import known_devices_keep
 
@@ -93,11 +93,8 @@ def account_token_consume(raw: str, purpose: str) -> AccountToken:
 
 
 def account_token_owner(raw: str, purpose: str) -> User | None:
-    """The account a link token (live, spent or expired) was issued to: a refusal of a known token
-    concerns that account and is audited as its own (never merely counted by the audit trail's flood
-    control, which only aggregates refusals that concern nobody known)."""
-    return User.objects.filter(account_tokens__token_hash=hash_token(raw or ""),
-                               account_tokens__purpose=purpose).first()
+    """The account a link token was issued to (core.links.link_token_owner)."""
+    return link_token_owner(AccountToken, raw=raw, purpose=purpose)
 
 
 def _send_verification(user: User) -> None:

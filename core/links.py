@@ -81,6 +81,16 @@ def link_token_issue(model: type[Token], *, user, purpose: str, ttl: timedelta, 
     return raw
 
 
+def link_token_owner(model: type[Token], *, raw, purpose: str):
+    """The user a link token of ``purpose`` was issued to (live, used, expired or superseded), or None for
+    a token never issued: a refused link is audited against the account it concerns (never merely
+    counted by the audit trail's flood control, which aggregates refusals that concern nobody known)."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    token = model.objects.select_related("user").filter(token_hash=hash_token(raw), purpose=purpose).first()
+    return token.user if token is not None else None
+
+
 def link_token_consume(model: type[Token], *, raw: str, purpose: str, now: datetime | None = None,
                        check: Callable[[Token], Mapping[str, Any] | None] | None = None,
                        expired_message: str | None = None) -> Token:

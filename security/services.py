@@ -17,9 +17,9 @@ from core.links import (
     link_security_version,
     link_token_consume,
     link_token_issue,
+    link_token_owner,
     same_security_state,
 )
-from core.tokens import hash_token
 from security.models import SecurityToken
 
 
@@ -40,12 +40,8 @@ def security_token_issue(*, user, purpose: str, ttl, **context) -> str:
 
 
 def security_token_owner(raw, purpose: str):
-    """The user a link token of ``purpose`` was mailed to (used, expired or superseded included), or
-    None for a token never issued: a refused link is audited against the account it concerns."""
-    if not isinstance(raw, str) or not raw:
-        return None
-    token = SecurityToken.objects.select_related("user").filter(token_hash=hash_token(raw), purpose=purpose).first()
-    return token.user if token is not None else None
+    """The user a security link token was mailed to (core.links.link_token_owner)."""
+    return link_token_owner(SecurityToken, raw=raw, purpose=purpose)
 
 
 def security_token_consume(*, raw: str, purpose: str) -> SecurityToken:
