@@ -70,6 +70,7 @@ def token_from_snapshot(payload: dict, not_after: int) -> bytes:
     user, org = payload["user"], payload.get("org")
     access = access_token_issue(user=_SnapshotSubject(user["id"], user["email"], user["role"]),
                                 session_id=payload["session"]["id"], not_after=not_after,
+                                amr=payload["session"].get("amr"),
                                 org_id=org["id"] if org else None, org_role=org["role"] if org else None)
     return JSONRenderer().render({"accessToken": access.token, "expiresIn": access.expires_in})
 

@@ -22,6 +22,13 @@ class RevokeReason(models.TextChoices):
     EMAIL_CHANGE_REVERTED = "email_change_reverted"
 
 
+PASSWORD_AMR = ("pwd",)  # RFC 8176: how the user signed in to a session
+
+
+def default_amr() -> list[str]:
+    return list(PASSWORD_AMR)
+
+
 class DeviceSessionQuerySet(models.QuerySet):
     def alive(self, now=None):
         now = now or timezone.now()
@@ -48,6 +55,9 @@ class DeviceSession(models.Model):
     expires_at = models.DateTimeField()
     absolute_expires_at = models.DateTimeField()
     reauthenticated_at = models.DateTimeField(null=True, blank=True)
+    # Authentication methods (RFC 8176) of the sign-in that opened the session: ["pwd"], ["pwd", "otp",
+    # "mfa"], ["hwk", "user", "mfa"]. Access tokens carry it; a refresh keeps it.
+    amr = models.JSONField(default=default_amr)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=32, choices=RevokeReason.choices, blank=True, default="")
     refresh_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)

@@ -20,12 +20,15 @@ class SessionOutput(serializers.ModelSerializer):
     lastActivityAt = serializers.DateTimeField(source="last_activity_at")
     expiresAt = serializers.DateTimeField(source="expires_at")
     rememberMe = serializers.BooleanField(source="remember_me")
+    amr = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                help_text='How the user signed in (RFC 8176): ["pwd"], ["pwd", "otp", "mfa"], '
+                                          '["hwk", "user", "mfa"].')
     current = serializers.SerializerMethodField()
 
     class Meta:
         model = DeviceSession
         fields = ["id", "deviceId", "deviceName", "ipAddress", "userAgent", "createdAt", "lastActivityAt",
-                  "expiresAt", "rememberMe", "current"]
+                  "expiresAt", "rememberMe", "amr", "current"]
 
     def get_current(self, obj) -> bool:
         current = self.context.get("current_session_id")

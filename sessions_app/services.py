@@ -21,7 +21,7 @@ from orgs.models import Membership
 from security.lockout import known_devices_end
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
-from sessions_app.models import DeviceSession, RevokeReason, SealedWith, SpentRefreshToken
+from sessions_app.models import PASSWORD_AMR, DeviceSession, RevokeReason, SealedWith, SpentRefreshToken
 from sessions_app.policy import ORGANIZATION_REASONS, Refusal, session_refusal
 
 REFRESH_TOKEN_PREFIX = "mrt_"
@@ -72,9 +72,9 @@ def _issue_access(session: DeviceSession, membership: Membership | None = None):
     """An access token for ``session``; with the membership of its active organization it carries
     ``org`` and ``orgRole``."""
     if membership is None:
-        return access_token_issue(user=session.user, session_id=session.pk)
+        return access_token_issue(user=session.user, session_id=session.pk, amr=session.amr)
     return access_token_issue(user=session.user, session_id=session.pk, org_id=membership.organization_id,
-                              org_role=membership.role)
+                              org_role=membership.role, amr=session.amr)
 
 
 def session_access_token_issue(session: DeviceSession):
@@ -84,8 +84,8 @@ def session_access_token_issue(session: DeviceSession):
 
 @transaction.atomic
 def session_create(*, user, request=None, remember_me: bool = False, device_id: str = "",
-                   device_name: str = "", tokens: bool = True) -> TokenPair:
-    """A new device session with its first token pair. A login from a device id that already has a
+                   device_name: str = "", tokens: bool = True, amr=PASSWORD_AMR) -> TokenPair:
+    """A new device session with its first token pair, signed in by ``amr`` (RFC 8176). A login from a device id that already has a
     live session for this user replaces it, so each device shows up once. ``tokens=False``: a
     browser-only session (sessions_app.browser) without a refresh or access token."""
     now = timezone.now()
@@ -106,6 +106,7 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
         expires_at=min(now + _lifetime(remember_me), now + app_settings.ABSOLUTE_LIFETIME),
         absolute_expires_at=now + app_settings.ABSOLUTE_LIFETIME,
         reauthenticated_at=now,
+        amr=list(amr),
         refresh_token_hash=hash_token(raw_refresh) if raw_refresh else None,
         active_organization=getattr(membership, "organization", None),
     )

@@ -47,10 +47,11 @@ class IssuedToken:
     claims: dict
 
 
-def access_token_issue(*, user, session_id, org_id=None, org_role=None, now: int | None = None,
+def access_token_issue(*, user, session_id, org_id=None, org_role=None, amr=None, now: int | None = None,
                        not_after: int | None = None) -> IssuedToken:
     """A user's access token. ``not_after`` caps ``exp`` below the usual lifetime (GET token from a
-    cookie-cache snapshot: no later than a token minted when the snapshot was issued)."""
+    cookie-cache snapshot: no later than a token minted when the snapshot was issued). ``amr`` (RFC 8176):
+    how the user signed in to the session."""
     import time
 
     signer = signing_key_current()
@@ -70,6 +71,8 @@ def access_token_issue(*, user, session_id, org_id=None, org_role=None, now: int
         "exp": expires_at,
         "jti": uuid.uuid4().hex,
     }
+    if amr:
+        claims["amr"] = list(amr)
     if org_id is not None:
         claims["org"] = str(org_id)
         claims["orgRole"] = org_role

@@ -211,7 +211,7 @@ def test_response_shapes_name_every_contract_key(schema):
 
     user = {"id", "email", "name", "role", "emailVerified", "createdAt"}
     session = {"id", "deviceId", "deviceName", "ipAddress", "userAgent", "createdAt", "lastActivityAt",
-               "expiresAt", "rememberMe", "current"}
+               "expiresAt", "rememberMe", "amr", "current"}
     pair = {"accessToken", "refreshToken", "tokenType", "expiresIn", "refreshExpiresAt", "user", "session"}
     assert props("UserOutput") == required("UserOutput") == user
     assert props("SessionOutput") == required("SessionOutput") == session

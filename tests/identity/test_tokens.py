@@ -74,7 +74,8 @@ def test_access_token_header_and_claims(tokens, user, settings):
     header, claims = parts(tokens["accessToken"])
     kid = keys.signing_key_current().kid
     assert header == {"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}
-    assert set(claims) == {"sub", "email", "role", "sid", "iss", "aud", "iat", "exp", "jti"}
+    assert set(claims) == {"sub", "email", "role", "sid", "iss", "aud", "iat", "exp", "jti", "amr"}
+    assert claims["amr"] == ["pwd"] == tokens["session"]["amr"]  # RFC 8176: a password sign-in
     assert claims["sub"] == str(user.pk) == tokens["user"]["id"]
     assert claims["email"] == user.email and claims["role"] == "user"
     assert claims["sid"] == tokens["session"]["id"]

@@ -19,7 +19,7 @@ from tests.support.errors import error_code
 
 BASE = "/api/v1/auth/"
 SESSION_KEYS = {"id", "deviceId", "deviceName", "ipAddress", "userAgent", "createdAt", "lastActivityAt",
-                "expiresAt", "rememberMe", "current"}
+                "expiresAt", "rememberMe", "amr", "current"}
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def test_session_with_the_cookie(signed_in, user):
     row = DeviceSession.objects.get(user=user)
     assert body["session"]["id"] == str(row.pk) and body["session"]["current"] is True
     assert set(body["session"]) == {"id", "deviceId", "deviceName", "ipAddress", "userAgent", "createdAt",
-                                    "lastActivityAt", "expiresAt", "rememberMe", "current"}
+                                    "lastActivityAt", "expiresAt", "rememberMe", "amr", "current"}
     assert "no-store" in response["Cache-Control"]
 
 

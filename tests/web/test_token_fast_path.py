@@ -19,7 +19,7 @@ from tests.support.auth import cache_cookie, login, page_login
 
 TOKEN = "/api/v1/auth/token"
 SWITCH = "/api/v1/auth/switch-organization"
-CLAIMS = {"iss", "aud", "sub", "email", "role", "sid", "iat", "exp", "jti"}
+CLAIMS = {"iss", "aud", "sub", "email", "role", "sid", "iat", "exp", "jti", "amr"}
 
 
 def _browser(user):
