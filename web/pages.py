@@ -23,7 +23,7 @@ def message(request, title, text, status=200, **context):
 
 
 def safe_next(request, default: str = "/account") -> str:
-    """``next=`` only to this site or a host in WEB_NEXT_ALLOWED_HOSTS (never javascript:, //evil)."""
+    """``next=`` only to this site or a host in WEB["NEXT_ALLOWED_HOSTS"] (never javascript:, //evil)."""
     target = request.POST.get("next") or request.GET.get("next") or ""
     allowed = {request.get_host(), *app_settings.NEXT_ALLOWED_HOSTS}
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts=allowed, require_https=request.is_secure()):
