@@ -1,9 +1,11 @@
 """Settings for mana-core-auth.
 
-Every value that differs between machines comes from the environment (django-environ); the
-variables are the ones listed in CONTRACT.md plus the few extensions documented in
-docs/configuration.md. With nothing set, the service runs on an embedded default: SQLite under
-``var/``, no Redis, Celery tasks run eagerly, email printed to the console.
+Every value that differs between machines comes from the environment (django-environ), read in one
+table, ``environment`` below: the contract's variables (CONTRACT.md "Configuration") and the documented
+extensions (docs/configuration.md lists them all with their meaning). With nothing set, the service runs
+on an embedded default: SQLite under ``var/``, no Redis, Celery tasks run eagerly, email printed to the
+console. App options are one dict per app (``IDENTITY``, ``SESSIONS``, ...), read through each app's
+``app_settings.py``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,51 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
-DATA_DIR = Path(env.str("MANA_DATA_DIR", default=str(BASE_DIR / "var")))
+# --- the environment: every variable read, in one table -------------------------------------------
+# variable -> its reader and default; the comment names the setting it feeds. Nothing below this table
+# reads the environment. Lower case on purpose: not a Django setting (it holds the secrets).
+environment = {
+    # The contract's variables (CONTRACT.md "Configuration").
+    "DATABASE_URL": env.str("DATABASE_URL", default=""),  # DATABASES; unset: SQLite under MANA_DATA_DIR
+    "REDIS_URL": env.str("REDIS_URL", default=""),  # REDIS_URL: CACHES, Celery; unset: none, tasks eager
+    "EMAIL_URL": env.email_url("EMAIL_URL", default="consolemail://"),  # EMAIL_BACKEND, EMAIL_HOST, ...
+    "SECRET_KEY": env.str("SECRET_KEY") if "SECRET_KEY" in env else None,  # SECRET_KEY; unset: generated
+    "DEBUG": env.bool("DEBUG", default=False),  # DEBUG; false: HTTPS redirect, HSTS, Secure cookies
+    "ALLOWED_HOSTS": env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"]),  # ALLOWED_HOSTS
+    "AUTH_ISSUER": env.str("AUTH_ISSUER", default="manacore"),  # AUTH_ISSUER
+    "AUTH_AUDIENCE": env.str("AUTH_AUDIENCE", default="manacore"),  # AUTH_AUDIENCE
+    "AUTH_TRUSTED_PROXY_COUNT": env.int("AUTH_TRUSTED_PROXY_COUNT", default=0),  # AUTH_TRUSTED_PROXY_COUNT
+    "AUTH_PUBLIC_URL": env.str("AUTH_PUBLIC_URL", default="http://localhost:8000"),  # AUTH_PUBLIC_URL
+    "AUTH_REFRESH_GRACE_SECONDS": env.int("AUTH_REFRESH_GRACE_SECONDS", default=10),  # same name
+    "AUTH_REAUTH_MAX_AGE_SECONDS": env.int("AUTH_REAUTH_MAX_AGE_SECONDS", default=600),  # same name
+    # Extensions (docs/configuration.md).
+    "MANA_DATA_DIR": env.str("MANA_DATA_DIR", default=str(BASE_DIR / "var")),  # DATA_DIR
+    "DATABASE_CONN_MAX_AGE": env.int("DATABASE_CONN_MAX_AGE", default=60),  # CONN_MAX_AGE (PostgreSQL)
+    "DEFAULT_FROM_EMAIL": env.str("DEFAULT_FROM_EMAIL", default="mana-core-auth <no-reply@localhost>"),
+    "SECURE_SSL_REDIRECT": env.bool("SECURE_SSL_REDIRECT", default=True),  # same name, when DEBUG is off
+    "SECURE_HSTS_PRELOAD": env.bool("SECURE_HSTS_PRELOAD", default=True),  # same name, when DEBUG is off
+    "LOG_LEVEL": env.str("LOG_LEVEL", default="INFO"),  # LOGGING root level
+    "AUTH_KEY_ENCRYPTION_KEY": env.str("AUTH_KEY_ENCRYPTION_KEY", default=""),  # same name; unset: derived
+    "AUTH_CORS_ORIGINS": env.list("AUTH_CORS_ORIGINS", default=[]),  # CORS_ALLOWED_ORIGINS
+    "AUTH_LOCKOUT_FAILURES": env.int("AUTH_LOCKOUT_FAILURES", default=5),  # AXES_FAILURE_LIMIT
+    "AUTH_LOCKOUT_SECONDS": env.int("AUTH_LOCKOUT_SECONDS", default=15 * 60),  # AXES_COOLOFF_TIME
+    "AUTH_COOKIE_CACHE_SECONDS": env.int("AUTH_COOKIE_CACHE_SECONDS", default=300),  # SESSIONS
+    "AUTH_RATE_LIMIT_ENABLED": env.bool("AUTH_RATE_LIMIT_ENABLED", default=True),  # SECURITY
+    "AUTH_LOGIN_DELAY_BASE_SECONDS": env.int("AUTH_LOGIN_DELAY_BASE_SECONDS", default=1),  # SECURITY
+    "AUTH_LOGIN_DELAY_MAX_SECONDS": env.int("AUTH_LOGIN_DELAY_MAX_SECONDS", default=8),  # SECURITY
+    "AUTH_BREACH_SOURCES": env.list("AUTH_BREACH_SOURCES", default=[]),  # ACCOUNTS
+    "AUTH_BREACH_RANGE_URL": env.str("AUTH_BREACH_RANGE_URL", default=""),  # ACCOUNTS
+    "AUTH_BREACH_FILE": env.str("AUTH_BREACH_FILE", default=""),  # ACCOUNTS
+    "AUTH_BREACH_MAX_COUNT": env.int("AUTH_BREACH_MAX_COUNT", default=0),  # ACCOUNTS
+    "AUTH_BREACH_ON_ERROR": env.str("AUTH_BREACH_ON_ERROR", default="allow"),  # ACCOUNTS
+    "AUTH_BREACH_TIMEOUT_SECONDS": env.float("AUTH_BREACH_TIMEOUT_SECONDS", default=2.0),  # ACCOUNTS
+    "WEB_NEXT_ALLOWED_HOSTS": env.list("WEB_NEXT_ALLOWED_HOSTS", default=[]),  # WEB
+}
+
+DATA_DIR = Path(environment["MANA_DATA_DIR"])
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = environment["DEBUG"]
 
 
 def _development_secret_key() -> str:
@@ -33,9 +76,9 @@ def _development_secret_key() -> str:
     return path.read_text().strip()
 
 
-SECRET_KEY_FROM_ENV = "SECRET_KEY" in env
-SECRET_KEY = env.str("SECRET_KEY") if SECRET_KEY_FROM_ENV else _development_secret_key()
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+SECRET_KEY_FROM_ENV = environment["SECRET_KEY"] is not None
+SECRET_KEY = environment["SECRET_KEY"] if SECRET_KEY_FROM_ENV else _development_secret_key()
+ALLOWED_HOSTS = environment["ALLOWED_HOSTS"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -101,9 +144,9 @@ TEMPLATES = [
 ]
 
 # --- database -------------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": env.db_url_config(environment["DATABASE_URL"] or f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_MAX_AGE", environment["DATABASE_CONN_MAX_AGE"])
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     # SQLite: wait for the writer instead of failing at once, and write-ahead logging for readers.
@@ -113,7 +156,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache and Celery -----------------------------------------------------------------------------
-REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_URL = environment["REDIS_URL"]
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -153,9 +196,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- email ----------------------------------------------------------------------------------------
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
-vars().update(EMAIL_CONFIG)
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mana-core-auth <no-reply@localhost>")
+vars().update(environment["EMAIL_URL"])  # EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_USE_TLS, ...
+DEFAULT_FROM_EMAIL = environment["DEFAULT_FROM_EMAIL"]
 
 # --- passwords ------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -188,12 +230,10 @@ STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise serves collected files from here 
 LOGIN_URL = "/login"
 WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
 WHITENOISE_AUTOREFRESH = DEBUG
-# Browser pages: `next=` may only point at this site or at these hosts (comma list).
-WEB_NEXT_ALLOWED_HOSTS = env.list("WEB_NEXT_ALLOWED_HOSTS", default=[])
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 REQUEST_BODY_MAX_BYTES = 1024 * 1024
 
-AUTH_TRUSTED_PROXY_COUNT = env.int("AUTH_TRUSTED_PROXY_COUNT", default=0)
+AUTH_TRUSTED_PROXY_COUNT = environment["AUTH_TRUSTED_PROXY_COUNT"]
 if AUTH_TRUSTED_PROXY_COUNT > 0:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -211,56 +251,62 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "web.form_refusals.csrf_failure"  # a page that says what happened (web/form_account.py)
 if not DEBUG:
-    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_SSL_REDIRECT = environment["SECURE_SSL_REDIRECT"]
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SECURE_HSTS_PRELOAD = environment["SECURE_HSTS_PRELOAD"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     CSRF_COOKIE_NAME = "__Host-csrftoken"
 
 # --- identity (contract variables) ----------------------------------------------------------------
-AUTH_ISSUER = env.str("AUTH_ISSUER", default="manacore")
-AUTH_AUDIENCE = env.str("AUTH_AUDIENCE", default="manacore")
-AUTH_PUBLIC_URL = env.str("AUTH_PUBLIC_URL", default="http://localhost:8000").rstrip("/")
-AUTH_REFRESH_GRACE_SECONDS = env.int("AUTH_REFRESH_GRACE_SECONDS", default=10)
-AUTH_REAUTH_MAX_AGE_SECONDS = env.int("AUTH_REAUTH_MAX_AGE_SECONDS", default=600)
+AUTH_ISSUER = environment["AUTH_ISSUER"]
+AUTH_AUDIENCE = environment["AUTH_AUDIENCE"]
+AUTH_PUBLIC_URL = environment["AUTH_PUBLIC_URL"].rstrip("/")
+AUTH_REFRESH_GRACE_SECONDS = environment["AUTH_REFRESH_GRACE_SECONDS"]
+AUTH_REAUTH_MAX_AGE_SECONDS = environment["AUTH_REAUTH_MAX_AGE_SECONDS"]
 # Extension: the key that encrypts signing keys at rest (32 bytes, base64url). Unset: derived
 # from SECRET_KEY, which is fine for development and flagged by `check --deploy`.
-AUTH_KEY_ENCRYPTION_KEY = env.str("AUTH_KEY_ENCRYPTION_KEY", default="")
+AUTH_KEY_ENCRYPTION_KEY = environment["AUTH_KEY_ENCRYPTION_KEY"]
 
-# App options (read through each app's app_settings.py); overridable as a dict per app.
-IDENTITY = {}
-SESSIONS = {
-    # Extension: the browser's cookie cache lifetime (seconds, 0 turns it off); bench/session_bench.py
-    # session_bench.sh uses it to measure with and without the cache.
-    "COOKIE_CACHE_SECONDS": env.int("AUTH_COOKIE_CACHE_SECONDS", default=300),
+# --- app options: one dict per app, read through its app_settings.py (defaults and docstrings there) ---
+IDENTITY = {}  # identity/app_settings.py: token lifetimes, key rotation, JWKS caching
+SESSIONS = {  # sessions_app/app_settings.py: lifetimes, idle timeout, cookie cache, revocation marks
+    # The browser's cookie cache lifetime (seconds, 0 turns it off); bench/session_bench.sh uses it to
+    # measure with and without the cache.
+    "COOKIE_CACHE_SECONDS": environment["AUTH_COOKIE_CACHE_SECONDS"],
 }
-ACCOUNTS = {
-    # Extension: breached-password check (accounts/breach.py, docs/security.md "Breached passwords").
-    # Off unless a source is configured; it runs with the password policy, never at login.
-    "BREACH_SOURCES": env.list("AUTH_BREACH_SOURCES", default=[]),
-    "BREACH_RANGE_URL": env.str("AUTH_BREACH_RANGE_URL", default=""),
-    "BREACH_FILE": env.str("AUTH_BREACH_FILE", default=""),
-    "BREACH_MAX_COUNT": env.int("AUTH_BREACH_MAX_COUNT", default=0),
-    "BREACH_ON_ERROR": env.str("AUTH_BREACH_ON_ERROR", default="allow"),
-    "BREACH_TIMEOUT_SECONDS": env.float("AUTH_BREACH_TIMEOUT_SECONDS", default=2.0),
+ACCOUNTS = {  # accounts/app_settings.py: link lifetimes, breached passwords
+    # Breached-password check (accounts/breach.py, docs/security.md "Breached passwords"). Off unless
+    # a source is configured; it runs with the password policy, never at login.
+    "BREACH_SOURCES": environment["AUTH_BREACH_SOURCES"],
+    "BREACH_RANGE_URL": environment["AUTH_BREACH_RANGE_URL"],
+    "BREACH_FILE": environment["AUTH_BREACH_FILE"],
+    "BREACH_MAX_COUNT": environment["AUTH_BREACH_MAX_COUNT"],
+    "BREACH_ON_ERROR": environment["AUTH_BREACH_ON_ERROR"],
+    "BREACH_TIMEOUT_SECONDS": environment["AUTH_BREACH_TIMEOUT_SECONDS"],
 }
-SECURITY = {
-    # Extension: AUTH_RATE_LIMIT_ENABLED=false turns the rate limits off (benchmarks only; the peer's
-    # benchmark also runs with its limiter off). Lockout stays on.
-    "RATE_LIMIT_ENABLED": env.bool("AUTH_RATE_LIMIT_ENABLED", default=True),
-    # Extension: progressive delay before the lockout, per (account, IP): after the k-th failure the
-    # next attempt waits min(BASE * 2**(k-1), MAX) seconds (1, 2, 4, 8); 0 turns it off. Refused
-    # with 429 rate_limited + Retry-After, never by sleeping (docs/security.md).
-    "LOGIN_DELAY_BASE_SECONDS": env.int("AUTH_LOGIN_DELAY_BASE_SECONDS", default=1),
-    "LOGIN_DELAY_MAX_SECONDS": env.int("AUTH_LOGIN_DELAY_MAX_SECONDS", default=8),
-}  # security/app_settings.py: rate limits, lockout, new-device mail, anomaly policy
+SECURITY = {  # security/app_settings.py: rate limits, lockout, new-device mail, anomaly policy
+    # false turns the rate limits off (benchmarks only; the peer's benchmark also runs with its limiter
+    # off). Lockout stays on.
+    "RATE_LIMIT_ENABLED": environment["AUTH_RATE_LIMIT_ENABLED"],
+    # Progressive delay before the lockout, per (account, IP): after the k-th failure the next attempt
+    # waits min(BASE * 2**(k-1), MAX) seconds (1, 2, 4, 8); 0 turns it off. Refused with 429
+    # rate_limited + Retry-After, never by sleeping (docs/security.md).
+    "LOGIN_DELAY_BASE_SECONDS": environment["AUTH_LOGIN_DELAY_BASE_SECONDS"],
+    "LOGIN_DELAY_MAX_SECONDS": environment["AUTH_LOGIN_DELAY_MAX_SECONDS"],
+}
+AUDIT = {}  # audit/app_settings.py: retention, flood control of refusals
+ORGS = {}  # orgs/app_settings.py: invitation lifetime, smallest session-policy value
+WEB = {  # web/app_settings.py: the browser pages
+    # `next=` may only point at this site or at these hosts (comma list).
+    "NEXT_ALLOWED_HOSTS": environment["WEB_NEXT_ALLOWED_HOSTS"],
+}
 
 # --- defenses (issue 4; docs/security.md) ---------------------------------------------------------
 # Brute force: django-axes, 5 failures per (account, IP) lock that pair for 15 minutes.
-AXES_FAILURE_LIMIT = env.int("AUTH_LOCKOUT_FAILURES", default=5)
-AXES_COOLOFF_TIME = timedelta(seconds=env.int("AUTH_LOCKOUT_SECONDS", default=15 * 60))
+AXES_FAILURE_LIMIT = environment["AUTH_LOCKOUT_FAILURES"]
+AXES_COOLOFF_TIME = timedelta(seconds=environment["AUTH_LOCKOUT_SECONDS"])
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "email"
 AXES_CLIENT_IP_CALLABLE = "security.lockout.axes_client_ip"
@@ -293,7 +339,7 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 # CORS only for configured origins (comma list); credentials (cookies) are never sent cross-origin.
-CORS_ALLOWED_ORIGINS = env.list("AUTH_CORS_ORIGINS", default=[])
+CORS_ALLOWED_ORIGINS = environment["AUTH_CORS_ORIGINS"]
 CORS_URLS_REGEX = r"^/(api/|\.well-known/).*$"
 CORS_ALLOW_CREDENTIALS = False
 CORS_EXPOSE_HEADERS = ["Retry-After"]
@@ -329,7 +375,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": environment["LOG_LEVEL"]},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
 

@@ -1,15 +1,15 @@
-"""Options of the browser pages, read on access."""
-
-from django.conf import settings
+"""Options of the browser pages, read on access from ``settings.WEB`` (so tests can override)."""
 
 from core.app_settings import AppSettings as BaseAppSettings
 
 
 class AppSettings(BaseAppSettings):
+    namespace = "WEB"
+
     @property
     def NEXT_ALLOWED_HOSTS(self) -> list[str]:
-        """Hosts besides this site that ``next=`` may redirect to (``WEB_NEXT_ALLOWED_HOSTS``)."""
-        return list(getattr(settings, "WEB_NEXT_ALLOWED_HOSTS", []))
+        """Hosts besides this site that ``next=`` may redirect to (``WEB_NEXT_ALLOWED_HOSTS``, comma list)."""
+        return list(self._get("NEXT_ALLOWED_HOSTS", []))
 
     @property
     def DEVICE_COOKIE(self) -> str:
@@ -20,8 +20,8 @@ class AppSettings(BaseAppSettings):
 
     @property
     def DEVICE_TOKENS_KEPT(self) -> int:
-        """Known-device tokens kept per browser (one per account; WEB_DEVICE_TOKENS_KEPT)."""
-        return int(getattr(settings, "WEB_DEVICE_TOKENS_KEPT", 5))
+        """Known-device tokens kept per browser (one per account; default 5)."""
+        return int(self._get("DEVICE_TOKENS_KEPT", 5))
 
 
 app_settings = AppSettings()

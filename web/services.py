@@ -70,6 +70,27 @@ def device_tokens_merge(request, row) -> str:
     return device_tokens_add(tokens, token)
 
 
+def browser_proves_owner(request, address: str) -> bool:
+    """Page owner proof (forgot-password): this browser has a signed-in session of the account with
+    that address, or keeps a known-device token of it (the cookie the login page sets)."""
+    from security.lockout import known_device_valid
+
+    rows = [request.browser.row, *(row for _, row in request.browser.other_rows())]
+    if any(row is not None and row.user.email == address for row in rows):
+        return True
+    return any(known_device_valid(token=token, email=address, request=request)
+               for token in device_tokens_read(request))
+
+
+def device_cookie_set(response, value: str) -> None:
+    """The known-device tokens (security/lockout.py): long-lived, HttpOnly, sent back with page logins."""
+    from security.app_settings import app_settings as security_settings
+
+    response.set_cookie(web_settings.DEVICE_COOKIE, value,
+                        max_age=int(security_settings.KNOWN_DEVICE_MAX_AGE.total_seconds()),
+                        secure=app_settings.COOKIE_SECURE, httponly=True, samesite="Lax", path="/")
+
+
 def browser_login(request, *, email: str, password: str, remember_me: bool):
     """Sign in on this browser. An account already signed in here stays signed in as another account
     (at most MAX_BROWSER_ACCOUNTS); signing in again as the same user replaces its session.

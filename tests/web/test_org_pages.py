@@ -1,4 +1,4 @@
-"""Issue 5's organization pages (web/org_views.py): the permission matrix of every role against
+"""Issue 5's organization pages (web/views/orgs.py): the permission matrix of every role against
 every page action, IDOR, CSRF, bad input and audit; and the last-owner rule on /account/delete."""
 
 from __future__ import annotations

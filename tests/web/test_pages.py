@@ -50,7 +50,7 @@ def test_safe_next_redirects(web, user, settings):
     for bad in ["https://evil.example/", "//evil.example/x", "javascript:alert(1)", "http:///evil.example"]:
         fresh = Client()
         assert page_login(fresh, user.email, next=bad)["Location"] == "/account", bad
-    settings.WEB_NEXT_ALLOWED_HOSTS = ["app.example.com"]
+    settings.WEB = {**settings.WEB, "NEXT_ALLOWED_HOSTS": ["app.example.com"]}
     assert page_login(Client(), user.email, next="https://app.example.com/home")["Location"] == \
         "https://app.example.com/home"
 
