@@ -78,6 +78,20 @@ class PasswordInput(serializers.Serializer):
     password = PasswordField()
 
 
+class ReauthenticateInput(serializers.Serializer):
+    """``password``, or ``code`` (a TOTP code) for a user with two-factor: exactly one."""
+
+    password = PasswordField(required=False, allow_blank=True, default="")
+    code = StrictCharField(max_length=16, required=False, allow_blank=True, default="",
+                           help_text="A code of the authenticator app (users with two-factor), instead of the "
+                                     "password.")
+
+    def validate(self, attrs):
+        if bool(attrs["password"]) == bool(attrs["code"]):
+            raise serializers.ValidationError({"password": ["Send either password or code."]})
+        return attrs
+
+
 class DetailOutput(serializers.Serializer):
     detail = serializers.CharField()
 

@@ -13,7 +13,7 @@ from accounts.serializers import (
     EmailInput,
     ForgotPasswordInput,
     MeUpdateInput,
-    PasswordInput,
+    ReauthenticateInput,
     ReauthenticateOutput,
     RegisterB2BInput,
     RegisterInput,
@@ -201,13 +201,14 @@ class RevertEmailChangeApi(PublicApi):
 
 
 class ReauthenticateApi(APIView):
-    @extend_schema(request=PasswordInput, responses={200: ReauthenticateOutput, **ERRORS}, tags=["accounts"])
+    @extend_schema(request=ReauthenticateInput, responses={200: ReauthenticateOutput, **ERRORS}, tags=["accounts"])
     @rate_limit("reauthenticate", per_user=True)
     def post(self, request):
-        data = PasswordInput(data=request.data)
+        data = ReauthenticateInput(data=request.data)
         data.is_valid(raise_exception=True)
         session = request_session(request)
         fresh_until = passwords.user_reauthenticate(user=request.user, session=session, request=request,
-                                                   password=data.validated_data["password"])
+                                                   password=data.validated_data["password"],
+                                                   code=data.validated_data["code"])
         return Response(ReauthenticateOutput({"reauthenticatedAt": session.reauthenticated_at,
                                               "freshUntil": fresh_until}).data)

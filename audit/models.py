@@ -80,6 +80,22 @@ class EventType(models.TextChoices):
     # issue 14: forms of the pages
     FORM_ACCOUNT_MISMATCH = "web.form.account_mismatch", "Form refused: opened for another account"
     FORM_CSRF_FAILED = "web.form.csrf_failed", "Form refused: expired or not from this site"
+    # Two-factor authentication (issue 11, docs/security.md "Two-factor")
+    MFA_CHALLENGED = "auth.mfa.challenged", "Second step of sign-in asked for"
+    MFA_VERIFIED = "auth.mfa.verified", "Second step of sign-in passed"
+    MFA_FAILED = "auth.mfa.failed", "Wrong two-factor code"
+    MFA_LOCKED = "auth.mfa.locked", "Two-factor codes locked after wrong attempts"
+    TOTP_SETUP_STARTED = "mfa.totp.setup_started", "Authenticator app setup started"
+    TOTP_ENABLED = "mfa.totp.enabled", "Two-factor authentication turned on"
+    TOTP_CONFIRM_FAILED = "mfa.totp.confirm_failed", "Authenticator app setup code refused"
+    TOTP_DISABLED = "mfa.totp.disabled", "Two-factor authentication turned off"
+    RECOVERY_CODES_GENERATED = "mfa.recovery_codes.generated", "New recovery codes created"
+    RECOVERY_CODE_USED = "mfa.recovery_code.used", "Recovery code used"
+    TRUSTED_DEVICE_ADDED = "mfa.trusted_device.added", "Browser or device trusted for two-factor"
+    TRUSTED_DEVICE_USED = "mfa.trusted_device.used", "Two-factor skipped on a trusted device"
+    TRUSTED_DEVICE_REFUSED = "mfa.trusted_device.refused", "Trusted-device token refused"
+    TRUSTED_DEVICE_REVOKED = "mfa.trusted_device.revoked", "Trusted device removed"
+    MFA_REMOVED_BY_STAFF = "mfa.removed_by_staff", "Two-factor removed by an administrator"
 
 
 class AuditEventQuerySet(models.QuerySet):

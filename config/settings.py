@@ -37,6 +37,7 @@ environment = {
     "AUTH_PUBLIC_URL": env.str("AUTH_PUBLIC_URL", default="http://localhost:8000"),  # AUTH_PUBLIC_URL
     "AUTH_REFRESH_GRACE_SECONDS": env.int("AUTH_REFRESH_GRACE_SECONDS", default=10),  # same name
     "AUTH_REAUTH_MAX_AGE_SECONDS": env.int("AUTH_REAUTH_MAX_AGE_SECONDS", default=600),  # same name
+    "AUTH_MFA_TRUST_DAYS": env.int("AUTH_MFA_TRUST_DAYS", default=30),  # same name
     # Extensions (docs/configuration.md).
     "MANA_DATA_DIR": env.str("MANA_DATA_DIR", default=str(BASE_DIR / "var")),  # DATA_DIR
     "DATABASE_CONN_MAX_AGE": env.int("DATABASE_CONN_MAX_AGE", default=60),  # CONN_MAX_AGE (PostgreSQL)
@@ -92,6 +93,7 @@ INSTALLED_APPS = [
     "audit",
     "accounts",
     "identity",
+    "mfa",
     "sessions_app",
     "service_accounts",
     "orgs",
@@ -265,6 +267,7 @@ AUTH_AUDIENCE = environment["AUTH_AUDIENCE"]
 AUTH_PUBLIC_URL = environment["AUTH_PUBLIC_URL"].rstrip("/")
 AUTH_REFRESH_GRACE_SECONDS = environment["AUTH_REFRESH_GRACE_SECONDS"]
 AUTH_REAUTH_MAX_AGE_SECONDS = environment["AUTH_REAUTH_MAX_AGE_SECONDS"]
+AUTH_MFA_TRUST_DAYS = environment["AUTH_MFA_TRUST_DAYS"]  # "trust this browser" (two-factor)
 # Extension: the key that encrypts signing keys at rest (32 bytes, base64url). Unset: derived
 # from SECRET_KEY, which is fine for development and flagged by `check --deploy`.
 AUTH_KEY_ENCRYPTION_KEY = environment["AUTH_KEY_ENCRYPTION_KEY"]

@@ -4,6 +4,7 @@ from django.urls import include, path
 from accounts import views as accounts
 from core.views import SchemaApi
 from identity.views import JwksApi
+from mfa import views as mfa
 from orgs import views as orgs
 from service_accounts import views as service_accounts
 from sessions_app import browser_api
@@ -31,6 +32,15 @@ urlpatterns = [
     path(f"{auth}change-email", accounts.ChangeEmailApi.as_view(), name="auth-change-email"),
     path(f"{auth}confirm-email-change", accounts.ConfirmEmailChangeApi.as_view(), name="auth-confirm-email-change"),
     path(f"{auth}revert-email-change", accounts.RevertEmailChangeApi.as_view(), name="auth-revert-email-change"),
+    path(f"{auth}mfa", mfa.MfaStatusApi.as_view(), name="auth-mfa"),
+    path(f"{auth}mfa/totp/setup", mfa.TotpSetupApi.as_view(), name="auth-mfa-totp-setup"),
+    path(f"{auth}mfa/totp/confirm", mfa.TotpConfirmApi.as_view(), name="auth-mfa-totp-confirm"),
+    path(f"{auth}mfa/totp", mfa.TotpApi.as_view(), name="auth-mfa-totp"),
+    path(f"{auth}mfa/recovery-codes", mfa.RecoveryCodesApi.as_view(), name="auth-mfa-recovery-codes"),
+    path(f"{auth}mfa/verify", mfa.MfaVerifyApi.as_view(), name="auth-mfa-verify"),
+    path(f"{auth}mfa/trusted-devices", mfa.TrustedDevicesApi.as_view(), name="auth-mfa-trusted-devices"),
+    path(f"{auth}mfa/trusted-devices/<uuid:device_id>", mfa.TrustedDeviceApi.as_view(),
+         name="auth-mfa-trusted-device"),
     path(f"{auth}sessions/active", sessions.SessionsActiveApi.as_view(), name="auth-sessions-active"),
     path(f"{auth}sessions/revoke-others", sessions.SessionsRevokeOthersApi.as_view(),
          name="auth-sessions-revoke-others"),

@@ -1,7 +1,18 @@
-"""Signing in: the password check (security.lockout), the account's answers, the device session
-(sessions_app), the audit row, then the new-device notice (security.devices)."""
+"""Signing in: one state machine for every way in.
+
+A first factor (the password: ``user_login``; later a passkey) proves who the user is; ``sign_in``
+then decides, in one place, between **signed in** (a device session and its tokens) and **second
+factor needed** (a challenge, no session: ``SecondFactorRequired``). ``second_factor_verify`` answers the
+challenge with a TOTP or recovery code and ends in the same place. The API login, the /login page, the
+"add account" sign-in and the OpenID Connect authorization endpoint (through the /login page) all go
+through here, so none of them can hand out a session before the second factor.
+
+Lock order (audit/chain.py): row locks (user, challenge, TOTP step, recovery code) before the audit rows.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
@@ -11,15 +22,48 @@ from accounts.services import EmailNotVerified, InvalidCredentials
 from audit.models import EventType
 from audit.services import audit_record
 from core.email import normalize_email
+from core.errors import ApiError
+from mfa import services as mfa
+from mfa.app_settings import app_settings as mfa_settings
+from mfa.models import Channel, MfaChallenge
+from notifications.services import outbox_enqueue
+from core.links import public_url
 from security.devices import login_seen_check
-from security.lockout import login_authenticate
+from security.lockout import (
+    login_authenticate,
+    second_factor_failure_record,
+    second_factor_locked_check,
+    second_factor_reset,
+)
+from sessions_app.models import PASSWORD_AMR
 from sessions_app.services import TokenPair, session_create
+
+SECOND_FACTOR_AMR = {"totp": ["pwd", "otp", "mfa"], "recovery_code": ["pwd", "otp", "mfa"]}
+
+
+@dataclass(frozen=True)
+class SecondFactorRequired:
+    """The first factor passed; nothing is signed in until ``token`` is answered (``second_factor_verify``)."""
+
+    token: str
+    methods: list[str]
+    expires_in: int
+    user: User
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A finished sign-in: the session's pair, and the trusted-device token when one was asked for."""
+
+    pair: TokenPair
+    trusted_device_token: str = ""
 
 
 def user_login(*, email: str, password: str, remember_me: bool = False, device_id: str = "",
-               device_name: str = "", device_token: str = "", request=None) -> TokenPair:
-    """Check the password (unknown emails cost the same argon2 work as wrong passwords), then open a
-    device session. A correct password on an unverified account answers email_not_verified.
+               device_name: str = "", device_token: str = "", trusted_device_token: str = "",
+               channel: str = Channel.API, request=None) -> TokenPair | SecondFactorRequired:
+    """Check the password (unknown emails cost the same argon2 work as wrong passwords), then ``sign_in``.
+    A correct password on an unverified account answers email_not_verified.
     Lockout (django-axes, 429 account_locked) and known devices (``device_token``): security/lockout.py."""
     email = normalize_email(email)
     user = login_authenticate(request=request, email=email, password=password, device_token=device_token,
@@ -33,12 +77,123 @@ def user_login(*, email: str, password: str, remember_me: bool = False, device_i
         audit_record(event=EventType.LOGIN_FAILED, request=request, subject=user, success=False,
                      reason="email_not_verified")
         raise EmailNotVerified()
+    return sign_in(user=user, amr=PASSWORD_AMR, remember_me=remember_me, device_id=device_id,
+                   device_name=device_name, trusted_device_token=trusted_device_token, channel=channel,
+                   request=request)
+
+
+def sign_in(*, user: User, amr, remember_me: bool = False, device_id: str = "", device_name: str = "",
+            trusted_device_token: str = "", channel: str = Channel.API,
+            request=None) -> TokenPair | SecondFactorRequired:
+    """The one decision after a first factor: a user with a second factor gets a challenge (no session,
+    no token, no cookie), unless ``amr`` already has more than one factor (a passkey with user
+    verification) or ``trusted_device_token`` is a live trusted device of this user. Everyone else is
+    signed in: ``session_open``."""
+    methods = [] if "mfa" in amr else mfa.second_factor_methods(user)
+    if methods and trusted_device_token and _trusted_device_accepted(user=user, token=trusted_device_token,
+                                                                     request=request):
+        methods = []
+    if not methods:
+        return session_open(user=user, amr=amr, remember_me=remember_me, device_id=device_id,
+                            device_name=device_name, request=request)
+    with transaction.atomic():
+        raw = mfa.challenge_open(user=user, channel=channel, amr=amr, remember_me=remember_me,
+                                 device_id=device_id, device_name=device_name)
+        audit_record(event=EventType.MFA_CHALLENGED, request=request, subject=user, methods=methods,
+                     channel=str(channel))
+    return SecondFactorRequired(token=raw, methods=methods, user=user,
+                                expires_in=int(mfa_settings.CHALLENGE_TTL.total_seconds()))
+
+
+def _trusted_device_accepted(*, user: User, token: str, request) -> bool:
+    row = mfa.trusted_device_lookup(token)
+    reason = mfa.trusted_device_refusal(row, user=user, now=timezone.now())
+    with transaction.atomic():
+        if reason is None:
+            mfa.trusted_device_touch(row)
+            audit_record(event=EventType.TRUSTED_DEVICE_USED, request=request, subject=user,
+                         trusted_device=str(row.pk))
+        else:
+            audit_record(event=EventType.TRUSTED_DEVICE_REFUSED, request=request, subject=user, success=False,
+                         reason=reason)
+    return reason is None
+
+
+def session_open(*, user: User, amr, remember_me: bool = False, device_id: str = "", device_name: str = "",
+                 request=None, **audit_context) -> TokenPair:
+    """Signed in: the device session and its first pair, the audit row, the new-device notice."""
     with transaction.atomic():
         # The user row first: audit rows take the chain lock (audit/chain.py), so row locks come before it.
         User.objects.filter(pk=user.pk).update(last_login=timezone.now())
         pair = session_create(user=user, request=request, remember_me=remember_me, device_id=device_id,
-                              device_name=device_name)
+                              device_name=device_name, amr=amr)
         audit_record(event=EventType.LOGIN_SUCCEEDED, request=request, actor=user, session=pair.session,
-                     remember_me=remember_me)
+                     remember_me=remember_me, amr=list(amr), **audit_context)
         login_seen_check(user=user, session=pair.session, request=request)  # new device: mail + audit
     return pair
+
+
+def second_factor_verify(*, token: str, code: str = "", recovery_code: str = "", trust_device: bool = False,
+                         channel: str = Channel.API, request=None) -> SignedIn:
+    """Answer a sign-in's challenge with a TOTP code or a recovery code. Right: the challenge is spent,
+    the session opens (amr says how), and with ``trust_device`` a trusted-device token comes back.
+    Wrong: 401 invalid_mfa_code, counted against the challenge (dead after CHALLENGE_MAX_FAILURES) and
+    against the account's own budget of wrong codes (security/lockout.py: 429 account_locked, mailed
+    unlock). A dead, spent or unknown challenge: 401 mfa_token_invalid."""
+    method = "recovery_code" if recovery_code else "totp"
+    wrong = None
+    try:
+        with transaction.atomic():
+            challenge = mfa.challenge_lock(token, channel=channel)
+            user = challenge.user
+            second_factor_locked_check(user=user, request=request)
+            accepted = (mfa.recovery_code_use(user=user, code=recovery_code) if recovery_code
+                        else mfa.totp_code_use(user=user, code=code))
+            if not accepted:
+                wrong = challenge
+                raise mfa.MfaCodeInvalid()
+            mfa.challenge_spend(challenge)
+            second_factor_reset(user=user)
+            amr = _amr_after(challenge, method)
+            audit_record(event=EventType.MFA_VERIFIED, request=request, actor=user, method=method)
+            if recovery_code:
+                left = mfa.recovery_codes_left(user)
+                audit_record(event=EventType.RECOVERY_CODE_USED, request=request, actor=user, left=left)
+                if left <= mfa_settings.RECOVERY_CODES_LOW:
+                    _recovery_codes_low_mail(user, left)
+            pair = session_open(user=user, amr=amr, remember_me=challenge.remember_me,
+                                device_id=challenge.device_id, device_name=challenge.device_name,
+                                request=request, second_factor=method)
+            trusted = ""
+            if trust_device:
+                trusted = mfa.trusted_device_issue(user=user, request=request, label=challenge.device_name)
+                audit_record(event=EventType.TRUSTED_DEVICE_ADDED, request=request, actor=user,
+                             session=pair.session)
+            return SignedIn(pair=pair, trusted_device_token=trusted)
+    except ApiError as exc:  # rolled back: the refusal is written (and counted) in a transaction of its own
+        _second_factor_refused(exc, token=token, wrong=wrong, method=method, request=request)
+        raise
+
+
+def _amr_after(challenge: MfaChallenge, method: str) -> list[str]:
+    first = [m for m in challenge.amr if m not in ("mfa",)]
+    second = [m for m in SECOND_FACTOR_AMR[method] if m not in first and m != "mfa"]
+    return [*first, *second, "mfa"]
+
+
+def _second_factor_refused(exc: ApiError, *, token: str, wrong: MfaChallenge | None, method: str, request) -> None:
+    with transaction.atomic():
+        if wrong is not None:  # a wrong code: it counts against the challenge and the account
+            left = mfa.challenge_fail(wrong)
+            audit_record(event=EventType.MFA_FAILED, request=request, subject=wrong.user, success=False,
+                         reason="invalid_code", method=method, tries_left=left)
+            second_factor_failure_record(user=wrong.user, request=request)
+        else:
+            audit_record(event=EventType.MFA_FAILED, request=request, subject=mfa.challenge_owner(token),
+                         success=False, reason=exc.code, method=method)
+
+
+def _recovery_codes_low_mail(user: User, left: int) -> None:
+    outbox_enqueue(kind="recovery_codes_low", recipient=user.email,
+                   subject="You are running out of recovery codes", template="recovery_codes_low",
+                   context={"user": user, "left": left, "link": public_url("web-account-two-factor")})

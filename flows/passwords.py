@@ -25,6 +25,8 @@ from audit.models import EventType
 from audit.services import audit_record
 from core.errors import ApiError
 from core.tokens import hash_token
+from flows.two_factor import totp_reauthenticate_check
+from mfa.services import MfaCodeInvalid, MfaNotEnabled, totp_enabled
 from orgs.services import pending_organizations_create
 from sessions_app.models import DeviceSession, RevokeReason
 from sessions_app.services import session_mark_reauthenticated, sessions_revoke_all
@@ -81,14 +83,24 @@ def password_change(*, user: User, session: DeviceSession | None, current_passwo
         password_changed_mail(user)
 
 
-def user_reauthenticate(*, user: User, session: DeviceSession, password: str, request=None) -> datetime:
-    """Confirm the password again; the session counts as fresh for AUTH_REAUTH_MAX_AGE_SECONDS.
-    Returns the time until which it is fresh."""
-    if not user.check_password(password):
+def user_reauthenticate(*, user: User, session: DeviceSession, password: str = "", code: str = "",
+                        request=None) -> datetime:
+    """Confirm the password again, or (a user with TOTP) a code of the authenticator app; the session
+    counts as fresh for AUTH_REAUTH_MAX_AGE_SECONDS. Returns the time until which it is fresh. A code is
+    spent like at sign-in, and a wrong one counts in the account's budget of wrong codes."""
+    if code:
+        if not totp_enabled(user):
+            raise MfaNotEnabled("This account has no authenticator app: confirm with the password.")
+        if not totp_reauthenticate_check(user=user, code=code, request=request):
+            audit_record(event=EventType.REAUTHENTICATION_FAILED, request=request, actor=user, session=session,
+                         success=False, reason="invalid_code")
+            raise MfaCodeInvalid()
+    elif not user.check_password(password):
         audit_record(event=EventType.REAUTHENTICATION_FAILED, request=request, actor=user, session=session,
                      success=False, reason="invalid_password")
         raise InvalidCredentials("The password is incorrect.")
     with transaction.atomic():
         session_mark_reauthenticated(session)
-        audit_record(event=EventType.REAUTHENTICATED, request=request, actor=user, session=session)
+        audit_record(event=EventType.REAUTHENTICATED, request=request, actor=user, session=session,
+                     method="totp" if code else "password")
     return session.reauthenticated_at + app_settings.REAUTH_MAX_AGE

@@ -34,6 +34,9 @@ DEFAULT_RATE_LIMITS = {
     "change_email": "3/5m",
     "change_password": "5/15m",
     "reauthenticate": "5/m",
+    # Second-factor codes (POST mfa/verify and /login/two-factor), per client IP. Each account also has
+    # its own budget of wrong codes (SECOND_FACTOR_FAILURES), which locks the account's second factor.
+    "mfa_verify": "10/m",
     # Invitations (each mails the address typed in): per organization, per inviter, per recipient address.
     "invitation_org": "50/h",
     "invitation_inviter": "20/h",
@@ -93,6 +96,17 @@ class AppSettings(BaseAppSettings):
         if failures < 1 or not self.LOGIN_DELAY_BASE or not self.LOGIN_DELAY_MAX:
             return 0
         return min(self.LOGIN_DELAY_BASE * 2 ** min(failures - 1, 32), self.LOGIN_DELAY_MAX)
+
+    @property
+    def SECOND_FACTOR_FAILURES(self) -> int:
+        """Wrong second-factor codes of one account within SECOND_FACTOR_WINDOW that lock its second
+        factor (default 10; its own budget, not django-axes' password counter)."""
+        return self._get("SECOND_FACTOR_FAILURES", 10)
+
+    @property
+    def SECOND_FACTOR_WINDOW(self) -> timedelta:
+        """The window of SECOND_FACTOR_FAILURES (default 15 minutes)."""
+        return timedelta(seconds=self._get("SECOND_FACTOR_WINDOW_SECONDS", 15 * 60))
 
     @property
     def UNLOCK_TTL(self) -> timedelta:

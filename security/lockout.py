@@ -43,7 +43,7 @@ from core.tokens import hash_token
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings
 from security.devices import device_fingerprint
-from security.models import KnownDevice, SecurityToken, SecurityTokenPurpose
+from security.models import KnownDevice, SecondFactorFailure, SecurityToken, SecurityTokenPurpose
 from security.ratelimit import RateLimited
 from security.services import security_token_consume, security_token_issue, security_token_owner
 
@@ -247,20 +247,73 @@ def _lockout_started(*, email: str, request) -> None:
         audit_record(event=EventType.ACCOUNT_LOCKED, request=request, subject=user, success=False,
                      email=email[:254], failures=app_settings.LOCKOUT_FAILURES,
                      seconds=int(app_settings.LOCKOUT_DURATION.total_seconds()))
-        if user is None:
-            return
-        recent = SecurityToken.objects.filter(user=user, purpose=SecurityTokenPurpose.UNLOCK, used_at__isnull=True,
-                                              security_version=user.security_version,  # not one a change ended
-                                              created_at__gt=timezone.now() - app_settings.LOCKOUT_DURATION)
-        if recent.exists():
-            return
-        raw = security_token_issue(user=user, purpose=SecurityTokenPurpose.UNLOCK, ttl=app_settings.UNLOCK_TTL)
-        outbox_enqueue(kind="account_locked", recipient=user.email, subject="Sign-in to your account was locked",
-                       template="account_locked",
-                       context={"user": user, "ip": client_ip(request) or "unknown", "time": timezone.now(),
-                                "minutes": int(app_settings.LOCKOUT_DURATION.total_seconds() // 60),
-                                "link": public_url("web-account-unlock", token=raw),
-                                "reset_link": public_url("web-forgot-password")})
+        if user is not None:
+            minutes = int(app_settings.LOCKOUT_DURATION.total_seconds() // 60)
+            _unlock_link_mail(user=user, request=request, minutes=minutes)
+
+
+def _unlock_link_mail(*, user, request, minutes: int, second_factor: bool = False) -> None:
+    """Mail ``user`` an unlock link, unless one mailed within the lockout period is still live."""
+    recent = SecurityToken.objects.filter(user=user, purpose=SecurityTokenPurpose.UNLOCK, used_at__isnull=True,
+                                          security_version=user.security_version,  # not one a change ended
+                                          created_at__gt=timezone.now() - timedelta(minutes=minutes))
+    if recent.exists():
+        return
+    raw = security_token_issue(user=user, purpose=SecurityTokenPurpose.UNLOCK, ttl=app_settings.UNLOCK_TTL)
+    outbox_enqueue(kind="account_locked", recipient=user.email, subject="Sign-in to your account was locked",
+                   template="account_locked",
+                   context={"user": user, "ip": client_ip(request) or "unknown", "time": timezone.now(),
+                            "minutes": minutes, "second_factor": second_factor,
+                            "link": public_url("web-account-unlock", token=raw),
+                            "reset_link": public_url("web-forgot-password")})
+
+
+# --- the second factor's own budget -----------------------------------------------------------------
+
+def second_factor_retry_after(*, user, now: datetime | None = None) -> int:
+    """Seconds until the account's second factor takes codes again; 0 while it is not locked: fewer
+    than SECOND_FACTOR_FAILURES wrong codes within SECOND_FACTOR_WINDOW."""
+    now = now or timezone.now()
+    window, limit = app_settings.SECOND_FACTOR_WINDOW, app_settings.SECOND_FACTOR_FAILURES
+    recent = list(SecondFactorFailure.objects.filter(user=user, created_at__gt=now - window)
+                  .order_by("-created_at").values_list("created_at", flat=True)[:limit])
+    if len(recent) < limit:
+        return 0
+    return max(1, math.ceil((recent[-1] + window - now).total_seconds()))
+
+
+def second_factor_locked_check(*, user, request=None) -> None:
+    """Raise 429 account_locked (Retry-After) while the account's second factor is locked; the caller
+    audits the refusal with its own event."""
+    seconds = second_factor_retry_after(user=user)
+    if seconds:
+        raise AccountLocked("Too many wrong codes. Try again later, or use the link we emailed to the account.",
+                            headers={"Retry-After": str(seconds)})
+
+
+def second_factor_failure_record(*, user, request=None) -> bool:
+    """Count a wrong second-factor code of ``user``. The one that reaches the limit locks the second
+    factor: audited, and the account gets the unlock link (as a password lockout). Returns True then.
+    Call in a transaction that commits even though the attempt is refused."""
+    SecondFactorFailure.objects.create(user=user, ip_address=client_ip(request))
+    if not second_factor_retry_after(user=user):
+        return False
+    minutes = int(app_settings.SECOND_FACTOR_WINDOW.total_seconds() // 60)
+    audit_record(event=EventType.MFA_LOCKED, request=request, subject=user, success=False,
+                 failures=app_settings.SECOND_FACTOR_FAILURES, minutes=minutes)
+    _unlock_link_mail(user=user, request=request, minutes=minutes, second_factor=True)
+    return True
+
+
+def second_factor_reset(*, user) -> int:
+    """Forget the account's wrong codes (the unlock link, a successful second factor)."""
+    return SecondFactorFailure.objects.filter(user=user).delete()[0]
+
+
+def second_factor_failures_cleanup(*, now: datetime | None = None) -> int:
+    """Delete wrong codes older than the window (they no longer count)."""
+    cutoff = (now or timezone.now()) - app_settings.SECOND_FACTOR_WINDOW
+    return SecondFactorFailure.objects.filter(created_at__lt=cutoff).delete()[0]
 
 
 def login_authenticate(*, request, email: str, password: str, device_token: str = "", device_id: str = ""):
@@ -300,8 +353,9 @@ def lockout_unlock(*, token: str, request=None, device_id: str = "") -> str:
         # One transaction; a refused link changes nothing and is audited (flood-controlled when nobody is known).
         user = security_token_consume(raw=token, purpose=SecurityTokenPurpose.UNLOCK).user
         removed = lockout_reset(email=user.email, ip=client_ip(request))
+        codes = second_factor_reset(user=user)
         audit_record(event=EventType.ACCOUNT_UNLOCKED, request=request, actor=user, via="email_link",
-                     records=removed)
+                     records=removed, second_factor_failures=codes)
         return known_device_token_issue(user=user, request=request, device_id=device_id)
 
 

@@ -52,6 +52,24 @@ class SeenDevice(models.Model):
         return f"{self.user_id} from {self.network or 'unknown network'}"
 
 
+class SecondFactorFailure(models.Model):
+    """A wrong second-factor code (TOTP or recovery code) of an account: the second factor's own budget
+    (security/lockout.py, ``second_factor_*``), apart from django-axes' password counter, so guessing
+    codes never locks the password step and failed passwords never lock the codes. Counted per account
+    (whoever guesses has the password); the mailed unlock link clears it."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"], name="security_2fa_failure_recent")]
+
+    def __str__(self):
+        return f"wrong second factor of {self.user_id}"
+
+
 class KnownDevice(models.Model):
     """A ``deviceToken`` (security/lockout.py): the lockout exemption of one device of an account.
     Only the token's SHA-256 is stored. It works only for the device that received it (``device_key``,

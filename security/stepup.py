@@ -47,6 +47,8 @@ class SensitiveAction(models.TextChoices):
     ORG_OWNERSHIP = "org.ownership", "Change who owns an organization"
     # A new client secret is shown (Django admin: create a service account, rotate its secret).
     SERVICE_ACCOUNT_SECRET = "service_account.secret", "Issue a service account secret"
+    # Set up, confirm or remove an authenticator app, new recovery codes (two-factor; passkeys too).
+    MFA_CHANGE = "mfa.change", "Change two-factor sign-in"
 
 
 class ReauthenticationRequired(ApiError):

@@ -5,8 +5,9 @@ from security import services
 
 @shared_task(ignore_result=True)
 def security_tokens_cleanup() -> int:
-    """Daily: spent or expired unlock / not-me tokens, and known devices that ended."""
-    from security.lockout import known_devices_cleanup
+    """Daily: spent or expired unlock / not-me tokens, known devices that ended, and wrong second-factor
+    codes that no longer count."""
+    from security.lockout import known_devices_cleanup, second_factor_failures_cleanup
 
     removed = services.security_tokens_cleanup()
-    return removed + known_devices_cleanup()
+    return removed + known_devices_cleanup() + second_factor_failures_cleanup()

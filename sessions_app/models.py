@@ -20,6 +20,7 @@ class RevokeReason(models.TextChoices):
     SUSPICIOUS_REFRESH = "suspicious_refresh"
     EMAIL_CHANGED = "email_changed"
     EMAIL_CHANGE_REVERTED = "email_change_reverted"
+    TWO_FACTOR_ENABLED = "two_factor_enabled"  # signed in with one factor before two-factor was turned on
 
 
 PASSWORD_AMR = ("pwd",)  # RFC 8176: how the user signed in to a session

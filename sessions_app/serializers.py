@@ -57,6 +57,13 @@ class LoginOutput(TokenPairOutput):
                   "(docs/security.md).")
 
 
+class MfaRequiredOutput(serializers.Serializer):
+    mfaRequired = serializers.BooleanField(help_text="Always true: no session yet; answer with POST mfa/verify.")
+    mfaToken = serializers.CharField(help_text="Single-use, 5 minutes, no credential anywhere else.")
+    methods = serializers.ListField(child=serializers.ChoiceField(choices=["totp", "recovery_code", "passkey"]))
+    expiresIn = serializers.IntegerField()
+
+
 class RefreshInput(serializers.Serializer):
     refreshToken = StrictCharField(max_length=512)
 
@@ -82,7 +89,14 @@ class LoginInput(serializers.Serializer):
     deviceName = SingleLineCharField(max_length=128, required=False, allow_blank=True, default="")
     # The signed value a previous login returned: this device stays exempt from lockouts (security/lockout.py).
     deviceToken = StrictCharField(max_length=512, required=False, allow_blank=True, default="")
+    # "Trust this device" (two-factor): the trustedDeviceToken a mfa/verify with trustDevice returned.
+    trustedDeviceToken = StrictCharField(max_length=128, required=False, allow_blank=True, default="")
 
 
 class SwitchOrganizationInput(serializers.Serializer):
     organizationId = StrictUUIDField(allow_null=True, help_text="null leaves the active organization.")
+
+
+def mfa_required_data(required) -> dict:
+    return {"mfaRequired": True, "mfaToken": required.token, "methods": required.methods,
+            "expiresIn": required.expires_in}

@@ -1,7 +1,7 @@
 """Session API: the endpoints that answer or end a device session: login, refresh, logout,
 switch-organization, list, revoke."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,18 +19,26 @@ from sessions_app import selectors, services
 from sessions_app.serializers import (
     LoginInput,
     LoginOutput,
+    MfaRequiredOutput,
     RefreshInput,
     SessionOutput,
     SessionsOutput,
     SwitchOrganizationInput,
     TokenPairOutput,
+    mfa_required_data,
     token_pair_data,
 )
 from sessions_app.services import session_logout
 
 
+LOGIN_RESULT = PolymorphicProxySerializer(component_name="LoginResult", serializers=[LoginOutput, MfaRequiredOutput],
+                                         resource_type_field_name=None)
+
+
 class LoginApi(PublicApi):
-    @extend_schema(request=LoginInput, responses={200: LoginOutput, **ERRORS}, tags=["accounts"])
+    @extend_schema(request=LoginInput, responses={200: LOGIN_RESULT, **ERRORS}, tags=["accounts"],
+                   description="200: a TokenPair, or for a user with a second factor (and no trusted-device "
+                               "token) {mfaRequired, mfaToken, methods, expiresIn}: answer with POST mfa/verify.")
     @rate_limit("login")
     def post(self, request):
         data = LoginInput(data=request.data)
@@ -38,8 +46,11 @@ class LoginApi(PublicApi):
         v = data.validated_data
         pair = login.user_login(
             email=v["email"], password=v["password"], remember_me=v["rememberMe"], device_id=v["deviceId"],
-            device_name=v["deviceName"], device_token=v["deviceToken"], request=request,
+            device_name=v["deviceName"], device_token=v["deviceToken"],
+            trusted_device_token=v["trustedDeviceToken"], request=request,
         )
+        if isinstance(pair, login.SecondFactorRequired):  # no session, no token until mfa/verify
+            return secret_response(mfa_required_data(pair))
         # deviceToken: send it with later logins from this device to stay exempt from lockouts of
         # this account (docs/security.md); the one this login sent ends.
         device_token = known_device_token_issue(user=pair.user, session=pair.session, request=request,

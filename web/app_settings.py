@@ -19,6 +19,20 @@ class AppSettings(BaseAppSettings):
         return session_settings.cookie_name("_device")
 
     @property
+    def TRUSTED_COOKIE(self) -> str:
+        """The HttpOnly cookie with this browser's trusted-device tokens for two-factor (one per account)."""
+        from sessions_app.app_settings import app_settings as session_settings
+
+        return session_settings.cookie_name("_trusted")
+
+    @property
+    def PENDING_COOKIE(self) -> str:
+        """The short-lived HttpOnly cookie of a sign-in waiting for its second factor (/login/two-factor)."""
+        from sessions_app.app_settings import app_settings as session_settings
+
+        return session_settings.cookie_name("_2fa")
+
+    @property
     def DEVICE_TOKENS_KEPT(self) -> int:
         """Known-device tokens kept per browser (one per account; default 5)."""
         return int(self._get("DEVICE_TOKENS_KEPT", 5))

@@ -112,8 +112,40 @@ class SessionChoiceForm(WebForm):
 
 
 class ReauthenticateForm(WebForm):
-    password = forms.CharField(label="Password", max_length=128, strip=False,
+    """The password, or (a user with two-factor) a code of the authenticator app."""
+
+    password = forms.CharField(label="Password", max_length=128, strip=False, required=False,
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    code = forms.CharField(label="Or a code from your authenticator app", max_length=16, required=False,
+                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}))
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("password")) == bool(data.get("code")):
+            raise forms.ValidationError("Enter your password or a code (one of them).")
+        return data
+
+
+class SecondFactorForm(WebForm):
+    """The second step of a sign-in: a code of the authenticator app, or a recovery code."""
+
+    code = forms.CharField(label="Code from your authenticator app", max_length=16, required=False,
+                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric",
+                                                         "autofocus": True}))
+    recovery_code = forms.CharField(label="Or a recovery code", max_length=32, required=False,
+                                    widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    trust = forms.BooleanField(label="Trust this browser for 30 days", required=False)
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("code")) == bool(data.get("recovery_code")):
+            raise forms.ValidationError("Enter the code from your app, or one recovery code.")
+        return data
+
+
+class TotpConfirmForm(WebForm):
+    code = forms.CharField(label="Code shown by the app", max_length=16,
+                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}))
 
 
 class DeleteAccountForm(WebForm):

@@ -14,7 +14,9 @@ from audit.services import audit_record
 from core.email import normalize_email
 from core.errors import ApiError
 from core.request_meta import device_label, user_agent
-from flows.login import user_login
+from flows.login import SecondFactorRequired, SignedIn, second_factor_verify, user_login
+from mfa.app_settings import app_settings as mfa_settings
+from mfa.models import Channel
 from sessions_app.app_settings import app_settings
 from sessions_app.models import RevokeReason
 from sessions_app.services import session_browser_key_issue, session_logout, session_revoke
@@ -92,32 +94,96 @@ def device_cookie_set(response, value: str) -> None:
 
 
 def browser_login(request, *, email: str, password: str, remember_me: bool):
-    """Sign in on this browser. An account already signed in here stays signed in as another account
-    (at most MAX_BROWSER_ACCOUNTS); signing in again as the same user replaces its session.
-    The browser's known-device token for that account (cookie, see device_tokens_read) goes with the
-    password, so strangers locking the account on this address do not lock this browser out."""
-    state = request.browser
-    current = state.row
-    others = state.other_rows()
-    limit = app_settings.MAX_BROWSER_ACCOUNTS
-    if current is not None and len(others) + 1 >= limit:
-        raise TooManyAccounts(f"You are signed in to {limit} accounts on this browser. Sign one out first.")
+    """Sign in on this browser: the row of its new session, or ``SecondFactorRequired`` (no session yet:
+    the page asks for the code, ``browser_second_factor``). An account already signed in here stays
+    signed in as another account (at most MAX_BROWSER_ACCOUNTS); signing in again as the same user
+    replaces its session. The browser's known-device token for that account (cookie, see
+    device_tokens_read) goes with the password, so strangers locking the account on this address do not
+    lock this browser out; its trusted-device token (two-factor) goes too."""
+    _accounts_room_check(request)
     user_id = User.objects.filter(email=normalize_email(email)).values_list("pk", flat=True).first()
     device_token = device_token_for(device_tokens_read(request), user_id) if user_id else ""
-    pair = user_login(email=email, password=password, remember_me=remember_me, device_token=device_token,
-                      device_name=device_label(user_agent(request)), request=request)
-    row = pair.session
+    result = user_login(email=email, password=password, remember_me=remember_me, device_token=device_token,
+                        trusted_device_token=trusted_token_for(request, user_id) if user_id else "",
+                        device_name=device_label(user_agent(request)), channel=Channel.PAGE, request=request)
+    if isinstance(result, SecondFactorRequired):
+        return result
+    return browser_adopt(request, result.session)
+
+
+def browser_second_factor(request, *, token: str, code: str = "", recovery_code: str = "",
+                          trust: bool = False) -> SignedIn:
+    """The second step of a page sign-in (the pending cookie's challenge): the session is adopted by
+    this browser as ``browser_login`` would have."""
+    _accounts_room_check(request)
+    done = second_factor_verify(token=token, code=code, recovery_code=recovery_code, trust_device=trust,
+                                channel=Channel.PAGE, request=request)
+    browser_adopt(request, done.pair.session)
+    return done
+
+
+def _accounts_room_check(request) -> None:
+    state = request.browser
+    limit = app_settings.MAX_BROWSER_ACCOUNTS
+    if state.row is not None and len(state.other_rows()) + 1 >= limit:
+        raise TooManyAccounts(f"You are signed in to {limit} accounts on this browser. Sign one out first.")
+
+
+def browser_adopt(request, row):
+    """This browser holds ``row`` (a session just opened) as its active account; the one active before
+    stays signed in as another account, unless it is the same user (then it is replaced)."""
+    state = request.browser
+    current = state.row
     raw_key = session_browser_key_issue(row)
     keep_previous = current is not None
     if current is not None and current.user_id == row.user_id:
         session_revoke(session=current, reason=RevokeReason.DEVICE_REPLACED, request=request, actor=row.user)
         keep_previous = False
-    for key, other in others:
+    for key, other in state.other_rows():
         if other.user_id == row.user_id:  # the same user signed in again: one row per account
             session_revoke(session=other, reason=RevokeReason.DEVICE_REPLACED, request=request, actor=row.user)
             state.forget_other(key)
     state.signed_in(row, raw_key, keep_previous=keep_previous)
     return row
+
+
+# --- two-factor: the trusted-device cookie (one "<user id>.<token>" per account) and the pending sign-in ---
+
+def _trusted_entries(request) -> list[tuple[str, str]]:
+    raw = request.COOKIES.get(web_settings.TRUSTED_COOKIE, "")
+    entries = []
+    for item in raw.split(DEVICE_TOKEN_SEPARATOR)[:web_settings.DEVICE_TOKENS_KEPT]:
+        user_id, _, token = item.partition(".")
+        if user_id and token:
+            entries.append((user_id, token))
+    return entries
+
+
+def trusted_token_for(request, user_id) -> str:
+    return next((token for uid, token in _trusted_entries(request) if uid == str(user_id)), "")
+
+
+def trusted_cookie_set(response, request, *, user_id, token: str) -> None:
+    """Keep ``token`` for ``user_id`` in the trusted-device cookie (the other accounts' entries stay)."""
+    kept = [(uid, t) for uid, t in _trusted_entries(request) if uid != str(user_id)]
+    kept.append((str(user_id), token))
+    value = DEVICE_TOKEN_SEPARATOR.join(f"{uid}.{t}" for uid, t in kept[-web_settings.DEVICE_TOKENS_KEPT:])
+    response.set_cookie(web_settings.TRUSTED_COOKIE, value,
+                        max_age=int(mfa_settings.TRUST_MAX_AGE.total_seconds()),
+                        secure=app_settings.COOKIE_SECURE, httponly=True, samesite="Lax", path="/login")
+
+
+def pending_cookie_set(response, token: str) -> None:
+    response.set_cookie(web_settings.PENDING_COOKIE, token, max_age=int(mfa_settings.CHALLENGE_TTL.total_seconds()),
+                        secure=app_settings.COOKIE_SECURE, httponly=True, samesite="Lax", path="/login")
+
+
+def pending_cookie_read(request) -> str:
+    return request.COOKIES.get(web_settings.PENDING_COOKIE, "")
+
+
+def pending_cookie_clear(response) -> None:
+    response.delete_cookie(web_settings.PENDING_COOKIE, path="/login", samesite="Lax")
 
 
 @transaction.atomic

@@ -19,6 +19,7 @@ from security.app_settings import DEFAULT_RATE_LIMITS
 from sessions_app.services import session_create
 from tests.factories import PASSWORD, UserFactory
 from tests.web.conftest import CHROME, page_login
+from web.app_settings import app_settings as web_settings
 
 from .conftest import post_login
 
@@ -270,6 +271,17 @@ def not_me_page(api):
     return drive(lambda i: web.post("/account/not-me", {"token": f"bad-{i}"}), 10)
 
 
+def mfa_verify_api(api):
+    return drive(lambda i: api.post(AUTH + "mfa/verify", {"mfaToken": f"mfa_bad{i}", "code": "123456"},
+                                    format="json"), 10)
+
+
+def mfa_verify_page(api):
+    web = Client()
+    web.cookies[web_settings.PENDING_COOKIE] = "mfa_bad"
+    return drive(lambda i: web.post("/login/two-factor", {"code": "123456"}), 10)
+
+
 def api_api(api):
     client = bearer(UserFactory())
     return drive(lambda i: client.get(AUTH + "me"), 100)
@@ -314,6 +326,7 @@ ROWS = [
     ("change_email", "api", change_email_api), ("change_email", "page", change_email_page),
     ("change_password", "api", change_password_api), ("change_password", "page", change_password_page),
     ("change_password", "shared", change_password_shared_api_and_page),
+    ("mfa_verify", "api", mfa_verify_api), ("mfa_verify", "page", mfa_verify_page),
     ("reauthenticate", "api", reauthenticate_api), ("reauthenticate", "page", reauthenticate_page),
     ("invitation_org", "api", invitation_org_api),
     ("invitation_inviter", "api", invitation_inviter_api), ("invitation_inviter", "page", invitation_inviter_page),

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AccountToken, TokenPurpose, User
 from audit.models import AuditEvent, EventType
+from mfa.models import TotpDevice
 from orgs.models import Invitation, Membership, Organization, OrgRole
 from security.stepup import SensitiveAction
 from service_accounts.models import ServiceClient
@@ -139,6 +140,11 @@ CASES = [
                              format="json"),
          lambda c, s: c.post(f"/organizations/{s.org.pk}/invitations", {"email": "heir@example.com", "role": "owner"}),
          lambda s: f"/organizations/{s.org.pk}"),
+    Case(SensitiveAction.MFA_CHANGE, "totp-setup", lambda: Setup(actor=UserFactory()),
+         lambda s: TotpDevice.objects.filter(user=s.actor).exists(),
+         lambda c, s: c.post("/api/v1/auth/mfa/totp/setup"),
+         lambda c, s: c.post("/account/two-factor/setup"),
+         lambda s: "/account/two-factor"),
     # Service accounts are managed by staff in the Django admin (and by `manage.py create_service_account`,
     # which has no session to be stale): there is no API for it, so the admin page is the one surface.
     Case(SensitiveAction.SERVICE_ACCOUNT_SECRET, "admin-create", lambda: Setup(actor=UserFactory(is_staff=True,

@@ -23,6 +23,7 @@ from sessions_app.models import DeviceSession
 from sessions_app.services import session_create
 from tests.factories import PASSWORD, UserFactory
 from tests.web.conftest import CHROME, page_login
+from web.app_settings import app_settings as web_settings
 from web.form_account import FIELD
 
 TEMPLATES = Path(settings.BASE_DIR) / "templates"
@@ -160,7 +161,7 @@ def test_every_post_form_in_the_templates_renders_the_account_field():
 
 
 SIGNED_IN_PAGES = [
-    "/account", "/account/sessions", "/accounts", "/organizations", "/organizations/{acme}",
+    "/account", "/account/sessions", "/account/two-factor", "/accounts", "/organizations", "/organizations/{acme}",
     "/organizations/{acme}/delete", "/account/delete", "/account/email", "/account/reauthenticate?next=/account",
     "/login?add=1", "/invitations/accept?token=a@example.com", "/account/unlock?token=x", "/account/not-me?token=x",
     "/account/email/confirm?token=x", "/verify-email?token=x", "/reset-password?token=x", "/forgot-password",
@@ -169,7 +170,7 @@ SIGNED_IN_PAGES = [
 ]
 SIGNED_OUT_PAGES = ["/login", "/register", "/forgot-password", "/verify-email/resend", "/verify-email?token=x",
                     "/reset-password?token=x", "/account/unlock?token=x", "/account/not-me?token=x",
-                    "/account/email/confirm?token=x"]
+                    "/account/email/confirm?token=x", "/login/two-factor"]
 
 
 def test_every_post_form_of_every_page_carries_the_account_it_was_rendered_for(three, people):
@@ -185,6 +186,7 @@ def test_every_post_form_of_every_page_carries_the_account_it_was_rendered_for(t
             checked += 1
         rendered |= {t.name for t in response.templates if t.name}
     anonymous = browser()
+    anonymous.cookies[web_settings.PENDING_COOKIE] = "mfa_pending"  # a sign-in waiting for its code
     for path in SIGNED_OUT_PAGES:
         response = anonymous.get(path)
         assert response.status_code == 200, path

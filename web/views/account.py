@@ -11,6 +11,7 @@ from audit.selectors import security_events_for
 from core.errors import ApiError
 from core.fields import int_param
 from flows import account_deletion, email_change, passwords
+from mfa.services import totp_enabled
 from security.app_settings import app_settings as security_settings
 from security.stepup import SensitiveAction
 from sessions_app.browser import cookie_cache_ok
@@ -74,12 +75,12 @@ def account_reauthenticate(request):
     if request.method == "POST" and form.is_valid():
         try:
             passwords.user_reauthenticate(user=row.user, session=row, password=form.cleaned_data["password"],
-                                         request=request)
+                                         code=form.cleaned_data["code"], request=request)
         except ApiError as exc:
             form.add_api_error(exc)
         else:
             return redirect(nxt)
-    return page(request, "reauthenticate", form=form, next=nxt)
+    return page(request, "reauthenticate", form=form, next=nxt, totp=totp_enabled(row.user))
 
 
 @require_http_methods(["GET", "POST"])

@@ -12,6 +12,7 @@ from accounts import services as accounts
 from core.errors import ApiError
 from core.fields import ascii_int
 from flows import passwords, registration
+from flows.login import SecondFactorRequired
 from web import forms, services
 from web.decorators import page_rate_limit
 from web.pages import BAD_LINK, message, page, safe_next
@@ -48,6 +49,10 @@ def login(request):
                              locked_minutes=_minutes(retry) if exc.code == "account_locked" else None)
             for name, header in exc.headers.items():  # lockout: Retry-After
                 response[name] = header
+            return response
+        if isinstance(row, SecondFactorRequired):  # no session until the code: /login/two-factor
+            response = redirect("/login/two-factor?" + urlencode({"next": nxt}))
+            services.pending_cookie_set(response, row.token)
             return response
         response = redirect(nxt)
         services.device_cookie_set(response, services.device_tokens_merge(request, row))

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.request_meta import user_agent_describe
 from flows import sign_out
+from mfa.services import trusted_devices_of
 from sessions_app import selectors
 from web import services
 from web.decorators import signed_in
@@ -32,9 +33,11 @@ def _session_rows(request):
 @require_GET
 @signed_in
 def account_sessions(request):
-    return page(request, "sessions", rows=_session_rows(request), notice=request.GET.get("done") and {
-        "revoked": "The session was signed out.", "others": "Every other session was signed out.",
-    }.get(request.GET["done"]))
+    return page(request, "sessions", rows=_session_rows(request),
+                trusted=trusted_devices_of(request.browser.row.user), notice=request.GET.get("done") and {
+                    "revoked": "The session was signed out.", "others": "Every other session was signed out.",
+                    "untrusted": "That browser or device asks for a two-factor code again.",
+                }.get(request.GET["done"]))
 
 
 @require_POST
