@@ -86,8 +86,8 @@ def session_access_token_issue(session: DeviceSession):
 def session_create(*, user, request=None, remember_me: bool = False, device_id: str = "",
                    device_name: str = "", tokens: bool = True, amr=PASSWORD_AMR) -> TokenPair:
     """A new device session with its first token pair, signed in by ``amr`` (RFC 8176). A login from a
-    device id that already has a live session for this user replaces it, so each device shows up once. ``tokens=False``: a
-    browser-only session (sessions_app.browser) without a refresh or access token."""
+    device id that already has a live session for this user replaces it, so each device shows up once.
+    ``tokens=False``: a browser-only session (sessions_app.browser) without a refresh or access token."""
     now = timezone.now()
     if device_id:
         for old in DeviceSession.objects.alive(now).filter(user=user, device_id=device_id).select_for_update():
