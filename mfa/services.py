@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pyotp
 from pyotp.exceptions import OTPVerificationError
@@ -328,3 +328,12 @@ def challenge_spend(row: MfaChallenge, *, now: datetime | None = None) -> bool:
 
 def challenges_cleanup(*, now: datetime | None = None) -> int:
     return MfaChallenge.objects.filter(expires_at__lt=now or timezone.now()).delete()[0]
+
+
+def trusted_devices_cleanup(*, now: datetime | None = None) -> int:
+    """Trusted devices expired or ended more than a day ago (superseded ones at once: a version never
+    goes back)."""
+    cutoff = (now or timezone.now()) - timedelta(days=1)
+    return (TrustedDevice.objects.filter(expires_at__lt=cutoff).delete()[0]
+            + TrustedDevice.objects.filter(revoked_at__lt=cutoff).delete()[0]
+            + TrustedDevice.objects.filter(security_version__lt=F("user__security_version")).delete()[0])
