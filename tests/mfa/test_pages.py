@@ -200,3 +200,17 @@ def test_expired_challenges_and_ended_trusted_devices_are_cleaned_up(db):
     from mfa.tasks import mfa_cleanup
     assert mfa_cleanup() == 2
     assert not MfaChallenge.objects.exists() and not TrustedDevice.objects.exists()
+
+
+def test_adding_an_account_with_two_factor_keeps_the_first_one_signed_in(db):
+    first, second = UserFactory(), UserFactory()
+    secret, _ = enrol(second)
+    client = browser()
+    assert page_login(client, first.email).status_code == 302
+    asked = client.post("/login", {"email": second.email, "password": PASSWORD, "add": "1", "next": "/accounts"})
+    assert asked["Location"].startswith("/login/two-factor?")
+    assert client.get("/account").context["user"] == first  # still the first account until the code
+    done = client.post("/login/two-factor", {"code": code_at(secret), "next": "/accounts"})
+    assert done["Location"] == "/accounts"
+    listed = client.get("/accounts").content.decode()
+    assert first.email in listed and second.email in listed
