@@ -5,7 +5,7 @@ change the password, and see the code asked for again."""
 import pyotp
 
 from tests.factories import PASSWORD, UserFactory
-from tests.mfa.support import code_at
+from tests.mfa.support import away_from_step_end, code_at
 
 NEW_PASSWORD = "A-Brand-New-Passphrase-42"
 
@@ -35,6 +35,7 @@ def test_enrol_sign_in_with_a_code_trust_the_browser_and_lose_the_trust_with_the
     assert page.locator(".qr svg").is_visible()
     secret = page.locator("#totp-secret").inner_text().strip()
     assert len(secret) >= 16 and pyotp.TOTP(secret).now()
+    away_from_step_end(margin=15)
     page.get_by_label("Code shown by the app").fill(code_at(secret, -1))
     page.get_by_role("button", name="Turn on two-factor").click()
     assert page.get_by_role("heading", name="Your recovery codes").is_visible()
