@@ -15,7 +15,7 @@ from mfa.models import MfaChallenge, RecoveryCode, TotpDevice, TrustedDevice
 from mfa.services import _recovery_hash
 from sessions_app.models import DeviceSession
 from tests.factories import PASSWORD, UserFactory
-from tests.mfa.support import MFA, VERIFY, bearer_for, code_at, enrol, password_step
+from tests.mfa.support import MFA, VERIFY, away_from_step_end, bearer_for, code_at, enrol, password_step
 from tests.support.auth import bearer, login, login_attempt
 from tests.support.errors import error_of
 
@@ -121,9 +121,10 @@ def test_a_totp_code_is_accepted_once_and_never_an_older_one(db):
     token = password_step(client, user)["mfaToken"]
     error_of(client.post(VERIFY, {"mfaToken": token, "code": code_at(secret, -1)}, format="json"),
              401, "invalid_mfa_code")  # the confirmation's code: replay
-    assert client.post(VERIFY, {"mfaToken": token, "code": code_at(secret)}, format="json").status_code == 200
+    code = code_at(secret)
+    assert client.post(VERIFY, {"mfaToken": token, "code": code}, format="json").status_code == 200
     token = password_step(client, user)["mfaToken"]
-    error_of(client.post(VERIFY, {"mfaToken": token, "code": code_at(secret)}, format="json"),
+    error_of(client.post(VERIFY, {"mfaToken": token, "code": code}, format="json"),
              401, "invalid_mfa_code")  # the same code again
     assert client.post(VERIFY, {"mfaToken": token, "code": code_at(secret, 1)}, format="json").status_code == 200
 
@@ -133,6 +134,7 @@ def test_two_steps_of_drift_are_refused(db):
     secret, _ = enrol(user)
     client = APIClient()
     token = password_step(client, user)["mfaToken"]
+    away_from_step_end()
     error_of(client.post(VERIFY, {"mfaToken": token, "code": code_at(secret, 2)}, format="json"),
              401, "invalid_mfa_code")
 
@@ -319,9 +321,10 @@ def test_reauthenticate_takes_a_totp_code(db):
     DeviceSession.objects.filter(user=user).update(reauthenticated_at=timezone.now() - timedelta(hours=1))
     wrong = "000000" if code_at(secret) != "000000" else "111111"
     error_of(client.post("/api/v1/auth/reauthenticate", {"code": wrong}, format="json"), 401, "invalid_mfa_code")
-    ok = client.post("/api/v1/auth/reauthenticate", {"code": code_at(secret)}, format="json")
+    code = code_at(secret)
+    ok = client.post("/api/v1/auth/reauthenticate", {"code": code}, format="json")
     assert ok.status_code == 200, ok.content
-    error_of(client.post("/api/v1/auth/reauthenticate", {"code": code_at(secret)}, format="json"),
+    error_of(client.post("/api/v1/auth/reauthenticate", {"code": code}, format="json"),
              401, "invalid_mfa_code")  # spent
     error_of(client.post("/api/v1/auth/reauthenticate", {"code": "123456", "password": PASSWORD}, format="json"),
              400, "validation_error")
