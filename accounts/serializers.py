@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from accounts.models import User
 from core.fields import (
+    OneTimeCodeField,
     OrganizationNameField,
     PasswordField,
     SingleLineCharField,
@@ -82,7 +83,7 @@ class ReauthenticateInput(serializers.Serializer):
     """``password``, or ``code`` (a TOTP code) for a user with two-factor: exactly one."""
 
     password = PasswordField(required=False, allow_blank=True, default="")
-    code = StrictCharField(max_length=16, required=False, allow_blank=True, default="",
+    code = OneTimeCodeField(required=False, allow_blank=True, default="",
                            help_text="A code of the authenticator app (users with two-factor), instead of the "
                                      "password.")
 

@@ -44,6 +44,40 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class OneTimeCodeField(StrictCharField):
+    """A code of an authenticator app: six ASCII digits (spaces people type between groups are dropped).
+    Anything else is a validation error, not a wrong guess: it can never be right, so it is not counted."""
+
+    default_error_messages = {"not_a_code": "Enter the 6-digit code (digits only)."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 16)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data).replace(" ", "")
+        if value and not (len(value) == 6 and value.isascii() and value.isdigit()):
+            self.fail("not_a_code")
+        return value
+
+
+class RecoveryCodeField(StrictCharField):
+    """A recovery code as printed (``k7mz2-p9xqe``): letters and digits, a dash or spaces allowed."""
+
+    default_error_messages = {"not_a_code": "Enter a recovery code as it was shown (like k7mz2-p9xqe)."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 32)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        letters = value.replace("-", "").replace(" ", "")
+        if value and not (8 <= len(letters) <= 16 and letters.isascii() and letters.isalnum()):
+            self.fail("not_a_code")
+        return value
+
+
 class SingleLineCharField(StrictCharField):
     """A name or label: a JSON string, one line (``single_line_validator``), at most ``max_length``."""
 

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from core.fields import StrictBooleanField, StrictCharField
+from core.fields import OneTimeCodeField, RecoveryCodeField, StrictBooleanField, StrictCharField
 
 
 class MfaStatusOutput(serializers.Serializer):
@@ -16,7 +16,7 @@ class TotpSetupOutput(serializers.Serializer):
 
 
 class CodeInput(serializers.Serializer):
-    code = StrictCharField(max_length=16, help_text="The 6-digit code the authenticator app shows now.")
+    code = OneTimeCodeField(help_text="The 6-digit code the authenticator app shows now.")
 
 
 class RecoveryCodesOutput(serializers.Serializer):
@@ -26,8 +26,8 @@ class RecoveryCodesOutput(serializers.Serializer):
 
 class MfaVerifyInput(serializers.Serializer):
     mfaToken = StrictCharField(max_length=128)
-    code = StrictCharField(max_length=16, required=False, allow_blank=True, default="")
-    recoveryCode = StrictCharField(max_length=32, required=False, allow_blank=True, default="")
+    code = OneTimeCodeField(required=False, allow_blank=True, default="")
+    recoveryCode = RecoveryCodeField(required=False, allow_blank=True, default="")
     trustDevice = StrictBooleanField(required=False, default=False)
 
     def validate(self, attrs):

@@ -19,9 +19,12 @@ from accounts import services as account_services
 from accounts.models import AccountToken, User
 from audit.models import AuditEvent
 from flows import email_change
+from mfa.models import MfaChallenge, RecoveryCode, TotpDevice, TrustedDevice
+from mfa.services import totp_setup_start
 from notifications.models import OutboxMessage
 from sessions_app.models import DeviceSession, SpentRefreshToken
 from tests.factories import PASSWORD, UserFactory
+from tests.mfa.support import code_at, enrol, password_step
 from tests.support.auth import login
 from tests.support.errors import error_of
 from tests.support.mail import last_mail_to, link_token
@@ -68,6 +71,10 @@ BODY_ENDPOINTS = [
     Endpoint("change-email", "POST", "change-email", True, {"newEmail": "str", "password": "str"}),
     Endpoint("confirm-email-change", "POST", "confirm-email-change", False, {"token": "str"}),
     Endpoint("revert-email-change", "POST", "revert-email-change", False, {"token": "str"}),
+    # Two-factor (issue 11)
+    Endpoint("mfa-totp-confirm", "POST", "mfa/totp/confirm", True, {"code": "str"}),
+    Endpoint("mfa-verify", "POST", "mfa/verify", False, {"mfaToken": "str", "code": "str", "trustDevice": "bool"},
+             optional=("code", "trustDevice")),
 ]
 BODYLESS_ENDPOINTS = [
     Endpoint("logout", "POST", "logout", True),
@@ -75,6 +82,8 @@ BODYLESS_ENDPOINTS = [
     Endpoint("sessions-active", "GET", "sessions/active", True),
     Endpoint("session-revoke", "DELETE", "sessions/{other_session}", True),
     Endpoint("sessions-revoke-others", "POST", "sessions/revoke-others", True),
+    Endpoint("mfa-get", "GET", "mfa", True),
+    Endpoint("mfa-trusted-devices", "GET", "mfa/trusted-devices", True),
 ]
 AUTHED_ENDPOINTS = [e for e in BODY_ENDPOINTS + BODYLESS_ENDPOINTS if e.authed]
 BY_NAME = {e.name: e for e in BODY_ENDPOINTS + BODYLESS_ENDPOINTS}
@@ -96,6 +105,9 @@ class World:
     reset_token: str
     email_change_token: str
     email_revert_token: str
+    totp_secret: str  # a TOTP setup of ``user`` waiting for its first code
+    mfa_secret: str  # the authenticator of another user, signed in with a password, waiting for the code
+    mfa_token: str
 
     def valid_body(self, endpoint: Endpoint) -> dict:
         return {
@@ -113,6 +125,8 @@ class World:
             "change-email": {"newEmail": "moved@example.com", "password": PASSWORD},
             "confirm-email-change": {"token": self.email_change_token},
             "revert-email-change": {"token": self.email_revert_token},
+            "mfa-totp-confirm": {"code": code_at(self.totp_secret)},
+            "mfa-verify": {"mfaToken": self.mfa_token, "code": code_at(self.mfa_secret), "trustDevice": True},
         }[endpoint.name]
 
     def url(self, endpoint: Endpoint) -> str:
@@ -138,10 +152,15 @@ def world(api, user):
     email_revert_token = link_token(last_mail_to("before-move@example.com"))
     email_change.email_change_request(user=user, session=None, new_email="pending@example.com",
                                           password=PASSWORD)
+    totp_secret = totp_setup_start(user=user).secret
+    mfa_user = UserFactory()
+    mfa_secret, _ = enrol(mfa_user)
+    mfa_token = password_step(APIClient(), mfa_user)["mfaToken"]
     return World(user=user, tokens=tokens, other_session=other["session"]["id"], unverified=unverified,
                  verify_token=link_token(last_mail_to(unverified.email)), reset_token=reset_token,
                  email_change_token=link_token(last_mail_to("pending@example.com")),
-                 email_revert_token=email_revert_token)
+                 email_revert_token=email_revert_token, totp_secret=totp_secret, mfa_secret=mfa_secret,
+                 mfa_token=mfa_token)
 
 
 @pytest.fixture
@@ -158,6 +177,10 @@ def db_state(*, audit=True) -> dict:
             "pk", "revoked_at", "refresh_token_hash", "reauthenticated_at", "remember_me")),
         "spent": SpentRefreshToken.objects.count(),
         "outbox": OutboxMessage.objects.count(),
+        "totp": list(TotpDevice.objects.order_by("pk").values_list("pk", "confirmed_at", "last_step")),
+        "challenges": list(MfaChallenge.objects.order_by("pk").values_list("pk", "used_at", "failures")),
+        "recovery_codes_used": RecoveryCode.objects.filter(used_at__isnull=False).count(),
+        "trusted_devices": TrustedDevice.objects.count(),
     }
     if audit:
         state["audit"] = AuditEvent.objects.count()
@@ -183,7 +206,7 @@ def test_valid_request_succeeds(client, world, endpoint):
     body = raw(world.valid_body(endpoint)) if endpoint.fields else None
     response = send(client, world, endpoint, body)
     assert 200 <= response.status_code < 300, response.content
-    if endpoint.name not in ("me-get", "sessions-active"):
+    if endpoint.name not in ("me-get", "sessions-active", "mfa-get", "mfa-trusted-devices"):
         assert db_state(audit=False) != before
 
 

@@ -198,7 +198,10 @@ def test_bad_input_on_verify_is_a_clear_4xx(db):
     error_of(client.post(VERIFY, {"mfaToken": 5, "code": "123456"}, format="json"), 400, "validation_error")
     error_of(client.post(VERIFY, {"mfaToken": token, "code": ["1"]}, format="json"), 400, "validation_error")
     error_of(client.post(VERIFY, {"mfaToken": "nope", "code": "123456"}, format="json"), 401, "mfa_token_invalid")
-    error_of(client.post(VERIFY, {"mfaToken": token, "code": "12345٦"}, format="json"), 401, "invalid_mfa_code")
+    error_of(client.post(VERIFY, {"mfaToken": token, "code": "12345٦"}, format="json"), 400, "validation_error")
+    error_of(client.post(VERIFY, {"mfaToken": token, "code": "12345"}, format="json"), 400, "validation_error")
+    error_of(client.post(VERIFY, {"mfaToken": token, "recoveryCode": "no!"}, format="json"), 400, "validation_error")
+    assert MfaChallenge.objects.get(user=user).failures == 0  # shapes that can never be right are not guesses
     error_of(client.post(VERIFY, "not json", content_type="text/plain"), 415)
     # Nothing was spent by the malformed ones: the challenge still answers.
     assert client.post(VERIFY, {"mfaToken": token, "code": code_at(secret)}, format="json").status_code == 200
