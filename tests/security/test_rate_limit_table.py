@@ -6,6 +6,8 @@ page), and a ``security.rate_limited`` audit row naming the scope."""
 from __future__ import annotations
 
 import re
+import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,19 @@ from web.app_settings import app_settings as web_settings
 
 from .conftest import post_login
 
-pytestmark = pytest.mark.usefixtures("real_rate_limits")
+pytestmark = pytest.mark.usefixtures("real_rate_limits", "one_rate_limit_window")
+
+
+@pytest.fixture
+def one_rate_limit_window(monkeypatch):
+    """django-ratelimit counts in fixed windows of the wall clock; a row driven slowly (101 requests on a
+    loaded CI machine) could straddle a window's end and see its counter start again. Its clock stands
+    still for the test, so every request of a row falls in one window (the rest of the process keeps
+    the real time)."""
+    import django_ratelimit.core
+
+    frozen = time.time()
+    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: frozen))
 
 AUTH = "/api/v1/auth/"
 WRONG = "Wrong-Password-123456"
