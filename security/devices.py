@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from audit.models import EventType
@@ -44,9 +45,10 @@ def login_seen_check(*, user, session, request) -> bool:
     ip = client_ip(request)
     fingerprint, network = device_fingerprint(device_id=session.device_id, ua=ua), network_of(ip)
     seen = SeenDevice.objects.filter(user=user)
-    known_before = seen.exists()
-    new_device = not seen.filter(device_key=fingerprint).exists()
-    new_network = not seen.filter(network=network).exists()
+    # One statement for the three questions (any sign-in before? this device? this network?).
+    known = seen.aggregate(any=Count("pk"), device=Count("pk", filter=Q(device_key=fingerprint)),
+                           network=Count("pk", filter=Q(network=network)))
+    known_before, new_device, new_network = known["any"] > 0, not known["device"], not known["network"]
     now = timezone.now()
     if not seen.filter(device_key=fingerprint, network=network).update(last_seen_at=now):
         SeenDevice.objects.create(user=user, device_key=fingerprint, network=network, first_seen_at=now,
