@@ -35,9 +35,15 @@ from functools import lru_cache
 from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.urls import Resolver404, resolve
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Other processes of the deployment (a Celery worker, a management command) may run with the variable
+    # set before gunicorn made the directory: their counters (outbox failures) join the sums.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram  # noqa: E402
+from prometheus_client import generate_latest, multiprocess  # noqa: E402
+from prometheus_client.core import GaugeMetricFamily  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
