@@ -30,3 +30,9 @@ ERRORS = {
     415: OpenApiResponse(ErrorBody, description="unsupported_media_type"),
     429: OpenApiResponse(ErrorBody, description="rate_limited, account_locked (with Retry-After)"),
 }
+
+
+def error_response(description: str) -> OpenApiResponse:
+    """One more documented error of an endpoint (a 409 and its codes), in the envelope:
+    ``responses={204: None, 409: error_response("last_owner"), **ERRORS}``."""
+    return OpenApiResponse(ErrorBody, description=description)
