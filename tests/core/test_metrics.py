@@ -302,3 +302,30 @@ def test_every_metric_declares_only_known_label_names():
     for collector in (metrics.LOGINS, metrics.REFRESHES, metrics.LOCKOUTS, metrics.RATE_LIMITED, metrics.MFA,
                       metrics.COOKIE_CACHE, metrics.OUTBOX_FAILURES, metrics.REQUEST_SECONDS, metrics.IN_PROGRESS):
         assert set(collector._labelnames) <= names, collector
+
+
+# --- the dashboard and the alert rules name metrics that exist --------------------------------------------
+
+def test_dashboard_and_alerts_use_existing_metrics(client, metrics_on):
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "monitoring"
+    exposed = {sample.name for family in text_string_to_metric_families(scrape(client).content.decode())
+               for sample in family.samples}  # the scrape-time gauges, and metrics with samples already
+    for metric in (metrics.LOGINS, metrics.REFRESHES, metrics.LOCKOUTS, metrics.RATE_LIMITED, metrics.MFA,
+                   metrics.COOKIE_CACHE, metrics.OUTBOX_FAILURES, metrics.REQUEST_SECONDS, metrics.IN_PROGRESS):
+        exposed |= {f"{metric._name}{suffix}" for suffix in
+                    {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}[metric._type]}
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    rules = yaml.safe_load((docs / "alerts.yml").read_text())["groups"][0]["rules"]
+    assert all({"alert", "expr", "labels", "annotations"} <= set(rule) for rule in rules)
+    exprs += [rule["expr"] for rule in rules]
+    named = {name for expr in exprs for name in re.findall(r"mana_auth_[a-z_]+", expr)}
+    assert named and named <= exposed, named - exposed
+    for name in ("mana_auth_refresh_total", "mana_auth_lockouts_total", "mana_auth_outbox_oldest_pending_seconds",
+                 "mana_auth_signing_key_age_seconds"):
+        assert any(name in rule["expr"] for rule in rules), name
