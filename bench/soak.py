@@ -4,10 +4,10 @@ The seed's traffic, simulated by virtual users: every user's browser polls ``GET
 with its session cookie (the cookie cache answers most of it), every user's app refreshes its token
 pair every 15 minutes (spread over the window), and now and then someone signs in (argon2 at the
 production cost) or opens a page (``/account``). Every REPORT seconds one line: throughput, p50/p99,
-errors, the server's memory (RSS of gunicorn's master and workers) and its PostgreSQL connections;
-both must stay flat. At the end a summary by kind of request and the service's own counters
-(``GET /metrics``). It stops by itself after ``--minutes`` (30 by default) and stops gunicorn by its
-process group whatever happens.
+errors, the server's memory (RSS of gunicorn's master and workers; a sign-in in progress adds argon2's
+100 MiB for its duration) and its PostgreSQL connections; both must stay flat. At the end a summary by
+kind of request and the service's own counters (``GET /metrics``). It stops by itself after ``--minutes``
+(30 by default) and stops gunicorn by its process group whatever happens.
 
     bash bench/soak [--minutes 30] [--users 300] [--poll-seconds 10] [--refresh-seconds 900]
                     [--logins-per-minute 20] [--pages-per-minute 60] [--threads 8] [--workers 2]
@@ -346,6 +346,8 @@ def main() -> int:
             if time.monotonic() - last < args.report_seconds and load.is_alive():
                 continue
             now = time.monotonic()
+            if not load.is_alive() and now - last < args.report_seconds / 2:
+                break  # the last moments after the stop: in the summary, too short for a row of their own
             samples = stats.take()
             latencies = [s[1] for s in samples]
             rss, workers = rss_mb(server.pid)
