@@ -9,6 +9,7 @@ worker is killed (gunicorn starts another), its requests are still counted."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,6 +46,16 @@ def _get(port: int, path: str, headers: dict | None = None) -> tuple[int, bytes]
         conn.close()
 
 
+def _post_login(port: int, email: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", "/api/v1/auth/login", body=f'{{"email": "{email}", "password": "wrong-password-1"}}',
+                     headers={"Content-Type": "application/json"})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
 def _jwks_count(port: int) -> float:
     status, body = _get(port, "/metrics", {"Authorization": f"Bearer {TOKEN}"})
     assert status == 200, body[:500]
@@ -55,7 +67,14 @@ def _jwks_count(port: int) -> float:
 
 
 def _worker_pids(multiproc: Path) -> set[str]:
-    return {path.stem.rsplit("_", 1)[1] for path in multiproc.glob("histogram_*.db")}
+    """The workers whose own files hold JWKS requests (read from prometheus-client's per-process files)."""
+    pids = set()
+    for path in multiproc.glob("histogram_*.db"):
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            _, sample, labels, _ = json.loads(key)
+            if sample.endswith("_bucket") and labels.get("route") == "auth-jwks" and value > 0:
+                pids.add(path.stem.rsplit("_", 1)[1])
+    return pids
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +83,8 @@ def server(tmp_path_factory):
     multiproc = data / "prometheus"
     env = {k: v for k, v in os.environ.items() if k not in SCRUB}
     env.update(MANA_DATA_DIR=str(data), DEBUG="true", PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1",
-               AUTH_METRICS_TOKEN=TOKEN, PROMETHEUS_MULTIPROC_DIR=str(multiproc))
+               AUTH_METRICS_TOKEN=TOKEN, PROMETHEUS_MULTIPROC_DIR=str(multiproc),
+               AUTH_RATE_LIMIT_ENABLED="false")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True, timeout=180,
                    stdin=subprocess.DEVNULL)
     port = _free_port()
@@ -104,14 +124,18 @@ def _children(pid: int) -> list[int]:
 def test_a_scrape_sums_both_workers_and_keeps_a_dead_ones_counts(server):
     port, multiproc, process, log = server
     sent = 1  # the readiness probe
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for _ in range(30):  # sync workers take turns accepting: a few rounds reach both
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        for round_ in range(30):
+            # A sign-in (one argon2 hash) keeps a sync worker busy, so the other one accepts the JWKS requests
+            # (a fast request alone may be accepted by the same worker every time).
+            busy = [pool.submit(_post_login, port, f"nobody-{round_}-{i}@example.com") for i in range(2)]
             statuses = list(pool.map(lambda _: _get(port, JWKS)[0], range(8)))
             assert statuses == [200] * 8
+            assert [future.result() for future in busy] == [401, 401]
             sent += 8
             if len(_worker_pids(multiproc)) >= 2:
                 break
-    assert len(_worker_pids(multiproc)) >= 2, "both workers should have served requests"
+    assert len(_worker_pids(multiproc)) >= 2, "both workers should have served JWKS requests"
     # Every scrape, whichever worker answers, sums both.
     assert _jwks_count(port) == sent
     assert _jwks_count(port) == sent
