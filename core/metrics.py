@@ -259,7 +259,12 @@ class RequestMetricsMiddleware:
             return response
         finally:
             IN_PROGRESS.dec()
-            REQUEST_SECONDS.labels(
-                route=route_name(request), method=_one_of(request.method, HTTP_METHODS),
-                status=f"{min(max(status // 100, 1), 5)}xx",
-            ).observe(time.perf_counter() - started)
+            key = (route_name(request), request.method if request.method in HTTP_METHODS else OTHER,
+                   min(max(status // 100, 1), 5))
+            child = _timers.get(key)
+            if child is None:  # labels() validates and locks: once per route, method and status class
+                child = _timers[key] = REQUEST_SECONDS.labels(route=key[0], method=key[1], status=f"{key[2]}xx")
+            child.observe(time.perf_counter() - started)
+
+
+_timers: dict[tuple[str, str, int], object] = {}  # bounded: routes x methods x 5
