@@ -33,3 +33,22 @@ def test_generated_once_per_format(client, monkeypatch):
     client.get(SCHEMA, {"lang": "xx-not-a-language"})  # not cached: the cache keys stay few
     assert len(calls) == 3
     assert len(SchemaApi._rendered) == 2
+
+
+def test_error_answers_name_their_headers(client):
+    """Every documented 401 names WWW-Authenticate and every 429 Retry-After (core.schema.error_headers);
+    tests/fuzz checks real answers against them."""
+    import json
+
+    document = json.loads(client.get(SCHEMA, {"format": "json"}).content)
+    seen = 0
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            if "401" in responses:
+                assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
+                seen += 1
+            if "429" in responses:
+                assert responses["429"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
+                seen += 1
+    assert seen > 50
