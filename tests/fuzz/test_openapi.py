@@ -6,7 +6,7 @@ Object-level authorization across users: the signed-in user (A) also sends every
 path parameters with the ids of another user's (B's) session, organization, member and invitations
 filled in; none of those may succeed, and B's objects are checked intact at the end.
 
-Bounded for CI: a fixed seed, EXAMPLES per operation and generation mode (about 40 s for the three
+Bounded for CI: a fixed seed, EXAMPLES per operation and generation mode (40 to 70 s for the three
 tests on an idle 2-core machine), and a time budget per test (once it is spent, the remaining
 operations still run, with a single example each). Rate limits are
 raised for these identities only (the suite's conftest does it; ``fuzz_limits`` says so again here);
