@@ -7,8 +7,8 @@ path parameters with the ids of another user's (B's) session, organization, memb
 filled in; none of those may succeed, and B's objects are checked intact at the end.
 
 Bounded for CI: a fixed seed, EXAMPLES per operation and generation mode (40 to 70 s for the three
-tests on this 2-core machine, SQLite to PostgreSQL under load), and a time budget per test (once it is spent, the remaining
-operations still run, with a single example each). Rate limits are
+tests on this 2-core machine, SQLite to PostgreSQL under load), and a time budget per test (once it
+is spent, the remaining operations still run, with a single example each). Rate limits are
 raised for these identities only (the suite's conftest does it; ``fuzz_limits`` says so again here);
 tests/security proves the limits themselves.
 """
