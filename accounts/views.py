@@ -23,7 +23,7 @@ from accounts.serializers import (
     UserOutput,
     VerifyEmailInput,
 )
-from core.schema import ERRORS, ErrorBody
+from core.schema import ERRORS, ErrorBody, error_response
 from core.views import PublicApi
 from flows import account_deletion, email_change, passwords, registration
 from sessions_app.authentication import request_session
@@ -101,7 +101,9 @@ class MeApi(APIView):
         user = services.user_update(user=request.user, name=data.validated_data["name"], request=request)
         return Response(UserOutput(user).data)
 
-    @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["accounts"])
+    @extend_schema(request=None, responses={204: None, 409: error_response("last_owner: the only owner of an "
+                                                                          "organization"), **ERRORS},
+                   tags=["accounts"])
     def delete(self, request):
         """Delete the account; needs a password entry within AUTH_REAUTH_MAX_AGE_SECONDS."""
         account_deletion.user_delete(user=request.user, request=request)

@@ -27,6 +27,7 @@ from django.utils import timezone
 from audit.app_settings import app_settings
 from audit.chain import chain_lock, chain_lock_and_head, row_digest
 from audit.models import AuditEvent, EventType
+from core import metrics
 from core.request_meta import client_ip, client_network, user_agent
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ def audit_record(
     control, above): then nothing is written and None is returned."""
     if subject is None:
         subject = actor
+    # Login, refresh and lockout counters (core/metrics.py), once the event's transaction committed.
+    transaction.on_commit(lambda: metrics.audit_counted(event, success, context), robust=True)
     session_id = getattr(session, "pk", session)
     organization_id = getattr(organization, "pk", organization)
     anonymous = not getattr(actor, "pk", None) and not getattr(subject, "pk", None)

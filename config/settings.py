@@ -385,3 +385,12 @@ LOGGING = {
 
 # joserfc flags the RFC 8037 name "EdDSA" as superseded by RFC 9864; the contract requires it.
 warnings.filterwarnings("ignore", message="EdDSA is deprecated", module="joserfc")
+
+# --- metrics and the OpenAPI document (issue 16; docs/operations.md) ------------------------------------
+# GET /metrics answers only `Authorization: Bearer <AUTH_METRICS_TOKEN>` (404 while unset). Request
+# timing sits right after the body drain, so fast paths and early answers are timed too.
+AUTH_METRICS_TOKEN = env.str("AUTH_METRICS_TOKEN", default="")
+MIDDLEWARE.insert(1, "core.metrics.RequestMetricsMiddleware")
+# The OpenAPI document names the headers of its 401 and 429 answers (core/schema.py; tests/fuzz checks them).
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums",
+                                                "core.schema.error_headers"]

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import views as accounts
+from core.metrics import metrics_view
 from core.views import SchemaApi
 from identity.views import JwksApi
 from mfa import views as mfa
@@ -55,6 +56,7 @@ urlpatterns = [
     path("api/v1/orgs", orgs.OrganizationsNoSlashApi.as_view()),
     path("api/v1/orgs/", include("orgs.urls")),
     path("api/v1/schema/", SchemaApi.as_view(), name="api-schema"),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus, with AUTH_METRICS_TOKEN only (core/metrics.py)
     path("", include("web.urls")),  # browser pages; also /admin/login/ and /admin/logout/ (before the admin)
     path("admin/", admin.site.urls),
 ]

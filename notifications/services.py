@@ -18,6 +18,7 @@ from django.template import Context
 from django.template.loader import get_template
 from django.utils import timezone
 
+from core import metrics
 from core.crypto import decrypt_at_rest, encrypt_at_rest
 from notifications.models import OutboxMessage, OutboxStatus
 from notifications.text import SUBJECT_MAX, mail_context, mail_subject, single_line
@@ -82,6 +83,7 @@ def outbox_deliver(message_id) -> bool:
                                            from_email=settings.DEFAULT_FROM_EMAIL, to=[message.recipient])
             email.send()
         except Exception as exc:
+            metrics.outbox_delivery_failed()
             message.attempts += 1
             message.last_error = f"{type(exc).__name__}: {exc}"[:500]
             if message.attempts >= MAX_ATTEMPTS:

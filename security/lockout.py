@@ -35,6 +35,7 @@ from django.utils import timezone
 from audit.models import EventType
 from audit.refusals import audited_refusals
 from audit.services import audit_record
+from core import metrics
 from core.email import normalize_email
 from core.errors import ApiError, json_error
 from core.links import public_url
@@ -231,6 +232,7 @@ def _login_delay_enforce(*, email: str, request) -> None:
     if wait <= 0:
         return
     seconds = max(1, math.ceil(wait))
+    metrics.rate_limited(scope="login_delay")
     subject = get_user_model().objects.filter(email=email).first()
     with transaction.atomic():
         audit_record(event=EventType.RATE_LIMITED, request=request, subject=subject, success=False,
@@ -330,7 +332,8 @@ def login_authenticate(*, request, email: str, password: str, device_token: str 
         _login_delay_enforce(email=email, request=request)
     user = authenticate(http_request, email=email, password=password)
     if user is None and getattr(http_request, "axes_locked_out", False):
-        if hasattr(http_request, "axes_failures_since_start"):  # this failure locked the pair
+        # This failure locked the pair (axes counts the attempts made while locked too: those are not new locks).
+        if getattr(http_request, "axes_failures_since_start", None) == app_settings.LOCKOUT_FAILURES:
             _lockout_started(email=email, request=request)
         else:
             subject = get_user_model().objects.filter(email=email).first()

@@ -29,6 +29,7 @@ from rest_framework.throttling import BaseThrottle
 
 from audit.models import EventType
 from audit.services import audit_record
+from core import metrics
 from core.errors import ApiError
 from core.request_meta import client_ip, client_network
 from security.app_settings import app_settings
@@ -59,6 +60,7 @@ def ratelimit_hit(*, request, scope: str, value: str | None = None) -> None:
         return
     if not usage or not usage["should_limit"]:
         return
+    metrics.rate_limited(scope=scope)
     if usage["count"] == usage["limit"] + 1:
         user = getattr(http_request, "user", None)
         with transaction.atomic():

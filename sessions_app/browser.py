@@ -31,6 +31,7 @@ from django.middleware.csrf import rotate_token
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core import metrics
 from core.tokens import hash_token
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
@@ -277,11 +278,19 @@ class BrowserState:
         """The fresh, unrevoked cookie-cache payload for this session cookie, or None."""
         if not self._snapshot_checked:
             self._snapshot_checked = True
-            if self.raw_key and self._cache_cookie and valid_key(self.raw_key) \
-                    and app_settings.COOKIE_CACHE_TTL.total_seconds() > 0:
-                payload = cookie_cache.snapshot_decode(self._cache_cookie, key_hash=hash_token(self.raw_key))
-                if payload is not None and not cookie_cache.revoked_since(payload):
-                    self._snapshot = payload
+            if not (self.raw_key and valid_key(self.raw_key) and app_settings.COOKIE_CACHE_TTL.total_seconds() > 0):
+                return None
+            if not self._cache_cookie:
+                metrics.cookie_cache(result="miss")
+                return None
+            payload = cookie_cache.snapshot_decode(self._cache_cookie, key_hash=hash_token(self.raw_key))
+            if payload is None:
+                metrics.cookie_cache(result="stale")
+            elif cookie_cache.revoked_since(payload):
+                metrics.cookie_cache(result="revoked")
+            else:
+                metrics.cookie_cache(result="hit")
+                self._snapshot = payload
         return self._snapshot
 
     @property

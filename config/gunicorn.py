@@ -1,0 +1,35 @@
+"""gunicorn settings for the web service: ``gunicorn -c config/gunicorn.py config.wsgi``.
+
+Metrics in multiprocess mode (core/metrics.py): every worker writes its counters to files under
+``PROMETHEUS_MULTIPROC_DIR`` and a scrape, whichever worker answers it, sums them all. The variable must
+be set before anything imports ``prometheus_client``, so it is set here, in the master, before the
+workers load the application; the directory is emptied when the master starts (the files of a previous
+run would be summed too), and a worker that exits is marked dead so its live gauges drop out (its
+counters stay in the sums). Everything else can be given on the command line as usual (``-w``,
+``--threads``, ``-b``); the defaults below are the README's.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+_multiproc = Path(os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    str(Path(os.environ.get("MANA_DATA_DIR", Path(__file__).resolve().parent.parent / "var")) / "prometheus"),
+))
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+worker_class = "gthread"
+threads = 2
+
+
+def on_starting(server):
+    shutil.rmtree(_multiproc, ignore_errors=True)
+    _multiproc.mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
