@@ -45,6 +45,7 @@ environment = {
     "SECURE_SSL_REDIRECT": env.bool("SECURE_SSL_REDIRECT", default=True),  # same name, when DEBUG is off
     "SECURE_HSTS_PRELOAD": env.bool("SECURE_HSTS_PRELOAD", default=True),  # same name, when DEBUG is off
     "LOG_LEVEL": env.str("LOG_LEVEL", default="INFO"),  # LOGGING root level
+    "AUTH_METRICS_TOKEN": env.str("AUTH_METRICS_TOKEN", default=""),  # same name; unset: /metrics is a 404
     "AUTH_KEY_ENCRYPTION_KEY": env.str("AUTH_KEY_ENCRYPTION_KEY", default=""),  # same name; unset: derived
     "AUTH_CORS_ORIGINS": env.list("AUTH_CORS_ORIGINS", default=[]),  # CORS_ALLOWED_ORIGINS
     "AUTH_LOCKOUT_FAILURES": env.int("AUTH_LOCKOUT_FAILURES", default=5),  # AXES_FAILURE_LIMIT
@@ -389,7 +390,7 @@ warnings.filterwarnings("ignore", message="EdDSA is deprecated", module="joserfc
 # --- metrics and the OpenAPI document (issue 16; docs/operations.md) ------------------------------------
 # GET /metrics answers only `Authorization: Bearer <AUTH_METRICS_TOKEN>` (404 while unset). Request
 # timing sits right after the body drain, so fast paths and early answers are timed too.
-AUTH_METRICS_TOKEN = env.str("AUTH_METRICS_TOKEN", default="")
+AUTH_METRICS_TOKEN = environment["AUTH_METRICS_TOKEN"]
 MIDDLEWARE.insert(1, "core.metrics.RequestMetricsMiddleware")
 # The OpenAPI document names the headers of its 401 and 429 answers (core/schema.py; tests/fuzz checks them).
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums",

@@ -131,6 +131,7 @@ def outbox_delivery_failed() -> None:
 
 # One mapping from the audit trail's events to counters: (event name, success) -> (counter, outcome), or
 # an outcome taken from the row's ``reason``. Event names are the audit app's stable dotted names.
+_MFA_REASONS = {"invalid_code": "invalid_code", "mfa_token_invalid": "token_invalid", "account_locked": "locked"}
 _LOGIN_REASONS = {"invalid_credentials", "email_not_verified", "account_locked", "mfa_required"}
 _REFRESH_REASONS = {"unknown": "invalid_token", "anomaly": "anomaly", "expired": "session_expired",
                     "organization_max_lifetime": "session_expired", "organization_idle_timeout": "session_expired",
@@ -157,6 +158,14 @@ def audit_counted(event: str, success: bool, context: dict) -> None:
         refresh_result(outcome=_REFRESH_REASONS.get(context.get("reason"), OTHER))
     elif event == "auth.token.reuse_detected":
         refresh_result(outcome="reuse_detected")
+    elif event == "auth.mfa.challenged":  # the password passed; the second factor is asked for
+        login_result(outcome="mfa_required")
+    elif event == "auth.mfa.verified":
+        mfa_result(method=str(context.get("method")), outcome="success")
+    elif event == "auth.mfa.failed":
+        mfa_result(method=str(context.get("method")), outcome=_MFA_REASONS.get(context.get("reason"), OTHER))
+    elif event == "auth.mfa.locked":
+        lockout_started()
 
 
 # --- gauges computed at scrape time ----------------------------------------------------------------------

@@ -357,3 +357,20 @@ def test_every_step_is_audited(db):
         set(AuditEvent.objects.filter(subject_id=user.pk).values_list("event", flat=True))
     assert {EventType.TOTP_SETUP_STARTED, EventType.TOTP_ENABLED, EventType.MFA_CHALLENGED, EventType.MFA_VERIFIED,
             EventType.TRUSTED_DEVICE_ADDED, EventType.LOGIN_SUCCEEDED} <= names
+
+
+def test_second_factor_results_are_counted_in_the_metrics(db):
+    from prometheus_client import REGISTRY
+
+    def count(method, outcome):
+        return REGISTRY.get_sample_value("mana_auth_mfa_total", {"method": method, "outcome": outcome}) or 0
+
+    user = UserFactory()
+    secret, _ = enrol(user)
+    ok, bad = count("totp", "success"), count("totp", "invalid_code")
+    client = APIClient()
+    token = password_step(client, user)["mfaToken"]
+    wrong = "000000" if code_at(secret) != "000000" else "111111"
+    client.post(VERIFY, {"mfaToken": token, "code": wrong}, format="json")
+    client.post(VERIFY, {"mfaToken": token, "code": code_at(secret)}, format="json")
+    assert (count("totp", "success"), count("totp", "invalid_code")) == (ok + 1, bad + 1)
