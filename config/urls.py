@@ -49,6 +49,8 @@ urlpatterns = [
     path(f"{auth}passkeys/register/verify", passkeys.RegisterVerifyApi.as_view(), name="auth-passkeys-register-verify"),
     path(f"{auth}passkeys/login/options", passkeys.LoginOptionsApi.as_view(), name="auth-passkeys-login-options"),
     path(f"{auth}passkeys/login/verify", passkeys.LoginVerifyApi.as_view(), name="auth-passkeys-login-verify"),
+    path(f"{auth}passkeys/reauthenticate/options", passkeys.ReauthenticateOptionsApi.as_view(),
+         name="auth-passkeys-reauthenticate-options"),
     path(f"{auth}passkeys/<uuid:passkey_id>", passkeys.PasskeyApi.as_view(), name="auth-passkey"),
     path(f"{auth}sessions/active", sessions.SessionsActiveApi.as_view(), name="auth-sessions-active"),
     path(f"{auth}sessions/revoke-others", sessions.SessionsRevokeOthersApi.as_view(),

@@ -13,6 +13,7 @@ from core.schema import ERRORS
 from core.views import PublicApi
 from flows import passkeys as flows
 from flows.login import passkey_login
+from flows.passwords import reauthenticate_passkey_options
 from passkeys import services
 from passkeys.serializers import (
     CeremonyOutput,
@@ -106,3 +107,13 @@ class LoginVerifyApi(PublicApi):
                              device_id=v["deviceId"], device_name=v["deviceName"], request=request)
         device_token = known_device_token_issue(user=pair.user, session=pair.session, request=request)
         return secret_response({**token_pair_data(pair), "deviceToken": device_token})
+
+
+class ReauthenticateOptionsApi(APIView):
+    @extend_schema(request=None, responses={200: CeremonyOutput, **ERRORS}, tags=["passkeys"],
+                   description="Extension: request options for step-up with a passkey (the caller's passkeys); "
+                               "send ceremonyId and the credential to POST reauthenticate.")
+    @rate_limit("reauthenticate", per_user=True)
+    def post(self, request):
+        ceremony = reauthenticate_passkey_options(user=request.user)
+        return secret_response({"ceremonyId": ceremony.ceremony_id, "options": ceremony.options})

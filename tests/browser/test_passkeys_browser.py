@@ -1,7 +1,11 @@
 """Passkeys in headless Chromium with a virtual authenticator (DevTools protocol: WebAuthn.enable,
 WebAuthn.addVirtualAuthenticator, ctap2 over the internal transport, resident keys, user verification):
 add a passkey on the account page, sign out, "Sign in with a passkey", see it listed with its last use,
-remove it. The relying party is the live server: AUTH_PUBLIC_URL is its URL (rp id "localhost")."""
+remove it (after a step-up with the passkey). The relying party is the live server: AUTH_PUBLIC_URL is its URL (rp id "localhost")."""
+
+from datetime import timedelta
+
+from django.utils import timezone
 
 from audit.models import AuditEvent, EventType
 from passkeys.models import Passkey
@@ -50,6 +54,13 @@ def test_add_a_passkey_sign_out_sign_in_with_it_and_remove_it(site, new_page, se
     passkey.refresh_from_db()
     assert passkey.last_used_at is not None and passkey.sign_count >= 1
 
+    # step-up with the passkey: a stale session is sent to /account/reauthenticate, which offers it
+    DeviceSession.objects.filter(user=user).update(reauthenticated_at=timezone.now() - timedelta(hours=1))
+    page.get_by_role("button", name="Remove Test laptop").click()
+    page.wait_for_url(f"{site}/account/reauthenticate*")
+    page.get_by_role("button", name="Use a passkey instead").click()
+    page.wait_for_url(f"{site}/account/two-factor")
+    assert Passkey.objects.filter(user=user).exists()  # the refused removal did nothing; now fresh
     page.get_by_role("button", name="Remove Test laptop").click()
     page.get_by_text("Passkey removed.").wait_for()
     assert page.get_by_text("You have no passkeys yet.").is_visible()

@@ -163,3 +163,27 @@ def test_a_wrong_passkey_on_the_second_step_page_is_refused(db):
                                                  "credential": json.dumps(thief.get(data["options"]))})
     assert response.status_code == 200 and "could not be used" in response.content.decode()
     assert not DeviceSession.objects.filter(user=user, amr=["pwd", "hwk", "user", "mfa"]).exists()
+
+
+def test_the_reauthenticate_page_takes_a_passkey(db):
+    user = UserFactory()
+    authenticator, _ = register(user)
+    client = Client()
+    assert passkey_page_sign_in(client, authenticator).status_code == 302
+    DeviceSession.objects.filter(user=user).update(reauthenticated_at=timezone.now() - timedelta(hours=1))
+    html = client.get("/account/reauthenticate?next=/account/two-factor").content.decode()
+    assert "Use a passkey instead" in html and executable_inline_scripts(html) == []
+    data = json.loads(re.search(r'<script id="passkey-options" type="application/json">(.*?)</script>',
+                                html, re.S).group(1))
+    wrong = client.post("/account/reauthenticate", {"next": "/account/two-factor", "ceremony_id": data["ceremonyId"],
+                                                    "credential": json.dumps(authenticator.get(data["options"],
+                                                                                               uv=False))})
+    assert wrong.status_code == 200 and "could not be used" in wrong.content.decode()
+    html = client.get("/account/reauthenticate?next=/account/two-factor").content.decode()
+    data = json.loads(re.search(r'<script id="passkey-options" type="application/json">(.*?)</script>',
+                                html, re.S).group(1))
+    done = client.post("/account/reauthenticate", {"next": "/account/two-factor", "ceremony_id": data["ceremonyId"],
+                                                   "credential": json.dumps(authenticator.get(data["options"]))})
+    assert done.status_code == 302 and done["Location"] == "/account/two-factor"
+    row = DeviceSession.objects.get(user=user, revoked_at__isnull=True, amr=["hwk", "user", "mfa"])
+    assert row.reauthenticated_at > timezone.now() - timedelta(minutes=1)

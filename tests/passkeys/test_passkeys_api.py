@@ -459,3 +459,53 @@ def test_adding_a_first_passkey_ends_other_sessions_and_trusted_devices(db):
     register(totp_user, totp_client)
     again = password_step(APIClient(), totp_user, trustedDeviceToken=trusted)
     assert again["mfaRequired"] is True
+
+
+# --- step-up with a passkey ----------------------------------------------------------------------
+
+REAUTH = "/api/v1/auth/reauthenticate"
+
+
+def _stale(user):
+    DeviceSession.objects.filter(user=user).update(reauthenticated_at=timezone.now() - timedelta(hours=1))
+
+
+def test_step_up_accepts_the_users_passkey(db):
+    user = UserFactory()
+    client = bearer_for(user)
+    authenticator, _ = register(user, client)
+    _stale(user)
+    error_of(client.post(f"{PASSKEYS}/register/options"), 403, "reauthentication_required")
+    ceremony = client.post(f"{PASSKEYS}/reauthenticate/options").json()
+    assert [c["id"] for c in ceremony["options"]["allowCredentials"]] == [authenticator.id]
+    response = client.post(REAUTH, {"ceremonyId": ceremony["ceremonyId"],
+                                    "credential": authenticator.get(ceremony["options"])}, format="json")
+    assert response.status_code == 200, response.content
+    assert set(response.json()) == {"reauthenticatedAt", "freshUntil"}
+    assert client.post(f"{PASSKEYS}/register/options").status_code == 200
+    assert AuditEvent.objects.filter(event=EventType.REAUTHENTICATED, actor_id=user.pk,
+                                     context__method="passkey").count() == 1
+
+
+def test_step_up_refuses_another_users_passkey_and_a_passwordless_ceremony(db):
+    user, attacker = UserFactory(), UserFactory()
+    client = bearer_for(user)
+    register(user, client)
+    theirs, _ = register(attacker)
+    _stale(user)
+    ceremony = client.post(f"{PASSKEYS}/reauthenticate/options").json()
+    response = client.post(REAUTH, {"ceremonyId": ceremony["ceremonyId"], "credential": theirs.get(
+        ceremony["options"], user_handle=b64(user.pk.bytes))}, format="json")
+    error_of(response, 401, "invalid_passkey")
+    passwordless = login_options()
+    mine = Passkey.objects.get(user=user)
+    assert mine.sign_count == 0
+    response = client.post(REAUTH, {"ceremonyId": passwordless["ceremonyId"],
+                                    "credential": theirs.get(passwordless["options"])}, format="json")
+    error_of(response, 401, "invalid_passkey")
+    error_of(client.post(f"{PASSKEYS}/register/options"), 403, "reauthentication_required")  # still stale
+    assert AuditEvent.objects.filter(event=EventType.REAUTHENTICATION_FAILED, actor_id=user.pk,
+                                     context__reason="invalid_passkey").count() == 2
+    for body in ({"password": "x", "ceremonyId": ceremony["ceremonyId"], "credential": {}},
+                 {"ceremonyId": ceremony["ceremonyId"]}, {}):
+        error_of(client.post(REAUTH, body, format="json"), 400, "validation_error")

@@ -103,15 +103,17 @@
     }).catch(function () { problem(signIn, CANCELLED); });
   });
 
-  // The second step of a sign-in (/login/two-factor): the options came with the page, as data.
-  var second = document.getElementById("passkey-second-factor");
-  if (second) second.addEventListener("submit", function (event) {
-    event.preventDefault();
-    if (!supported(second)) return;
-    var options = JSON.parse(document.getElementById("passkey-options").textContent);
-    navigator.credentials.get({publicKey: requestOptions(options.options)}).then(function (credential) {
-      finish(second, options.ceremonyId, credential);
-    }).catch(function () { problem(second, CANCELLED); });
+  // The second step of a sign-in (/login/two-factor) and step-up (/account/reauthenticate): the
+  // options came with the page, in a JSON data block named by the form's data-passkey-embedded.
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-passkey-embedded]"), function (form) {
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (!supported(form)) return;
+      var options = JSON.parse(document.getElementById(form.dataset.passkeyEmbedded).textContent);
+      navigator.credentials.get({publicKey: requestOptions(options.options)}).then(function (credential) {
+        finish(form, options.ceremonyId, credential);
+      }).catch(function () { problem(form, CANCELLED); });
+    });
   });
 
   // "Add a passkey" (/account/two-factor): the API's creation options (a fresh session is needed).
