@@ -509,3 +509,13 @@ def test_step_up_refuses_another_users_passkey_and_a_passwordless_ceremony(db):
     for body in ({"password": "x", "ceremonyId": ceremony["ceremonyId"], "credential": {}},
                  {"ceremonyId": ceremony["ceremonyId"]}, {}):
         error_of(client.post(REAUTH, body, format="json"), 400, "validation_error")
+
+
+def test_expired_ceremonies_are_cleaned_up(db):
+    from passkeys import tasks
+
+    login_options()
+    fresh = login_options()
+    WebAuthnCeremony.objects.exclude(pk=fresh["ceremonyId"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert tasks.ceremonies_cleanup.delay().get() == 1
+    assert [str(pk) for pk in WebAuthnCeremony.objects.values_list("pk", flat=True)] == [fresh["ceremonyId"]]
