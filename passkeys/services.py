@@ -191,8 +191,9 @@ def passkey_register(*, user, credential, name: str = "", ceremony_id=None,
             supported_pub_key_algs=ALGORITHMS)
     except _PARSE_ERRORS as exc:
         raise PasskeyInvalid(f"verification: {str(exc)[:160]}", user=user, status_code=400) from None
-    transports = credential.get("response", {}).get("transports") or []
-    transports = [t for t in transports if isinstance(t, str) and t in _TRANSPORTS][:8]
+    transports = credential["response"].get("transports")
+    transports = [t for t in transports if isinstance(t, str) and t in _TRANSPORTS][:8] \
+        if isinstance(transports, list) else []
     if passkeys_of(user).count() >= app_settings.MAX_PER_USER:
         raise PasskeyLimitReached()
     try:
