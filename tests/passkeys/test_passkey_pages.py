@@ -108,6 +108,8 @@ def test_add_rename_and_remove_a_passkey_on_the_account_page(db):
     removed = client.post(f"/account/two-factor/passkeys/{passkey.pk}/remove")
     assert removed.status_code == 200 and "Passkey removed." in removed.content.decode()
     assert not Passkey.objects.filter(user=user).exists()
+    activity = client.get("/account/security").content.decode()
+    assert all(label in activity for label in ("Passkey added", "Passkey renamed", "Passkey removed"))
 
 
 def test_adding_a_passkey_on_the_page_needs_a_fresh_session(db):
