@@ -33,7 +33,7 @@ from webauthn import (
     verify_authentication_response,
     verify_registration_response,
 )
-from webauthn.helpers import bytes_to_base64url, generate_challenge, parse_authentication_credential_json
+from webauthn.helpers import generate_challenge, parse_authentication_credential_json
 from webauthn.helpers.cose import COSEAlgorithmIdentifier
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
@@ -147,14 +147,13 @@ def registration_options(*, user, now: datetime | None = None) -> Options:
     return Options(ceremony_id=str(ceremony.pk), options=_options_json(options))
 
 
-def _registration_ceremony(credential) -> str:
-    """The ceremony a registration answers: the challenge in its clientDataJSON is matched against the
-    user's live registration ceremonies (the contract's register/verify sends no ceremonyId)."""
+def _registration_challenge(credential) -> bytes:
+    """The challenge a registration answers (from its clientDataJSON): it names the ceremony, since the
+    contract's register/verify sends no ceremonyId. b"" when it cannot be read (then nothing matches)."""
     try:
-        client_data = json.loads(_b64(credential["response"]["clientDataJSON"]))
-        return client_data["challenge"]
+        return _b64(json.loads(_b64(credential["response"]["clientDataJSON"]))["challenge"])
     except (*_PARSE_ERRORS, json.JSONDecodeError):
-        return ""
+        return b""
 
 
 def _b64(value: str) -> bytes:
@@ -174,10 +173,10 @@ def passkey_register(*, user, credential, name: str = "", ceremony_id=None,
     if not isinstance(credential, dict):
         raise PasskeyInvalid("malformed", user=user, status_code=400)
     if ceremony_id is None:
-        challenge = _registration_ceremony(credential)
-        ceremony_id = next((str(c.pk) for c in WebAuthnCeremony.objects.filter(
-            user=user, kind=CeremonyKind.REGISTRATION, used_at__isnull=True, expires_at__gt=now)
-            if bytes_to_base64url(bytes(c.challenge)) == challenge), None)
+        challenge = _registration_challenge(credential)
+        ceremony_id = WebAuthnCeremony.objects.filter(
+            user=user, kind=CeremonyKind.REGISTRATION, challenge=challenge).values_list("pk", flat=True).first() \
+            if challenge else None
     try:
         ceremony = ceremony_take(ceremony_id=ceremony_id, kind=CeremonyKind.REGISTRATION, now=now)
     except PasskeyInvalid as exc:
