@@ -106,17 +106,18 @@ def passkey_login(*, ceremony_id, credential, remember_me: bool = False, device_
             user = passkey.user
             if not user.is_active or not user.email_verified:
                 raise PasskeyInvalid("inactive", user=user)
-            audit_record(event=EventType.PASSKEY_USED, request=request, actor=user, passkey=str(passkey.pk),
-                         use="sign_in")
-            result = sign_in(user=user, amr=PASSKEY_AMR, remember_me=remember_me, device_id=device_id,
-                             device_name=device_name, channel=channel, request=request)
+            # "mfa" in amr: sign_in opens the session, never a challenge. Its row locks (the user's) come
+            # before this audit row (the chain lock).
+            pair = sign_in(user=user, amr=PASSKEY_AMR, remember_me=remember_me, device_id=device_id,
+                           device_name=device_name, channel=channel, request=request)
+            audit_record(event=EventType.PASSKEY_USED, request=request, actor=user, session=pair.session,
+                         passkey=str(passkey.pk), use="sign_in")
     except PasskeyInvalid as exc:
         if exc.user is None:  # a spent or unknown ceremony: the row is about whoever's passkey answered
             exc.user = passkeys.credential_owner(credential)
         _passkey_refused(exc, use="sign_in", request=request)
         raise
-    assert isinstance(result, TokenPair)  # noqa: S101  "mfa" in amr: sign_in never asks again
-    return result
+    return pair
 
 
 def _passkey_refused(exc: PasskeyInvalid, *, use: str, request) -> None:
