@@ -8,6 +8,7 @@ from core.fields import (
     SingleLineCharField,
     StrictCharField,
     StrictEmailField,
+    StrictUUIDField,
 )
 
 
@@ -80,16 +81,24 @@ class PasswordInput(serializers.Serializer):
 
 
 class ReauthenticateInput(serializers.Serializer):
-    """``password``, or ``code`` (a TOTP code) for a user with two-factor: exactly one."""
+    """``password``, or ``code`` (a TOTP code) for a user with two-factor, or a passkey (``ceremonyId``
+    and ``credential``): exactly one."""
 
     password = PasswordField(required=False, allow_blank=True, default="")
     code = OneTimeCodeField(required=False, allow_blank=True, default="",
                            help_text="A code of the authenticator app (users with two-factor), instead of the "
                                      "password.")
+    ceremonyId = StrictUUIDField(required=False, default=None, allow_null=True,
+                                 help_text="A passkey instead: the ceremony of POST passkeys/reauthenticate/options.")
+    credential = serializers.DictField(required=False, default=None, allow_null=True,
+                                       help_text="With ceremonyId: AuthenticationResponseJSON.")
 
     def validate(self, attrs):
-        if bool(attrs["password"]) == bool(attrs["code"]):
-            raise serializers.ValidationError({"password": ["Send either password or code."]})
+        passkey = attrs["ceremonyId"] is not None or attrs["credential"] is not None
+        if passkey and (attrs["ceremonyId"] is None or attrs["credential"] is None):
+            raise serializers.ValidationError({"credential": ["Send ceremonyId and credential together."]})
+        if [bool(attrs["password"]), bool(attrs["code"]), passkey].count(True) != 1:
+            raise serializers.ValidationError({"password": ["Send one of password, code, or a passkey."]})
         return attrs
 
 

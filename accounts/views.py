@@ -211,6 +211,8 @@ class ReauthenticateApi(APIView):
         session = request_session(request)
         fresh_until = passwords.user_reauthenticate(user=request.user, session=session, request=request,
                                                    password=data.validated_data["password"],
-                                                   code=data.validated_data["code"])
+                                                   code=data.validated_data["code"],
+                                                   ceremony_id=data.validated_data["ceremonyId"],
+                                                   credential=data.validated_data["credential"])
         return Response(ReauthenticateOutput({"reauthenticatedAt": session.reauthenticated_at,
                                               "freshUntil": fresh_until}).data)

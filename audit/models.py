@@ -96,6 +96,12 @@ class EventType(models.TextChoices):
     TRUSTED_DEVICE_REFUSED = "mfa.trusted_device.refused", "Trusted-device token refused"
     TRUSTED_DEVICE_REVOKED = "mfa.trusted_device.revoked", "Trusted device removed"
     MFA_REMOVED_BY_STAFF = "mfa.removed_by_staff", "Two-factor removed by an administrator"
+    PASSKEY_ADDED = "passkey.added", "Passkey added"
+    PASSKEY_ADD_REFUSED = "passkey.add_refused", "Passkey could not be added"
+    PASSKEY_USED = "passkey.used", "Passkey used"
+    PASSKEY_REFUSED = "passkey.refused", "Passkey refused"
+    PASSKEY_RENAMED = "passkey.renamed", "Passkey renamed"
+    PASSKEY_REMOVED = "passkey.removed", "Passkey removed"
 
 
 class AuditEventQuerySet(models.QuerySet):

@@ -61,6 +61,8 @@ environment = {
     "AUTH_BREACH_ON_ERROR": env.str("AUTH_BREACH_ON_ERROR", default="allow"),  # ACCOUNTS
     "AUTH_BREACH_TIMEOUT_SECONDS": env.float("AUTH_BREACH_TIMEOUT_SECONDS", default=2.0),  # ACCOUNTS
     "WEB_NEXT_ALLOWED_HOSTS": env.list("WEB_NEXT_ALLOWED_HOSTS", default=[]),  # WEB
+    "AUTH_WEBAUTHN_RP_ID": env.str("AUTH_WEBAUTHN_RP_ID", default=""),  # PASSKEYS; unset: AUTH_PUBLIC_URL's host
+    "AUTH_WEBAUTHN_ORIGINS": env.list("AUTH_WEBAUTHN_ORIGINS", default=[]),  # PASSKEYS, beside AUTH_PUBLIC_URL's
 }
 
 DATA_DIR = Path(environment["MANA_DATA_DIR"])
@@ -95,6 +97,7 @@ INSTALLED_APPS = [
     "accounts",
     "identity",
     "mfa",
+    "passkeys",
     "sessions_app",
     "service_accounts",
     "orgs",
@@ -197,6 +200,7 @@ CELERY_BEAT_SCHEDULE = {
     "audit-refusals-flush": {"task": "audit.tasks.audit_refusals_flush", "schedule": timedelta(minutes=1)},
     "invitations-cleanup": {"task": "orgs.tasks.invitations_cleanup", "schedule": timedelta(hours=1)},
     "mfa-cleanup": {"task": "mfa.tasks.mfa_cleanup", "schedule": timedelta(hours=1)},
+    "passkey-ceremonies-cleanup": {"task": "passkeys.tasks.ceremonies_cleanup", "schedule": timedelta(hours=1)},
 }
 
 # --- email ----------------------------------------------------------------------------------------
@@ -303,6 +307,12 @@ SECURITY = {  # security/app_settings.py: rate limits, lockout, new-device mail,
 }
 AUDIT = {}  # audit/app_settings.py: retention, flood control of refusals
 ORGS = {}  # orgs/app_settings.py: invitation lifetime, smallest session-policy value
+PASSKEYS = {  # passkeys/app_settings.py: the WebAuthn relying party (docs/security.md "Passkeys")
+    # Relying-party id (a registrable domain suffix of the origins); empty: the host of AUTH_PUBLIC_URL.
+    "RP_ID": environment["AUTH_WEBAUTHN_RP_ID"],
+    # Origins accepted beside AUTH_PUBLIC_URL's (comma list, exact: scheme://host[:port], or an app's origin).
+    "ORIGINS": environment["AUTH_WEBAUTHN_ORIGINS"],
+}
 WEB = {  # web/app_settings.py: the browser pages
     # `next=` may only point at this site or at these hosts (comma list).
     "NEXT_ALLOWED_HOSTS": environment["WEB_NEXT_ALLOWED_HOSTS"],

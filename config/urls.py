@@ -7,6 +7,7 @@ from core.views import SchemaApi
 from identity.views import JwksApi
 from mfa import views as mfa
 from orgs import views as orgs
+from passkeys import views as passkeys
 from service_accounts import views as service_accounts
 from sessions_app import browser_api
 from security import views as security
@@ -39,9 +40,19 @@ urlpatterns = [
     path(f"{auth}mfa/totp", mfa.TotpApi.as_view(), name="auth-mfa-totp"),
     path(f"{auth}mfa/recovery-codes", mfa.RecoveryCodesApi.as_view(), name="auth-mfa-recovery-codes"),
     path(f"{auth}mfa/verify", mfa.MfaVerifyApi.as_view(), name="auth-mfa-verify"),
+    path(f"{auth}mfa/passkey/options", mfa.MfaPasskeyOptionsApi.as_view(), name="auth-mfa-passkey-options"),
     path(f"{auth}mfa/trusted-devices", mfa.TrustedDevicesApi.as_view(), name="auth-mfa-trusted-devices"),
     path(f"{auth}mfa/trusted-devices/<uuid:device_id>", mfa.TrustedDeviceApi.as_view(),
          name="auth-mfa-trusted-device"),
+    path(f"{auth}passkeys", passkeys.PasskeysApi.as_view(), name="auth-passkeys"),
+    path(f"{auth}passkeys/register/options", passkeys.RegisterOptionsApi.as_view(),
+         name="auth-passkeys-register-options"),
+    path(f"{auth}passkeys/register/verify", passkeys.RegisterVerifyApi.as_view(), name="auth-passkeys-register-verify"),
+    path(f"{auth}passkeys/login/options", passkeys.LoginOptionsApi.as_view(), name="auth-passkeys-login-options"),
+    path(f"{auth}passkeys/login/verify", passkeys.LoginVerifyApi.as_view(), name="auth-passkeys-login-verify"),
+    path(f"{auth}passkeys/reauthenticate/options", passkeys.ReauthenticateOptionsApi.as_view(),
+         name="auth-passkeys-reauthenticate-options"),
+    path(f"{auth}passkeys/<uuid:passkey_id>", passkeys.PasskeyApi.as_view(), name="auth-passkey"),
     path(f"{auth}sessions/active", sessions.SessionsActiveApi.as_view(), name="auth-sessions-active"),
     path(f"{auth}sessions/revoke-others", sessions.SessionsRevokeOthersApi.as_view(),
          name="auth-sessions-revoke-others"),

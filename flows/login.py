@@ -1,9 +1,11 @@
 """Signing in: one state machine for every way in.
 
-A first factor (the password: ``user_login``; later a passkey) proves who the user is; ``sign_in``
-then decides, in one place, between **signed in** (a device session and its tokens) and **second
-factor needed** (a challenge, no session: ``SecondFactorRequired``). ``second_factor_verify`` answers the
-challenge with a TOTP or recovery code and ends in the same place. The API login, the /login page, the
+A first factor (the password: ``user_login``; a passkey: ``passkey_login``) proves who the user is;
+``sign_in`` then decides, in one place, between **signed in** (a device session and its tokens) and
+**second factor needed** (a challenge, no session: ``SecondFactorRequired``). A passkey with user
+verification is two factors at once (something held, and the PIN or biometric that unlocked it: amr
+``["hwk", "user", "mfa"]``), so it never gets a challenge. ``second_factor_verify`` answers the
+challenge with a TOTP code, a recovery code or a passkey and ends in the same place. The API login, the /login page, the
 "add account" sign-in and the OpenID Connect authorization endpoint (through the /login page) all go
 through here, so none of them can hand out a session before the second factor.
 
@@ -28,6 +30,9 @@ from mfa.app_settings import app_settings as mfa_settings
 from mfa.models import Channel, MfaChallenge
 from notifications.services import outbox_enqueue
 from core.links import public_url
+from passkeys import services as passkeys
+from passkeys.models import CeremonyKind
+from passkeys.services import PasskeyInvalid
 from security.devices import login_seen_check
 from security.lockout import (
     login_authenticate,
@@ -38,7 +43,11 @@ from security.lockout import (
 from sessions_app.models import PASSWORD_AMR
 from sessions_app.services import TokenPair, session_create
 
-SECOND_FACTOR_AMR = {"totp": ["pwd", "otp", "mfa"], "recovery_code": ["pwd", "otp", "mfa"]}
+# RFC 8176: "hwk" a proof of possession of a hardware-held key, "user" the user was present (and
+# verified: userVerification is required), "mfa" more than one factor.
+PASSKEY_AMR = ("hwk", "user", "mfa")
+SECOND_FACTOR_AMR = {"totp": ["pwd", "otp", "mfa"], "recovery_code": ["pwd", "otp", "mfa"],
+                     "passkey": ["pwd", *PASSKEY_AMR]}
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,41 @@ def user_login(*, email: str, password: str, remember_me: bool = False, device_i
     return sign_in(user=user, amr=PASSWORD_AMR, remember_me=remember_me, device_id=device_id,
                    device_name=device_name, trusted_device_token=trusted_device_token, channel=channel,
                    request=request)
+
+
+def passkey_login(*, ceremony_id, credential, remember_me: bool = False, device_id: str = "",
+                  device_name: str = "", channel: str = Channel.API, request=None) -> TokenPair:
+    """Passwordless: a discoverable passkey answers a ceremony opened without a user
+    (passkeys.services.authentication_options); its user is the passkey's, and the user handle must
+    say the same. Right: ``sign_in`` with amr ``["hwk", "user", "mfa"]`` (no second factor asked).
+    Anything wrong: 401 invalid_passkey, no session, a ``passkey.refused`` audit row."""
+    try:
+        ceremony = passkeys.ceremony_take(ceremony_id=ceremony_id, kind=CeremonyKind.AUTHENTICATION)
+        if ceremony.user_id is not None:  # a second-factor or step-up ceremony does not sign in alone
+            raise PasskeyInvalid("ceremony_of_other_use", user=ceremony.user)
+        with transaction.atomic():
+            passkey = passkeys.passkey_authenticate(ceremony=ceremony, credential=credential)
+            user = passkey.user
+            if not user.is_active or not user.email_verified:
+                raise PasskeyInvalid("inactive", user=user)
+            # "mfa" in amr: sign_in opens the session, never a challenge. Its row locks (the user's) come
+            # before this audit row (the chain lock).
+            pair = sign_in(user=user, amr=PASSKEY_AMR, remember_me=remember_me, device_id=device_id,
+                           device_name=device_name, channel=channel, request=request)
+            audit_record(event=EventType.PASSKEY_USED, request=request, actor=user, session=pair.session,
+                         passkey=str(passkey.pk), use="sign_in")
+    except PasskeyInvalid as exc:
+        if exc.user is None:  # a spent or unknown ceremony: the row is about whoever's passkey answered
+            exc.user = passkeys.credential_owner(credential)
+        _passkey_refused(exc, use="sign_in", request=request)
+        raise
+    return pair
+
+
+def _passkey_refused(exc: PasskeyInvalid, *, use: str, request) -> None:
+    with transaction.atomic():
+        audit_record(event=EventType.PASSKEY_REFUSED, request=request, subject=exc.user, success=False,
+                     reason=exc.reason, use=use)
 
 
 def sign_in(*, user: User, amr, remember_me: bool = False, device_id: str = "", device_name: str = "",
@@ -133,25 +177,39 @@ def session_open(*, user: User, amr, remember_me: bool = False, device_id: str =
     return pair
 
 
-def second_factor_verify(*, token: str, code: str = "", recovery_code: str = "", trust_device: bool = False,
-                         channel: str = Channel.API, request=None) -> SignedIn:
-    """Answer a sign-in's challenge with a TOTP code or a recovery code. Right: the challenge is spent,
+def second_factor_verify(*, token: str, code: str = "", recovery_code: str = "", ceremony_id=None,
+                         credential=None, trust_device: bool = False, channel: str = Channel.API,
+                         request=None) -> SignedIn:
+    """Answer a sign-in's challenge with a TOTP code, a recovery code, or a passkey (``ceremony_id`` of
+    ``second_factor_passkey_options`` and the assertion ``credential``). Right: the challenge is spent,
     the session opens (amr says how), and with ``trust_device`` a trusted-device token comes back.
-    Wrong: 401 invalid_mfa_code, counted against the challenge (dead after CHALLENGE_MAX_FAILURES) and
-    against the account's own budget of wrong codes (security/lockout.py: 429 account_locked, mailed
-    unlock). A dead, spent or unknown challenge: 401 mfa_token_invalid."""
-    method = "recovery_code" if recovery_code else "totp"
-    wrong = None
+    Wrong: 401 invalid_mfa_code (a passkey: invalid_passkey, with a ``passkey.refused`` row too),
+    counted against the challenge (dead after CHALLENGE_MAX_FAILURES) and against the account's own
+    budget of wrong codes (security/lockout.py: 429 account_locked, mailed unlock). A dead, spent or
+    unknown challenge: 401 mfa_token_invalid."""
+    method = "passkey" if ceremony_id is not None else "recovery_code" if recovery_code else "totp"
+    wrong = refusal = None
     try:
+        ceremony = None
+        if method == "passkey":  # spent now, in its own statement: single-use whatever follows
+            try:
+                ceremony = passkeys.ceremony_take(ceremony_id=ceremony_id, kind=CeremonyKind.AUTHENTICATION)
+            except PasskeyInvalid:
+                ceremony = None
         with transaction.atomic():
             challenge = mfa.challenge_lock(token, channel=channel)
             user = challenge.user
             second_factor_locked_check(user=user, request=request)
-            accepted = (mfa.recovery_code_use(user=user, code=recovery_code) if recovery_code
-                        else mfa.totp_code_use(user=user, code=code))
+            if method == "passkey":
+                refusal = _passkey_second_factor(ceremony=ceremony, credential=credential, user=user,
+                                                 request=request)
+                accepted = refusal is None
+            else:
+                accepted = (mfa.recovery_code_use(user=user, code=recovery_code) if recovery_code
+                            else mfa.totp_code_use(user=user, code=code))
             if not accepted:
                 wrong = challenge
-                raise mfa.MfaCodeInvalid()
+                raise PasskeyInvalid("refused", user=user) if method == "passkey" else mfa.MfaCodeInvalid()
             mfa.challenge_spend(challenge)
             second_factor_reset(user=user)
             amr = _amr_after(challenge, method)
@@ -171,8 +229,30 @@ def second_factor_verify(*, token: str, code: str = "", recovery_code: str = "",
                              session=pair.session)
             return SignedIn(pair=pair, trusted_device_token=trusted)
     except ApiError as exc:  # rolled back: the refusal is written (and counted) in a transaction of its own
-        _second_factor_refused(exc, token=token, wrong=wrong, method=method, request=request)
+        _second_factor_refused(exc, token=token, wrong=wrong, method=method, refusal=refusal, request=request)
         raise
+
+
+def second_factor_passkey_options(*, token: str, channel: str = Channel.API) -> passkeys.Options:
+    """Request options for answering the challenge ``token`` with a passkey: only that user's passkeys
+    are allowed, and the ceremony answers only for them. 401 mfa_token_invalid for a dead challenge."""
+    with transaction.atomic():
+        challenge = mfa.challenge_lock(token, channel=channel)
+    return passkeys.authentication_options(user=challenge.user)
+
+
+def _passkey_second_factor(*, ceremony, credential, user: User, request) -> PasskeyInvalid | None:
+    """The passkey answer of a second factor: a ceremony opened for this user, a passkey of theirs.
+    None when accepted; else the refusal (audited after the rollback, in _second_factor_refused)."""
+    if ceremony is None or ceremony.user_id != user.pk:
+        return PasskeyInvalid("ceremony", user=user)
+    try:
+        passkey = passkeys.passkey_authenticate(ceremony=ceremony, credential=credential, user=user)
+    except PasskeyInvalid as exc:
+        return exc
+    audit_record(event=EventType.PASSKEY_USED, request=request, actor=user, passkey=str(passkey.pk),
+                 use="second_factor")
+    return None
 
 
 def _amr_after(challenge: MfaChallenge, method: str) -> list[str]:
@@ -181,12 +261,17 @@ def _amr_after(challenge: MfaChallenge, method: str) -> list[str]:
     return [*first, *second, "mfa"]
 
 
-def _second_factor_refused(exc: ApiError, *, token: str, wrong: MfaChallenge | None, method: str, request) -> None:
+def _second_factor_refused(exc: ApiError, *, token: str, wrong: MfaChallenge | None, method: str,
+                           refusal: PasskeyInvalid | None, request) -> None:
     with transaction.atomic():
+        if refusal is not None:
+            audit_record(event=EventType.PASSKEY_REFUSED, request=request, subject=refusal.user, success=False,
+                         reason=refusal.reason, use="second_factor")
         if wrong is not None:  # a wrong code: it counts against the challenge and the account
             left = mfa.challenge_fail(wrong)
             audit_record(event=EventType.MFA_FAILED, request=request, subject=wrong.user, success=False,
-                         reason="invalid_code", method=method, tries_left=left)
+                         reason="invalid_passkey" if method == "passkey" else "invalid_code",
+                         method=method, tries_left=left)
             second_factor_failure_record(user=wrong.user, request=request)
         else:
             audit_record(event=EventType.MFA_FAILED, request=request, subject=mfa.challenge_owner(token),

@@ -28,6 +28,9 @@ from core.tokens import hash_token
 from flows.two_factor import totp_reauthenticate_check
 from mfa.services import MfaCodeInvalid, MfaNotEnabled, totp_enabled
 from orgs.services import pending_organizations_create
+from passkeys import services as passkeys
+from passkeys.models import CeremonyKind
+from passkeys.services import PasskeyInvalid
 from sessions_app.models import DeviceSession, RevokeReason
 from sessions_app.services import session_mark_reauthenticated, sessions_revoke_all
 
@@ -84,10 +87,16 @@ def password_change(*, user: User, session: DeviceSession | None, current_passwo
 
 
 def user_reauthenticate(*, user: User, session: DeviceSession, password: str = "", code: str = "",
-                        request=None) -> datetime:
-    """Confirm the password again, or (a user with TOTP) a code of the authenticator app; the session
+                        ceremony_id=None, credential=None, request=None) -> datetime:
+    """Confirm the password again, or (a user with TOTP) a code of the authenticator app, or a passkey
+    (``ceremony_id`` of ``reauthenticate_passkey_options``, the assertion ``credential``); the session
     counts as fresh for AUTH_REAUTH_MAX_AGE_SECONDS. Returns the time until which it is fresh. A code is
-    spent like at sign-in, and a wrong one counts in the account's budget of wrong codes."""
+    spent like at sign-in, and a wrong one counts in the account's budget of wrong codes; a refused
+    passkey is 401 invalid_passkey (audited)."""
+    method = "passkey" if ceremony_id is not None else "totp" if code else "password"
+    if method == "passkey":
+        return _reauthenticate_with_passkey(user=user, session=session, ceremony_id=ceremony_id,
+                                            credential=credential, request=request)
     if code:
         if not totp_enabled(user):
             raise MfaNotEnabled("This account has no authenticator app: confirm with the password.")
@@ -102,5 +111,33 @@ def user_reauthenticate(*, user: User, session: DeviceSession, password: str = "
     with transaction.atomic():
         session_mark_reauthenticated(session)
         audit_record(event=EventType.REAUTHENTICATED, request=request, actor=user, session=session,
-                     method="totp" if code else "password")
+                     method=method)
+    return session.reauthenticated_at + app_settings.REAUTH_MAX_AGE
+
+
+def reauthenticate_passkey_options(*, user: User) -> passkeys.Options:
+    """Request options for step-up with a passkey: ``user``'s passkeys only."""
+    return passkeys.authentication_options(user=user)
+
+
+def _reauthenticate_with_passkey(*, user: User, session: DeviceSession, ceremony_id, credential,
+                                 request) -> datetime:
+    try:
+        ceremony = passkeys.ceremony_take(ceremony_id=ceremony_id, kind=CeremonyKind.AUTHENTICATION)
+        if ceremony.user_id != user.pk:  # a passwordless or another user's ceremony
+            raise PasskeyInvalid("ceremony", user=user)
+        with transaction.atomic():
+            passkey = passkeys.passkey_authenticate(ceremony=ceremony, credential=credential, user=user)
+            session_mark_reauthenticated(session)
+            audit_record(event=EventType.PASSKEY_USED, request=request, actor=user, session=session,
+                         passkey=str(passkey.pk), use="step_up")
+            audit_record(event=EventType.REAUTHENTICATED, request=request, actor=user, session=session,
+                         method="passkey")
+    except PasskeyInvalid as exc:
+        with transaction.atomic():
+            audit_record(event=EventType.PASSKEY_REFUSED, request=request, subject=user, session=session,
+                         success=False, reason=exc.reason, use="step_up")
+            audit_record(event=EventType.REAUTHENTICATION_FAILED, request=request, actor=user, session=session,
+                         success=False, reason="invalid_passkey")
+        raise
     return session.reauthenticated_at + app_settings.REAUTH_MAX_AGE

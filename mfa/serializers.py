@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from core.fields import OneTimeCodeField, RecoveryCodeField, StrictBooleanField, StrictCharField
+from core.fields import OneTimeCodeField, RecoveryCodeField, StrictBooleanField, StrictCharField, StrictUUIDField
+from passkeys.serializers import WebAuthnCredentialField
 
 
 class MfaStatusOutput(serializers.Serializer):
@@ -28,12 +29,24 @@ class MfaVerifyInput(serializers.Serializer):
     mfaToken = StrictCharField(max_length=128)
     code = OneTimeCodeField(required=False, allow_blank=True, default="")
     recoveryCode = RecoveryCodeField(required=False, allow_blank=True, default="")
+    ceremonyId = StrictUUIDField(required=False, default=None, allow_null=True,
+                                 help_text="A passkey as the second factor: the ceremony of POST mfa/passkey/options.")
+    credential = WebAuthnCredentialField(required=False, default=None, allow_null=True,
+                                         help_text="With ceremonyId: AuthenticationResponseJSON.")
     trustDevice = StrictBooleanField(required=False, default=False)
 
     def validate(self, attrs):
-        if bool(attrs["code"]) == bool(attrs["recoveryCode"]):
-            raise serializers.ValidationError({"code": ["Send either code or recoveryCode."]})
+        passkey = attrs["ceremonyId"] is not None or attrs["credential"] is not None
+        if passkey and (attrs["ceremonyId"] is None or attrs["credential"] is None):
+            raise serializers.ValidationError({"credential": ["Send ceremonyId and credential together."]})
+        if [bool(attrs["code"]), bool(attrs["recoveryCode"]), passkey].count(True) != 1:
+            raise serializers.ValidationError(
+                {"code": ["Send one of code, recoveryCode, or ceremonyId and credential."]})
         return attrs
+
+
+class MfaPasskeyOptionsInput(serializers.Serializer):
+    mfaToken = StrictCharField(max_length=128)
 
 
 class TrustedDeviceOutput(serializers.Serializer):

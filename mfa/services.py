@@ -26,6 +26,7 @@ from core.request_meta import client_ip, device_label, user_agent
 from core.tokens import hash_token
 from mfa.app_settings import app_settings
 from mfa.models import MfaChallenge, RecoveryCode, TotpDevice, TrustedDevice
+from passkeys.services import passkey_count
 
 TOTP_PURPOSE = "mfa.totp-secret"
 RECOVERY_PURPOSE = "mfa.recovery-code"
@@ -219,6 +220,8 @@ def second_factor_methods(user) -> list[str]:
         methods.append("totp")
         if RecoveryCode.objects.filter(user=user, used_at__isnull=True).exists():
             methods.append("recovery_code")
+    if passkey_count(user):  # a passkey is a second factor after a password too
+        methods.append("passkey")
     return methods
 
 

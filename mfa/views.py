@@ -12,12 +12,15 @@ from core.responses import secret_response
 from core.schema import ERRORS
 from core.views import PublicApi
 from flows import two_factor
-from flows.login import second_factor_verify
+from flows.login import second_factor_passkey_options, second_factor_verify
 from mfa import services
 from mfa.models import Channel
+from passkeys.serializers import CeremonyOutput
+from passkeys.services import passkey_count
 from mfa.serializers import (
     CodeInput,
     MfaStatusOutput,
+    MfaPasskeyOptionsInput,
     MfaVerifyInput,
     RecoveryCodesOutput,
     TotpSetupOutput,
@@ -37,7 +40,7 @@ class MfaStatusApi(APIView):
     @extend_schema(responses={200: MfaStatusOutput, **ERRORS}, tags=["two-factor"])
     def get(self, request):
         user = request.user
-        return Response({"totp": services.totp_enabled(user), "passkeys": 0,
+        return Response({"totp": services.totp_enabled(user), "passkeys": passkey_count(user),
                          "recoveryCodesLeft": services.recovery_codes_left(user),
                          "trustedDevices": services.trusted_devices_of(user).count()})
 
@@ -94,6 +97,7 @@ class MfaVerifyApi(PublicApi):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         done = second_factor_verify(token=v["mfaToken"], code=v["code"], recovery_code=v["recoveryCode"],
+                                    ceremony_id=v["ceremonyId"], credential=v["credential"],
                                     trust_device=v["trustDevice"], channel=Channel.API, request=request)
         pair = done.pair
         body = {**token_pair_data(pair),
@@ -101,6 +105,19 @@ class MfaVerifyApi(PublicApi):
         if done.trusted_device_token:
             body["trustedDeviceToken"] = done.trusted_device_token
         return secret_response(body)
+
+
+class MfaPasskeyOptionsApi(PublicApi):
+    @extend_schema(request=MfaPasskeyOptionsInput, responses={200: CeremonyOutput, **ERRORS}, tags=["two-factor"],
+                   description="Extension: request options for answering a sign-in's mfaToken with a passkey "
+                               "(allowCredentials: the user's passkeys); send ceremonyId and the credential to "
+                               "mfa/verify. The mfaToken is not spent.")
+    @rate_limit("mfa_verify")
+    def post(self, request):
+        data = MfaPasskeyOptionsInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        ceremony = second_factor_passkey_options(token=data.validated_data["mfaToken"], channel=Channel.API)
+        return secret_response({"ceremonyId": ceremony.ceremony_id, "options": ceremony.options})
 
 
 class TrustedDevicesApi(APIView):

@@ -37,6 +37,9 @@ DEFAULT_RATE_LIMITS = {
     # Second-factor codes (POST mfa/verify and /login/two-factor), per client IP. Each account also has
     # its own budget of wrong codes (SECOND_FACTOR_FAILURES), which locks the account's second factor.
     "mfa_verify": "10/m",
+    # Passwordless sign-in with a passkey (POST passkeys/login/options and .../verify, and the /login
+    # page's), per client IP: each sign-in is two requests.
+    "passkey_login": "20/m",
     # Invitations (each mails the address typed in): per organization, per inviter, per recipient address.
     "invitation_org": "50/h",
     "invitation_inviter": "20/h",

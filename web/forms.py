@@ -1,5 +1,7 @@
 """Page forms: shape only. The rules (password policy, non-enumerating answers) live in the services."""
 
+import json
+
 from django import forms
 
 from core.errors import ApiError
@@ -141,6 +143,32 @@ class SecondFactorForm(WebForm):
         if bool(data.get("code")) == bool(data.get("recovery_code")):
             raise forms.ValidationError("Enter the code from your app, or one recovery code.")
         return data
+
+
+class PasskeyAnswerForm(WebForm):
+    """A passkey's answer, filled in by web/static/web/passkeys.js: the ceremony and the credential
+    (PublicKeyCredential.toJSON(), as JSON text)."""
+
+    ceremony_id = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    credential = forms.CharField(max_length=16_384, widget=forms.HiddenInput)
+
+    def clean_credential(self):
+        try:
+            value = json.loads(self.cleaned_data["credential"])
+        except ValueError:
+            raise forms.ValidationError("This passkey could not be used.") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("This passkey could not be used.")
+        return value
+
+
+class PasskeyAddForm(PasskeyAnswerForm):
+    name = forms.CharField(label="Name", max_length=64, required=False,
+                           help_text="So you can tell your passkeys apart, for example \"Work laptop\".")
+
+
+class PasskeyRenameForm(WebForm):
+    name = forms.CharField(label="Name", max_length=64)
 
 
 class TotpConfirmForm(WebForm):

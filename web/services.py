@@ -14,7 +14,7 @@ from audit.services import audit_record
 from core.email import normalize_email
 from core.errors import ApiError
 from core.request_meta import device_label, user_agent
-from flows.login import SecondFactorRequired, SignedIn, second_factor_verify, user_login
+from flows.login import SecondFactorRequired, SignedIn, passkey_login, second_factor_verify, user_login
 from mfa.app_settings import app_settings as mfa_settings
 from mfa.models import Channel
 from sessions_app.app_settings import app_settings
@@ -111,13 +111,22 @@ def browser_login(request, *, email: str, password: str, remember_me: bool):
     return browser_adopt(request, result.session)
 
 
-def browser_second_factor(request, *, token: str, code: str = "", recovery_code: str = "",
-                          trust: bool = False) -> SignedIn:
+def browser_passkey_login(request, *, ceremony_id, credential):
+    """Sign in on this browser with a passkey (no password, no second step): the row of its new session,
+    adopted as ``browser_login`` does."""
+    _accounts_room_check(request)
+    pair = passkey_login(ceremony_id=ceremony_id, credential=credential, device_name=device_label(user_agent(request)),
+                         channel=Channel.PAGE, request=request)
+    return browser_adopt(request, pair.session)
+
+
+def browser_second_factor(request, *, token: str, code: str = "", recovery_code: str = "", ceremony_id=None,
+                          credential=None, trust: bool = False) -> SignedIn:
     """The second step of a page sign-in (the pending cookie's challenge): the session is adopted by
     this browser as ``browser_login`` would have."""
     _accounts_room_check(request)
-    done = second_factor_verify(token=token, code=code, recovery_code=recovery_code, trust_device=trust,
-                                channel=Channel.PAGE, request=request)
+    done = second_factor_verify(token=token, code=code, recovery_code=recovery_code, ceremony_id=ceremony_id,
+                                credential=credential, trust_device=trust, channel=Channel.PAGE, request=request)
     browser_adopt(request, done.pair.session)
     return done
 

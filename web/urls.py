@@ -1,6 +1,6 @@
 from django.urls import path
 
-from web.views import account, auth, links, orgs, sessions, switcher, two_factor
+from web.views import account, auth, links, orgs, passkeys, sessions, switcher, two_factor
 
 urlpatterns = [
     path("login", auth.login, name="web-login"),
@@ -21,6 +21,7 @@ urlpatterns = [
     path("account/security", account.account_security, name="web-account-security"),
     path("account/unlock", links.account_unlock, name="web-account-unlock"),
     path("account/not-me", links.account_not_me, name="web-account-not-me"),
+    path("login/passkey", passkeys.login_passkey, name="web-login-passkey"),
     path("login/two-factor", two_factor.login_two_factor, name="web-login-two-factor"),
     path("account/two-factor", two_factor.account_two_factor, name="web-account-two-factor"),
     path("account/two-factor/setup", two_factor.account_two_factor_setup, name="web-two-factor-setup"),
@@ -28,6 +29,11 @@ urlpatterns = [
     path("account/two-factor/recovery-codes", two_factor.account_two_factor_recovery_codes,
          name="web-two-factor-recovery-codes"),
     path("account/two-factor/disable", two_factor.account_two_factor_disable, name="web-two-factor-disable"),
+    path("account/two-factor/passkeys/add", two_factor.account_passkey_add, name="web-passkey-add"),
+    path("account/two-factor/passkeys/<uuid:passkey_id>/rename", two_factor.account_passkey_rename,
+         name="web-passkey-rename"),
+    path("account/two-factor/passkeys/<uuid:passkey_id>/remove", two_factor.account_passkey_remove,
+         name="web-passkey-remove"),
     path("account/trusted-devices/<uuid:device_id>/revoke", two_factor.account_trusted_device_revoke,
          name="web-trusted-device-revoke"),
     path("account/sessions", sessions.account_sessions, name="web-account-sessions"),

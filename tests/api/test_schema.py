@@ -159,6 +159,10 @@ def test_bearer_scheme_and_which_operations_need_it(schema):
               "unlock", "not-me", "confirm-email-change",  # the links mailed by issue 4's defenses
               "revert-email-change",  # issue 14: the way back mailed to the old address
               "verify"}  # mfa/verify: the second step of a login (its mfaToken, no bearer yet)
+    # Passkeys (issue 12): "options" and "verify" name public and signed-in operations alike.
+    public_paths = {"/api/v1/auth/passkeys/login/options", "/api/v1/auth/passkeys/login/verify",
+                    "/api/v1/auth/mfa/passkey/options"}
+    signed_in_paths = {"/api/v1/auth/passkeys/register/options", "/api/v1/auth/passkeys/register/verify"}
     for method, path, operation in _operations(schema):
         if not path.startswith(("/api/v1/auth/", "/.well-known/")):
             continue
@@ -167,7 +171,8 @@ def test_bearer_scheme_and_which_operations_need_it(schema):
         if name == "token":  # GET token: the browser's session cookie only (issue 3, docs/browser.md)
             assert operation["security"] == [{"cookieAuth": []}], (method, path, operation.get("security"))
             continue
-        assert needs_bearer == (name not in public), (method, path, operation.get("security"))
+        expected = (path not in public_paths) and (path in signed_in_paths or name not in public)
+        assert needs_bearer == expected, (method, path, operation.get("security"))
 
 
 def test_request_and_response_bodies_are_camel_case(schema):

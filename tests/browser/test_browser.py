@@ -79,7 +79,7 @@ def test_switch_accounts(site, new_page):
     page.get_by_role("link", name="Add another account").click()
     page.get_by_label("Email").fill(second.email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{site}/account")
     assert page.get_by_text("Signed in as second@example.com").is_visible()
 

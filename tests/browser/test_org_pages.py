@@ -73,7 +73,7 @@ def test_create_invite_accept_change_role_remove_and_switch(site, new_page):
     guest.get_by_role("link", name="Sign in to accept").click()
     guest.get_by_label("Email").fill("ivan@example.com")
     guest.get_by_label("Password").fill(PASSWORD)
-    guest.get_by_role("button", name="Sign in").click()
+    guest.get_by_role("button", name="Sign in", exact=True).click()
     guest.wait_for_url(link)
     assert guest.get_by_text("Acme Browser").is_visible()
     assert not Membership.objects.filter(user=invitee).exists()  # the GETs used nothing

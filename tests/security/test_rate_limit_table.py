@@ -296,6 +296,21 @@ def mfa_verify_page(api):
     return drive(lambda i: web.post("/login/two-factor", {"code": "123456"}), 10)
 
 
+def passkey_login_api(api):
+    """Options and verify share the budget (a passwordless sign-in is both)."""
+    def send(i):
+        if i % 2:
+            return api.post(AUTH + "passkeys/login/verify", {"ceremonyId": "00000000-0000-0000-0000-000000000000",
+                                                             "credential": {}}, format="json")
+        return api.post(AUTH + "passkeys/login/options")
+    return drive(send, 20)
+
+
+def passkey_login_page(api):
+    web = Client()
+    return drive(lambda i: web.post("/login/passkey", {"ceremony_id": "", "credential": "{}"}), 20)
+
+
 def api_api(api):
     client = bearer(UserFactory())
     return drive(lambda i: client.get(AUTH + "me"), 100)
@@ -341,6 +356,7 @@ ROWS = [
     ("change_password", "api", change_password_api), ("change_password", "page", change_password_page),
     ("change_password", "shared", change_password_shared_api_and_page),
     ("mfa_verify", "api", mfa_verify_api), ("mfa_verify", "page", mfa_verify_page),
+    ("passkey_login", "api", passkey_login_api), ("passkey_login", "page", passkey_login_page),
     ("reauthenticate", "api", reauthenticate_api), ("reauthenticate", "page", reauthenticate_page),
     ("invitation_org", "api", invitation_org_api),
     ("invitation_inviter", "api", invitation_inviter_api), ("invitation_inviter", "page", invitation_inviter_page),

@@ -74,7 +74,7 @@ def browser_sign_in(page, site, email, *, remember=False, add=False):
     page.get_by_label("Password").fill(PASSWORD)
     if remember:
         page.get_by_label("Stay signed in").check()
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{site}/account")
 
 

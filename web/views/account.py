@@ -12,6 +12,7 @@ from core.errors import ApiError
 from core.fields import int_param
 from flows import account_deletion, email_change, passwords
 from mfa.services import totp_enabled
+from passkeys.services import passkey_count
 from security.app_settings import app_settings as security_settings
 from security.stepup import SensitiveAction
 from sessions_app.browser import cookie_cache_ok
@@ -71,6 +72,8 @@ def account_reauthenticate(request):
     """Confirm the password again (the service of POST /api/v1/auth/reauthenticate), then back to next=."""
     row = request.browser.row
     nxt = safe_next(request)
+    if request.method == "POST" and "credential" in request.POST:  # "Use a passkey instead" (passkeys.js)
+        return _reauthenticate_with_passkey(request, row, nxt)
     form = forms.ReauthenticateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -80,7 +83,30 @@ def account_reauthenticate(request):
             form.add_api_error(exc)
         else:
             return redirect(nxt)
-    return page(request, "reauthenticate", form=form, next=nxt, totp=totp_enabled(row.user))
+    return _reauthenticate_page(request, row, form=form, next=nxt)
+
+
+def _reauthenticate_with_passkey(request, row, nxt: str):
+    answer = forms.PasskeyAnswerForm(request.POST)
+    error = "This passkey could not be used."
+    if answer.is_valid() and answer.cleaned_data["ceremony_id"] is not None:
+        try:
+            passwords.user_reauthenticate(user=row.user, session=row, ceremony_id=answer.cleaned_data["ceremony_id"],
+                                         credential=answer.cleaned_data["credential"], request=request)
+        except ApiError as exc:
+            error = exc.message
+        else:
+            return redirect(nxt)
+    return _reauthenticate_page(request, row, form=forms.ReauthenticateForm(), next=nxt, passkey_error=error)
+
+
+def _reauthenticate_page(request, row, **context):
+    """The page; for a user with passkeys, with request options for them (a JSON data block)."""
+    passkey = None
+    if passkey_count(row.user):
+        options = passwords.reauthenticate_passkey_options(user=row.user)
+        passkey = {"ceremonyId": options.ceremony_id, "options": options.options}
+    return page(request, "reauthenticate", totp=totp_enabled(row.user), passkey=passkey, **context)
 
 
 @require_http_methods(["GET", "POST"])
