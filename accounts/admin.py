@@ -80,3 +80,28 @@ class UserAdmin(BaseUserAdmin):
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("email", "name", "role", "password1", "password2")}),
     )
+    actions = ["remove_two_factor"]
+
+    @admin.action(description="Remove two-factor (authenticator app, recovery codes, passkeys) of the selected "
+                              "users; they are mailed", permissions=["change"])
+    def remove_two_factor(self, request, queryset):
+        """For a user who lost their phone and codes: audited as the staff member's, a step-up action."""
+        from urllib.parse import urlencode
+
+        from django.contrib import messages
+        from django.http import HttpResponseRedirect
+
+        from flows.two_factor import totp_disable
+        from security.stepup import ReauthenticationRequired, SensitiveAction, step_up_require
+
+        try:
+            step_up_require(request=request, action=SensitiveAction.MFA_CHANGE)
+        except ReauthenticationRequired:
+            return HttpResponseRedirect("/account/reauthenticate?" + urlencode({"next": request.path}))
+        removed = 0
+        for user in queryset:
+            if totp_disable(user=user, session=None, request=request, staff=request.user):
+                self.log_change(request, user, "Removed two-factor sign-in.")
+                removed += 1
+        messages.success(request, f"Two-factor removed from {removed} account{'s' if removed != 1 else ''}.")
+        return None

@@ -18,6 +18,7 @@ from core.links import public_url
 from mfa import services as mfa
 from mfa.services import MfaCodeInvalid, TotpSetup
 from notifications.services import outbox_enqueue
+from passkeys.services import passkeys_remove
 from security.lockout import second_factor_failure_record, second_factor_locked_check
 from sessions_app.models import DeviceSession, RevokeReason
 from sessions_app.services import sessions_revoke_all
@@ -65,19 +66,20 @@ def totp_enable(*, user: User, session: DeviceSession | None, code: str, request
 
 @transaction.atomic
 def totp_disable(*, user: User, session: DeviceSession | None, request=None, staff: User | None = None) -> bool:
-    """Turn two-factor off: the authenticator, the recovery codes and every trusted device end. Returns
+    """Turn the authenticator app off: it, the recovery codes and every trusted device end. Returns
     False when it was not on (nothing changes). ``staff``: an administrator removing the user's
-    factors (audited as theirs; the user is mailed either way)."""
+    factors, passkeys too (audited as theirs; the user is mailed either way)."""
     User.objects.select_for_update().filter(pk=user.pk).first()
     had = mfa.totp_remove(user=user)
     codes = mfa.recovery_codes_remove(user=user)
-    if not had and not codes:
+    keys = passkeys_remove(user=user) if staff is not None else 0
+    if not had and not codes and not keys:
         return False
     trusted = mfa.trusted_devices_end(user=user, reason="factors_changed")
     security_version_bump(user=user, keep_session=session)
     if staff is not None:
         audit_record(event=EventType.MFA_REMOVED_BY_STAFF, request=request, actor=staff, subject=user,
-                     trusted_devices_ended=trusted)
+                     trusted_devices_ended=trusted, credentials_removed=keys)
     else:
         audit_record(event=EventType.TOTP_DISABLED, request=request, actor=user, session=session,
                      trusted_devices_ended=trusted)

@@ -214,3 +214,20 @@ def test_adding_an_account_with_two_factor_keeps_the_first_one_signed_in(db):
     assert done["Location"] == "/accounts"
     listed = client.get("/accounts").content.decode()
     assert first.email in listed and second.email in listed
+
+
+def test_staff_remove_every_factor_from_the_user_list_passkeys_too(db):
+    from passkeys.models import Passkey
+
+    user = UserFactory()
+    enrol(user)
+    user.refresh_from_db()
+    Passkey.objects.create(user=user, credential_id=b"cred-1", public_key=b"key", sign_count=0, name="Phone")
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client = browser()
+    page_login(client, staff.email)
+    response = client.post("/admin/accounts/user/", {"action": "remove_two_factor", "_selected_action": [str(user.pk)]})
+    assert response.status_code == 302
+    assert not TotpDevice.objects.filter(user=user).exists() and not Passkey.objects.filter(user=user).exists()
+    row = AuditEvent.objects.get(event=EventType.MFA_REMOVED_BY_STAFF, subject_id=user.pk)
+    assert row.actor_id == staff.pk and row.context["credentials_removed"] == 1
