@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "identity",
     "sessions_app",
     "service_accounts",
+    "oidc_provider",
     "orgs",
     "notifications",
     "web",
@@ -225,6 +226,8 @@ AUTH_AUDIENCE = env.str("AUTH_AUDIENCE", default="manacore")
 AUTH_PUBLIC_URL = env.str("AUTH_PUBLIC_URL", default="http://localhost:8000").rstrip("/")
 AUTH_REFRESH_GRACE_SECONDS = env.int("AUTH_REFRESH_GRACE_SECONDS", default=10)
 AUTH_REAUTH_MAX_AGE_SECONDS = env.int("AUTH_REAUTH_MAX_AGE_SECONDS", default=600)
+# OpenID Connect provider (docs/oidc.md): the issuer of id_tokens; empty means AUTH_PUBLIC_URL.
+AUTH_OIDC_ISSUER = env.str("AUTH_OIDC_ISSUER", default="").rstrip("/")
 # Extension: the key that encrypts signing keys at rest (32 bytes, base64url). Unset: derived
 # from SECRET_KEY, which is fine for development and flagged by `check --deploy`.
 AUTH_KEY_ENCRYPTION_KEY = env.str("AUTH_KEY_ENCRYPTION_KEY", default="")

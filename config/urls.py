@@ -45,6 +45,7 @@ urlpatterns = [
     path("api/v1/orgs", orgs.OrganizationsNoSlashApi.as_view()),
     path("api/v1/orgs/", include("orgs.urls")),
     path("api/v1/schema/", SchemaApi.as_view(), name="api-schema"),
+    path("", include("oidc_provider.urls")),  # OpenID Connect: discovery, /oidc/..., /account/apps
     path("", include("web.urls")),  # browser pages; also /admin/login/ and /admin/logout/ (before the admin)
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,399 @@
+"""The OpenID Connect provider on the wire (docs/oidc.md): discovery, authorize, token, userinfo, revocation,
+RP-initiated logout, and the /account/apps page. Views parse, call Authlib's server or one service, answer.
+
+Errors: the token and revocation endpoints answer RFC 6749's JSON (``{"error", "error_description"}``);
+the authorization endpoint redirects with ``error`` and ``state`` once the client and redirect URI are known
+and shows an error page before; userinfo answers the contract's envelope with ``WWW-Authenticate``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.base import OAuth2Error
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from audit.models import EventType
+from audit.services import audit_record
+from core.errors import ApiError
+from core.fields import ascii_int
+from identity.services.tokens import TokenError, access_token_verify
+from oidc_provider.app_settings import app_settings
+from oidc_provider.models import OidcClient
+from oidc_provider.server import server
+from oidc_provider.services import authorization
+from oidc_provider.services.id_tokens import id_token_hint_claims, rsa_key_ensure, user_claims
+from security.ratelimit import ratelimit_hit
+from sessions_app.policy import session_refusal
+from sessions_app.selectors import session_for_claims
+from sessions_app.services import session_logout
+
+PREFIX = "/oidc/"
+SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access"]
+CLAIMS_SUPPORTED = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "at_hash",
+                    "email", "email_verified", "name"]
+
+
+def _base() -> str:
+    return app_settings.PUBLIC_URL.rstrip("/")
+
+
+def _page(request, template, status=200, **context):
+    response = render(request, f"web/oidc/{template}.html", context, status=status)
+    add_never_cache_headers(response)
+    return response
+
+
+def _error_page(request, title: str, text: str, status: int = 400):
+    return _page(request, "error", status=status, title=title, text=text)
+
+
+def _limited(request, scope: str):
+    try:
+        ratelimit_hit(request=request, scope=scope)
+    except ApiError as exc:
+        return exc
+    return None
+
+
+# --- discovery ----------------------------------------------------------------------------------------------
+def provider_metadata() -> dict:
+    base = _base()
+    methods = ["client_secret_basic", "client_secret_post", "none"]
+    return {
+        "issuer": app_settings.ISSUER,
+        "authorization_endpoint": f"{base}{PREFIX}authorize",
+        "token_endpoint": f"{base}{PREFIX}token",
+        "userinfo_endpoint": f"{base}{PREFIX}userinfo",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "revocation_endpoint": f"{base}{PREFIX}revoke",
+        "end_session_endpoint": f"{base}{PREFIX}logout",
+        "scopes_supported": SCOPES_SUPPORTED,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],
+        "token_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_methods_supported": methods,
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": CLAIMS_SUPPORTED,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "frontchannel_logout_supported": False,
+        "backchannel_logout_supported": False,
+    }
+
+
+@require_GET
+def discovery(request, prefix: str = ""):
+    """``{issuer}/.well-known/openid-configuration`` (and this host's root one)."""
+    issuer_path = app_settings.ISSUER.split("://", 1)[-1].partition("/")[2].strip("/")
+    if prefix.strip("/") not in ("", issuer_path):
+        return JsonResponse({"error": {"code": "not_found", "message": "Not found."}}, status=404)
+    rsa_key_ensure()  # the JWKS lists the RS256 key before the first id_token names it
+    response = JsonResponse(provider_metadata())
+    patch_cache_control(response, public=True, max_age=300)
+    return response
+
+
+# --- authorization endpoint ---------------------------------------------------------------------------------
+def _without(request, *prompts) -> str:
+    """This authorization request's URL with the given ``prompt`` values removed: where the browser comes
+    back after signing in (so ``prompt=login`` is not asked for again: ``auth_time`` is new then)."""
+    params = []
+    for key in request.GET:
+        for value in request.GET.getlist(key):
+            if key == "prompt":
+                value = " ".join(p for p in value.split() if p not in prompts)
+                if not value:
+                    continue
+            params.append((key, value))
+    return f"{request.path}?{urlencode(params)}"
+
+
+def _to(path: str, nxt: str, **extra) -> HttpResponse:
+    return redirect(f"{path}?{urlencode({**extra, 'next': nxt})}")
+
+
+def _authorization_refused(request, error: OAuth2Error, *, client_id: str = "", user=None, session=None):
+    audit_record(event=EventType.OIDC_AUTHORIZATION_REFUSED, request=request, actor=user, session=session,
+                 success=False, reason=error.error, client_id=str(client_id or "")[:64],
+                 redirected=bool(error.redirect_uri))
+    if not error.redirect_uri:
+        # Unknown client, redirect URI not registered, malformed request: never a redirect (RFC 6749 4.1.2.1).
+        return _error_page(request, "This sign-in link does not work",
+                           error.description or "The application sent a request this service cannot accept.")
+    status, _, headers = error()
+    response = HttpResponse(status=status)
+    for key, value in headers:
+        response[key] = value
+    return response
+
+
+def _fail(request, grant, error_cls, description: str, *, user=None, session=None):
+    error = error_cls(description=description, redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
+    return _authorization_refused(request, error, client_id=grant.client.client_id, user=user, session=session)
+
+
+@require_http_methods(["GET", "POST"])
+def authorize(request):
+    from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
+    from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+
+    limited = _limited(request, "oidc_authorize")
+    if limited is not None:
+        response = _error_page(request, "Too many attempts", limited.message, status=429)
+        response["Retry-After"] = limited.headers.get("Retry-After", "60")
+        return response
+    browser = request.browser
+    row = browser.row
+    oauth_request = server.create_oauth2_request(request)
+    try:
+        grant = server.get_consent_grant(oauth_request, end_user=row.user if row is not None else None)
+    except OAuth2Error as error:
+        return _authorization_refused(request, error, client_id=oauth_request.payload.client_id)
+    except ValueError:  # Authlib refuses to describe a value with characters RFC 6749 forbids in a description
+        return _error_page(request, "This sign-in link does not work", "The request carries an invalid value.")
+    client: OidcClient = grant.client
+    data = oauth_request.payload.data
+    prompts = set((data.get("prompt") or "").split())
+    max_age = None
+    if data.get("max_age") not in (None, ""):
+        max_age = ascii_int(str(data["max_age"]), maximum=10**9)
+        if max_age is None:
+            return _fail(request, grant, InvalidRequestError, "max_age must be a number of seconds.")
+    hint_sub = None
+    if data.get("id_token_hint"):
+        claims = id_token_hint_claims(data["id_token_hint"])
+        if claims is None:
+            return _fail(request, grant, InvalidRequestError, "The id_token_hint is not an id_token of this provider.")
+        hint_sub = claims["sub"]
+    login_hint = (data.get("login_hint") or "").strip().lower()
+
+    # Which account: the browser's active one, or another account signed in here that the hints name.
+    candidates = ([row] + [other for _, other in browser.other_rows()]) if row is not None else []
+    chosen = row
+    if hint_sub or login_hint:
+        chosen = next((r for r in candidates if (hint_sub is None or str(r.user_id) == hint_sub)
+                       and (not login_hint or r.user.email.lower() == login_hint)), None)
+    if chosen is None:
+        if "none" in prompts:
+            return _fail(request, grant, LoginRequiredError, "Nobody (or not that account) is signed in.")
+        extra = {"add": "1"} if row is not None else {}
+        return _to("/login", _without(request, "login", "select_account"), **extra)
+    if "select_account" in prompts and request.method == "GET":
+        return _page(request, "select_account", client=client, accounts=candidates, active=row,
+                     continue_url=_without(request, "select_account"),
+                     add_url="/login?" + urlencode({"add": "1", "next": _without(request, "select_account", "login")}))
+
+    # A fresh sign-in when asked (prompt=login) or when the last one is older than max_age.
+    auth_time = chosen.reauthenticated_at or chosen.created_at
+    stale = max_age is not None and timezone.now() - auth_time > timedelta(seconds=max_age)
+    if "login" in prompts or stale:
+        if "none" in prompts:
+            return _fail(request, grant, LoginRequiredError, "A new sign-in is needed.", user=chosen.user,
+                         session=chosen)
+        nxt = _without(request, "login", "select_account")
+        if chosen is row:
+            return _to("/account/reauthenticate", nxt)
+        return _to("/login", nxt, add="1")
+
+    # Consent (third-party clients), remembered per client and scopes.
+    scopes = grant.request.scope.split()
+    decided = request.method == "POST" and request.POST.get("account") == str(chosen.pk)
+    decision = request.POST.get("decision") if decided else None
+    if decision == "deny":
+        authorization.consent_deny(client=client, user=chosen.user, scopes=scopes, request=request)
+        return _fail(request, grant, AccessDeniedError, "The user did not allow the application.",
+                     user=chosen.user, session=chosen)
+    if decision == "allow":
+        authorization.consent_grant(client=client, user=chosen.user, scopes=scopes, request=request)
+    elif not client.is_first_party and ("consent" in prompts or authorization.consent_needed(
+            client=client, user=chosen.user, scopes=scopes)):
+        if "none" in prompts:
+            return _fail(request, grant, ConsentRequiredError, "The user has not allowed this application.",
+                         user=chosen.user, session=chosen)
+        return _page(request, "consent", client=client, account=chosen, switched=chosen is not row,
+                     scopes=[(s, authorization.SCOPE_WORDS.get(s, s)) for s in scopes],
+                     action=request.get_full_path())
+
+    grant.request.user = chosen.user
+    grant.request.sso_session = chosen
+    try:
+        status, _, headers = grant.create_authorization_response(grant.redirect_uri, chosen.user)
+    except OAuth2Error as error:
+        error.state = oauth_request.payload.state
+        return _authorization_refused(request, error, client_id=client.client_id, user=chosen.user, session=chosen)
+    response = HttpResponse(status=status)
+    for key, value in headers:
+        response[key] = value
+    add_never_cache_headers(response)
+    return response
+
+
+# --- token and revocation endpoints ---------------------------------------------------------------------------
+def _oauth_json(status: int, error: str, description: str, headers: dict | None = None) -> HttpResponse:
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
+    response["Cache-Control"] = "no-store"
+    for key, value in (headers or {}).items():
+        response[key] = value
+    return response
+
+
+def _token_like(request, scope: str, call):
+    limited = _limited(request, scope)
+    if limited is not None:
+        return _oauth_json(429, "rate_limited", limited.message, limited.headers)
+    try:
+        return call()
+    except (ValueError, UnicodeError):  # a Basic header that is not base64 of UTF-8, a forbidden character
+        return _oauth_json(400, "invalid_request", "The request could not be read.")
+
+
+@csrf_exempt
+@require_POST
+def token(request):
+    return _token_like(request, "oidc_token", lambda: server.create_token_response(request))
+
+
+@csrf_exempt
+@require_POST
+def revoke(request):
+    return _token_like(request, "oidc_token", lambda: server.create_endpoint_response("revocation", request))
+
+
+# --- userinfo -------------------------------------------------------------------------------------------------
+def _bearer_refused(code: str, message: str, status: int = 401, error: str = "invalid_token"):
+    response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    response["WWW-Authenticate"] = f'Bearer error="{error}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def userinfo(request):
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        response = _bearer_refused("not_authenticated", "An access token is required (Authorization: Bearer).")
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+    try:
+        claims = access_token_verify(raw.strip())
+    except TokenError:
+        return _bearer_refused("invalid_token", "The access token is invalid or expired.")
+    scopes = claims.get("scope", "").split() if isinstance(claims.get("scope"), str) else []
+    if not isinstance(claims.get("client_id"), str) or "openid" not in scopes:
+        return _bearer_refused("insufficient_scope", "This token was not issued with the openid scope.", 403,
+                               "insufficient_scope")
+    session = session_for_claims(claims)
+    if session is None or session_refusal(session, timezone.now()) is not None:
+        return _bearer_refused("invalid_token", "The access token is invalid or expired.")
+    response = JsonResponse(user_claims(session.user, scopes))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- RP-initiated logout 1.0 ----------------------------------------------------------------------------------
+def _logout_target(request, claims):
+    """The browser account the id_token_hint names: (raw key or None for the active one, row), or None."""
+    browser = request.browser
+    rows = ([(None, browser.row)] if browser.row is not None else []) + list(browser.other_rows())
+    if claims is None:
+        return rows[0] if rows else None
+    for key, row in rows:
+        if claims.get("sid") == str(row.pk):
+            return key, row
+    for key, row in rows:
+        if claims.get("sub") == str(row.user_id):
+            return key, row
+    return None
+
+
+def _browser_sign_out(request, key, row) -> None:
+    """Sign one account of this browser out (the active one: the next account signed in here takes over)."""
+    browser = request.browser
+    session_logout(session=row, request=request)
+    if key is not None:
+        browser.forget_other(key)
+        return
+    browser.signed_out()
+    others = browser.other_rows()
+    if others:
+        browser.switched_to(others[0][1], others[0][0])
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def end_session(request):
+    params = request.POST if request.method == "POST" else request.GET
+    hint = params.get("id_token_hint") or ""
+    claims = id_token_hint_claims(hint) if hint else None
+    if hint and claims is None:
+        return _error_page(request, "Sign-out link does not work", "The id_token_hint is not one of this service.")
+    client_id = params.get("client_id") or ""
+    if claims is not None:
+        aud = claims["aud"] if isinstance(claims["aud"], str) else (claims["aud"] or [""])[0]
+        if client_id and client_id != aud:
+            return _error_page(request, "Sign-out link does not work", "client_id does not match the id_token_hint.")
+        client_id = aud
+    client = server.query_client(client_id) if client_id else None
+    target_uri = params.get("post_logout_redirect_uri") or ""
+    if target_uri and (client is None or target_uri not in client.post_logout_redirect_uris):
+        return _error_page(request, "Sign-out link does not work",
+                           "The post_logout_redirect_uri is not registered for this application.")
+    target = _logout_target(request, claims)
+    confirmed = claims is not None or (request.method == "POST" and params.get("confirm") == "yes")
+    if target is not None and not confirmed:
+        # Without an id_token_hint anyone could link here: the user confirms (CSRF-protected form).
+        return _page(request, "logout", account=target[1], client=client, params=[
+            (k, v) for k, v in (("client_id", client_id), ("post_logout_redirect_uri", target_uri),
+                                ("state", params.get("state") or "")) if v])
+    if target is not None and request.method == "POST" and claims is None:
+        from django.middleware.csrf import CsrfViewMiddleware
+
+        if CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {}) is not None:
+            return _error_page(request, "Sign-out refused", "The form expired; open the sign-out link again.", 403)
+    if target is not None:
+        key, row = target
+        _browser_sign_out(request, key, row)
+        audit_record(event=EventType.OIDC_LOGOUT, request=request, actor=row.user, session=row,
+                     client_id=client.client_id if client else "")
+    if target_uri:
+        state = params.get("state")
+        return redirect(add_params_to_uri(target_uri, [("state", state)]) if state else target_uri)
+    return _page(request, "logged_out", client=client)
+
+
+# --- /account/apps --------------------------------------------------------------------------------------------
+@require_GET
+def account_apps(request):
+    row = request.browser.row
+    if row is None:
+        return redirect("/login?" + urlencode({"next": request.get_full_path()}))
+    apps = authorization.apps_for(row.user)
+    return _page(request, "apps", apps=[(app, [(s, authorization.SCOPE_WORDS.get(s, s)) for s in app.scopes])
+                                        for app in apps])
+
+
+@require_POST
+def account_app_revoke(request, client_id: str):
+    row = request.browser.row
+    if row is None:
+        return redirect("/login?" + urlencode({"next": "/account/apps"}))
+    client = OidcClient.objects.filter(client_id=client_id[:64]).first()
+    if client is None:
+        return _error_page(request, "Not found", "No such application.", status=404)
+    authorization.app_access_withdraw(client=client, user=row.user, request=request)
+    return redirect("/account/apps")
