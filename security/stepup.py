@@ -47,6 +47,8 @@ class SensitiveAction(models.TextChoices):
     ORG_OWNERSHIP = "org.ownership", "Change who owns an organization"
     # A new client secret is shown (Django admin: create a service account, rotate its secret).
     SERVICE_ACCOUNT_SECRET = "service_account.secret", "Issue a service account secret"
+    # The same for an OpenID Connect client (Django admin: register a confidential client, rotate its secret).
+    OIDC_CLIENT_SECRET = "oidc_client.secret", "Issue an OpenID Connect client secret"
 
 
 class ReauthenticationRequired(ApiError):
