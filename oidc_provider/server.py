@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from authlib.integrations.django_oauth2.requests import DjangoOAuth2Request
+from authlib.integrations.django_oauth2.requests import DjangoOAuth2Payload, DjangoOAuth2Request
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
@@ -137,6 +137,22 @@ class Revocation(RevocationEndpoint):
         return None
 
 
+class DjangoRequest(DjangoOAuth2Request):
+    """Authlib's Django request, without Authlib's own "https only" check (an OAuth2Error raised while the
+    request object is built, which no caller catches: a 500). Transport security is Django's: HTTPS redirect
+    and HSTS in production (DEBUG false), plain http on the development server."""
+
+    def __init__(self, request):  # noqa: super().__init__ is OAuth2Request's, which is the check
+        self.method = request.method
+        self.uri = request.build_absolute_uri()
+        self.headers = request.headers
+        self._body = None
+        self.payload = DjangoOAuth2Payload(request)
+        self._request = request
+        self.client = self.auth_method = self.user = self.authorization_code = None
+        self.refresh_token = self.credential = self._scope = None
+
+
 class Server(AuthorizationServer):
     def query_client(self, client_id):
         if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
@@ -149,9 +165,7 @@ class Server(AuthorizationServer):
     def create_oauth2_request(self, request):
         if isinstance(request, DjangoOAuth2Request):
             return request
-        oauth_request = DjangoOAuth2Request(request)
-        oauth_request._request = request
-        return oauth_request
+        return DjangoRequest(request)
 
     def create_json_request(self, request):  # pragma: no cover - no JSON endpoints
         raise NotImplementedError

@@ -252,8 +252,11 @@ def _oauth_json(status: int, error: str, description: str, headers: dict | None 
 
 def _token_like(request, scope: str, call):
     limited = _limited(request, scope)
-    if limited is not None:
-        return _oauth_json(429, "rate_limited", limited.message, limited.headers)
+    if limited is not None:  # RFC 6749 has no error for this: the contract's envelope, with Retry-After
+        response = JsonResponse({"error": {"code": limited.code, "message": limited.message}}, status=429)
+        response["Retry-After"] = limited.headers.get("Retry-After", "60")
+        response["Cache-Control"] = "no-store"
+        return response
     try:
         return call()
     except (ValueError, UnicodeError):  # a Basic header that is not base64 of UTF-8, a forbidden character

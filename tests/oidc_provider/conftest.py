@@ -12,7 +12,9 @@ from tests.support.oidc import BASE, POST_LOGOUT, REDIRECT
 def oidc_settings(settings, monkeypatch):
     settings.AUTH_PUBLIC_URL = BASE
     settings.AUTH_OIDC_ISSUER = ""
-    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")  # the test server speaks http
+    # Authlib's *client* (the relying party) refuses plain http; the test server speaks it (the provider does not
+    # care: transport security is Django's, oidc_provider/server.py DjangoRequest).
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
 
 
 @pytest.fixture

@@ -230,3 +230,16 @@ def test_same_code_redeemed_concurrently_gives_one_success(confidential, user):
     assert statuses == [200, 400, 400, 400], [r.content for r in results]
     assert all(r.json()["error"] == "invalid_grant" for r in results if r.status_code == 400)
     assert OidcGrant.objects.count() == 1
+
+
+def test_plain_http_is_not_a_server_error(monkeypatch, browser, confidential):
+    """Authlib's own https check is not applied (transport security is Django's): the development server
+    speaks http and must not answer 500."""
+    monkeypatch.delenv("AUTHLIB_INSECURE_TRANSPORT", raising=False)
+    client, secret = confidential
+    assert Client().post(TOKEN, {"grant_type": "authorization_code", "code": "x"}).status_code == 401
+    assert Client().post(REVOKE, {"token": "x"}).status_code == 401
+    response = browser.get(AUTHORIZE, {"response_type": "code", "client_id": client.client_id,
+                                       "redirect_uri": REDIRECT, "scope": "openid", "state": "s",
+                                       "code_challenge": "a" * 43, "code_challenge_method": "S256"})
+    assert response.status_code == 302 and "code=" in response["Location"]

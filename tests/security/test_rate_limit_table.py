@@ -300,6 +300,20 @@ def introspect_api(api):
     return drive(lambda i: client.post(AUTH + "introspect", {"token": "x"}, format="json"), 1)
 
 
+def oidc_authorize_page(api):
+    """Every authorization request counts, whatever it answers (here: an unknown client's error page)."""
+    web = Client()
+    return drive(lambda i: web.get("/oidc/authorize", {"response_type": "code", "client_id": f"oidc_{i}"}), 60)
+
+
+def oidc_token_api(api):
+    """Token and revocation requests share one budget per client IP."""
+    paths = ["/oidc/token", "/oidc/revoke"]
+    return drive(lambda i: Client().post(paths[i % 2], {"grant_type": "authorization_code", "code": f"c{i}",
+                                                         "token": "t", "client_id": "oidc_x",
+                                                         "client_secret": f"s{i}"}), 300)
+
+
 ROWS = [
     ("login", "api", login_api), ("login", "page", login_page),
     ("register", "api", register_api), ("register", "register-b2b", register_b2b_api),
@@ -324,6 +338,7 @@ ROWS = [
     ("not_me", "api", not_me_api), ("not_me", "page", not_me_page),
     ("api", "api", api_api), ("api", "page", api_page),
     ("introspect", "api", introspect_api),
+    ("oidc_authorize", "page", oidc_authorize_page), ("oidc_token", "api", oidc_token_api),
 ]
 
 
