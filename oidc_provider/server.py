@@ -142,7 +142,7 @@ class DjangoRequest(DjangoOAuth2Request):
     request object is built, which no caller catches: a 500). Transport security is Django's: HTTPS redirect
     and HSTS in production (DEBUG false), plain http on the development server."""
 
-    def __init__(self, request):  # noqa: super().__init__ is OAuth2Request's, which is the check
+    def __init__(self, request):  # not super().__init__: OAuth2Request.__init__ is that check
         self.method = request.method
         self.uri = request.build_absolute_uri()
         self.headers = request.headers

@@ -276,7 +276,10 @@ def revoke(request):
 
 
 # --- userinfo -------------------------------------------------------------------------------------------------
-def _bearer_refused(code: str, message: str, status: int = 401, error: str = "invalid_token"):
+def _bearer_refused(request, code: str, message: str, status: int = 401, error: str = "invalid_token",
+                    reason: str = "", session=None):
+    audit_record(event=EventType.OIDC_TOKEN_REFUSED, request=request, success=False, reason=reason or code,
+                 endpoint="userinfo", session=session, subject=getattr(session, "user", None))
     response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
     response["WWW-Authenticate"] = f'Bearer error="{error}"'
     response["Cache-Control"] = "no-store"
@@ -289,20 +292,22 @@ def userinfo(request):
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
-        response = _bearer_refused("not_authenticated", "An access token is required (Authorization: Bearer).")
+        response = _bearer_refused(request, "not_authenticated", "An access token is required (Authorization: Bearer).")
         response["WWW-Authenticate"] = "Bearer"
         return response
     try:
         claims = access_token_verify(raw.strip())
-    except TokenError:
-        return _bearer_refused("invalid_token", "The access token is invalid or expired.")
+    except TokenError as exc:
+        return _bearer_refused(request, "invalid_token", "The access token is invalid or expired.", reason=exc.reason)
     scopes = claims.get("scope", "").split() if isinstance(claims.get("scope"), str) else []
     if not isinstance(claims.get("client_id"), str) or "openid" not in scopes:
-        return _bearer_refused("insufficient_scope", "This token was not issued with the openid scope.", 403,
+        return _bearer_refused(request, "insufficient_scope", "This token was not issued with the openid scope.", 403,
                                "insufficient_scope")
     session = session_for_claims(claims)
-    if session is None or session_refusal(session, timezone.now()) is not None:
-        return _bearer_refused("invalid_token", "The access token is invalid or expired.")
+    refusal = session_refusal(session, timezone.now()) if session is not None else None
+    if session is None or refusal is not None:
+        return _bearer_refused(request, "invalid_token", "The access token is invalid or expired.",
+                               reason=refusal.reason if refusal is not None else "no_session", session=session)
     response = JsonResponse(user_claims(session.user, scopes))
     response["Cache-Control"] = "no-store"
     return response
