@@ -36,7 +36,7 @@ from audit.services import audit_record
 from core.crypto import b64url, decrypt_at_rest, encrypt_at_rest
 from identity.app_settings import app_settings
 from identity.models import SigningKey
-from identity.services.rsa_keys import rsa_keys_rotate, rsa_public_jwks
+from identity.services.rsa_keys import rsa_keys_lock, rsa_keys_rotate, rsa_public_jwks
 
 logger = logging.getLogger(__name__)
 
@@ -240,6 +240,8 @@ def signing_key_revoke(*, kids: list[str], actor=None, request=None, reason: str
     kids = list(dict.fromkeys(kids))
     with transaction.atomic():
         rows = {row.kid: row for row in SigningKey.objects.select_for_update().filter(kid__in=kids)}
+        rsa = rsa_keys_lock(kids=[kid for kid in kids if kid not in rows])  # OpenID Connect's RS256 keys
+        rows.update(rsa)
         unknown = [kid for kid in kids if kid not in rows]
         if not unknown:
             revoked = [kid for kid in kids if rows[kid].revoked_at is None]
@@ -247,7 +249,7 @@ def signing_key_revoke(*, kids: list[str], actor=None, request=None, reason: str
             for kid in revoked:
                 row = rows[kid]
                 retires = now if row.retires_at is None else min(row.retires_at, now)
-                SigningKey.objects.filter(kid=kid).update(revoked_at=now, retires_at=retires)
+                type(row).objects.filter(kid=kid).update(revoked_at=now, retires_at=retires)
             # The rotation also tells every process (_changed_on_commit).
             signer = signing_key_rotate(actor=actor, request=request, reason=f"revocation: {reason}", now=now)
             for kid in revoked:

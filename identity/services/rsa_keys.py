@@ -74,7 +74,15 @@ def _load_private(row: RsaSigningKey) -> RSAKey:
 
 
 def rsa_keys_in_use() -> bool:
-    return RsaSigningKey.objects.usable().exists()
+    """OpenID Connect was used here: an RSA key was ever created (a revoked last one gets a successor)."""
+    return RsaSigningKey.objects.exists()
+
+
+def rsa_keys_lock(*, kids: list[str]) -> dict[str, RsaSigningKey]:
+    """The RSA keys among ``kids``, locked (``signing_key_revoke`` revokes them with the Ed25519 ones)."""
+    if not kids:
+        return {}
+    return {row.kid: row for row in RsaSigningKey.objects.select_for_update().filter(kid__in=kids)}
 
 
 def rsa_keys_rotate(*, starts: datetime, actor=None, request=None, reason: str = "manual") -> RsaSigningKey | None:
