@@ -107,11 +107,14 @@ def discovery(request, prefix: str = ""):
 
 
 # --- authorization endpoint ---------------------------------------------------------------------------------
-def _without(request, *prompts) -> str:
+def _without(request, *prompts, fresh: bool = False) -> str:
     """This authorization request's URL with the given ``prompt`` values removed: where the browser comes
-    back after signing in (so ``prompt=login`` is not asked for again: ``auth_time`` is new then)."""
+    back after signing in (so ``prompt=login`` is not asked for again: ``auth_time`` is new then). ``fresh``:
+    back from a new sign-in, so ``max_age`` is met and dropped too (``max_age=0`` would ask forever)."""
     params = []
     for key in request.GET:
+        if fresh and key == "max_age":
+            continue
         for value in request.GET.getlist(key):
             if key == "prompt":
                 value = " ".join(p for p in value.split() if p not in prompts)
@@ -190,7 +193,7 @@ def authorize(request):
         if "none" in prompts:
             return _fail(request, grant, LoginRequiredError, "Nobody (or not that account) is signed in.")
         extra = {"add": "1"} if row is not None else {}
-        return _to("/login", _without(request, "login", "select_account"), **extra)
+        return _to("/login", _without(request, "login", "select_account", fresh=True), **extra)
     if "select_account" in prompts and request.method == "GET":
         return _page(request, "select_account", client=client, accounts=candidates, active=row,
                      continue_url=_without(request, "select_account"),
@@ -203,7 +206,7 @@ def authorize(request):
         if "none" in prompts:
             return _fail(request, grant, LoginRequiredError, "A new sign-in is needed.", user=chosen.user,
                          session=chosen)
-        nxt = _without(request, "login", "select_account")
+        nxt = _without(request, "login", "select_account", fresh=True)
         if chosen is row:
             return _to("/account/reauthenticate", nxt)
         return _to("/login", nxt, add="1")
@@ -303,6 +306,9 @@ def userinfo(request):
     if not isinstance(claims.get("client_id"), str) or "openid" not in scopes:
         return _bearer_refused(request, "insufficient_scope", "This token was not issued with the openid scope.", 403,
                                "insufficient_scope")
+    if not OidcClient.objects.usable().filter(client_id=claims["client_id"]).exists():
+        return _bearer_refused(request, "invalid_token", "The access token is invalid or expired.",
+                               reason="client_inactive")
     session = session_for_claims(claims)
     refusal = session_refusal(session, timezone.now()) if session is not None else None
     if session is None or refusal is not None:

@@ -445,3 +445,21 @@ def test_keys_published_before_the_first_id_token_verify_it(browser, confidentia
     published_keys()
     token, _ = code_flow(browser, relying_party(client.client_id, secret))
     verify_id_token(token["id_token"], client_id=client.client_id)
+
+
+def test_max_age_zero_asks_once_then_signs_in(browser, confidential):
+    client, secret = confidential
+    rp = relying_party(client.client_id, secret)
+    started = begin(rp, max_age="0")
+    answer = _reauthenticate(browser, browser.get(started["path"]))
+    assert answer.status_code == 302 and answer["Location"].startswith(REDIRECT)
+    token = finish(rp, answer["Location"], started["verifier"])
+    assert time.time() - verify_id_token(token["id_token"], client_id=client.client_id)["auth_time"] < 30
+
+
+def test_userinfo_refuses_tokens_of_a_deactivated_client(browser, confidential):
+    client, secret = confidential
+    token, _ = code_flow(browser, relying_party(client.client_id, secret))
+    client.is_active = False
+    client.save()
+    assert Client().get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {token['access_token']}").status_code == 401
