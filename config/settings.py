@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "sessions_app.middleware.SessionFastPathMiddleware",  # cookie-cache hits of GET session end here
     "identity.middleware.JwksFastPathMiddleware",  # the JWKS from an in-process copy (identity/middleware.py)
     "csp.middleware.CSPMiddleware",  # after the JSON fast paths: a policy is for documents, not API JSON
+    "oidc_provider.csp.AuthorizationFormActionMiddleware",  # sign-in forms may end at the client (docs/oidc.md)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.RequestBodyLimitMiddleware",
     "sessions_app.middleware.BrowserSessionMiddleware",

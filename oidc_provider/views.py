@@ -26,6 +26,7 @@ from core.errors import ApiError
 from core.fields import ascii_int
 from identity.services.tokens import TokenError, access_token_verify
 from oidc_provider.app_settings import app_settings
+from oidc_provider.csp import allow_form_action, redirect_origin
 from oidc_provider.models import OidcClient
 from oidc_provider.server import server
 from oidc_provider.services import authorization
@@ -195,9 +196,10 @@ def authorize(request):
         extra = {"add": "1"} if row is not None else {}
         return _to("/login", _without(request, "login", "select_account", fresh=True), **extra)
     if "select_account" in prompts and request.method == "GET":
-        return _page(request, "select_account", client=client, accounts=candidates, active=row,
+        page = _page(request, "select_account", client=client, accounts=candidates, active=row,
                      continue_url=_without(request, "select_account"),
                      add_url="/login?" + urlencode({"add": "1", "next": _without(request, "select_account", "login")}))
+        return allow_form_action(page, redirect_origin(grant.redirect_uri))
 
     # A fresh sign-in when asked (prompt=login) or when the last one is older than max_age.
     auth_time = chosen.reauthenticated_at or chosen.created_at
@@ -226,9 +228,10 @@ def authorize(request):
         if "none" in prompts:
             return _fail(request, grant, ConsentRequiredError, "The user has not allowed this application.",
                          user=chosen.user, session=chosen)
-        return _page(request, "consent", client=client, account=chosen, switched=chosen is not row,
+        page = _page(request, "consent", client=client, account=chosen, switched=chosen is not row,
                      scopes=[(s, authorization.SCOPE_WORDS.get(s, s)) for s in scopes],
                      action=request.get_full_path())
+        return allow_form_action(page, redirect_origin(grant.redirect_uri))
 
     grant.request.user = chosen.user
     grant.request.sso_session = chosen
@@ -371,9 +374,10 @@ def end_session(request):
     confirmed = claims is not None or (request.method == "POST" and params.get("confirm") == "yes")
     if target is not None and not confirmed:
         # Without an id_token_hint anyone could link here: the user confirms (CSRF-protected form).
-        return _page(request, "logout", account=target[1], client=client, params=[
+        page = _page(request, "logout", account=target[1], client=client, params=[
             (k, v) for k, v in (("client_id", client_id), ("post_logout_redirect_uri", target_uri),
                                 ("state", params.get("state") or "")) if v])
+        return allow_form_action(page, redirect_origin(target_uri) if target_uri else None)
     if target is not None and request.method == "POST" and claims is None:
         from django.middleware.csrf import CsrfViewMiddleware
 

@@ -191,3 +191,29 @@ def test_authorization_token_and_refusals_are_audited(browser, confidential, use
                                   "client_id": client.client_id, "client_secret": secret})
     token_refused = AuditEvent.objects.filter(event=EventType.OIDC_TOKEN_REFUSED, success=False).last()
     assert token_refused.context["reason"] == "invalid_grant"
+
+
+# --- the form-action of the pages on the way to a client (oidc_provider/csp.py) ------------------------------------
+def form_action(response) -> str:
+    policy = response["Content-Security-Policy"]
+    return next(part for part in policy.split(";") if part.strip().startswith("form-action")).strip()
+
+
+def test_login_page_on_the_way_to_a_client_allows_its_origin(confidential):
+    from urllib.parse import urlencode
+
+    client, _ = confidential
+    authorize = "/oidc/authorize?" + urlencode({"client_id": client.client_id, "redirect_uri": REDIRECT,
+                                                 "response_type": "code", "scope": "openid"})
+    page = Client().get("/login", {"next": authorize})
+    assert form_action(page) == "form-action 'self' https://rp.example.com"
+    # a redirect URI that is not registered, an unknown client, another next: nothing added
+    for nxt in (authorize.replace("callback", "other"), authorize.replace(client.client_id, "oidc_x"), "/account"):
+        assert form_action(Client().get("/login", {"next": nxt})) == "form-action 'self'"
+    assert form_action(Client().get("/login")) == "form-action 'self'"
+
+
+def test_consent_page_allows_the_client_origin(browser, make_client):
+    client, secret = make_client("Partner", first_party=False)
+    page = browser.get(begin(relying_party(client.client_id, secret))["path"])
+    assert form_action(page) == "form-action 'self' https://rp.example.com"
