@@ -152,6 +152,7 @@ CELERY_BEAT_SCHEDULE = {
     "security-tokens-cleanup": {"task": "security.tasks.security_tokens_cleanup", "schedule": timedelta(hours=24)},
     "audit-refusals-flush": {"task": "audit.tasks.audit_refusals_flush", "schedule": timedelta(minutes=1)},
     "invitations-cleanup": {"task": "orgs.tasks.invitations_cleanup", "schedule": timedelta(hours=1)},
+    "oidc-codes-cleanup": {"task": "oidc_provider.tasks.oidc_codes_cleanup", "schedule": timedelta(hours=1)},
 }
 
 # --- email ----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +19,8 @@ from sessions_app.models import DeviceSession, RevokeReason
 from sessions_app.services import session_revoke
 
 CODE_PREFIX = "mcoc_"
+# A code is kept this long after it expired, so a late replay still finds it and revokes what it issued.
+CODE_RETENTION = timedelta(days=1)
 
 SCOPE_WORDS = {
     "openid": "Know who you are (your account id)",
@@ -114,3 +117,10 @@ def apps_for(user) -> list[AppAccess]:
     return [AppAccess(client=e["client"], scopes=e["scopes"], consented_at=e["consented_at"],
                       offline_sessions=e["offline"], last_used_at=e["last"])
             for e in sorted(by_client.values(), key=lambda e: e["client"].name.lower())]
+
+
+def oidc_codes_cleanup(*, now: datetime | None = None) -> int:
+    """Delete authorization codes that expired more than CODE_RETENTION ago (hourly task)."""
+    now = now or timezone.now()
+    deleted, _ = AuthorizationCode.objects.filter(expires_at__lt=now - CODE_RETENTION).delete()
+    return deleted

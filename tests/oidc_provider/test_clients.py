@@ -100,3 +100,19 @@ def test_admin_changes_a_client_through_the_service():
         "name": "Wiki 2", "redirect_uris": "http://wiki.example.com/new", "allowed_scopes": ["openid"],
         "id_token_alg": "RS256"})
     assert bad.status_code == 200 and b"https" in bad.content
+
+
+def test_expired_codes_are_deleted_a_day_later(browser, confidential):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from oidc_provider.models import AuthorizationCode
+    from oidc_provider.tasks import oidc_codes_cleanup
+    from tests.support.oidc import begin, relying_party
+
+    client, secret = confidential
+    browser.get(begin(relying_party(client.client_id, secret))["path"])
+    assert oidc_codes_cleanup.delay().get() == 0
+    AuthorizationCode.objects.update(expires_at=timezone.now() - timedelta(days=1, minutes=1))
+    assert oidc_codes_cleanup.delay().get() == 1 and not AuthorizationCode.objects.exists()
