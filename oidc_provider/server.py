@@ -15,7 +15,9 @@ import re
 from authlib.integrations.django_oauth2.requests import DjangoOAuth2Payload, DjangoOAuth2Request
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError, InvalidRequestError, InvalidScopeError, UnsupportedTokenTypeError,
+)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
@@ -119,8 +121,6 @@ class Revocation(RevocationEndpoint):
             raise InvalidRequestError("Missing 'token' in request.")
         hint = request.form.get("token_type_hint")
         if hint and hint not in self.SUPPORTED_TOKEN_TYPES:
-            from authlib.oauth2.rfc6749.errors import UnsupportedTokenTypeError
-
             raise UnsupportedTokenTypeError()
 
     def create_endpoint_response(self, request):
