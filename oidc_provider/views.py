@@ -113,15 +113,15 @@ def _without(request, *prompts, fresh: bool = False) -> str:
     back after signing in (so ``prompt=login`` is not asked for again: ``auth_time`` is new then). ``fresh``:
     back from a new sign-in, so ``max_age`` is met and dropped too (``max_age=0`` would ask forever)."""
     params = []
-    for key in request.GET:
-        if fresh and key == "max_age":
+    sources = [request.GET] + ([request.POST] if request.method == "POST" else [])  # a POSTed request too
+    for key, value in ((k, v) for source in sources for k in source for v in source.getlist(k)):
+        if (fresh and key == "max_age") or key in FORM_FIELDS:
             continue
-        for value in request.GET.getlist(key):
-            if key == "prompt":
-                value = " ".join(p for p in value.split() if p not in prompts)
-                if not value:
-                    continue
-            params.append((key, value))
+        if key == "prompt":
+            value = " ".join(p for p in value.split() if p not in prompts)
+            if not value:
+                continue
+        params.append((key, value))
     return f"{request.path}?{urlencode(params)}"
 
 
@@ -149,16 +149,36 @@ def _fail(request, grant, error_cls, description: str, *, user=None, session=Non
     return _authorization_refused(request, error, client_id=grant.client.client_id, user=user, session=session)
 
 
+# Fields of our own forms posted back to the authorization endpoint (consent); never part of the request.
+FORM_FIELDS = frozenset({"csrfmiddlewaretoken", "form_account", "decision", "account"})
+
+
+def _csrf_refused(request):
+    """CSRF for the consent form: the endpoint itself is csrf_exempt, because OpenID Connect clients may POST
+    the authorization request (Core 3.1.2.1) and no client has our token."""
+    from django.middleware.csrf import CsrfViewMiddleware
+
+    return CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+
+
+@csrf_exempt
 @require_http_methods(["GET", "POST"])
 def authorize(request):
     from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
-    from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+    from authlib.oidc.core.errors import (
+        ConsentRequiredError, LoginRequiredError, RegistrationNotSupportedError, RequestNotSupportedError,
+        RequestURINotSupportedError,
+    )
 
     limited = _limited(request, "oidc_authorize")
     if limited is not None:
         response = _error_page(request, "Too many attempts", limited.message, status=429)
         response["Retry-After"] = limited.headers.get("Retry-After", "60")
         return response
+    if request.method == "POST" and "decision" in request.POST:
+        refused = _csrf_refused(request)
+        if refused is not None:
+            return refused
     browser = request.browser
     row = browser.row
     oauth_request = server.create_oauth2_request(request)
@@ -170,6 +190,10 @@ def authorize(request):
         return _error_page(request, "This sign-in link does not work", "The request carries an invalid value.")
     client: OidcClient = grant.client
     data = oauth_request.payload.data
+    for name, error_cls in (("request", RequestNotSupportedError), ("request_uri", RequestURINotSupportedError),
+                            ("registration", RegistrationNotSupportedError)):
+        if data.get(name):  # discovery says these are not supported (Core 6.1, 6.2, 7.2.1)
+            return _fail(request, grant, error_cls, f"The {name} parameter is not supported.")
     prompts = set((data.get("prompt") or "").split())
     max_age = None
     if data.get("max_age") not in (None, ""):
@@ -230,7 +254,7 @@ def authorize(request):
                          user=chosen.user, session=chosen)
         page = _page(request, "consent", client=client, account=chosen, switched=chosen is not row,
                      scopes=[(s, authorization.SCOPE_WORDS.get(s, s)) for s in scopes],
-                     action=request.get_full_path())
+                     action=_without(request))
         return allow_form_action(page, redirect_origin(grant.redirect_uri))
 
     grant.request.user = chosen.user

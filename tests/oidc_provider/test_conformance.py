@@ -463,3 +463,43 @@ def test_userinfo_refuses_tokens_of_a_deactivated_client(browser, confidential):
     client.is_active = False
     client.save()
     assert Client().get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {token['access_token']}").status_code == 401
+
+
+# --- oidcc-ensure-post-request-succeeds; request objects (oidcc-unsigned-request-object-*) -----------------------
+def test_authorization_request_by_post(browser, confidential):
+    from urllib.parse import parse_qsl, urlsplit
+
+    client, secret = confidential
+    rp = relying_party(client.client_id, secret)
+    started = begin(rp)
+    params = dict(parse_qsl(urlsplit(started["path"]).query))
+    response = browser.post(AUTHORIZE, params)
+    assert response.status_code == 302 and response["Location"].startswith(REDIRECT)
+    token = finish(rp, response["Location"], started["verifier"])
+    assert verify_id_token(token["id_token"], client_id=client.client_id, nonce=started["nonce"])
+
+
+def test_authorization_request_by_post_not_signed_in_comes_back_as_get(confidential, user):
+    from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+    from tests.support.auth import page_login
+
+    client, secret = confidential
+    rp = relying_party(client.client_id, secret)
+    started = begin(rp)
+    browser = Client()
+    first = browser.post(AUTHORIZE, dict(parse_qsl(urlsplit(started["path"]).query)))
+    nxt = parse_qs(urlsplit(first["Location"]).query)["next"][0]
+    assert parse_qs(urlsplit(nxt).query)["client_id"] == [client.client_id]
+    page_login(browser, user.email, next=nxt)
+    token = finish(rp, browser.get(nxt)["Location"], started["verifier"])
+    assert "id_token" in token
+
+
+@pytest.mark.parametrize(("param", "error"), [("request", "request_not_supported"),
+                                              ("request_uri", "request_uri_not_supported"),
+                                              ("registration", "registration_not_supported")])
+def test_unsupported_request_parameters_are_refused_at_the_client(browser, confidential, param, error):
+    client, secret = confidential
+    location, started = sign_in(browser, relying_party(client.client_id, secret), **{param: "eyJ.x.y"})
+    assert query_of(location)["error"] == error and query_of(location)["state"] == started["state"]

@@ -217,3 +217,7 @@ def test_consent_page_allows_the_client_origin(browser, make_client):
     client, secret = make_client("Partner", first_party=False)
     page = browser.get(begin(relying_party(client.client_id, secret))["path"])
     assert form_action(page) == "form-action 'self' https://rp.example.com"
+
+
+def test_the_account_page_links_to_apps_with_access(browser):
+    assert 'href="/account/apps"' in browser.get("/account").content.decode()
