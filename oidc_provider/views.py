@@ -321,6 +321,8 @@ def _bearer_refused(request, code: str, message: str, status: int = 401, error: 
 def userinfo(request):
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, raw = header.partition(" ")
+    if not header and request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        scheme, raw = "bearer", request.POST.get("access_token", "")  # RFC 6750 2.2, the form body
     if scheme.lower() != "bearer" or not raw.strip():
         response = _bearer_refused(request, "not_authenticated", "An access token is required (Authorization: Bearer).")
         response["WWW-Authenticate"] = "Bearer"

@@ -135,6 +135,16 @@ def test_userinfo_get_and_post(browser, confidential, user):
         assert response["Cache-Control"] == "no-store"
 
 
+def test_userinfo_post_body(browser, confidential, user):
+    client, secret = confidential
+    token, _ = code_flow(browser, relying_party(client.client_id, secret))
+    from urllib.parse import urlencode
+
+    response = Client().post(USERINFO, urlencode({"access_token": token["access_token"]}),
+                             content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200 and response.json()["sub"] == str(user.pk)
+
+
 @pytest.mark.parametrize(("scope", "present", "absent"), [
     ("openid", set(), {"email", "email_verified", "name"}),
     ("openid email", {"email", "email_verified"}, {"name"}),
