@@ -243,3 +243,35 @@ def test_plain_http_is_not_a_server_error(monkeypatch, browser, confidential):
                                        "redirect_uri": REDIRECT, "scope": "openid", "state": "s",
                                        "code_challenge": "a" * 43, "code_challenge_method": "S256"})
     assert response.status_code == 302 and "code=" in response["Location"]
+
+
+NASTY = ["", " ", "\x00", "é", "a" * 5000, '"\\', "%00", "../../", "<script>", "-1", "1e9", "null", "[]",
+         "javascript:alert(1)", "https://evil.example.com/"]
+
+
+def test_every_endpoint_and_parameter_with_nasty_values_answers_below_500(browser, confidential):
+    """A sweep of bad values through every parameter of every endpoint, signed in and not: never a 5xx."""
+    client, secret = confidential
+    base = {"response_type": "code", "client_id": client.client_id, "redirect_uri": REDIRECT, "scope": "openid",
+            "state": "s", "nonce": "n", "code_challenge": "a" * 43, "code_challenge_method": "S256"}
+    names = [*base, "prompt", "max_age", "login_hint", "id_token_hint", "request", "request_uri"]
+    for value in NASTY:
+        for name in names:  # signed in: the longest path through the endpoint
+            for method in ("get", "post"):
+                response = getattr(browser, method)(AUTHORIZE, {**base, name: value})
+                assert response.status_code < 500, (name, value, method, response.status_code)
+        for path, params in ((TOKEN, {"grant_type": "authorization_code", "code": value, "redirect_uri": value,
+                                      "client_id": client.client_id, "client_secret": secret,
+                                      "code_verifier": value}),
+                             (TOKEN, {"grant_type": "refresh_token", "refresh_token": value, "scope": value,
+                                      "client_id": client.client_id, "client_secret": secret}),
+                             (TOKEN, {"grant_type": value, "client_id": value, "client_secret": value}),
+                             (REVOKE, {"token": value, "token_type_hint": value, "client_id": client.client_id,
+                                       "client_secret": secret}),
+                             (LOGOUT, {"id_token_hint": value, "post_logout_redirect_uri": value, "state": value,
+                                       "client_id": value})):
+            assert Client().post(path, params).status_code < 500, (path, value)
+        assert Client().get(LOGOUT, {"post_logout_redirect_uri": value, "client_id": value}).status_code < 500
+        assert Client().get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {value}").status_code < 500
+        assert browser.get(f"/account/apps/{value[:100] or 'x'}/revoke").status_code < 500
+        assert Client().get(f"/{value[:50] or 'x'}/.well-known/openid-configuration").status_code < 500
