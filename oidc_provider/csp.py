@@ -26,7 +26,8 @@ def redirect_origin(redirect_uri: str) -> str | None:
 
 def client_origin(client_id, redirect_uri) -> str | None:
     """The origin of ``redirect_uri`` if it is registered for the usable client ``client_id``."""
-    if not isinstance(client_id, str) or not isinstance(redirect_uri, str) or len(client_id) > 64:
+    if not isinstance(client_id, str) or not isinstance(redirect_uri, str) or len(client_id) > 64 \
+            or "\x00" in client_id:
         return None
     client = OidcClient.objects.usable().filter(client_id=client_id).first()
     if client is None or not client.check_redirect_uri(redirect_uri):

@@ -32,6 +32,12 @@ from oidc_provider.services.authorization import code_issue
 
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+NONCE_MAX_LENGTH = 512
+
+
+def printable(value, limit: int = 64) -> str:
+    """An untrusted value for the audit context: text without NUL (PostgreSQL refuses it), cut to ``limit``."""
+    return str(value or "").replace("\x00", "")[:limit]
 
 
 class S256CodeChallenge(CodeChallenge):
@@ -70,6 +76,10 @@ class CodeGrant(grants.AuthorizationCodeGrant):
 
     def validate_authorization_request(self):
         redirect_uri = super().validate_authorization_request()
+        nonce = self.request.payload.data.get("nonce")
+        if nonce is not None and (len(nonce) > NONCE_MAX_LENGTH or "\x00" in nonce):
+            raise InvalidRequestError("The nonce is too long or not text.", redirect_uri=redirect_uri,
+                                      state=self.request.payload.state)
         scopes = (self.request.scope or "").split()
         if "openid" not in scopes:
             raise InvalidScopeError("The openid scope is required.", redirect_uri=redirect_uri,
@@ -155,8 +165,8 @@ class DjangoRequest(DjangoOAuth2Request):
 
 class Server(AuthorizationServer):
     def query_client(self, client_id):
-        if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
-            return None
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 64 or "\x00" in client_id:
+            return None  # PostgreSQL refuses a NUL in a query parameter
         return OidcClient.objects.usable().filter(client_id=client_id).first()
 
     def save_token(self, token, request):  # pragma: no cover - the grants issue and store tokens themselves
@@ -185,8 +195,8 @@ class Server(AuthorizationServer):
         client = getattr(request, "client", None)
         client_id = client.client_id if client is not None else (request.payload.client_id or "")
         audit_record(event=EventType.OIDC_TOKEN_REFUSED, request=getattr(request, "_request", None), success=False,
-                     reason=error.error, client_id=str(client_id)[:64],
-                     grant_type=str(request.payload.grant_type or "")[:32])
+                     reason=error.error, client_id=printable(client_id),
+                     grant_type=printable(request.payload.grant_type, 32))
         response = super().handle_error_response(request, error)
         response["Cache-Control"] = "no-store"
         return response

@@ -28,7 +28,7 @@ from identity.services.tokens import TokenError, access_token_verify
 from oidc_provider.app_settings import app_settings
 from oidc_provider.csp import allow_form_action, redirect_origin
 from oidc_provider.models import OidcClient
-from oidc_provider.server import server
+from oidc_provider.server import printable, server
 from oidc_provider.services import authorization
 from oidc_provider.services.id_tokens import id_token_hint_claims, rsa_key_ensure, user_claims
 from security.ratelimit import ratelimit_hit
@@ -131,7 +131,7 @@ def _to(path: str, nxt: str, **extra) -> HttpResponse:
 
 def _authorization_refused(request, error: OAuth2Error, *, client_id: str = "", user=None, session=None):
     audit_record(event=EventType.OIDC_AUTHORIZATION_REFUSED, request=request, actor=user, session=session,
-                 success=False, reason=error.error, client_id=str(client_id or "")[:64],
+                 success=False, reason=error.error, client_id=printable(client_id),
                  redirected=bool(error.redirect_uri))
     if not error.redirect_uri:
         # Unknown client, redirect URI not registered, malformed request: never a redirect (RFC 6749 4.1.2.1).
@@ -436,7 +436,7 @@ def account_app_revoke(request, client_id: str):
     row = request.browser.row
     if row is None:
         return redirect("/login?" + urlencode({"next": "/account/apps"}))
-    client = OidcClient.objects.filter(client_id=client_id[:64]).first()
+    client = OidcClient.objects.filter(client_id=client_id[:64]).first() if "\x00" not in client_id else None
     if client is None:
         return _error_page(request, "Not found", "No such application.", status=404)
     authorization.app_access_withdraw(client=client, user=row.user, request=request)

@@ -120,5 +120,7 @@ def rsa_public_jwks(*, keep_after_retire: timedelta) -> list[dict]:
 
 def rsa_verification_key(kid: str) -> RSAKey | None:
     """The public key of a published RSA kid (id_token_hint, RP-initiated logout), or None."""
+    if not isinstance(kid, str) or len(kid) > 64 or "\x00" in kid:
+        return None  # a forged header: never a query PostgreSQL refuses
     row = RsaSigningKey.objects.usable().filter(kid=kid).first()
     return RSAKey.import_key(row.public_jwk()) if row is not None else None

@@ -5,6 +5,7 @@ and the code redeemed concurrently (PostgreSQL)."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 
 import pytest
@@ -245,8 +246,13 @@ def test_plain_http_is_not_a_server_error(monkeypatch, browser, confidential):
     assert response.status_code == 302 and "code=" in response["Location"]
 
 
-NASTY = ["", " ", "\x00", "é", "a" * 5000, '"\\', "%00", "../../", "<script>", "-1", "1e9", "null", "[]",
-         "javascript:alert(1)", "https://evil.example.com/"]
+def _forged(header: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode() + ".e30.c2ln"
+
+
+NASTY = ["", " ", "\x00", "a\x00b", "é", "a" * 5000, '"\\', "%00", "../../", "<script>", "-1", "1e9", "null", "[]",
+         "javascript:alert(1)", "https://evil.example.com/", _forged({"alg": "RS256", "kid": "\x00"}),
+         _forged({"alg": "EdDSA", "kid": "x" * 500}), _forged({"alg": "none"})]
 
 
 def test_every_endpoint_and_parameter_with_nasty_values_answers_below_500(browser, confidential):
