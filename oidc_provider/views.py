@@ -219,7 +219,7 @@ def authorize(request):
             return _fail(request, grant, LoginRequiredError, "Nobody (or not that account) is signed in.")
         extra = {"add": "1"} if row is not None else {}
         return _to("/login", _without(request, "login", "select_account", fresh=True), **extra)
-    if "select_account" in prompts and request.method == "GET":
+    if "select_account" in prompts and "decision" not in request.POST:  # not again on the consent form's POST
         page = _page(request, "select_account", client=client, accounts=candidates, active=row,
                      continue_url=_without(request, "select_account"),
                      add_url="/login?" + urlencode({"add": "1", "next": _without(request, "select_account", "login")}))

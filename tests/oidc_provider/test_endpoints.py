@@ -281,3 +281,12 @@ def test_every_endpoint_and_parameter_with_nasty_values_answers_below_500(browse
         assert Client().get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {value}").status_code < 500
         assert browser.get(f"/account/apps/{value[:100] or 'x'}/revoke").status_code < 500
         assert Client().get(f"/{value[:50] or 'x'}/.well-known/openid-configuration").status_code < 500
+
+
+def test_a_clients_access_token_is_never_fresh_for_step_up(browser, confidential):
+    """The browser just signed in (fresh), but the token the client got cannot change the email address."""
+    client, secret = confidential
+    token, _ = code_flow(browser, relying_party(client.client_id, secret))
+    response = Client().post("/api/v1/auth/change-email", {"newEmail": "new@example.com"},
+                             content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token['access_token']}")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "reauthentication_required"
