@@ -8,7 +8,6 @@ and shows an error page before; userinfo answers the contract's envelope with ``
 
 from __future__ import annotations
 
-from datetime import timedelta
 from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
@@ -208,54 +207,39 @@ def authorize(request):
         hint_sub = claims["sub"]
     login_hint = (data.get("login_hint") or "").strip().lower()
 
-    # Which account: the browser's active one, or another account signed in here that the hints name.
-    candidates = ([row] + [other for _, other in browser.other_rows()]) if row is not None else []
-    chosen = row
-    if hint_sub or login_hint:
-        chosen = next((r for r in candidates if (hint_sub is None or str(r.user_id) == hint_sub)
-                       and (not login_hint or r.user.email.lower() == login_hint)), None)
-    if chosen is None:
-        if "none" in prompts:
-            return _fail(request, grant, LoginRequiredError, "Nobody (or not that account) is signed in.")
+    scopes = grant.request.scope.split()
+    answered_for = request.POST.get("account", "") if "decision" in request.POST else None
+    step = authorization.authorization_step(
+        client=client, scopes=scopes, active=row, others=[other for _, other in browser.other_rows()],
+        prompts=prompts, max_age=max_age, hint_sub=hint_sub, login_hint=login_hint, answered_for=answered_for)
+    chosen = step.session
+    user = chosen.user if chosen is not None else None
+    if step.kind == authorization.LOGIN_REQUIRED:
+        return _fail(request, grant, LoginRequiredError, "A sign-in is needed (or of another account).", user=user,
+                     session=chosen)
+    if step.kind in (authorization.SIGN_IN, authorization.ADD_ACCOUNT):
         extra = {"add": "1"} if row is not None else {}
         return _to("/login", _without(request, "login", "select_account", fresh=True), **extra)
-    if "select_account" in prompts and "decision" not in request.POST:  # not again on the consent form's POST
-        page = _page(request, "select_account", client=client, accounts=candidates, active=row,
-                     continue_url=_without(request, "select_account"),
+    if step.kind == authorization.REAUTHENTICATE:
+        return _to("/account/reauthenticate", _without(request, "login", "select_account", fresh=True))
+    if step.kind == authorization.CHOOSE_ACCOUNT:
+        page = _page(request, "select_account", client=client, accounts=[row, *(o for _, o in browser.other_rows())],
+                     active=row, continue_url=_without(request, "select_account"),
                      add_url="/login?" + urlencode({"add": "1", "next": _without(request, "select_account", "login")}))
         return allow_form_action(page, redirect_origin(grant.redirect_uri))
-
-    # A fresh sign-in when asked (prompt=login) or when the last one is older than max_age.
-    auth_time = chosen.reauthenticated_at or chosen.created_at
-    stale = max_age is not None and timezone.now() - auth_time > timedelta(seconds=max_age)
-    if "login" in prompts or stale:
-        if "none" in prompts:
-            return _fail(request, grant, LoginRequiredError, "A new sign-in is needed.", user=chosen.user,
-                         session=chosen)
-        nxt = _without(request, "login", "select_account", fresh=True)
-        if chosen is row:
-            return _to("/account/reauthenticate", nxt)
-        return _to("/login", nxt, add="1")
-
-    # Consent (third-party clients), remembered per client and scopes.
-    scopes = grant.request.scope.split()
-    decided = request.method == "POST" and request.POST.get("account") == str(chosen.pk)
-    decision = request.POST.get("decision") if decided else None
-    if decision == "deny":
-        authorization.consent_deny(client=client, user=chosen.user, scopes=scopes, request=request)
-        return _fail(request, grant, AccessDeniedError, "The user did not allow the application.",
-                     user=chosen.user, session=chosen)
-    if decision == "allow":
-        authorization.consent_grant(client=client, user=chosen.user, scopes=scopes, request=request)
-    elif not client.is_first_party and ("consent" in prompts or authorization.consent_needed(
-            client=client, user=chosen.user, scopes=scopes)):
-        if "none" in prompts:
-            return _fail(request, grant, ConsentRequiredError, "The user has not allowed this application.",
-                         user=chosen.user, session=chosen)
+    if step.kind == authorization.CONSENT_REQUIRED:
+        return _fail(request, grant, ConsentRequiredError, "The user has not allowed this application.", user=user,
+                     session=chosen)
+    if step.kind == authorization.CONSENT:
         page = _page(request, "consent", client=client, account=chosen, switched=chosen is not row,
-                     scopes=[(s, authorization.SCOPE_WORDS.get(s, s)) for s in scopes],
-                     action=_without(request))
+                     scopes=[(s, authorization.SCOPE_WORDS.get(s, s)) for s in scopes], action=_without(request))
         return allow_form_action(page, redirect_origin(grant.redirect_uri))
+    if step.kind == authorization.DECIDED:
+        if request.POST.get("decision") != "allow":
+            authorization.consent_deny(client=client, user=user, scopes=scopes, request=request)
+            return _fail(request, grant, AccessDeniedError, "The user did not allow the application.", user=user,
+                         session=chosen)
+        authorization.consent_grant(client=client, user=user, scopes=scopes, request=request)
 
     grant.request.user = chosen.user
     grant.request.sso_session = chosen

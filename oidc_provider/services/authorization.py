@@ -124,3 +124,52 @@ def oidc_codes_cleanup(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     deleted, _ = AuthorizationCode.objects.filter(expires_at__lt=now - CODE_RETENTION).delete()
     return deleted
+
+
+# --- what the authorization endpoint does next ------------------------------------------------------------------
+SIGN_IN = "sign_in"  # nobody signed in here: the login page
+ADD_ACCOUNT = "add_account"  # the hinted account is not signed in here (or needs a new sign-in): add it
+LOGIN_REQUIRED = "login_required"  # prompt=none and a sign-in would be needed
+CHOOSE_ACCOUNT = "choose_account"  # prompt=select_account: the accounts of this browser
+REAUTHENTICATE = "reauthenticate"  # prompt=login or max_age: the active account confirms its password
+CONSENT = "consent"  # a third-party client without (enough) consent: the consent page
+CONSENT_REQUIRED = "consent_required"  # prompt=none and the consent page would be needed
+DECIDED = "decided"  # the consent form was answered for this account
+ISSUE = "issue"  # a code for ``session``
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    session: DeviceSession | None = None  # the account (browser session) the request is for
+
+
+def authorization_step(*, client: OidcClient, scopes, active: DeviceSession | None, others, prompts: set[str],
+                       max_age: int | None = None, hint_sub: str | None = None, login_hint: str = "",
+                       answered_for: str | None = None, now: datetime | None = None) -> Step:
+    """The next step of a valid authorization request (it writes nothing). ``active`` is the browser's active
+    session, ``others`` its other accounts; ``hint_sub`` (id_token_hint) and ``login_hint`` pick among them;
+    ``answered_for``: the session id the consent form was answered for (a POST of that form)."""
+    now = now or timezone.now()
+    chosen = active
+    if hint_sub or login_hint:
+        candidates = [active, *others] if active is not None else []
+        chosen = next((r for r in candidates if (hint_sub is None or str(r.user_id) == hint_sub)
+                       and (not login_hint or r.user.email.lower() == login_hint)), None)
+    if chosen is None:
+        if "none" in prompts:
+            return Step(LOGIN_REQUIRED)
+        return Step(ADD_ACCOUNT if active is not None else SIGN_IN)
+    if "select_account" in prompts and answered_for is None:
+        return Step(CHOOSE_ACCOUNT, chosen)
+    auth_time = chosen.reauthenticated_at or chosen.created_at
+    if "login" in prompts or (max_age is not None and now - auth_time > timedelta(seconds=max_age)):
+        if "none" in prompts:
+            return Step(LOGIN_REQUIRED, chosen)
+        return Step(REAUTHENTICATE if chosen is active else ADD_ACCOUNT, chosen)
+    if answered_for is not None and answered_for == str(chosen.pk):
+        return Step(DECIDED, chosen)
+    if not client.is_first_party and ("consent" in prompts or consent_needed(client=client, user=chosen.user,
+                                                                            scopes=scopes)):
+        return Step(CONSENT_REQUIRED if "none" in prompts else CONSENT, chosen)
+    return Step(ISSUE, chosen)
