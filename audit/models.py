@@ -102,6 +102,20 @@ class EventType(models.TextChoices):
     PASSKEY_REFUSED = "passkey.refused", "Passkey refused"
     PASSKEY_RENAMED = "passkey.renamed", "Passkey renamed"
     PASSKEY_REMOVED = "passkey.removed", "Passkey removed"
+    # OpenID Connect provider (issue 13, docs/oidc.md)
+    OIDC_CLIENT_CREATED = "oidc.client.created", "OpenID Connect client registered"
+    OIDC_CLIENT_UPDATED = "oidc.client.updated", "OpenID Connect client changed"
+    OIDC_CLIENT_SECRET_ROTATED = "oidc.client.secret_rotated", "OpenID Connect client secret rotated"
+    OIDC_AUTHORIZED = "oidc.authorization.granted", "Signed in to an app"
+    OIDC_AUTHORIZATION_REFUSED = "oidc.authorization.refused", "App sign-in refused"
+    OIDC_CONSENT_GRANTED = "oidc.consent.granted", "App allowed"
+    OIDC_CONSENT_DENIED = "oidc.consent.denied", "App not allowed"
+    OIDC_CONSENT_WITHDRAWN = "oidc.consent.withdrawn", "App access withdrawn"
+    OIDC_TOKEN_ISSUED = "oidc.token.issued", "App token issued"
+    OIDC_TOKEN_REFUSED = "oidc.token.refused", "App token refused"
+    OIDC_CODE_REUSED = "oidc.code.reused", "App sign-in code used twice"
+    OIDC_TOKEN_REVOKED = "oidc.token.revoked", "App token revoked"
+    OIDC_LOGOUT = "oidc.logout", "Signed out by an app"
 
 
 class AuditEventQuerySet(models.QuerySet):

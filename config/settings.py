@@ -38,6 +38,7 @@ environment = {
     "AUTH_REFRESH_GRACE_SECONDS": env.int("AUTH_REFRESH_GRACE_SECONDS", default=10),  # same name
     "AUTH_REAUTH_MAX_AGE_SECONDS": env.int("AUTH_REAUTH_MAX_AGE_SECONDS", default=600),  # same name
     "AUTH_MFA_TRUST_DAYS": env.int("AUTH_MFA_TRUST_DAYS", default=30),  # same name
+    "AUTH_OIDC_ISSUER": env.str("AUTH_OIDC_ISSUER", default=""),  # same name; empty: AUTH_PUBLIC_URL
     # Extensions (docs/configuration.md).
     "MANA_DATA_DIR": env.str("MANA_DATA_DIR", default=str(BASE_DIR / "var")),  # DATA_DIR
     "DATABASE_CONN_MAX_AGE": env.int("DATABASE_CONN_MAX_AGE", default=60),  # CONN_MAX_AGE (PostgreSQL)
@@ -100,6 +101,7 @@ INSTALLED_APPS = [
     "passkeys",
     "sessions_app",
     "service_accounts",
+    "oidc_provider",
     "orgs",
     "notifications",
     "web",
@@ -117,6 +119,7 @@ MIDDLEWARE = [
     "sessions_app.middleware.SessionFastPathMiddleware",  # cookie-cache hits of GET session end here
     "identity.middleware.JwksFastPathMiddleware",  # the JWKS from an in-process copy (identity/middleware.py)
     "csp.middleware.CSPMiddleware",  # after the JSON fast paths: a policy is for documents, not API JSON
+    "oidc_provider.csp.AuthorizationFormActionMiddleware",  # sign-in forms may end at the client (docs/oidc.md)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.RequestBodyLimitMiddleware",
     "sessions_app.middleware.BrowserSessionMiddleware",
@@ -201,6 +204,7 @@ CELERY_BEAT_SCHEDULE = {
     "invitations-cleanup": {"task": "orgs.tasks.invitations_cleanup", "schedule": timedelta(hours=1)},
     "mfa-cleanup": {"task": "mfa.tasks.mfa_cleanup", "schedule": timedelta(hours=1)},
     "passkey-ceremonies-cleanup": {"task": "passkeys.tasks.ceremonies_cleanup", "schedule": timedelta(hours=1)},
+    "oidc-codes-cleanup": {"task": "oidc_provider.tasks.oidc_codes_cleanup", "schedule": timedelta(hours=1)},
 }
 
 # --- email ----------------------------------------------------------------------------------------
@@ -274,6 +278,8 @@ AUTH_PUBLIC_URL = environment["AUTH_PUBLIC_URL"].rstrip("/")
 AUTH_REFRESH_GRACE_SECONDS = environment["AUTH_REFRESH_GRACE_SECONDS"]
 AUTH_REAUTH_MAX_AGE_SECONDS = environment["AUTH_REAUTH_MAX_AGE_SECONDS"]
 AUTH_MFA_TRUST_DAYS = environment["AUTH_MFA_TRUST_DAYS"]  # "trust this browser" (two-factor)
+# OpenID Connect provider (docs/oidc.md): the issuer of id_tokens; empty means AUTH_PUBLIC_URL.
+AUTH_OIDC_ISSUER = environment["AUTH_OIDC_ISSUER"].rstrip("/")
 # Extension: the key that encrypts signing keys at rest (32 bytes, base64url). Unset: derived
 # from SECRET_KEY, which is fine for development and flagged by `check --deploy`.
 AUTH_KEY_ENCRYPTION_KEY = environment["AUTH_KEY_ENCRYPTION_KEY"]

@@ -68,6 +68,7 @@ urlpatterns = [
     path("api/v1/orgs/", include("orgs.urls")),
     path("api/v1/schema/", SchemaApi.as_view(), name="api-schema"),
     path("metrics", metrics_view, name="metrics"),  # Prometheus, with AUTH_METRICS_TOKEN only (core/metrics.py)
+    path("", include("oidc_provider.urls")),  # OpenID Connect: discovery, /oidc/..., /account/apps
     path("", include("web.urls")),  # browser pages; also /admin/login/ and /admin/logout/ (before the admin)
     path("admin/", admin.site.urls),
 ]

@@ -64,3 +64,34 @@ class SigningKey(models.Model):
     @staticmethod
     def new_kid() -> str:
         return f"{timezone.now():%Y%m%d}-{uuid.uuid4().hex[:12]}"
+
+
+class RsaSigningKey(models.Model):
+    """An RSA key (RS256, 2048 bits) for OpenID Connect id_tokens (identity/services/rsa_keys.py), with the
+    life of a SigningKey: created -> activates_at -> retires_at -> left in the JWKS until its last id_token
+    has expired; revoked_at removes it at once. The private part is AES-GCM encrypted (PKCS#8 DER) under
+    the key-encryption key, with the kid as associated data."""
+
+    kid = models.CharField(max_length=64, primary_key=True)
+    public_n = models.TextField()  # base64url modulus (JWK "n")
+    public_e = models.CharField(max_length=16)  # base64url exponent (JWK "e")
+    private_encrypted = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    activates_at = models.DateTimeField(default=timezone.now)
+    retires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SigningKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["activates_at"]
+
+    def __str__(self):
+        return self.kid
+
+    def public_jwk(self) -> dict:
+        return {"kty": "RSA", "n": self.public_n, "e": self.public_e, "kid": self.kid, "alg": "RS256", "use": "sig"}
+
+    @staticmethod
+    def new_kid() -> str:
+        return f"rsa-{timezone.now():%Y%m%d}-{uuid.uuid4().hex[:12]}"

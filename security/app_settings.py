@@ -52,6 +52,11 @@ DEFAULT_RATE_LIMITS = {
     # Resource servers introspect (each distinct token at most once per 10 s per process): per service
     # account, instead of the "api" scope, which would turn a busy service's checks into 429s.
     "introspect": "6000/m",
+    # OpenID Connect (oidc_provider): authorization requests (each may issue a code) and token requests (each
+    # checks a client secret or a code), per client IP. A relying party's server redeems the codes of all its
+    # users from one address: its budget is higher than a person's.
+    "oidc_authorize": "60/m",
+    "oidc_token": "300/m",
 }
 ANOMALY_ACTIONS = ("record", "revoke")
 

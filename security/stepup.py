@@ -49,6 +49,8 @@ class SensitiveAction(models.TextChoices):
     SERVICE_ACCOUNT_SECRET = "service_account.secret", "Issue a service account secret"
     # Set up, confirm or remove an authenticator app, new recovery codes (two-factor; passkeys too).
     MFA_CHANGE = "mfa.change", "Change two-factor sign-in"
+    # The same for an OpenID Connect client (Django admin: register a confidential client, rotate its secret).
+    OIDC_CLIENT_SECRET = "oidc_client.secret", "Issue an OpenID Connect client secret"
 
 
 class ReauthenticationRequired(ApiError):

@@ -84,10 +84,12 @@ def session_access_token_issue(session: DeviceSession):
 
 @transaction.atomic
 def session_create(*, user, request=None, remember_me: bool = False, device_id: str = "",
-                   device_name: str = "", tokens: bool = True, amr=PASSWORD_AMR) -> TokenPair:
+                   device_name: str = "", tokens: bool = True, amr=PASSWORD_AMR, fresh: bool = True) -> TokenPair:
     """A new device session with its first token pair, signed in by ``amr`` (RFC 8176). A login from a
     device id that already has a live session for this user replaces it, so each device shows up once.
-    ``tokens=False``: a browser-only session (sessions_app.browser) without a refresh or access token."""
+    ``tokens=False``: a browser-only session (sessions_app.browser) without a refresh or access token.
+    ``fresh=False``: no password was typed for this session (an OpenID Connect client's): it never counts
+    as recently re-authenticated for sensitive actions."""
     now = timezone.now()
     if device_id:
         for old in DeviceSession.objects.alive(now).filter(user=user, device_id=device_id).select_for_update():
@@ -105,7 +107,7 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
         last_activity_at=now,
         expires_at=min(now + _lifetime(remember_me), now + app_settings.ABSOLUTE_LIFETIME),
         absolute_expires_at=now + app_settings.ABSOLUTE_LIFETIME,
-        reauthenticated_at=now,
+        reauthenticated_at=now if fresh else None,
         amr=list(amr),
         refresh_token_hash=hash_token(raw_refresh) if raw_refresh else None,
         active_organization=getattr(membership, "organization", None),

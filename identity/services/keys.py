@@ -36,6 +36,7 @@ from audit.services import audit_record
 from core.crypto import b64url, decrypt_at_rest, encrypt_at_rest
 from identity.app_settings import app_settings
 from identity.models import SigningKey
+from identity.services.rsa_keys import rsa_keys_lock, rsa_keys_rotate, rsa_public_jwks
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +225,7 @@ def signing_key_rotate(*, publish_ahead: timedelta | None = None, actor=None, re
         event=EventType.SIGNING_KEY_ROTATED, actor=actor, request=request,
         kid=key.kid, activates_at=starts.isoformat(), retired=retiring, reason=reason,
     )
+    rsa_keys_rotate(starts=starts, actor=actor, request=request, reason=reason)  # OpenID Connect's RS256 keys
     _changed_on_commit()
     return key
 
@@ -238,6 +240,8 @@ def signing_key_revoke(*, kids: list[str], actor=None, request=None, reason: str
     kids = list(dict.fromkeys(kids))
     with transaction.atomic():
         rows = {row.kid: row for row in SigningKey.objects.select_for_update().filter(kid__in=kids)}
+        rsa = rsa_keys_lock(kids=[kid for kid in kids if kid not in rows])  # OpenID Connect's RS256 keys
+        rows.update(rsa)
         unknown = [kid for kid in kids if kid not in rows]
         if not unknown:
             revoked = [kid for kid in kids if rows[kid].revoked_at is None]
@@ -245,7 +249,7 @@ def signing_key_revoke(*, kids: list[str], actor=None, request=None, reason: str
             for kid in revoked:
                 row = rows[kid]
                 retires = now if row.retires_at is None else min(row.retires_at, now)
-                SigningKey.objects.filter(kid=kid).update(revoked_at=now, retires_at=retires)
+                type(row).objects.filter(kid=kid).update(revoked_at=now, retires_at=retires)
             # The rotation also tells every process (_changed_on_commit).
             signer = signing_key_rotate(actor=actor, request=request, reason=f"revocation: {reason}", now=now)
             for kid in revoked:
@@ -313,7 +317,14 @@ def jwks() -> dict:
     consumer asking before the first token was issued creates the first key, rather than caching an
     empty set and refusing the first tokens."""
     signing_key_current()
-    return {"keys": [row.public_jwk() for row in published_keys()]}
+    return {"keys": [row.public_jwk() for row in published_keys()]
+            + rsa_public_jwks(keep_after_retire=keep_after_retire())}  # RS256 keys once OpenID Connect is used
+
+
+def signing_keys_changed() -> None:
+    """Another key type was added (the first RSA key, identity/services/rsa_keys.py): the JWKS caches of
+    this process are dropped now and at the commit, and every other process's through the generation."""
+    _changed_on_commit()
 
 
 def jwks_json() -> bytes:

@@ -48,10 +48,11 @@ class IssuedToken:
 
 
 def access_token_issue(*, user, session_id, org_id=None, org_role=None, amr=None, now: int | None = None,
-                       not_after: int | None = None) -> IssuedToken:
+                       not_after: int | None = None, extra_claims: dict | None = None) -> IssuedToken:
     """A user's access token. ``not_after`` caps ``exp`` below the usual lifetime (GET token from a
     cookie-cache snapshot: no later than a token minted when the snapshot was issued). ``amr`` (RFC 8176):
-    how the user signed in to the session."""
+    how the user signed in to the session. ``extra_claims``: claims added to the standard ones (an
+    OpenID Connect client's token: ``client_id`` and ``scope``); they never replace one."""
     import time
 
     signer = signing_key_current()
@@ -76,6 +77,8 @@ def access_token_issue(*, user, session_id, org_id=None, org_role=None, amr=None
     if org_id is not None:
         claims["org"] = str(org_id)
         claims["orgRole"] = org_role
+    for name, value in (extra_claims or {}).items():
+        claims.setdefault(name, value)
     return IssuedToken(token=_sign(signer, claims), expires_in=ttl, claims=claims)
 
 

@@ -89,8 +89,9 @@ class Server:
 
 
 def start_gunicorn(name: str, app: str, *, cwd: Path, env: dict, logdir: Path, ready_path: str,
-                   access_log: bool = False) -> Server:
-    port = free_port()
+                   access_log: bool = False, port: int | None = None, host: str = "127.0.0.1") -> Server:
+    """``port``/``host``: when the server must know its own URL beforehand (AUTH_PUBLIC_URL)."""
+    port = port or free_port()
     log = logdir / f"{name}.log"
     access = logdir / f"{name}-access.log" if access_log else None
     command = [PYTHON, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
@@ -100,7 +101,7 @@ def start_gunicorn(name: str, app: str, *, cwd: Path, env: dict, logdir: Path, r
     with open(log, "ab") as out:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
-    server = Server(name=name, url=f"http://127.0.0.1:{port}", process=process, log=log, access_log=access)
+    server = Server(name=name, url=f"http://{host}:{port}", process=process, log=log, access_log=access)
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         if process.poll() is not None:

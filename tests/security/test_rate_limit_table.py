@@ -341,6 +341,34 @@ def introspect_api(api):
     return drive(lambda i: client.post(AUTH + "introspect", {"token": "x"}, format="json"), 1)
 
 
+def _prefill(scope: str, count: int) -> None:
+    """Bring the client IP's counter of ``scope`` near its limit directly (the key the endpoint counts), so the
+    driven requests all fall into one fixed window however slow the machine is (as introspect_api does)."""
+    from django.test import RequestFactory
+
+    from security.ratelimit import ratelimit_hit
+
+    request = RequestFactory().get("/")
+    for _ in range(count):
+        ratelimit_hit(request=request, scope=scope)
+
+
+def oidc_authorize_page(api):
+    """Every authorization request counts, whatever it answers (here: an unknown client's error page)."""
+    _prefill("oidc_authorize", 55)
+    web = Client()
+    return drive(lambda i: web.get("/oidc/authorize", {"response_type": "code", "client_id": f"oidc_{i}"}), 5)
+
+
+def oidc_token_api(api):
+    """Token and revocation requests share one budget per client IP."""
+    _prefill("oidc_token", 296)
+    paths = ["/oidc/token", "/oidc/revoke"]
+    return drive(lambda i: Client().post(paths[i % 2], {"grant_type": "authorization_code", "code": f"c{i}",
+                                                         "token": "t", "client_id": "oidc_x",
+                                                         "client_secret": f"s{i}"}), 4)
+
+
 ROWS = [
     ("login", "api", login_api), ("login", "page", login_page),
     ("register", "api", register_api), ("register", "register-b2b", register_b2b_api),
@@ -367,6 +395,7 @@ ROWS = [
     ("not_me", "api", not_me_api), ("not_me", "page", not_me_page),
     ("api", "api", api_api), ("api", "page", api_page),
     ("introspect", "api", introspect_api),
+    ("oidc_authorize", "page", oidc_authorize_page), ("oidc_token", "api", oidc_token_api),
 ]
 
 

@@ -17,6 +17,8 @@ from rest_framework.test import APIClient
 from accounts.models import AccountToken, TokenPurpose, User
 from audit.models import AuditEvent, EventType
 from mfa.models import TotpDevice
+from oidc_provider.models import OidcClient
+from oidc_provider.services.clients import oidc_client_create
 from orgs.models import Invitation, Membership, Organization, OrgRole
 from security.stepup import SensitiveAction
 from service_accounts.models import ServiceClient
@@ -161,6 +163,23 @@ CASES = [
          lambda c, s: c.post("/admin/service_accounts/serviceclient/",
                              {"action": "rotate_secret", "_selected_action": [str(s.client.pk)]}),
          lambda s: "/admin/service_accounts/serviceclient/"),
+    # OpenID Connect clients likewise (issue 13): registering a confidential one, rotating its secret.
+    Case(SensitiveAction.OIDC_CLIENT_SECRET, "admin-oidc-create",
+         lambda: Setup(actor=UserFactory(is_staff=True, is_superuser=True)),
+         lambda s: OidcClient.objects.filter(name="grafana").exists(),
+         None,
+         lambda c, s: c.post("/admin/oidc_provider/oidcclient/add/", {
+             "name": "grafana", "redirect_uris": "https://grafana.example.com/login/generic_oauth",
+             "allowed_scopes": ["openid", "email"], "id_token_alg": "RS256"}),
+         lambda s: "/admin/oidc_provider/oidcclient/add/"),
+    Case(SensitiveAction.OIDC_CLIENT_SECRET, "admin-oidc-rotate",
+         lambda: Setup(actor=UserFactory(is_staff=True, is_superuser=True),
+                       client=oidc_client_create(name="wiki", redirect_uris=["https://wiki.example.com/cb"]).client),
+         lambda s: OidcClient.objects.get(pk=s.client.pk).rotated_at is not None,
+         None,
+         lambda c, s: c.post("/admin/oidc_provider/oidcclient/",
+                             {"action": "rotate_secret", "_selected_action": [str(s.client.pk)]}),
+         lambda s: "/admin/oidc_provider/oidcclient/"),
 ]
 SURFACES = [(case, surface) for case in CASES for surface in ("api", "page") if getattr(case, surface)]
 
@@ -203,7 +222,7 @@ def test_every_sensitive_action_is_covered_on_every_surface_it_has():
     assert {case.action for case in CASES} == set(SensitiveAction)
     # Each one the API offers is refused there as on the page (service accounts: admin only, above).
     api_less = {case.action for case in CASES if case.api is None}
-    assert api_less == {SensitiveAction.SERVICE_ACCOUNT_SECRET}
+    assert api_less == {SensitiveAction.SERVICE_ACCOUNT_SECRET, SensitiveAction.OIDC_CLIENT_SECRET}
     assert all(case.page is not None for case in CASES)
 
 

@@ -8,7 +8,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 # Public endpoints ignore the Authorization header; these may answer 2xx to a service token.
-PUBLIC_OK = {"/api/v1/auth/jwks", "/.well-known/jwks.json", "/api/v1/schema/", "/api/v1/auth/introspect"}
+PUBLIC_OK = {"/api/v1/auth/jwks", "/.well-known/jwks.json", "/api/v1/schema/", "/api/v1/auth/introspect",
+             "/.well-known/openid-configuration"}  # OpenID Connect discovery (public)
 
 
 def _paths(patterns, prefix=""):

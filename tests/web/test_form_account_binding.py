@@ -167,6 +167,11 @@ SIGNED_IN_PAGES = [
     "/account/email/confirm?token=x", "/verify-email?token=x", "/reset-password?token=x", "/forgot-password",
     "/verify-email/resend", "/register", "/admin/", "/admin/accounts/user/", "/admin/accounts/user/{a_id}/change/",
     "/admin/orgs/organization/{acme}/change/",
+    # OpenID Connect (issue 13): consent, account choice, sign-out confirmation, apps with access
+    "/oidc/authorize?response_type=code&client_id={oidc}&redirect_uri=https%3A%2F%2Frp.example.com%2Fcb&scope=openid",
+    "/oidc/authorize?response_type=code&client_id={oidc}&redirect_uri=https%3A%2F%2Frp.example.com%2Fcb&scope=openid"
+    "&prompt=select_account",
+    "/oidc/logout", "/account/apps",
 ]
 SIGNED_OUT_PAGES = ["/login", "/register", "/forgot-password", "/verify-email/resend", "/verify-email?token=x",
                     "/reset-password?token=x", "/account/unlock?token=x", "/account/not-me?token=x",
@@ -174,10 +179,13 @@ SIGNED_OUT_PAGES = ["/login", "/register", "/forgot-password", "/verify-email/re
 
 
 def test_every_post_form_of_every_page_carries_the_account_it_was_rendered_for(three, people):
+    from oidc_provider.services.clients import oidc_client_create
+
     a = people["a"]
+    oidc = oidc_client_create(name="Partner", redirect_uris=["https://rp.example.com/cb"]).client.client_id
     rendered, checked = set(), 0
     for path in SIGNED_IN_PAGES:
-        response = three.get(path.format(acme=people["acme"].pk, a_id=a.pk))
+        response = three.get(path.format(acme=people["acme"].pk, a_id=a.pk, oidc=oidc))
         assert response.status_code == 200, (path, response.status_code)
         forms = carried(response)
         assert forms, f"{path} has no POST form"
