@@ -152,24 +152,40 @@ def _writers(cursor) -> set:
     return set(cursor.fetchall())
 
 
-def _pg_horizon(wait: float) -> int | None:
-    """The largest id below which every id is final (committed or rolled back), or None if a
-    transaction that may hold one is still running after ``wait`` seconds.
+# Per database alias, in this process: an earlier round's (S, writers it waited for) that is not proven
+# yet. Valid for ever once those writers have ended, so a round that cannot prove its own S (a writer
+# is always open under steady traffic, and a seal after a commit never waits) still moves the seal on.
+_earlier: dict[str, tuple[int, frozenset]] = {}
+
+
+def _pg_horizon(wait: float) -> tuple[int, bool]:
+    """(the largest id below which every id is final, whether that is the sequence's current value).
 
     A writer takes its transaction id before its audit id (``audit_event_next_id()``), so every audit
     id up to the sequence's value S read first belongs to a transaction that had its id when the
-    writers were listed next: once none of those is running any more, every id <= S is final."""
+    writers were listed next: once none of those is running any more, every id <= S is final. If one
+    is still running after ``wait`` seconds, an earlier round's S whose writers have all ended since
+    is final instead (or 0)."""
+    alias = connection.alias
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_sequence_last_value(%s::regclass)", [SEQUENCE])
         horizon = cursor.fetchone()[0] or 0
         deadline = time.monotonic() + wait
-        writers = _writers(cursor)
-        while writers:
-            if time.monotonic() >= deadline:
-                return None
+        running = _writers(cursor)
+        waiting_on = set(running)
+        while waiting_on and time.monotonic() < deadline:
             time.sleep(0.002)
-            writers &= _writers(cursor)
-    return horizon
+            running = _writers(cursor)
+            waiting_on &= running
+    if not waiting_on:
+        _earlier.pop(alias, None)
+        return horizon, True
+    earlier = _earlier.get(alias)
+    if earlier is None or not (earlier[1] & running):
+        _earlier[alias] = (horizon, frozenset(waiting_on))
+    if earlier is not None and not (earlier[1] & running):
+        return earlier[0], False
+    return 0, False
 
 
 @dataclass
@@ -178,7 +194,7 @@ class SealResult:
     seals: int = 0  # seals appended
     last_id: int = 0  # the chain now reaches this row id
     busy: bool = False  # another sealer held the lock: it does the work
-    waiting: bool = False  # a transaction that may hold an id was still running: sealed up to before it
+    waiting: bool = False  # a writer that may hold an id was still running: sealed only what was final before
 
 
 def chain_seal(*, wait: float = 0.0, max_rows: int = 50_000, batch_size: int = 5_000) -> SealResult:
@@ -194,10 +210,8 @@ def chain_seal(*, wait: float = 0.0, max_rows: int = 50_000, batch_size: int = 5
             result.busy = True
             return result
         if connection.vendor == "postgresql":
-            horizon = _pg_horizon(wait)
-            if horizon is None:  # a long writer is open: nothing new is provably final yet
-                result.waiting = True
-                horizon = 0
+            horizon, complete = _pg_horizon(wait)
+            result.waiting = not complete  # a writer is open: sealed only what is provably final
         else:
             horizon = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
         after_id, prev_hash = chain_head()

@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from audit.chain import SEAL_LOCK_KEY, chain_verify
 from audit.models import AuditSeal, EventType
@@ -20,6 +20,19 @@ WRITERS = 16
 def _sealer_seals(settings):
     """As in production: nothing seals after a commit, the sealer (here: the test) does."""
     settings.AUDIT = {**settings.AUDIT, "SEAL_ON_COMMIT": False, "FLOOD_CONTROL": False}
+
+
+def in_thread(target, *args) -> threading.Thread:
+    """A thread with its own connection, closed when it ends (as tests/support/races.py does)."""
+    def run():
+        try:
+            target(*args)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
 
 
 def _advisory_locks_held() -> int:
@@ -58,8 +71,7 @@ def test_the_sealer_does_not_seal_past_a_writer_that_is_still_open():
             written.set()
             assert release.wait(30)
 
-    thread = threading.Thread(target=slow_writer)
-    thread.start()
+    thread = in_thread(slow_writer)
     try:
         assert written.wait(30)
         later = audit_record(event=EventType.LOGIN_FAILED, success=False, slow=False)  # committed at once
@@ -89,8 +101,7 @@ def test_a_second_sealer_returns_at_once_while_one_is_at_work():
             holding.set()
             assert release.wait(30)
 
-    thread = threading.Thread(target=sealer_at_work)
-    thread.start()
+    thread = in_thread(sealer_at_work)
     try:
         assert holding.wait(30)
         started = time.monotonic()
@@ -105,3 +116,36 @@ def test_a_second_sealer_returns_at_once_while_one_is_at_work():
     assert sum(r.rows for r in results) == 4
     assert chain_verify().ok and chain_verify().checked == 4
     assert AuditSeal.objects.count() == sum(r.seals for r in results)
+
+
+def test_under_steady_traffic_the_seal_moves_on_without_waiting():
+    """A seal after a commit never waits, and some writer is always open under load: a round that
+    cannot prove its own horizon seals up to an earlier round's, once that round's writers have ended."""
+    first_open, first_go, second_open, second_go = (threading.Event() for _ in range(4))
+    pks = {}
+
+    def writer(name, opened, go):
+        with transaction.atomic():
+            pks[name] = audit_record(event=EventType.LOGIN_FAILED, success=False, writer=name).pk
+            opened.set()
+            assert go.wait(30)
+
+    a = in_thread(writer, "a", first_open, first_go)
+    try:
+        assert first_open.wait(30)
+        done = audit_record(event=EventType.LOGIN_FAILED, success=False, writer="main")
+        assert audit_seal(wait=0).rows == 0  # "a" may commit below it: remembered, not sealed
+        b = in_thread(writer, "b", second_open, second_go)
+        assert second_open.wait(30)
+        first_go.set()
+        a.join(30)
+        result = audit_seal(wait=0)  # "b" is open, but everything up to the first round's horizon is final
+        assert result.waiting and result.rows == 2 and result.last_id == done.pk
+    finally:
+        first_go.set()
+        second_go.set()
+        a.join(30)
+    b.join(30)
+    assert audit_seal(wait=1).rows == 1
+    verified = chain_verify()
+    assert verified.ok and verified.checked == 3 and verified.sealed_to == pks["b"]
