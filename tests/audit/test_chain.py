@@ -278,3 +278,26 @@ def test_the_periodic_task_is_scheduled_and_runs(db, settings):
     # Everything was old: all but the newest row go (the checkpoint links to it).
     assert AuditEvent.objects.filter(event=EventType.LOGIN_FAILED).count() == 1
     assert chain_verify().ok
+
+
+def test_rows_of_the_old_per_row_chain_are_sealed_with_their_links(db, settings):
+    """Rows written before audit 0012 carry prev_hash (the row before them) inside their hash, and
+    the newest old checkpoint anchors the first seal: the sealer takes them as they are."""
+    settings.AUDIT = {**settings.AUDIT, "SEAL_ON_COMMIT": False}
+    prev = "f" * 64  # the last row deleted by an old retention run
+    checkpoint = AuditEvent(event=EventType.AUDIT_PRUNED, created_at=timezone.now(), prev_hash=prev,
+                            context={"deleted": 5, "last_deleted_id": 0, "last_deleted_hash": prev})
+    checkpoint.row_hash = row_digest(checkpoint, prev)
+    checkpoint.save()
+    old = AuditEvent(event=EventType.LOGIN_FAILED, success=False, created_at=timezone.now(),
+                     prev_hash=checkpoint.row_hash, context={"n": 1})
+    old.row_hash = row_digest(old, old.prev_hash)
+    old.save()
+    new = write(1)[0]
+    assert audit_seal().rows == 3
+    first = AuditSeal.objects.get()
+    assert first.prev_hash == prev and first.after_id == 0
+    result = chain_verify()
+    assert result.ok and result.checked == 3 and result.sealed_to == new.pk
+    tamper("UPDATE audit_auditevent SET prev_hash = %s WHERE id = %s", ["0" * 64, old.pk])
+    assert chain_verify().broken_id == old.pk
