@@ -301,3 +301,14 @@ def test_rows_of_the_old_per_row_chain_are_sealed_with_their_links(db, settings)
     assert result.ok and result.checked == 3 and result.sealed_to == new.pk
     tamper("UPDATE audit_auditevent SET prev_hash = %s WHERE id = %s", ["0" * 64, old.pk])
     assert chain_verify().broken_id == old.pk
+
+
+def test_a_system_check_warns_when_nothing_seals(db, settings):
+    from audit.checks import sealer_check
+
+    settings.AUDIT = {**settings.AUDIT, "SEAL_ON_COMMIT": False}
+    assert sealer_check(None) == []  # the beat entry is there
+    settings.CELERY_BEAT_SCHEDULE = {k: v for k, v in settings.CELERY_BEAT_SCHEDULE.items() if k != "audit-seal"}
+    assert [w.id for w in sealer_check(None)] == ["audit.W001"]
+    settings.AUDIT = {**settings.AUDIT, "SEAL_ON_COMMIT": True}
+    assert sealer_check(None) == []
