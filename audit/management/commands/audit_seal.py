@@ -1,8 +1,12 @@
+import logging
 import time
 
 from django.core.management.base import BaseCommand
+from django.db import DatabaseError, connections
 
 from audit.services import audit_seal
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -16,11 +20,19 @@ class Command(BaseCommand):
     def handle(self, *args, loop=False, interval=1.0, **options):
         while True:
             total = 0
-            while True:  # drain a backlog in rounds of max_rows
-                result = audit_seal()
-                total += result.rows
-                if result.busy or result.rows == 0 or result.waiting:
-                    break
+            try:
+                while True:  # drain a backlog in rounds of max_rows
+                    result = audit_seal()
+                    total += result.rows
+                    if result.busy or result.rows == 0 or result.waiting:
+                        break
+            except DatabaseError:
+                if not loop:
+                    raise
+                logger.warning("audit sealer: the database failed; trying again", exc_info=True)
+                connections.close_all()
+                time.sleep(interval)
+                continue
             if not loop:
                 note = " (another sealer is at work)" if result.busy else \
                     " (a transaction still running may hold an earlier row)" if result.waiting else ""
