@@ -312,3 +312,25 @@ def test_a_system_check_warns_when_nothing_seals(db, settings):
     assert [w.id for w in sealer_check(None)] == ["audit.W001"]
     settings.AUDIT = {**settings.AUDIT, "SEAL_ON_COMMIT": True}
     assert sealer_check(None) == []
+
+
+def test_the_sealer_process_seals_every_interval(db, settings):
+    settings.AUDIT = {**settings.AUDIT, "SEAL_ON_COMMIT": False}
+    rounds = []
+
+    class Stop(Exception):
+        pass
+
+    def sleep(seconds):
+        rounds.append(seconds)
+        if len(rounds) == 1:
+            write(2)  # written while the sealer sleeps: sealed by its next round
+        else:
+            raise Stop
+
+    write(1)
+    with mock.patch("audit.management.commands.audit_seal.time.sleep", sleep), pytest.raises(Stop):
+        call_command("audit_seal", "--loop", "--interval", "0.5", stdout=StringIO())
+    assert rounds == [0.5, 0.5]
+    result = chain_verify()
+    assert result.ok and result.checked == 3 and result.unsealed == 0 and result.seals == 2
