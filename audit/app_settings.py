@@ -40,6 +40,27 @@ class AppSettings(BaseAppSettings):
         return self._get("FLOOD_PREFIX", "mca.audit")
 
     @property
+    def SEAL_ON_COMMIT(self) -> bool:
+        """Seal the trail right after each transaction that wrote audit rows commits (audit/chain.py,
+        docs/audit.md). Default: on when Celery runs tasks eagerly (the embedded default: no broker, so
+        no beat to run the sealer every second), off otherwise: then the beat task ``audit-seal`` (or
+        ``manage.py audit_seal --loop``) seals, and nothing of the seal runs on the request path."""
+        return bool(self._get("SEAL_ON_COMMIT", getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False)))
+
+    @property
+    def SEAL_WAIT_SECONDS(self) -> float:
+        """How long one sealing waits for transactions that may still commit a row in its range
+        (PostgreSQL; default 0.5). Sealing after a commit never waits."""
+        return max(0.0, float(self._get("SEAL_WAIT_SECONDS", 0.5)))
+
+    @property
+    def RECORD_REFRESHES(self) -> bool:
+        """Write an ``auth.token.refreshed`` row for every routine refresh (default False: a refresh
+        counts on its device session instead, ``refresh_count`` and ``last_activity_at``; refusals,
+        reuse, anomalies and grace replays are always written). docs/audit.md, "What is recorded"."""
+        return bool(self._get("RECORD_REFRESHES", False))
+
+    @property
     def RETENTION(self) -> timedelta:
         """Audit rows older than this are deleted by the daily task (``AUDIT["RETENTION_DAYS"]``, default
         400). The setting's former name, ``SECURITY["AUDIT_RETENTION_DAYS"]``, is still read when AUDIT

@@ -146,8 +146,9 @@ class AuditEvent(models.Model):
     user_agent = models.CharField(max_length=512, blank=True, default="")
     success = models.BooleanField(default=True)
     context = models.JSONField(default=dict, blank=True)
-    # Hash chain (audit/chain.py): row_hash covers this row's fields and prev_hash, the row_hash of
-    # the row before it, so editing or removing any row breaks every link after it.
+    # Hash chain (audit/chain.py): row_hash covers this row's fields (computed at insert, no lock); the
+    # sealer covers the rows with AuditSeal rows. prev_hash: the per-row link of rows written before
+    # the seal (audit 0012), part of their contents; empty since.
     prev_hash = models.CharField(max_length=64, blank=True, default="")
     row_hash = models.CharField(max_length=64, blank=True, default="")
 
@@ -165,6 +166,39 @@ class AuditEvent(models.Model):
         id fails on the primary key instead of being turned into an UPDATE by the ORM."""
         if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields") is not None:
             raise TypeError("Audit events are append-only.")
+        if not args:
+            kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+
+class AuditSealQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Audit seals are append-only.")
+
+
+class AuditSeal(models.Model):
+    """One link of the audit chain: every AuditEvent with ``after_id < id <= last_id`` (``row_count``
+    rows), sealed by ``seal_hash`` over the previous seal's hash and the rows' hashes (audit/chain.py).
+    Written by the sealer only; never edited; deleted only by retention, oldest first."""
+
+    after_id = models.BigIntegerField(unique=True)  # unique: two sealers can never fork the chain
+    last_id = models.BigIntegerField(unique=True)
+    row_count = models.PositiveIntegerField()
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
+    seal_hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField()
+
+    objects = AuditSealQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["after_id"]
+
+    def __str__(self):
+        return f"seal of audit rows {self.after_id + 1}..{self.last_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields") is not None:
+            raise TypeError("Audit seals are append-only.")
         if not args:
             kwargs["force_insert"] = True
         super().save(*args, **kwargs)

@@ -21,9 +21,9 @@ subject, session and organization, its context, and ``reason``: the one given, e
 ``audit_reason`` attribute (a refusal that answers like another but is told apart in the trail),
 else ``error.code``. An error's ``audit_context`` dict is added to the context last (it wins a clash).
 
-Lock order (audit/chain.py): a row takes the chain lock until its transaction commits. The rollback
-form writes after the block has ended, so it holds no row lock then; ``scope.refuse`` writes inside the
-block, so the block must have locked the rows it changes before it refuses, as before any audit row.
+Lock order: an audit row takes no lock since issue 15 (audit/chain.py: rows are sealed later, off the
+request path). The rollback form writes after the block has ended, so it holds no row lock then;
+``scope.refuse`` writes inside the block, which still locks the rows it changes before it refuses.
 Keep ``audited_refusals`` the outermost transaction of a use case: an enclosing transaction that rolls
 back takes the refusal row (and what ``refuse`` kept) with it.
 """

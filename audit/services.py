@@ -25,8 +25,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from audit.app_settings import app_settings
-from audit.chain import chain_lock, chain_lock_and_head, row_digest
-from audit.models import AuditEvent, EventType
+from audit.chain import SealResult, chain_seal, row_digest, seal_lock
+from audit.models import AuditEvent, AuditSeal, EventType
 from core import metrics
 from core.request_meta import client_ip, client_network, user_agent
 
@@ -100,15 +100,26 @@ def audit_record(
 
 
 def _append(row: AuditEvent) -> AuditEvent:
+    """Insert the row with its own hash: no lock, no chain head (the sealer links it, audit/chain.py)."""
     # JSON round trip: the hash covers exactly what the database will give back.
     row.context = json.loads(json.dumps(row.context))
-    with transaction.atomic(savepoint=False):
-        # The lock is held until the caller's transaction commits: links follow id order.
-        row.prev_hash = chain_lock_and_head()
-        row.created_at = timezone.now()
-        row.row_hash = row_digest(row, row.prev_hash)
-        row.save(force_insert=True)
+    row.created_at = timezone.now()
+    row.prev_hash = ""
+    row.row_hash = row_digest(row)
+    row.save(force_insert=True)
+    if app_settings.SEAL_ON_COMMIT:
+        transaction.on_commit(_seal_after_commit, robust=True)
     return row
+
+
+def _seal_after_commit() -> None:
+    chain_seal(wait=0)  # never waits: a row it cannot seal yet goes with the next commit's seal
+
+
+def audit_seal(*, wait: float | None = None, max_rows: int = 50_000) -> SealResult:
+    """Seal what is final after the chain's head (the beat task every second, ``manage.py audit_seal``).
+    Safe with several sealers: one works, the others return ``busy``."""
+    return chain_seal(wait=app_settings.SEAL_WAIT_SECONDS if wait is None else wait, max_rows=max_rows)
 
 
 # --- flood control ----------------------------------------------------------------------------------
@@ -228,19 +239,26 @@ def audit_refusals_flush(*, now: datetime | None = None) -> int:
 
 
 def audit_retention_enforce(*, now: datetime | None = None) -> int:
-    """Delete audit rows older than RETENTION, oldest first, and append a checkpoint row that
-    names the hash of the last deleted row, so ``audit_verify`` still proves the rest of the chain."""
+    """Delete audit rows older than RETENTION in whole sealed batches, oldest first, with their seals,
+    and append a checkpoint row that names the last deleted seal, so ``audit_verify`` still proves the
+    rest of the chain. Rows not sealed yet and the newest seal always stay."""
     cutoff = (now or timezone.now()) - app_settings.RETENTION
     with transaction.atomic():
-        chain_lock()
-        newest = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
-        # The newest row always stays: the checkpoint appended below links to it.
-        last_old = (AuditEvent.objects.filter(created_at__lt=cutoff, id__lt=newest or 0).order_by("-id")
-                    .values("id", "row_hash").first())
-        if last_old is None:
+        seal_lock(wait=True)  # the sealer's lock (a worker waits for the sealer; no request takes it)
+        newest = AuditSeal.objects.order_by("-last_id").values_list("last_id", flat=True).first()
+        if newest is None:
+            return 0
+        candidates = AuditSeal.objects.filter(last_id__lt=newest)
+        first_recent = AuditEvent.objects.filter(created_at__gte=cutoff).order_by("id").values_list("id", flat=True)
+        first_recent = first_recent.first()
+        if first_recent is not None:
+            candidates = candidates.filter(last_id__lt=first_recent)
+        last = candidates.order_by("-last_id").values("last_id", "seal_hash").first()
+        if last is None:
             return 0
         # A prefix by id: the chain stays contiguous even if a clock ever went backwards.
-        deleted = AuditEvent.objects.filter(id__lte=last_old["id"]).delete()[0]
-        audit_record(event=EventType.AUDIT_PRUNED, deleted=deleted, last_deleted_id=last_old["id"],
-                     last_deleted_hash=last_old["row_hash"], cutoff=cutoff.isoformat())
+        deleted = AuditEvent.objects.filter(id__lte=last["last_id"]).delete()[0]
+        AuditSeal.objects.filter(last_id__lte=last["last_id"]).delete()
+        audit_record(event=EventType.AUDIT_PRUNED, deleted=deleted, last_deleted_id=last["last_id"],
+                     last_deleted_hash=last["seal_hash"], cutoff=cutoff.isoformat())
     return deleted

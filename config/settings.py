@@ -200,6 +200,8 @@ CELERY_BEAT_SCHEDULE = {
     "signing-keys-rotate": {"task": "identity.tasks.signing_keys_rotate_if_due", "schedule": timedelta(hours=1)},
     "audit-retention": {"task": "audit.tasks.audit_retention_enforce", "schedule": timedelta(hours=24)},
     "security-tokens-cleanup": {"task": "security.tasks.security_tokens_cleanup", "schedule": timedelta(hours=24)},
+    # The audit sealer (audit/chain.py, docs/audit.md): links the rows of the last second into the hash chain.
+    "audit-seal": {"task": "audit.tasks.audit_seal", "schedule": timedelta(seconds=1), "options": {"expires": 10}},
     "audit-refusals-flush": {"task": "audit.tasks.audit_refusals_flush", "schedule": timedelta(minutes=1)},
     "invitations-cleanup": {"task": "orgs.tasks.invitations_cleanup", "schedule": timedelta(hours=1)},
     "mfa-cleanup": {"task": "mfa.tasks.mfa_cleanup", "schedule": timedelta(hours=1)},
@@ -311,7 +313,7 @@ SECURITY = {  # security/app_settings.py: rate limits, lockout, new-device mail,
     "LOGIN_DELAY_BASE_SECONDS": environment["AUTH_LOGIN_DELAY_BASE_SECONDS"],
     "LOGIN_DELAY_MAX_SECONDS": environment["AUTH_LOGIN_DELAY_MAX_SECONDS"],
 }
-AUDIT = {}  # audit/app_settings.py: retention, flood control of refusals
+AUDIT = {}  # audit/app_settings.py: retention, flood control of refusals, sealing, refresh rows
 ORGS = {}  # orgs/app_settings.py: invitation lifetime, smallest session-policy value
 PASSKEYS = {  # passkeys/app_settings.py: the WebAuthn relying party (docs/security.md "Passkeys")
     # Relying-party id (a registrable domain suffix of the origins); empty: the host of AUTH_PUBLIC_URL.

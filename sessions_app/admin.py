@@ -34,8 +34,8 @@ class DeviceSessionAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     fields = ("id", "user", "device_id", "device_name", "ip_address", "user_agent", "remember_me", "created_at",
-              "last_activity_at", "expires_at", "absolute_expires_at", "reauthenticated_at", "revoked_at",
-              "revoked_reason")
+              "last_activity_at", "refresh_rotated_at", "refresh_count", "expires_at", "absolute_expires_at",
+              "reauthenticated_at", "revoked_at", "revoked_reason")
     readonly_fields = fields  # never the key or token hashes, never the session data
     actions = ["revoke_sessions"]
 

@@ -63,6 +63,9 @@ class DeviceSession(models.Model):
     revoked_reason = models.CharField(max_length=32, choices=RevokeReason.choices, blank=True, default="")
     refresh_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
     refresh_rotated_at = models.DateTimeField(null=True, blank=True)
+    # Routine refreshes are session activity, not audit rows (docs/audit.md "What is recorded"): each
+    # successful rotation counts here and moves last_activity_at / refresh_rotated_at.
+    refresh_count = models.PositiveBigIntegerField(default=0)
     # Browser sign-ins (sessions_app.browser): the hash of the session cookie's key, never the key,
     # and the data Django keeps in ``request.session`` (JSON).
     browser_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
