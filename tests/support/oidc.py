@@ -8,6 +8,7 @@ import json
 import secrets
 from urllib.parse import parse_qs, urlsplit
 
+import jwt as pyjwt
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from django.test import Client
@@ -91,7 +92,14 @@ def published_keys(client: Client | None = None) -> KeySet:
 
 
 def verify_id_token(id_token: str, *, client_id: str, issuer: str = BASE, nonce: str | None = None) -> dict:
-    """Signature against the published JWKS, then iss, aud, exp, iat (and nonce when one was sent)."""
+    """Signature against the published JWKS, then iss, aud, exp, iat (and nonce when one was sent). Checked
+    twice: by PyJWT, a JOSE library independent of the one that signs (joserfc), as a relying party
+    would; then by joserfc's claims registry."""
+    jwks = json.loads(Client().get("/.well-known/jwks.json").content)
+    kid = pyjwt.get_unverified_header(id_token)["kid"]
+    key = next(k for k in pyjwt.PyJWKSet.from_dict(jwks).keys if k.key_id == kid)
+    pyjwt.decode(id_token, key.key, algorithms=["RS256", "EdDSA"], audience=client_id, issuer=issuer,
+                 options={"require": ["exp", "iat", "iss", "aud", "sub"]})
     token = jwt.decode(id_token, published_keys(), algorithms=["RS256", "EdDSA"])
     claims = {"iss": {"essential": True, "value": issuer}, "aud": {"essential": True, "value": client_id},
               "sub": {"essential": True}, "exp": {"essential": True}, "iat": {"essential": True}}
