@@ -291,17 +291,18 @@ def marks_publish(marks: list[tuple[str, str | None, int]]) -> bool:
     return True
 
 
-def _pending_marks() -> tuple[list[tuple[str, str, int]], list[int]]:
+def _pending_marks() -> tuple[list[tuple[str, str, int]], list[int] | None]:
     """One batch of pending marks: those still worth sending, with their remaining TTL, and the ids to
-    delete once they are sent (with the expired ones, which need no sending). One query."""
+    delete once they are sent (with the expired ones, which need no sending). One query. The ids are
+    None when the table could not be read (the database is down too): what is pending is unknown."""
     from sessions_app.models import PendingRevocationMark
 
     now = timezone.now()
     try:
         rows = list(PendingRevocationMark.objects.order_by("id")[:app_settings.PENDING_MARKS_BATCH])
-    except Exception:  # noqa: BLE001 - the database is down too: nothing to add
+    except Exception:  # noqa: BLE001 - the database is down too: nothing to add now
         logger.warning("could not read the pending revocation marks", exc_info=True)
-        return [], []
+        return [], None
     marks = [(row.key, row.value, int((row.expires_at - now).total_seconds()) + 1) for row in rows
              if row.expires_at > now]
     return marks, [row.pk for row in rows]
@@ -321,6 +322,8 @@ def revocation_marks_resend() -> bool:
         return True
     while True:
         pending, ids = _pending_marks()
+        if ids is None:
+            return False  # unknown while the database does not answer: not trusted yet
         if pending:
             try:
                 _pipeline_send(pending)

@@ -1,0 +1,53 @@
+"""Django's PostgreSQL backend, with a deadline on every wait for the server.
+
+A database that accepts connections and never answers (a stuck failover, a full disk, a partition
+behind a proxy that still ACKs) is not caught by TCP: the kernel acknowledges, the process waits.
+``statement_timeout`` does not help either, since the server never sees the query. So every wait of a
+connection for the server (query, commit, rollback, the health check of a persistent connection) gets a
+client-side timeout: the statement timeout plus a margin (``DATABASES["default"]["CLIENT_DEADLINE"]``,
+seconds). When it passes, the connection is closed (its state is unknown) and the wait raises
+``OperationalError``, which the error handler answers with 503 (core/outage.py). Connecting is bounded
+by libpq's ``connect_timeout`` (``OPTIONS``), which psycopg enforces itself.
+
+A server that is slow but alive gets the server-side ``statement_timeout`` first (sent at connect,
+config/settings.py), so the usual case ends with a clean ``QueryCanceled`` on a reusable connection.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from django.db.backends.postgresql import base
+from psycopg import errors
+
+from core.database import thread_deadline
+
+
+class DeadlineConnection(psycopg.Connection):
+    """A psycopg connection whose waits for the server end after ``deadline`` seconds."""
+
+    deadline: float | None = None
+
+    def wait(self, gen, interval=None, timeout=None):
+        limit = self.deadline
+        narrowed = thread_deadline()
+        if narrowed is not None:
+            limit = narrowed if limit is None else min(limit, narrowed)
+        if limit is not None:
+            timeout = limit if timeout is None else min(timeout, limit)
+        try:
+            if interval is None:
+                return super().wait(gen, timeout=timeout)
+            return super().wait(gen, interval=interval, timeout=timeout)
+        except errors._WaitTimeout:
+            # The server did not answer in time: what the connection is in the middle of is unknown.
+            self.pgconn.finish()
+            raise errors.OperationalError(f"the database did not answer within {timeout:g} s") from None
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def get_new_connection(self, conn_params):
+        connection = super().get_new_connection(conn_params)
+        if type(connection) is psycopg.Connection:
+            connection.__class__ = DeadlineConnection  # same layout: the subclass only adds a method
+            connection.deadline = self.settings_dict.get("CLIENT_DEADLINE")
+        return connection
