@@ -91,8 +91,10 @@ class SessionStore(SessionBase):
     @property
     def device_session(self) -> DeviceSession | None:
         if not self._row_loaded:
-            self._row_loaded = True
-            self._row = session_row_load(self.session_key, request=self.request) if self.session_key else None
+            # Loaded only once it answered: a load that failed (the database is down) must not read as
+            # "the session is gone", which would make the response sign the browser out.
+            row = session_row_load(self.session_key, request=self.request) if self.session_key else None
+            self._row, self._row_loaded = row, True
         return self._row
 
     def bind(self, row: DeviceSession, raw_key: str) -> None:

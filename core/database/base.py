@@ -19,7 +19,9 @@ import psycopg
 from django.db.backends.postgresql import base
 from psycopg import errors
 
-from core.database import thread_deadline
+from core.database import deadline, thread_deadline
+
+HEALTH_CHECK_SECONDS = 1.0  # the "SELECT 1" of a persistent connection before its first use in a request
 
 
 class DeadlineConnection(psycopg.Connection):
@@ -51,3 +53,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
             connection.__class__ = DeadlineConnection  # same layout: the subclass only adds a method
             connection.deadline = self.settings_dict.get("CLIENT_DEADLINE")
         return connection
+
+    def is_usable(self):
+        # CONN_HEALTH_CHECKS: a dead or hung persistent connection is found in a second and replaced.
+        with deadline(HEALTH_CHECK_SECONDS):
+            return super().is_usable()

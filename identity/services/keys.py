@@ -39,6 +39,7 @@ from joserfc.jwk import OKPKey
 
 from audit.models import EventType
 from audit.services import audit_record
+from core.database import deadline
 from core.crypto import b64url, decrypt_at_rest, encrypt_at_rest
 from core.outage import cause, is_outage
 from identity.app_settings import app_settings
@@ -83,6 +84,7 @@ _UNKNOWN = object()
 _generation: object = _UNKNOWN  # the generation the caches above were filled under
 _checked_at: float | None = None  # monotonic: when the generation was last read
 JWKS_JSON_CACHE_SECONDS = 5.0
+JWKS_REBUILD_DEADLINE = 1.0
 
 
 def _cache_clear() -> None:
@@ -363,8 +365,9 @@ def jwks_json() -> bytes:
         return stale  # another thread is rebuilding it (maybe waiting for a database that does not answer)
     try:
         try:
-            seen = _generation_read()
-            body = json.dumps(jwks(), separators=(",", ":")).encode()
+            with deadline(JWKS_REBUILD_DEADLINE):  # small queries: a database that hangs is given up on soon
+                seen = _generation_read()
+                body = json.dumps(jwks(), separators=(",", ":")).encode()
         except Exception as exc:
             if not is_outage(exc):
                 raise
