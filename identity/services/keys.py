@@ -195,9 +195,9 @@ def _generation_publish() -> None:
         return  # every process reads the generation from the key table itself
     try:
         _redis().incr(GENERATION_KEY)
-    except Exception:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001
         logger.warning("could not publish the signing-key change to Redis: other processes pick it up within "
-                       "KEY_CACHE_SECONDS (%s s) instead of a second", app_settings.KEY_CACHE_SECONDS, exc_info=True)
+                       "KEY_CACHE_SECONDS (%s s) instead of a second (%s)", app_settings.KEY_CACHE_SECONDS, cause(exc))
 
 
 def _changed_on_commit() -> None:

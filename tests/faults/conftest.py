@@ -113,7 +113,7 @@ class Faulty:
         return email
 
     def browser(self, email: str) -> Browser:
-        browser = Browser(self.url)
+        browser = Browser(self.url, ip=fresh_ip())
         browser.page_login(email, PASSWORD)
         assert browser.get("/api/v1/auth/session").status == 200  # the row, and a fresh snapshot
         assert browser.cache_cookie(), "no cookie-cache snapshot was issued"
@@ -139,7 +139,7 @@ def faulty(fault_database, redis_forwarder, tmp_path_factory):
                    SECRET_KEY="faults-" + uuid.uuid4().hex, DATABASE_URL=forwarded, REDIS_URL=redis_url,
                    MANA_DATA_DIR=str(data_dir), LOG_LEVEL="WARNING", EMAIL_URL="consolemail://",
                    AUTH_DB_STATEMENT_TIMEOUT_MS=str(STATEMENT_TIMEOUT_MS),
-                   AUTH_DB_CONNECT_TIMEOUT=str(CONNECT_TIMEOUT), AUTH_RATE_LIMIT_ENABLED="false",
+                   AUTH_DB_CONNECT_TIMEOUT=str(CONNECT_TIMEOUT), AUTH_TRUSTED_PROXY_COUNT="1",
                    ALLOWED_HOSTS="127.0.0.1,localhost")
     run(["migrate", "--noinput"], env={**env, "DATABASE_URL": direct, "REDIS_URL": direct_redis}, timeout=180)
     logs = tmp_path_factory.mktemp("faults-logs")
@@ -158,6 +158,12 @@ def healed(faulty):
     faulty.wait_until_ready()
     yield faulty
     faulty.heal()
+
+
+def fresh_ip() -> str:
+    """A client address of its own (the server trusts one proxy): the per-IP rate limits of one test do
+    not spend another's."""
+    return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
 
 
 def no_tracebacks(text: str) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.faults.conftest import PASSWORD, STATEMENT_TIMEOUT_MS, no_tracebacks
+from tests.faults.conftest import PASSWORD, STATEMENT_TIMEOUT_MS, fresh_ip, no_tracebacks
 from tests.support.http_client import Reply, call
 
 LOGIN = "/api/v1/auth/login"
@@ -21,8 +21,9 @@ JWKS = "/.well-known/jwks.json"
 HUNG_BOUND_SECONDS = 6.0
 
 
-def login(faulty, email) -> Reply:
-    return call("POST", faulty.url + LOGIN, json={"email": email, "password": PASSWORD})
+def login(faulty, email, ip: str | None = None) -> Reply:
+    return call("POST", faulty.url + LOGIN, json={"email": email, "password": PASSWORD},
+                headers={"X-Forwarded-For": ip or fresh_ip()})
 
 
 def unavailable(reply: Reply, *, api: bool = True) -> bool:

@@ -63,8 +63,9 @@ def call(method: str, url: str, *, json=None, form: dict | None = None, headers:
 class Browser:
     """Cookies and the CSRF token of one browser, against ``base`` (plain HTTP)."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, *, ip: str | None = None):
         self.base = base
+        self.ip = ip  # sent as X-Forwarded-For (for a server that trusts one proxy)
         self.jar: dict[str, str] = {}
 
     def _keep(self, reply: Reply) -> Reply:
@@ -80,12 +81,16 @@ class Browser:
 
     def _headers(self, extra: dict | None = None) -> dict:
         headers = dict(extra or {})
+        if self.ip:
+            headers["X-Forwarded-For"] = self.ip
         if self.jar:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.jar.items())
         return headers
 
-    def get(self, path: str, **kwargs) -> Reply:
-        return self._keep(call("GET", self.base + path, headers=self._headers(kwargs.pop("headers", None)), **kwargs))
+    def get(self, path: str, *, keep: bool = True, **kwargs) -> Reply:
+        """``keep=False``: the cookies the answer sets (or deletes) are not applied."""
+        reply = call("GET", self.base + path, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
+        return self._keep(reply) if keep else reply
 
     def post_form(self, path: str, form: dict) -> Reply:
         csrf = next((v for k, v in self.jar.items() if k.endswith("csrftoken")), "")
