@@ -1,0 +1,60 @@
+"""The database timeouts (core/database): a statement the server takes too long for is cancelled by the
+server (statement_timeout, sent at connect); a server that does not answer at all is given up on by the
+client (the deadline), and the connection is closed rather than reused."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from core.database import deadline
+from core.database.base import DeadlineConnection
+from tests.support.forwarder import Forwarder
+
+pytestmark = pytest.mark.postgres
+
+
+def dsn(port: int | None = None) -> str:
+    db = settings.DATABASES["default"]
+    return psycopg.conninfo.make_conninfo(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None,
+                                          host="127.0.0.1" if port else db["HOST"],
+                                          port=port or db["PORT"] or 5432)
+
+
+def test_requests_connect_with_a_statement_timeout_and_a_deadline():
+    assert settings.DATABASES["default"]["ENGINE"] == "core.database"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == f"{settings.DB_STATEMENT_TIMEOUT_MS // 1000}s"
+    assert isinstance(connection.connection, DeadlineConnection)
+    assert connection.connection.deadline == settings.DB_STATEMENT_TIMEOUT_MS / 1000 + 1
+    assert settings.DATABASES["default"]["OPTIONS"]["connect_timeout"] == settings.DB_CONNECT_TIMEOUT
+
+
+def test_a_server_that_does_not_answer_is_given_up_on_and_the_connection_closed():
+    forwarder = Forwarder(("127.0.0.1", int(settings.DATABASES["default"]["PORT"] or 5432)))
+    try:
+        conn = DeadlineConnection.connect(dsn(forwarder.port), autocommit=True)
+        conn.deadline = 0.5
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        forwarder.hang()
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError, match="did not answer within 0.5 s"):
+            conn.execute("SELECT 1")
+        assert time.monotonic() - started < 1.5
+        assert conn.closed
+    finally:
+        forwarder.close()
+
+
+def test_a_thread_may_narrow_the_deadline():
+    conn = DeadlineConnection.connect(dsn(), autocommit=True)
+    conn.deadline = 30
+    started = time.monotonic()
+    with deadline(0.3), pytest.raises(psycopg.OperationalError):
+        conn.execute("SELECT pg_sleep(3)")
+    assert time.monotonic() - started < 1.5
