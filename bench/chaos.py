@@ -45,6 +45,19 @@ from tests.support.http_client import Browser, call  # noqa: E402
 
 PYTHON = sys.executable
 PASSWORD = "chaos-Correct-Horse-42"
+DB_KINDS = frozenset({"me", "refresh", "login"})
+
+
+def recoveries(events: list[tuple[float, str]], answers: list[tuple[float, int]]) -> list[float]:
+    """For each heal: seconds until a request that needs the database, started after it, answered 200."""
+    answers = sorted(answers)
+    out = []
+    for at, mode in events:
+        if mode == "heal":
+            first = next((started for started, status in answers if started >= at and status == 200), None)
+            if first is not None:
+                out.append(first - at)
+    return out
 
 
 def free_port() -> int:
@@ -67,6 +80,7 @@ class Tally:
         self.statuses: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self.seconds: dict[int, list[float]] = collections.defaultdict(list)
         self.bad: list[str] = []
+        self.answers: list[tuple[float, int]] = []  # (started at, status) of requests that need the database
 
     def add(self, kind: str, reply=None, error: str | None = None):
         with self.lock:
@@ -76,6 +90,8 @@ class Tally:
                 return
             self.statuses[kind][reply.status] += 1
             self.seconds[reply.status].append(reply.seconds)
+            if kind in DB_KINDS:
+                self.answers.append((time.monotonic() - reply.seconds, reply.status))
             if reply.status >= 500 and reply.status != 503:
                 self.bad.append(f"{kind}: {reply.status} {reply.text[:200]}")
 
@@ -302,6 +318,10 @@ def main() -> int:
                 p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
                 print(f"  time to answer {status}: median {statistics.median(times) * 1000:.0f} ms, "
                       f"p99 {p99 * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms")
+        healed = recoveries(events, tally.answers)
+        if healed:
+            print(f"  recovery after each heal (first 200 of a request that needs the database): median "
+                  f"{statistics.median(healed) * 1000:.0f} ms, max {max(healed) * 1000:.0f} ms over {len(healed)} heals")
         broken = [f"{c.session}: {c.broken}" for c in chains if c.broken]
         print(f"refresh chains: {checked['chains']}, rotations {checked['rotations']}, broken {len(broken)}, "
               f"database check problems {len(checked['bad'])}")
