@@ -321,7 +321,8 @@ def main() -> int:
         healed = recoveries(events, tally.answers)
         if healed:
             print(f"  recovery after each heal (first 200 of a request that needs the database): median "
-                  f"{statistics.median(healed) * 1000:.0f} ms, max {max(healed) * 1000:.0f} ms over {len(healed)} heals")
+                  f"{statistics.median(healed) * 1000:.0f} ms, max {max(healed) * 1000:.0f} ms "
+                  f"over {len(healed)} heals")
         broken = [f"{c.session}: {c.broken}" for c in chains if c.broken]
         print(f"refresh chains: {checked['chains']}, rotations {checked['rotations']}, broken {len(broken)}, "
               f"database check problems {len(checked['bad'])}")
