@@ -149,6 +149,9 @@ def client_loop(base: str, email: str, stop: threading.Event, tally: Tally, chai
                 if not browser_ready:
                     page = browser.get("/login", timeout=30)
                     tally.add("page", page)
+                    # 302: already signed in (a sign-in that answered 503 after its commit still set
+                    # the cookie, as the session exists).
+                    browser_ready = page.status == 302
                     if page.status == 200:
                         import re
 
