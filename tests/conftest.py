@@ -30,6 +30,7 @@ from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from identity.services import keys
+from notifications import services as outbox
 from security import ratelimit
 from security.app_settings import DEFAULT_RATE_LIMITS
 from tests.factories import PASSWORD, UserFactory
@@ -81,6 +82,7 @@ def _fast_hashing_and_eager_tasks(settings, db, on_commit_executor):
     settings.AUDIT = {**getattr(settings, "AUDIT", {}), "FLOOD_PREFIX": f"test.audit.{uuid.uuid4().hex}"}
     keys._cache_clear()
     ratelimit._cache_failed_at[0] = float("-inf")  # no pause left over from a test that broke the cache
+    outbox._broker_failed_at[0] = float("-inf")  # nor from one that broke the broker
     yield
     keys._cache_clear()
 

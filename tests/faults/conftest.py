@@ -13,7 +13,7 @@ import os
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -44,9 +44,9 @@ def _needs_services():
     return url, redis_url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fault_database():
-    """(direct URL, forwarded URL, Forwarder): a database of the module's own, dropped at the end."""
+    """(direct URL, forwarded URL, Forwarder): a database of the run's own, dropped at the end."""
     url, _ = _needs_services()
     import psycopg
 
@@ -69,7 +69,7 @@ def fault_database():
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def redis_forwarder():
     _, redis_url = _needs_services()
     parts = urlsplit(redis_url)
@@ -89,6 +89,7 @@ class Faulty:
     direct_db_url: str
     direct_redis_url: str
     env: dict
+    users: list = field(default_factory=list)
 
     def log(self) -> str:
         return self.server.log.read_text()
@@ -106,11 +107,14 @@ class Faulty:
         raise AssertionError("not ready again after healing: " + call("GET", self.url + "/readyz").text)
 
     def user(self) -> str:
-        """A verified user made directly in the database (manage.py shell, not through the forwarder)."""
-        email = f"faults-{uuid.uuid4().hex[:10]}@example.com"
-        run(["shell", "-c", USER.format(email=email, password=PASSWORD)],
-            env={**self.env, "DATABASE_URL": self.direct_db_url, "REDIS_URL": self.direct_redis_url})
-        return email
+        """A verified user of its own, made directly in the database (manage.py shell, not through the
+        forwarder), a batch at a time."""
+        if not self.users:
+            emails = [f"faults-{uuid.uuid4().hex[:10]}@example.com" for _ in range(8)]
+            run(["shell", "-c", "".join(USER.format(email=email, password=PASSWORD) for email in emails)],
+                env={**self.env, "DATABASE_URL": self.direct_db_url, "REDIS_URL": self.direct_redis_url})
+            self.users.extend(emails)
+        return self.users.pop()
 
     def browser(self, email: str) -> Browser:
         browser = Browser(self.url, ip=fresh_ip())
@@ -130,7 +134,7 @@ User.objects.create_user({email!r}, {password!r}, name="Faults", email_verified_
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def faulty(fault_database, redis_forwarder, tmp_path_factory):
     direct, forwarded, db = fault_database
     redis, redis_url, direct_redis = redis_forwarder

@@ -61,3 +61,24 @@ def test_redis_cut_then_healed(healed):
     assert pending_marks(healed) == []
     assert copy.get("/api/v1/auth/session").status == 401
     assert "Traceback" not in healed.new_lines(log_start).replace("revocation lookup failed", "")
+
+
+def test_redis_hung(healed):
+    """Redis accepts and never answers: each client gives up after its short socket timeout and then
+    leaves Redis alone for a second, so requests stay within a few seconds and nothing fails."""
+    email = healed.user()
+    browser = healed.browser(email)
+    log_start = len(healed.log())
+    healed.redis.hang()
+    replies = [login(healed, email) for _ in range(4)]
+    assert [r.status for r in replies] == [200] * 4, [(r.status, r.text[:100]) for r in replies]
+    assert max(r.seconds for r in replies) < 4, [round(r.seconds, 2) for r in replies]
+    session = browser.get("/api/v1/auth/session")
+    assert session.status == 200 and session.seconds < 4
+    assert call("GET", healed.url + "/.well-known/jwks.json").status == 200
+    ready = call("GET", healed.url + "/readyz")
+    assert ready.status == 503 and ready.json()["checks"]["redis"]["status"] == "down" and ready.seconds < 4
+    healed.redis.heal()
+    healed.wait_until_ready(10)
+    assert login(healed, email).status == 200
+    assert "Traceback" not in healed.new_lines(log_start)
