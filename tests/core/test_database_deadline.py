@@ -58,3 +58,23 @@ def test_a_thread_may_narrow_the_deadline():
     with deadline(0.3), pytest.raises(psycopg.OperationalError):
         conn.execute("SELECT pg_sleep(3)")
     assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize(("argv", "statement_ms"), [
+    (["manage.py", "shell", "-c", "X"], 600_000),  # migrations and commands: a job
+    (["-c", "import config.wsgi; X"], 5_000),  # gunicorn's application: a web process
+])
+def test_jobs_get_the_long_timeouts_and_web_processes_the_short_ones(argv, statement_ms):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    show = "from django.conf import settings; print(settings.DB_STATEMENT_TIMEOUT_MS, settings.DB_CONNECT_TIMEOUT)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_DB_", "MANA_PROCESS_KIND"))}
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    command = [sys.executable] + [part.replace("X", show) for part in argv]
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == [str(statement_ms), "10" if statement_ms > 5_000 else "3"]
