@@ -1,7 +1,7 @@
 """An expected outage of the database answers 503, never 500 (issue 17, docs/deploy.md).
 
 ``is_outage(exc)`` says whether an exception means "the database is unreachable, refused us or timed
-out" (Django's and psycopg's ``OperationalError`` and ``InterfaceError``, and connection timeouts)
+out" (Django's and psycopg's ``OperationalError`` and ``InterfaceError``, connection timeouts included)
 rather than a bug. ``outage_response(request, exc)`` logs one warning line with the cause (no stack
 trace: the cause is known, the operator needs the fact, not the frames) and answers 503 with
 ``Retry-After``: the contract's error envelope for the API, a short "we'll be right back" page for
@@ -39,20 +39,16 @@ _TYPES = _outage_types()
 
 
 def is_outage(exc: BaseException | None) -> bool:
-    """True for "the database is not there" (refused, reset, timed out, closed), also when wrapped."""
+    """True for "the database is not there" (refused, reset, timed out, closed), also when another
+    exception was raised while handling it. psycopg's connection timeout (``ConnectionTimeout``) and the
+    client-side deadline (core/database) are ``OperationalError`` too. A query error (syntax, constraint:
+    ``ProgrammingError``, ``IntegrityError``) is a bug or a race, not an outage."""
     seen = 0
     while exc is not None and seen < 5:
-        if isinstance(exc, _TYPES) or isinstance(exc, (ConnectionError, TimeoutError)) and _from_db(exc):
+        if isinstance(exc, _TYPES):
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
-
-
-def _from_db(exc: BaseException) -> bool:
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and "/db/" in tb.tb_frame.f_code.co_filename
 
 
 def cause(exc: BaseException) -> str:
