@@ -15,12 +15,15 @@ config/settings.py), so the usual case ends with a clean ``QueryCanceled`` on a 
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
 from django.db.backends.postgresql import base
 from psycopg import errors
 
 from core.database import deadline, thread_deadline
 
+logger = logging.getLogger(__name__)
 HEALTH_CHECK_SECONDS = 1.0  # the "SELECT 1" of a persistent connection before its first use in a request
 
 
@@ -46,9 +49,27 @@ class DeadlineConnection(psycopg.Connection):
             raise errors.OperationalError(f"the database did not answer within {timeout:g} s") from None
 
 
+_startup_options_refused = False  # a pooler in front refused the ``options`` startup parameter
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params):
-        connection = super().get_new_connection(conn_params)
+        global _startup_options_refused
+        if _startup_options_refused and "options" in conn_params:
+            conn_params = {key: value for key, value in conn_params.items() if key != "options"}
+        try:
+            connection = super().get_new_connection(conn_params)
+        except psycopg.OperationalError as exc:
+            # PgBouncer refuses startup options it does not know ("unsupported startup parameter: options")
+            # unless told to ignore them: connect without ours, once told (docs/deploy.md, "PgBouncer").
+            if "options" not in conn_params or "unsupported startup parameter" not in str(exc):
+                raise
+            _startup_options_refused = True
+            logger.warning("the database (a pooler?) refused the statement_timeout startup option; connecting "
+                           "without it: set AUTH_DB_STATEMENT_TIMEOUT_STARTUP=false and the role's statement_timeout "
+                           "(docs/deploy.md). The client-side deadline still applies.")
+            conn_params = {key: value for key, value in conn_params.items() if key != "options"}
+            connection = super().get_new_connection(conn_params)
         if type(connection) is psycopg.Connection:
             connection.__class__ = DeadlineConnection  # same layout: the subclass only adds a method
             connection.deadline = self.settings_dict.get("CLIENT_DEADLINE")

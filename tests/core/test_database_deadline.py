@@ -78,3 +78,34 @@ def test_jobs_get_the_long_timeouts_and_web_processes_the_short_ones(argv, state
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-2:] == [str(statement_ms), "10" if statement_ms > 5_000 else "3"]
+
+
+def test_a_pooler_that_refuses_the_startup_option_is_connected_to_without_it(monkeypatch, caplog):
+    """PgBouncer answers "unsupported startup parameter: options" (checked with PgBouncer 1.18): the
+    backend connects again without it, says so once, and keeps its client-side deadline."""
+    from django.db import connections
+    from django.db.backends.postgresql import base as django_base
+
+    from core.database import base as backend
+
+    monkeypatch.setattr(backend, "_startup_options_refused", False)
+    real = django_base.DatabaseWrapper.get_new_connection
+    seen = []
+
+    def pooler(self, conn_params):
+        seen.append("options" in conn_params)
+        if "options" in conn_params:
+            raise psycopg.OperationalError("connection failed: FATAL:  unsupported startup parameter: options")
+        return real(self, conn_params)
+
+    monkeypatch.setattr(django_base.DatabaseWrapper, "get_new_connection", pooler)
+    wrapper = connections.create_connection("default")
+    try:
+        conn = wrapper.get_new_connection(wrapper.get_connection_params())
+        assert isinstance(conn, DeadlineConnection) and conn.deadline
+        conn.close()
+        wrapper.get_new_connection(wrapper.get_connection_params()).close()  # the next one asks no more
+    finally:
+        wrapper.close()
+    assert seen == [True, False, False]
+    assert "refused the statement_timeout startup option" in caplog.text
