@@ -28,6 +28,7 @@ from audit.app_settings import app_settings
 from audit.chain import SealResult, chain_seal, row_digest, seal_lock
 from audit.models import AuditEvent, AuditSeal, EventType
 from core import metrics
+from core.outage import cause
 from core.request_meta import client_ip, client_network, user_agent
 
 logger = logging.getLogger(__name__)
@@ -170,8 +171,8 @@ def _refusal_counted_only(*, kind: str, request, now: datetime) -> bool:
             # Once per window while refusals come in: summarise the windows that have ended
             # (after the caller's transaction, so a rollback there cannot take a summary with it).
             transaction.on_commit(lambda: _flush_quietly(now))
-    except Exception:
-        logger.warning("audit flood control unavailable (cache): the refusal is written in full", exc_info=True)
+    except Exception as exc:
+        logger.warning("audit flood control unavailable (cache): the refusal is written in full (%s)", cause(exc))
         return False
     return counted
 

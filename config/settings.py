@@ -42,6 +42,12 @@ environment = {
     # Extensions (docs/configuration.md).
     "MANA_DATA_DIR": env.str("MANA_DATA_DIR", default=str(BASE_DIR / "var")),  # DATA_DIR
     "DATABASE_CONN_MAX_AGE": env.int("DATABASE_CONN_MAX_AGE", default=60),  # CONN_MAX_AGE (PostgreSQL)
+    # Faults (docs/deploy.md "Timeouts"): web processes, and jobs (Celery, manage.py) that may wait longer.
+    "AUTH_DB_CONNECT_TIMEOUT": env.int("AUTH_DB_CONNECT_TIMEOUT", default=3),  # DB_CONNECT_TIMEOUT (web)
+    "AUTH_DB_STATEMENT_TIMEOUT_MS": env.int("AUTH_DB_STATEMENT_TIMEOUT_MS", default=5_000),  # DB_STATEMENT_TIMEOUT_MS
+    "AUTH_DB_JOB_CONNECT_TIMEOUT": env.int("AUTH_DB_JOB_CONNECT_TIMEOUT", default=10),  # DB_CONNECT_TIMEOUT (jobs)
+    "AUTH_DB_JOB_STATEMENT_TIMEOUT_MS": env.int("AUTH_DB_JOB_STATEMENT_TIMEOUT_MS", default=600_000),  # jobs
+    "AUTH_DB_STATEMENT_TIMEOUT_STARTUP": env.bool("AUTH_DB_STATEMENT_TIMEOUT_STARTUP", default=True),  # OPTIONS
     "DEFAULT_FROM_EMAIL": env.str("DEFAULT_FROM_EMAIL", default="mana-core-auth <no-reply@localhost>"),
     "SECURE_SSL_REDIRECT": env.bool("SECURE_SSL_REDIRECT", default=True),  # same name, when DEBUG is off
     "SECURE_HSTS_PRELOAD": env.bool("SECURE_HSTS_PRELOAD", default=True),  # same name, when DEBUG is off
@@ -114,6 +120,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.middleware.EarlyAnswerBodyDrainMiddleware",  # first: an early answer still reaches the client
+    "core.middleware.HealthCheckMiddleware",  # /healthz, /readyz: before the HTTPS redirect and the Host check
+    "core.middleware.OutageMiddleware",  # a view that meets a database outage answers 503 (core/outage.py)
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "sessions_app.middleware.SessionFastPathMiddleware",  # cookie-cache hits of GET session end here
@@ -156,7 +164,23 @@ TEMPLATES = [
 DATABASES = {"default": env.db_url_config(environment["DATABASE_URL"] or f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("CONN_MAX_AGE", environment["DATABASE_CONN_MAX_AGE"])
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # a dead persistent connection is replaced, no restart
+    # Faults (issue 17, docs/deploy.md "Timeouts"): a down or hung database answers 503 within seconds.
+    # Web processes wait a few seconds; jobs (Celery, manage.py, marked by their entry point) longer.
+    from core.database import process_is_job  # noqa: E402
+
+    _job = process_is_job()
+    DB_CONNECT_TIMEOUT = environment["AUTH_DB_JOB_CONNECT_TIMEOUT" if _job else "AUTH_DB_CONNECT_TIMEOUT"]
+    DB_STATEMENT_TIMEOUT_MS = environment["AUTH_DB_JOB_STATEMENT_TIMEOUT_MS" if _job
+                                          else "AUTH_DB_STATEMENT_TIMEOUT_MS"]
+    DATABASES["default"]["ENGINE"] = "core.database"  # Django's backend plus a client-side deadline
+    DATABASES["default"]["CLIENT_DEADLINE"] = DB_STATEMENT_TIMEOUT_MS / 1000 + 1 if DB_STATEMENT_TIMEOUT_MS else None
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
+    if environment["AUTH_DB_STATEMENT_TIMEOUT_STARTUP"] and DB_STATEMENT_TIMEOUT_MS:
+        # Server side too (a slow query is cancelled, the connection stays usable). Behind PgBouncer, which
+        # refuses this startup parameter: set it false, or ignore_startup_parameters = options (deploy.md).
+        _options.setdefault("options", f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}")
 else:
     # SQLite: wait for the writer instead of failing at once, and write-ahead logging for readers.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

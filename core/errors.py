@@ -2,7 +2,8 @@
 
 Domain code raises ``ApiError`` subclasses (a stable ``code`` and an HTTP ``status``); DRF's own
 exceptions, Django's 404 and body-size errors are translated here, so every client parses exactly
-``{"error": {"code", "message", "fields"?}}``.
+``{"error": {"code", "message", "fields"?}}``. A database outage is 503 ``service_unavailable`` with
+``Retry-After`` (core/outage.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+from core.outage import CODE as OUTAGE_CODE
+from core.outage import MESSAGE as OUTAGE_MESSAGE
+from core.outage import RETRY_AFTER_SECONDS, is_outage, outage_log
 
 
 class ApiError(exceptions.APIException):
@@ -89,7 +94,7 @@ def _flatten_fields(detail) -> dict[str, list[str]]:
 
 
 def exception_handler(exc, context):
-    response = _error_response(exc)
+    response = _error_response(exc, context)
     if response is not None and response.status_code == 401 and "WWW-Authenticate" not in response:
         # RFC 9110: every 401 names the scheme to use; RFC 6750 adds why a bearer token was refused.
         code = response.data["error"]["code"]
@@ -98,9 +103,19 @@ def exception_handler(exc, context):
     return response
 
 
-def _error_response(exc) -> Response | None:
+def _error_response(exc, context=None) -> Response | None:
     from rest_framework.views import set_rollback  # late: rest_framework.views imports our auth class
 
+    if is_outage(exc):
+        # The database is down or timed out: 503 with Retry-After, one warning line (core/outage.py).
+        set_rollback()
+        request = (context or {}).get("request")
+        if request is not None:
+            outage_log(request, exc)
+        response = Response(error_body(OUTAGE_CODE, OUTAGE_MESSAGE), status=503,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"})
+        response._has_been_logged = True
+        return response
     if isinstance(exc, Http404):
         exc = NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -1,9 +1,13 @@
 import logging
 
 from django.conf import settings
+from django.http import JsonResponse
+
+from core import health
 
 from core.errors import json_error
 from core.fields import ascii_int
+from core.outage import is_outage, outage_response
 
 logger = logging.getLogger(__name__)
 DRAIN_CHUNK = 64 * 1024
@@ -89,3 +93,48 @@ def _drain(read, budget: int) -> int | None:
         logger.debug("request body drain stopped after %s bytes", done, exc_info=True)
         return None
     return done
+
+
+class OutageMiddleware:
+    """A view that meets a database outage answers 503 (the page "we'll be right back", or the API's
+    envelope) instead of a 500 with a stack trace (core/outage.py). DRF views get the same from the
+    exception handler; an exception raised by a middleware reaches ``core.views.server_error``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if is_outage(exception):
+            return outage_response(request, exception)
+        return None
+
+
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+class HealthCheckMiddleware:
+    """``GET``/``HEAD /healthz`` and ``/readyz`` (core/health.py), answered first in MIDDLEWARE: before
+    the HTTPS redirect and the Host check (a load balancer probes a backend by its address, over plain
+    HTTP), and outside sessions, CSRF, CSP and the rate limits."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path_info
+        if path in HEALTH_PATHS and request.method in ("GET", "HEAD"):
+            if path == "/healthz":
+                status, body = 200, health.liveness()
+            else:
+                ready, body = health.readiness()
+                status = 200 if ready else 503
+            response = JsonResponse(body, status=status)
+            response["Cache-Control"] = "no-store"
+            if status == 503:
+                response["Retry-After"] = "5"
+                response._has_been_logged = True  # core.health logged the cause
+            return response
+        return self.get_response(request)

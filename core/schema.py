@@ -29,6 +29,8 @@ ERRORS = {
     413: OpenApiResponse(ErrorBody, description="request_too_large"),
     415: OpenApiResponse(ErrorBody, description="unsupported_media_type"),
     429: OpenApiResponse(ErrorBody, description="rate_limited, account_locked (with Retry-After)"),
+    503: OpenApiResponse(ErrorBody, description="service_unavailable: the database is briefly unavailable "
+                                                "(with Retry-After; docs/deploy.md)"),
 }
 
 

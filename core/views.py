@@ -1,5 +1,7 @@
 """URL-level error handlers and the schema view: the API keeps its envelope even outside DRF views."""
 
+import sys
+
 from django.conf import settings
 from django.http import HttpResponse
 from django.views import defaults
@@ -10,6 +12,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from core.errors import json_error
+from core.outage import is_outage, outage_response
 
 
 def _is_api(request) -> bool:
@@ -23,6 +26,9 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
+    exc = sys.exc_info()[1]
+    if is_outage(exc):  # raised in a middleware (a view's is answered by the handler or OutageMiddleware)
+        return outage_response(request, exc)
     if _is_api(request):
         return json_error("server_error", "Something went wrong on our side.", 500)
     return defaults.server_error(request)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -51,13 +52,24 @@ def render_mail(template: str, context: dict) -> str:
     return compiled.render(Context(mail_context(context), autoescape=False))
 
 
+# After a failed publish, requests leave the broker alone for this long (the message stays queued and the
+# periodic flush delivers it): a hung broker costs one socket timeout per pause and process, not one per
+# request that sends mail (issue 17).
+BROKER_PAUSE_SECONDS = 5.0
+_broker_failed_at = [float("-inf")]
+
+
 def _publish(message_id) -> None:
     from notifications.tasks import outbox_deliver
 
+    if time.monotonic() - _broker_failed_at[0] < BROKER_PAUSE_SECONDS:
+        return  # the broker failed a moment ago: the periodic flush delivers it
     try:
         outbox_deliver.delay(message_id)
-    except Exception:  # broker down: the periodic flush delivers it later
-        logger.warning("outbox: could not publish delivery of message %s; it stays queued", message_id)
+    except Exception as exc:  # broker down: the periodic flush delivers it later
+        _broker_failed_at[0] = time.monotonic()
+        logger.warning("outbox: could not publish delivery of message %s; it stays queued (%s)", message_id,
+                       type(exc).__name__)
 
 
 def _backoff(attempts: int) -> timedelta:

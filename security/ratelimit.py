@@ -13,15 +13,17 @@ token of that account, or a signed-in session of it: ``owner=True``) is counted 
 of the scope instead, which nobody else can spend (docs/security.md, "Whose budget").
 
 Without Redis the counters live in the process (LocMem): right for the embedded single-process
-default, per-process in anything bigger. If the cache fails (Redis down), limits fail open: the
-request goes on, a warning is logged; lockouts keep working because django-axes keeps them in the
-database.
+default, per-process in anything bigger. If the cache fails (Redis down or hung), limits fail open: the
+request goes on, a warning is logged, and for a second the limits are not asked at all (a hung Redis
+costs one timeout a second, not one per request); lockouts keep working because django-axes keeps them
+in the database (docs/security.md, "When Redis is down").
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 
 from django.db import transaction
 from django_ratelimit.core import get_usage
@@ -31,6 +33,7 @@ from audit.models import EventType
 from audit.services import audit_record
 from core import metrics
 from core.errors import ApiError
+from core.outage import cause
 from core.request_meta import client_ip, client_network
 from security.app_settings import app_settings
 
@@ -43,6 +46,16 @@ class RateLimited(ApiError):
     default_detail = "Too many requests. Try again later."
 
 
+# After a cache failure the limits are left alone for CACHE_PAUSE_SECONDS (fail open at once): a hung Redis
+# then costs one socket timeout a second per process, not one per request and scope.
+CACHE_PAUSE_SECONDS = 1.0
+_cache_failed_at = [float("-inf")]
+
+
+def _cache_paused() -> bool:
+    return time.monotonic() - _cache_failed_at[0] < CACHE_PAUSE_SECONDS
+
+
 def ratelimit_hit(*, request, scope: str, value: str | None = None) -> None:
     """Count this request in ``scope`` for ``value`` (default: the client IP); raise RateLimited
     over the limit. The first refused request of each window is audited (the signed-in user, if
@@ -52,11 +65,14 @@ def ratelimit_hit(*, request, scope: str, value: str | None = None) -> None:
         return
     http_request = getattr(request, "_request", request)
     value = value or f"ip:{client_ip(request) or 'unknown'}"
+    if _cache_paused():
+        return  # the cache failed a moment ago: fail open without waiting for its timeout again
     try:
         usage = get_usage(http_request, group=f"{app_settings.RATE_LIMIT_PREFIX}.{scope}",
                           key=lambda group, req: value, rate=rate, increment=True)
-    except Exception:  # the cache is down: fail open (documented), never a 500
-        logger.warning("rate limit %s not enforced: the cache is unavailable", scope, exc_info=True)
+    except Exception as exc:  # the cache is down: fail open (documented), never a 500
+        _cache_failed_at[0] = time.monotonic()
+        logger.warning("rate limit %s not enforced: the cache is unavailable (%s)", scope, cause(exc))
         return
     if not usage or not usage["should_limit"]:
         return

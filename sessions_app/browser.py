@@ -87,13 +87,21 @@ class SessionStore(SessionBase):
         self.request = None
         self._row = None
         self._row_loaded = False
+        self._row_loading = False
 
     # --- the row -------------------------------------------------------------------------------
     @property
     def device_session(self) -> DeviceSession | None:
-        if not self._row_loaded:
-            self._row_loaded = True
-            self._row = session_row_load(self.session_key, request=self.request) if self.session_key else None
+        if not self._row_loaded and not self._row_loading:
+            # Loaded only once it answered: a load that failed (the database is down) must not read as
+            # "the session is gone", which would make the response sign the browser out. (A look from
+            # inside the load, e.g. an audit row reading request.user, sees no row, as it always did.)
+            self._row_loading = True
+            try:
+                row = session_row_load(self.session_key, request=self.request) if self.session_key else None
+            finally:
+                self._row_loading = False
+            self._row, self._row_loaded = row, True
         return self._row
 
     def bind(self, row: DeviceSession, raw_key: str) -> None:

@@ -40,6 +40,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from core.crypto import derive_key, key_encryption_root
+from core.outage import cause
 from sessions_app.app_settings import app_settings
 
 logger = logging.getLogger(__name__)
@@ -203,9 +204,9 @@ def revoked_since(payload: dict) -> bool:
         return True
     try:
         by_sid, *since = _marks_get(keys)
-    except Exception:  # noqa: BLE001 - Redis down: the database decides
+    except Exception as exc:  # noqa: BLE001 - Redis down: the database decides
         _redis_failed()
-        logger.warning("revocation lookup failed; falling back to the database", exc_info=True)
+        logger.warning("revocation lookup failed; falling back to the database (%s)", cause(exc))
         return True
     if by_sid is not None:
         return True
@@ -261,8 +262,8 @@ def _pending_keep(marks: list[tuple[str, str, int]]) -> None:
         PendingRevocationMark.objects.bulk_create([
             PendingRevocationMark(key=key, value=value, expires_at=now + timedelta(seconds=ttl), created_at=now)
             for key, value, ttl in marks])
-    except Exception:  # noqa: BLE001 - the revocation itself is committed; only the fast path may lag (TTL)
-        logger.error("could not keep %d revocation marks for later", len(marks), exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - the revocation itself is committed; only the fast path may lag (TTL)
+        logger.error("could not keep %d revocation marks for later (%s)", len(marks), cause(exc))
 
 
 def marks_publish(marks: list[tuple[str, str | None, int]]) -> bool:
@@ -282,26 +283,27 @@ def marks_publish(marks: list[tuple[str, str | None, int]]) -> bool:
     pending, ids = _pending_marks()
     try:
         _pipeline_send(resolved + pending)
-    except Exception:  # noqa: BLE001 - kept in the database, sent again after the outage
+    except Exception as exc:  # noqa: BLE001 - kept in the database, sent again after the outage
         _redis_failed()
-        logger.warning("could not publish %d cookie-cache marks; kept for later", len(resolved), exc_info=True)
+        logger.warning("could not publish %d cookie-cache marks; kept for later (%s)", len(resolved), cause(exc))
         _pending_keep(resolved)
         return False
     _pending_forget(ids)
     return True
 
 
-def _pending_marks() -> tuple[list[tuple[str, str, int]], list[int]]:
+def _pending_marks() -> tuple[list[tuple[str, str, int]], list[int] | None]:
     """One batch of pending marks: those still worth sending, with their remaining TTL, and the ids to
-    delete once they are sent (with the expired ones, which need no sending). One query."""
+    delete once they are sent (with the expired ones, which need no sending). One query. The ids are
+    None when the table could not be read (the database is down too): what is pending is unknown."""
     from sessions_app.models import PendingRevocationMark
 
     now = timezone.now()
     try:
         rows = list(PendingRevocationMark.objects.order_by("id")[:app_settings.PENDING_MARKS_BATCH])
-    except Exception:  # noqa: BLE001 - the database is down too: nothing to add
-        logger.warning("could not read the pending revocation marks", exc_info=True)
-        return [], []
+    except Exception as exc:  # noqa: BLE001 - the database is down too: nothing to add now
+        logger.warning("could not read the pending revocation marks (%s)", cause(exc))
+        return [], None
     marks = [(row.key, row.value, int((row.expires_at - now).total_seconds()) + 1) for row in rows
              if row.expires_at > now]
     return marks, [row.pk for row in rows]
@@ -321,6 +323,8 @@ def revocation_marks_resend() -> bool:
         return True
     while True:
         pending, ids = _pending_marks()
+        if ids is None:
+            return False  # unknown while the database does not answer: not trusted yet
         if pending:
             try:
                 _pipeline_send(pending)

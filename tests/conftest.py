@@ -30,6 +30,8 @@ from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from identity.services import keys
+from notifications import services as outbox
+from security import ratelimit
 from security.app_settings import DEFAULT_RATE_LIMITS
 from tests.factories import PASSWORD, UserFactory
 from tests.support import transactions
@@ -57,6 +59,43 @@ def pytest_runtest_setup(item):
             pytest.skip("needs Redis (set REDIS_URL)")
 
 
+_DB_TIMEOUTS: dict = {}
+
+
+def _db_timeouts(on: bool) -> None:
+    """The suite runs as a web process (a 5 s statement timeout, config/settings.py); creating and
+    dropping the test databases does not: DROP DATABASE waits for the last connections of threads and
+    servers to go away, and both can take longer on a busy machine."""
+    from django.db import connections
+
+    for wrapper in connections.all():
+        if wrapper.vendor != "postgresql":
+            continue
+        options = wrapper.settings_dict.setdefault("OPTIONS", {})
+        saved = _DB_TIMEOUTS.setdefault(wrapper.alias, (options.get("options"),
+                                                           wrapper.settings_dict.get("CLIENT_DEADLINE")))
+        if on:
+            if saved[0] is not None:
+                options["options"] = saved[0]
+            wrapper.settings_dict["CLIENT_DEADLINE"] = saved[1]
+        else:
+            options.pop("options", None)
+            wrapper.settings_dict["CLIENT_DEADLINE"] = None
+        wrapper.close()  # the next connection is made with these settings
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    _db_timeouts(on=False)  # for creating the test databases
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    _db_timeouts(on=True)  # the tests: as in production
+    yield
+    _db_timeouts(on=False)  # for dropping them
+
+
 @pytest.fixture
 def on_commit_executor(db, monkeypatch):
     """Runs ``on_commit`` callbacks when the code's outermost atomic block commits (tests/support/
@@ -79,6 +118,8 @@ def _fast_hashing_and_eager_tasks(settings, db, on_commit_executor):
     # The audit trail's flood control counts in the cache too: each test its own counters.
     settings.AUDIT = {**getattr(settings, "AUDIT", {}), "FLOOD_PREFIX": f"test.audit.{uuid.uuid4().hex}"}
     keys._cache_clear()
+    ratelimit._cache_failed_at[0] = float("-inf")  # no pause left over from a test that broke the cache
+    outbox._broker_failed_at[0] = float("-inf")  # nor from one that broke the broker
     yield
     keys._cache_clear()
 

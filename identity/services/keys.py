@@ -13,6 +13,12 @@ as a check.
 The JWKS keeps a retired key for the access-token lifetime plus KEY_CACHE_SECONDS plus the leeway, so
 every token any process could still have signed verifies until it expires, even if a process missed
 the generation mark (Redis unreachable when it was written). A revoked key leaves at once.
+
+While the database is unavailable (issue 17) nothing here raises for what a process already has: the
+JWKS is served from the last copy this process built (or, in a process started during the outage, the
+copy every process leaves in Redis), the signer and the public keys from their caches as long as they
+have not retired; each retries the database at most every few seconds, one thread at a time. Stale
+rather than not at all: resource servers keep verifying tokens and ``GET token`` keeps signing.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ from joserfc.jwk import OKPKey
 
 from audit.models import EventType
 from audit.services import audit_record
+from core.database import deadline
 from core.crypto import b64url, decrypt_at_rest, encrypt_at_rest
+from core.outage import cause, is_outage
 from identity.app_settings import app_settings
 from identity.models import SigningKey
 from identity.services.rsa_keys import rsa_keys_lock, rsa_keys_rotate, rsa_public_jwks
@@ -42,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 PURPOSE = "identity.signing-key"
 GENERATION_KEY = "mca:identity:signing-keys:generation"
+JWKS_COPY_KEY = "mca:identity:jwks"  # the last JWKS any process built, for processes started in an outage
+JWKS_COPY_TTL = 7 * 24 * 3600
+OUTAGE_RETRY_SECONDS = 5.0  # while the database is unavailable, a cache is retried at most this often
 
 
 @dataclass(frozen=True)
@@ -68,15 +79,19 @@ _signer: tuple[float, Signer] | None = None
 _public: tuple[float, dict[str, OKPKey]] | None = None
 _last_public_reload = 0.0
 _jwks_json: tuple[float, bytes] | None = None
+_jwks_last: bytes | None = None  # the last JWKS built here: served while the database is unavailable
+_jwks_build_lock = threading.Lock()
 _UNKNOWN = object()
 _generation: object = _UNKNOWN  # the generation the caches above were filled under
 _checked_at: float | None = None  # monotonic: when the generation was last read
 JWKS_JSON_CACHE_SECONDS = 5.0
+JWKS_REBUILD_DEADLINE = 1.0
 
 
 def _cache_clear() -> None:
-    global _signer, _public, _last_public_reload, _jwks_json, _generation, _checked_at
+    global _signer, _public, _last_public_reload, _jwks_json, _jwks_last, _generation, _checked_at
     with _lock:
+        _jwks_last = None
         _signer = None
         _public = None
         _last_public_reload = 0.0
@@ -148,6 +163,7 @@ def _check_due(now: float) -> bool:
 def _keys_check() -> None:
     """Drop this process's key caches if the key set changed anywhere; asks at most once per
     KEY_GENERATION_CHECK_SECONDS (a thread that finds another one asking goes on with the caches)."""
+    global _checked_at
     if not _check_due(time.monotonic()):
         return
     if not _check_lock.acquire(blocking=False):
@@ -156,7 +172,16 @@ def _keys_check() -> None:
         at = time.monotonic()
         if not _check_due(at):
             return
-        seen = _generation_read()
+        try:
+            seen = _generation_read()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # Neither Redis nor the database answers: keep the caches, ask again after a pause.
+            logger.warning("signing-key generation unavailable (%s); keeping the cached keys", cause(exc))
+            with _lock:
+                _checked_at = at + OUTAGE_RETRY_SECONDS - app_settings.KEY_GENERATION_CHECK_SECONDS
+            return
         with _lock:
             _generation_observed(seen, at)
     finally:
@@ -171,9 +196,9 @@ def _generation_publish() -> None:
         return  # every process reads the generation from the key table itself
     try:
         _redis().incr(GENERATION_KEY)
-    except Exception:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001
         logger.warning("could not publish the signing-key change to Redis: other processes pick it up within "
-                       "KEY_CACHE_SECONDS (%s s) instead of a second", app_settings.KEY_CACHE_SECONDS, exc_info=True)
+                       "KEY_CACHE_SECONDS (%s s) instead of a second (%s)", app_settings.KEY_CACHE_SECONDS, cause(exc))
 
 
 def _changed_on_commit() -> None:
@@ -301,7 +326,17 @@ def signing_key_current() -> Signer:
         signer = cached[1]
         if signer.retires_at is None or signer.retires_at > timezone.now():
             return signer
-    seen, at, signer = _signer_from_db()
+    try:
+        seen, at, signer = _signer_from_db()
+    except Exception as exc:
+        stale = cached[1] if cached is not None else None
+        if not is_outage(exc) or stale is None or (stale.retires_at is not None
+                                                   and stale.retires_at <= timezone.now()):
+            raise
+        logger.warning("signing with the cached key %s: the database is unavailable (%s)", stale.kid, cause(exc))
+        with _lock:
+            _signer = (time.monotonic() + OUTAGE_RETRY_SECONDS, stale)
+        return stale
     with _lock:
         _generation_observed(seen, at)
         _signer = (at + app_settings.KEY_CACHE_SECONDS, signer)
@@ -330,18 +365,69 @@ def signing_keys_changed() -> None:
 def jwks_json() -> bytes:
     """The JWKS as JSON bytes for the HTTP fast path (identity.middleware), rebuilt from the database
     at most every JWKS_JSON_CACHE_SECONDS per process (and at once after a rotation in this process)."""
-    global _jwks_json
+    global _jwks_json, _jwks_last
     _keys_check()
     cached = _jwks_json
     now = time.monotonic()
     if cached is not None and cached[0] > now:
         return cached[1]
-    seen = _generation_read()
-    body = json.dumps(jwks(), separators=(",", ":")).encode()
-    with _lock:
-        _generation_observed(seen, now)
-        _jwks_json = (now + JWKS_JSON_CACHE_SECONDS, body)
-    return body
+    # Expired, but of the current key generation: while another thread rebuilds it (maybe waiting for a
+    # database that does not answer), this one answers with it. After a key change there is no such copy
+    # (a revoked key must leave at once): wait for the rebuild.
+    expired = cached[1] if cached is not None else None
+    if not _jwks_build_lock.acquire(blocking=expired is None):
+        return expired
+    try:
+        cached = _jwks_json
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]  # rebuilt (or refreshed from the last copy) by the thread we waited for
+        stale = expired or _jwks_last
+        try:
+            with deadline(JWKS_REBUILD_DEADLINE):  # small queries: a database that hangs is given up on soon
+                seen = _generation_read()
+                body = json.dumps(jwks(), separators=(",", ":")).encode()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            body = stale or _jwks_copy_read()
+            if body is None:
+                raise
+            logger.warning("JWKS served from the last copy: the database is unavailable (%s)", cause(exc))
+            with _lock:
+                _jwks_json = (time.monotonic() + OUTAGE_RETRY_SECONDS, body)
+            return body
+        with _lock:
+            _generation_observed(seen, now)
+            _jwks_json = (now + JWKS_JSON_CACHE_SECONDS, body)
+            changed, _jwks_last = body != _jwks_last, body
+        if changed:
+            _jwks_copy_write(body)
+        return body
+    finally:
+        _jwks_build_lock.release()
+
+
+def _jwks_copy_write(body: bytes) -> None:
+    """Leave the JWKS in Redis (when configured) for processes that start while the database is down."""
+    url = settings.REDIS_URL
+    failed = _redis_failed_at.get(url)
+    if not url or (failed is not None and time.monotonic() - failed < REDIS_PAUSE_SECONDS):
+        return
+    try:
+        _redis().set(JWKS_COPY_KEY, body, ex=JWKS_COPY_TTL)
+    except Exception:  # noqa: BLE001 - only a fallback: the next change writes it again
+        _redis_failed_at[url] = time.monotonic()
+        logger.warning("could not leave a copy of the JWKS in Redis")
+
+
+def _jwks_copy_read() -> bytes | None:
+    if not settings.REDIS_URL:
+        return None
+    try:
+        return _redis().get(JWKS_COPY_KEY)
+    except Exception:  # noqa: BLE001
+        _redis_failed_at[settings.REDIS_URL] = time.monotonic()
+        return None
 
 
 def verification_key(kid: str) -> OKPKey | None:
@@ -355,8 +441,17 @@ def verification_key(kid: str) -> OKPKey | None:
         return cached[1][kid]
     if cached is not None and cached[0] > now and now - _last_public_reload < 1.0:
         return None
-    seen = _generation_read()
-    keys = {row.kid: OKPKey.import_key(row.public_jwk()) for row in published_keys()}
+    try:
+        seen = _generation_read()
+        keys = {row.kid: OKPKey.import_key(row.public_jwk()) for row in published_keys()}
+    except Exception as exc:
+        if not is_outage(exc) or cached is None:
+            raise
+        logger.warning("verifying with the cached public keys: the database is unavailable (%s)", cause(exc))
+        with _lock:
+            _public = (now + OUTAGE_RETRY_SECONDS, cached[1])
+            _last_public_reload = now
+        return cached[1].get(kid)
     with _lock:
         _generation_observed(seen, now)
         _public = (now + app_settings.KEY_CACHE_SECONDS, keys)

@@ -1,5 +1,7 @@
 """Rate limits with their production values (the suite raises them; real_rate_limits restores them)."""
 
+import time
+
 import pytest
 
 from audit.models import AuditEvent, EventType
@@ -105,3 +107,30 @@ def test_a_view_can_name_its_own_per_client_scope(settings, rf):
         except RateLimited:
             results.append("429")
     assert results == [True, True, True, "429"]
+
+
+@pytest.mark.redis
+def test_redis_hung_limits_fail_open_quickly_and_lockout_still_holds(settings, api, password):
+    """Faults (issue 17): Redis accepts and never answers. The first limit that asks waits for the socket
+    timeout (1 s), then the limits are left alone for a second: sign-in stays fast and open, and the
+    lockout (in the database) still locks."""
+    from urllib.parse import urlsplit
+
+    from tests.support.forwarder import Forwarder
+
+    real = urlsplit(settings.REDIS_URL)
+    hung = Forwarder((real.hostname or "127.0.0.1", real.port or 6379))
+    hung.hang()
+    try:
+        settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache",
+                                       "LOCATION": f"redis://127.0.0.1:{hung.port}/0",
+                                       "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}}}
+        user = UserFactory()
+        started = time.monotonic()
+        for _ in range(7):
+            assert login_attempt(api, user.email, password).status_code == 200
+        assert time.monotonic() - started < 7  # not 7 logins x 2 scopes x 1 s (room for a busy machine)
+        codes = [login_attempt(api, user.email, "Wrong-Password-123456").status_code for _ in range(5)]
+        assert codes == [401] * 4 + [429]
+    finally:
+        hung.close()

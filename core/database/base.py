@@ -1,0 +1,81 @@
+"""Django's PostgreSQL backend, with a deadline on every wait for the server.
+
+A database that accepts connections and never answers (a stuck failover, a full disk, a partition
+behind a proxy that still ACKs) is not caught by TCP: the kernel acknowledges, the process waits.
+``statement_timeout`` does not help either, since the server never sees the query. So every wait of a
+connection for the server (query, commit, rollback, the health check of a persistent connection) gets a
+client-side timeout: the statement timeout plus a margin (``DATABASES["default"]["CLIENT_DEADLINE"]``,
+seconds). When it passes, the connection is closed (its state is unknown) and the wait raises
+``OperationalError``, which the error handler answers with 503 (core/outage.py). Connecting is bounded
+by libpq's ``connect_timeout`` (``OPTIONS``), which psycopg enforces itself.
+
+A server that is slow but alive gets the server-side ``statement_timeout`` first (sent at connect,
+config/settings.py), so the usual case ends with a clean ``QueryCanceled`` on a reusable connection.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from django.db.backends.postgresql import base
+from psycopg import errors
+
+from core.database import deadline, thread_deadline
+
+logger = logging.getLogger(__name__)
+HEALTH_CHECK_SECONDS = 1.0  # the "SELECT 1" of a persistent connection before its first use in a request
+
+
+class DeadlineConnection(psycopg.Connection):
+    """A psycopg connection whose waits for the server end after ``deadline`` seconds."""
+
+    deadline: float | None = None
+
+    def wait(self, gen, interval=None, timeout=None):
+        limit = self.deadline
+        narrowed = thread_deadline()
+        if narrowed is not None:
+            limit = narrowed if limit is None else min(limit, narrowed)
+        if limit is not None:
+            timeout = limit if timeout is None else min(timeout, limit)
+        try:
+            if interval is None:
+                return super().wait(gen, timeout=timeout)
+            return super().wait(gen, interval=interval, timeout=timeout)
+        except errors._WaitTimeout:
+            # The server did not answer in time: what the connection is in the middle of is unknown.
+            self.pgconn.finish()
+            raise errors.OperationalError(f"the database did not answer within {timeout:g} s") from None
+
+
+_startup_options_refused = False  # a pooler in front refused the ``options`` startup parameter
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def get_new_connection(self, conn_params):
+        global _startup_options_refused
+        if _startup_options_refused and "options" in conn_params:
+            conn_params = {key: value for key, value in conn_params.items() if key != "options"}
+        try:
+            connection = super().get_new_connection(conn_params)
+        except psycopg.OperationalError as exc:
+            # PgBouncer refuses startup options it does not know ("unsupported startup parameter: options")
+            # unless told to ignore them: connect without ours, once told (docs/deploy.md, "PgBouncer").
+            if "options" not in conn_params or "unsupported startup parameter" not in str(exc):
+                raise
+            _startup_options_refused = True
+            logger.warning("the database (a pooler?) refused the statement_timeout startup option; connecting "
+                           "without it: set AUTH_DB_STATEMENT_TIMEOUT_STARTUP=false and the role's statement_timeout "
+                           "(docs/deploy.md). The client-side deadline still applies.")
+            conn_params = {key: value for key, value in conn_params.items() if key != "options"}
+            connection = super().get_new_connection(conn_params)
+        if type(connection) is psycopg.Connection:
+            connection.__class__ = DeadlineConnection  # same layout: the subclass only adds a method
+            connection.deadline = self.settings_dict.get("CLIENT_DEADLINE")
+        return connection
+
+    def is_usable(self):
+        # CONN_HEALTH_CHECKS: a dead or hung persistent connection is found in a second and replaced.
+        with deadline(HEALTH_CHECK_SECONDS):
+            return super().is_usable()

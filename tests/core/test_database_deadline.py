@@ -1,0 +1,111 @@
+"""The database timeouts (core/database): a statement the server takes too long for is cancelled by the
+server (statement_timeout, sent at connect); a server that does not answer at all is given up on by the
+client (the deadline), and the connection is closed rather than reused."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from core.database import deadline
+from core.database.base import DeadlineConnection
+from tests.support.forwarder import Forwarder
+
+pytestmark = pytest.mark.postgres
+
+
+def dsn(port: int | None = None) -> str:
+    db = settings.DATABASES["default"]
+    return psycopg.conninfo.make_conninfo(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None,
+                                          host="127.0.0.1" if port else db["HOST"],
+                                          port=port or db["PORT"] or 5432)
+
+
+def test_requests_connect_with_a_statement_timeout_and_a_deadline():
+    assert settings.DATABASES["default"]["ENGINE"] == "core.database"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == f"{settings.DB_STATEMENT_TIMEOUT_MS // 1000}s"
+    assert isinstance(connection.connection, DeadlineConnection)
+    assert connection.connection.deadline == settings.DB_STATEMENT_TIMEOUT_MS / 1000 + 1
+    assert settings.DATABASES["default"]["OPTIONS"]["connect_timeout"] == settings.DB_CONNECT_TIMEOUT
+
+
+def test_a_server_that_does_not_answer_is_given_up_on_and_the_connection_closed():
+    forwarder = Forwarder(("127.0.0.1", int(settings.DATABASES["default"]["PORT"] or 5432)))
+    try:
+        conn = DeadlineConnection.connect(dsn(forwarder.port), autocommit=True)
+        conn.deadline = 0.5
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        forwarder.hang()
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError, match="did not answer within 0.5 s"):
+            conn.execute("SELECT 1")
+        assert time.monotonic() - started < 1.5
+        assert conn.closed
+    finally:
+        forwarder.close()
+
+
+def test_a_thread_may_narrow_the_deadline():
+    conn = DeadlineConnection.connect(dsn(), autocommit=True)
+    conn.deadline = 30
+    started = time.monotonic()
+    with deadline(0.3), pytest.raises(psycopg.OperationalError):
+        conn.execute("SELECT pg_sleep(3)")
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize(("argv", "statement_ms"), [
+    (["manage.py", "shell", "-c", "X"], 600_000),  # migrations and commands: a job
+    (["-c", "import config.wsgi; X"], 5_000),  # gunicorn's application: a web process
+])
+def test_jobs_get_the_long_timeouts_and_web_processes_the_short_ones(argv, statement_ms):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    show = "from django.conf import settings; print(settings.DB_STATEMENT_TIMEOUT_MS, settings.DB_CONNECT_TIMEOUT)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_DB_", "MANA_PROCESS_KIND"))}
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    command = [sys.executable] + [part.replace("X", show) for part in argv]
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == [str(statement_ms), "10" if statement_ms > 5_000 else "3"]
+
+
+def test_a_pooler_that_refuses_the_startup_option_is_connected_to_without_it(monkeypatch, caplog):
+    """PgBouncer answers "unsupported startup parameter: options" (checked with PgBouncer 1.18): the
+    backend connects again without it, says so once, and keeps its client-side deadline."""
+    from django.db import connections
+    from django.db.backends.postgresql import base as django_base
+
+    from core.database import base as backend
+
+    monkeypatch.setattr(backend, "_startup_options_refused", False)
+    real = django_base.DatabaseWrapper.get_new_connection
+    seen = []
+
+    def pooler(self, conn_params):
+        seen.append("options" in conn_params)
+        if "options" in conn_params:
+            raise psycopg.OperationalError("connection failed: FATAL:  unsupported startup parameter: options")
+        return real(self, conn_params)
+
+    monkeypatch.setattr(django_base.DatabaseWrapper, "get_new_connection", pooler)
+    wrapper = connections.create_connection("default")
+    try:
+        conn = wrapper.get_new_connection(wrapper.get_connection_params())
+        assert isinstance(conn, DeadlineConnection) and conn.deadline
+        conn.close()
+        wrapper.get_new_connection(wrapper.get_connection_params()).close()  # the next one asks no more
+    finally:
+        wrapper.close()
+    assert seen == [True, False, False]
+    assert "refused the statement_timeout startup option" in caplog.text
