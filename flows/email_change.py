@@ -17,16 +17,14 @@ from accounts.services import (
     InvalidLinkToken,
     account_token_consume,
     account_token_issue,
-    account_token_owner,
     new_email_validate,
     password_reset_link_send,
-    token_failure_reason,
     user_security_state_save,
 )
 from audit.models import EventType
+from audit.refusals import RefusalScope, audited_refusals
 from audit.services import audit_record, email_mask
 from core.email import normalize_email
-from core.errors import ApiError
 from core.links import public_url
 from core.tokens import hash_token
 from notifications.services import outbox_enqueue
@@ -87,11 +85,14 @@ def email_change_request(*, user: User, session: DeviceSession | None, new_email
                      new_email=email_mask(new_email), address_in_use=owner is not None)
 
 
-def _spend_with_owner_locked(token: str, purpose: str) -> tuple[User, AccountToken]:
+def _spend_with_owner_locked(token: str, purpose: str, scope: RefusalScope) -> tuple[User, AccountToken]:
     """Spend an email-change link of ``purpose`` with its active owner's row locked first (the user row
-    before the token row, the order of email_change_request; the audit chain after both)."""
-    pending = AccountToken.objects.filter(token_hash=hash_token(token or ""), purpose=purpose).values("user_id").first()
-    user = (User.objects.select_for_update().filter(pk=pending["user_id"], is_active=True).first()
+    before the token row, the order of email_change_request; the audit chain after both). A refusal
+    concerns the account the link was issued to (``scope.subject``)."""
+    pending = AccountToken.objects.select_related("user").filter(token_hash=hash_token(token or ""),
+                                                                 purpose=purpose).first()
+    scope.subject = pending.user if pending is not None else None
+    user = (User.objects.select_for_update().filter(pk=pending.user_id, is_active=True).first()
             if pending else None)
     record = account_token_consume(token, purpose)
     if user is None or record.user_id != user.pk:
@@ -106,43 +107,37 @@ def email_change_confirm(*, token: str, request=None) -> User:
     session except the one that asked ends. The old address is told, with a single-use link that undoes
     the change (email_change_revert). Audited with both addresses masked. Atomic: a refusal changes
     nothing."""
-    try:
-        with transaction.atomic():
-            user, record = _spend_with_owner_locked(token, TokenPurpose.CHANGE_EMAIL)
-            old, new, now = user.email, record.new_email, timezone.now()
-            if User.objects.filter(email=new).exclude(pk=user.pk).exists():
-                raise EmailTaken()
-            user.email, user.email_verified_at = new, now
-            try:
-                with transaction.atomic():
-                    user.save(update_fields=["email", "email_verified_at", "updated_at"])
-            except IntegrityError:  # taken by a concurrent registration or change (case-insensitive constraint)
-                raise EmailTaken() from None
-            # Links mailed to the old address (reset, verification) and other pending changes stop working;
-            # not the exempt ones (an earlier change's undo link must outlive the next change, whoever holds
-            # the new address must not end it).
-            AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
-                purpose__in=SECURITY_STATE_EXEMPT_PURPOSES).update(used_at=now)
-            revert = account_token_issue(user, TokenPurpose.EMAIL_CHANGE_REVERT, app_settings.EMAIL_CHANGE_REVERT_TTL,
-                                         replace=False, new_email=old)
-            keep = None
-            if record.requested_session_id:
-                keep = DeviceSession.objects.alive().filter(pk=record.requested_session_id, user=user).first()
-            revoked = sessions_revoke_all(user=user, reason=RevokeReason.EMAIL_CHANGED, request=request, actor=user,
-                                          keep=keep)
-            audit_record(event=EventType.EMAIL_CHANGED, request=request, actor=user, session=keep,
-                         old_email=email_mask(old), new_email=email_mask(new), sessions_revoked=revoked)
-            outbox_enqueue(kind="email_changed", recipient=old, subject="Your email address was changed",
-                           template="email_changed",
-                           context={"user": user, "masked_new_email": email_mask(new), "time": now,
-                                    "revert_link": public_url("web-account-email-revert", token=revert),
-                                    "days": app_settings.EMAIL_CHANGE_REVERT_TTL.days})
-            return user
-    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        subject = account_token_owner(token, TokenPurpose.CHANGE_EMAIL)
-        audit_record(event=EventType.EMAIL_CHANGE_FAILED, request=request, subject=subject, success=False,
-                     reason=token_failure_reason(exc))
-        raise
+    with audited_refusals(event=EventType.EMAIL_CHANGE_FAILED, request=request) as scope:
+        user, record = _spend_with_owner_locked(token, TokenPurpose.CHANGE_EMAIL, scope)
+        old, new, now = user.email, record.new_email, timezone.now()
+        if User.objects.filter(email=new).exclude(pk=user.pk).exists():
+            raise EmailTaken()
+        user.email, user.email_verified_at = new, now
+        try:
+            with transaction.atomic():
+                user.save(update_fields=["email", "email_verified_at", "updated_at"])
+        except IntegrityError:  # taken by a concurrent registration or change (case-insensitive constraint)
+            raise EmailTaken() from None
+        # Links mailed to the old address (reset, verification) and other pending changes stop working;
+        # not the exempt ones (an earlier change's undo link must outlive the next change, whoever holds
+        # the new address must not end it).
+        AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
+            purpose__in=SECURITY_STATE_EXEMPT_PURPOSES).update(used_at=now)
+        revert = account_token_issue(user, TokenPurpose.EMAIL_CHANGE_REVERT, app_settings.EMAIL_CHANGE_REVERT_TTL,
+                                     replace=False, new_email=old)
+        keep = None
+        if record.requested_session_id:
+            keep = DeviceSession.objects.alive().filter(pk=record.requested_session_id, user=user).first()
+        revoked = sessions_revoke_all(user=user, reason=RevokeReason.EMAIL_CHANGED, request=request, actor=user,
+                                      keep=keep)
+        audit_record(event=EventType.EMAIL_CHANGED, request=request, actor=user, session=keep,
+                     old_email=email_mask(old), new_email=email_mask(new), sessions_revoked=revoked)
+        outbox_enqueue(kind="email_changed", recipient=old, subject="Your email address was changed",
+                       template="email_changed",
+                       context={"user": user, "masked_new_email": email_mask(new), "time": now,
+                                "revert_link": public_url("web-account-email-revert", token=revert),
+                                "days": app_settings.EMAIL_CHANGE_REVERT_TTL.days})
+        return user
 
 
 class AddressNotRestorable(EmailTaken):
@@ -157,16 +152,10 @@ def email_change_revert(*, token: str, request=None) -> User:
     (resets, verification, pending email changes, unlock and "this wasn't me" links, the ways back of
     later changes), and a reset link goes to the restored address. 409 email_taken when the address
     belongs to another account now (nothing changes, the link stays unspent). Audited either way."""
-    try:
-        with transaction.atomic():
-            user, record = _spend_with_owner_locked(token, TokenPurpose.EMAIL_CHANGE_REVERT)
-            _email_change_undo(user=user, record=record, request=request, via="revert_link")
-            return user
-    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        subject = account_token_owner(token, TokenPurpose.EMAIL_CHANGE_REVERT)
-        audit_record(event=EventType.EMAIL_CHANGE_REVERT_FAILED, request=request, subject=subject, success=False,
-                     reason=exc.code)
-        raise
+    with audited_refusals(event=EventType.EMAIL_CHANGE_REVERT_FAILED, request=request) as scope:
+        user, record = _spend_with_owner_locked(token, TokenPurpose.EMAIL_CHANGE_REVERT, scope)
+        _email_change_undo(user=user, record=record, request=request, via="revert_link")
+        return user
 
 
 def email_change_revert_for_not_me(*, user: User, mailed_to: str, link_issued_at: datetime,

@@ -15,13 +15,12 @@ from accounts.services import (
     InvalidCredentials,
     InvalidCurrentPassword,
     account_token_consume,
-    account_token_owner,
     password_changed_mail,
     password_validate,
-    token_failure_reason,
     user_security_state_save,
 )
 from audit.models import EventType
+from audit.refusals import audited_refusals
 from audit.services import audit_record
 from core.errors import ApiError
 from core.tokens import hash_token
@@ -34,28 +33,23 @@ from sessions_app.services import session_mark_reauthenticated, sessions_revoke_
 
 def password_reset(*, token: str, password: str, request=None) -> User:
     """Set a new password from a reset link: every session ends, the email counts as verified."""
-    try:
-        with transaction.atomic():
-            record = AccountToken.objects.select_related("user").filter(
-                token_hash=hash_token(token or ""), purpose=TokenPurpose.RESET_PASSWORD
-            ).first()
-            if record is not None:
-                password_validate(password, record.user, "password")  # before spending the token
-            user = account_token_consume(token, TokenPurpose.RESET_PASSWORD).user
-            user.set_password(password)
-            user.email_verified_at = user.email_verified_at or timezone.now()
-            # Every other link (the pending email change too) and every known device end with the password.
-            user_security_state_save(user=user, update_fields=["password", "email_verified_at", "updated_at"])
-            sessions_revoke_all(user=user, reason=RevokeReason.PASSWORD_RESET, request=request, actor=user)
-            audit_record(event=EventType.PASSWORD_RESET_COMPLETED, request=request, actor=user)
-            pending_organizations_create(user=user, request=request)  # a reset verifies the email too
-            password_changed_mail(user)
-            return user
-    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        audit_record(event=EventType.PASSWORD_RESET_FAILED, request=request, success=False,
-                     reason=token_failure_reason(exc),
-                     subject=account_token_owner(token, TokenPurpose.RESET_PASSWORD))
-        raise
+    with audited_refusals(event=EventType.PASSWORD_RESET_FAILED, request=request) as scope:
+        record = AccountToken.objects.select_related("user").filter(
+            token_hash=hash_token(token or ""), purpose=TokenPurpose.RESET_PASSWORD
+        ).first()
+        if record is not None:
+            scope.subject = record.user  # a refusal concerns the link's account
+            password_validate(password, record.user, "password")  # before spending the token
+        user = account_token_consume(token, TokenPurpose.RESET_PASSWORD).user
+        user.set_password(password)
+        user.email_verified_at = user.email_verified_at or timezone.now()
+        # Every other link (the pending email change too) and every known device end with the password.
+        user_security_state_save(user=user, update_fields=["password", "email_verified_at", "updated_at"])
+        sessions_revoke_all(user=user, reason=RevokeReason.PASSWORD_RESET, request=request, actor=user)
+        audit_record(event=EventType.PASSWORD_RESET_COMPLETED, request=request, actor=user)
+        pending_organizations_create(user=user, request=request)  # a reset verifies the email too
+        password_changed_mail(user)
+        return user
 
 
 def password_change(*, user: User, session: DeviceSession | None, current_password: str, new_password: str,
