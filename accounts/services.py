@@ -57,10 +57,6 @@ class EmailNotVerified(ApiError):
     default_detail = "Verify your email address before signing in. We can send the link again."
 
 
-def token_failure_reason(exc: ApiError) -> str:
-    return getattr(exc, "audit_reason", exc.code)
-
-
 class PasswordRequired(ApiError):
     status_code = 400
     default_code = "password_required"
