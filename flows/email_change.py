@@ -16,7 +16,13 @@ from accounts.services import (
     InvalidCurrentPassword,
     InvalidLinkToken,
     account_token_consume,
+    account_token_find,
     account_token_issue,
+    account_token_spend,
+    account_tokens_end,
+    email_change_cancel_pending,
+    email_change_first_revert_after,
+    email_change_revert_link,
     new_email_validate,
     password_reset_link_send,
     user_security_state_save,
@@ -26,12 +32,12 @@ from audit.refusals import RefusalScope, audited_refusals
 from audit.services import audit_record, email_mask
 from core.email import normalize_email
 from core.links import public_url
-from core.tokens import hash_token
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings as security_settings
 from security.models import SecurityTokenPurpose
 from security.services import security_token_issue, security_tokens_end
 from sessions_app.models import DeviceSession, RevokeReason
+from sessions_app.selectors import session_of_user
 from sessions_app.services import sessions_revoke_all
 
 
@@ -63,8 +69,7 @@ def email_change_request(*, user: User, session: DeviceSession | None, new_email
                                     "hours": int(app_settings.EMAIL_CHANGE_TTL.total_seconds() // 3600)})
         else:
             # What issuing a link does to earlier requests, so both cases leave the same state behind.
-            AccountToken.objects.filter(user=user, purpose=TokenPurpose.CHANGE_EMAIL,
-                                        used_at__isnull=True).update(used_at=timezone.now())
+            email_change_cancel_pending(user=user)
             outbox_enqueue(kind="email_change_taken", recipient=owner.email, subject="Your email address was entered",
                            template="email_change_taken",
                            context={"user": owner, "login_link": public_url("web-login"),
@@ -89,8 +94,7 @@ def _spend_with_owner_locked(token: str, purpose: str, scope: RefusalScope) -> t
     """Spend an email-change link of ``purpose`` with its active owner's row locked first (the user row
     before the token row, the order of email_change_request; the audit chain after both). A refusal
     concerns the account the link was issued to (``scope.subject``)."""
-    pending = AccountToken.objects.select_related("user").filter(token_hash=hash_token(token or ""),
-                                                                 purpose=purpose).first()
+    pending = account_token_find(token, purpose)
     scope.subject = pending.user if pending is not None else None
     user = (User.objects.select_for_update().filter(pk=pending.user_id, is_active=True).first()
             if pending else None)
@@ -121,13 +125,12 @@ def email_change_confirm(*, token: str, request=None) -> User:
         # Links mailed to the old address (reset, verification) and other pending changes stop working;
         # not the exempt ones (an earlier change's undo link must outlive the next change, whoever holds
         # the new address must not end it).
-        AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
-            purpose__in=SECURITY_STATE_EXEMPT_PURPOSES).update(used_at=now)
+        account_tokens_end(user=user, now=now, keep_purposes=SECURITY_STATE_EXEMPT_PURPOSES)
         revert = account_token_issue(user, TokenPurpose.EMAIL_CHANGE_REVERT, app_settings.EMAIL_CHANGE_REVERT_TTL,
                                      replace=False, new_email=old)
         keep = None
         if record.requested_session_id:
-            keep = DeviceSession.objects.alive().filter(pk=record.requested_session_id, user=user).first()
+            keep = session_of_user(user, record.requested_session_id)
         revoked = sessions_revoke_all(user=user, reason=RevokeReason.EMAIL_CHANGED, request=request, actor=user,
                                       keep=keep)
         audit_record(event=EventType.EMAIL_CHANGED, request=request, actor=user, session=keep,
@@ -170,14 +173,13 @@ def email_change_revert_for_not_me(*, user: User, mailed_to: str, link_issued_at
     address = normalize_email(mailed_to) or _address_at(user, link_issued_at)
     if address == user.email:
         return None
-    record = (AccountToken.objects.usable().filter(user=user, purpose=TokenPurpose.EMAIL_CHANGE_REVERT,
-                                                   new_email=address).order_by("-created_at").first())
+    record = email_change_revert_link(user=user, address=address)
     if record is None:
         return "unavailable"
     try:
         with transaction.atomic():
             User.objects.select_for_update().filter(pk=user.pk).first()
-            if not AccountToken.objects.filter(pk=record.pk, used_at__isnull=True).update(used_at=timezone.now()):
+            if not account_token_spend(record):
                 return "unavailable"  # spent by a concurrent request
             _email_change_undo(user=user, record=record, request=request, via="not_me")
     except EmailTaken:
@@ -189,8 +191,7 @@ def email_change_revert_for_not_me(*, user: User, mailed_to: str, link_issued_at
 def _address_at(user: User, moment: datetime) -> str:
     """The address the account had at ``moment``: the one the first change after it replaced (each applied
     change leaves a revert link naming the address it replaced), else the current one."""
-    first_change = (AccountToken.objects.filter(user=user, purpose=TokenPurpose.EMAIL_CHANGE_REVERT,
-                                                created_at__gt=moment).order_by("created_at").first())
+    first_change = email_change_first_revert_after(user=user, moment=moment)
     return first_change.new_email if first_change is not None else user.email
 
 
@@ -212,8 +213,7 @@ def _email_change_undo(*, user: User, record: AccountToken, request, via: str) -
         raise AddressNotRestorable() from None
     # Every pending link ends, except the ways back of earlier changes (they restore addresses held
     # before this one); the revert links of later changes (to addresses given up now) end too.
-    links = AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
-        purpose=TokenPurpose.EMAIL_CHANGE_REVERT, created_at__lt=record.created_at).update(used_at=now)
+    links = account_tokens_end(user=user, now=now, keep_reverts_before=record.created_at)
     links += security_tokens_end(user=user)
     password_reset_link_send(user)  # to the restored address
     revoked = sessions_revoke_all(user=user, reason=RevokeReason.EMAIL_CHANGE_REVERTED, request=request, actor=user)

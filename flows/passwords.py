@@ -10,11 +10,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.app_settings import app_settings
-from accounts.models import AccountToken, TokenPurpose, User
+from accounts.models import TokenPurpose, User
 from accounts.services import (
     InvalidCredentials,
     InvalidCurrentPassword,
     account_token_consume,
+    account_token_find,
     password_changed_mail,
     password_validate,
     user_security_state_save,
@@ -23,7 +24,6 @@ from audit.models import EventType
 from audit.refusals import audited_refusals
 from audit.services import audit_record
 from core.errors import ApiError
-from core.tokens import hash_token
 from flows.two_factor import totp_reauthenticate_check
 from mfa.services import MfaCodeInvalid, MfaNotEnabled, totp_enabled
 from orgs.services import pending_organizations_create
@@ -34,9 +34,7 @@ from sessions_app.services import session_mark_reauthenticated, sessions_revoke_
 def password_reset(*, token: str, password: str, request=None) -> User:
     """Set a new password from a reset link: every session ends, the email counts as verified."""
     with audited_refusals(event=EventType.PASSWORD_RESET_FAILED, request=request) as scope:
-        record = AccountToken.objects.select_related("user").filter(
-            token_hash=hash_token(token or ""), purpose=TokenPurpose.RESET_PASSWORD
-        ).first()
+        record = account_token_find(token, TokenPurpose.RESET_PASSWORD)
         if record is not None:
             scope.subject = record.user  # a refusal concerns the link's account
             password_validate(password, record.user, "password")  # before spending the token

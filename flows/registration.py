@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import AccountToken, TokenPurpose, User
+from accounts.models import TokenPurpose, User
 from accounts.services import (
     PasswordRequired,
     account_token_consume,
+    account_token_find,
     password_validate,
     user_register,
     user_security_state_save,
@@ -19,8 +20,7 @@ from accounts.services import (
 from audit.models import EventType
 from audit.refusals import audited_refusals
 from audit.services import audit_record
-from core.tokens import hash_token
-from orgs.models import PendingOrganization
+from orgs.selectors import pending_organization_names
 from orgs.services import pending_organization_store, pending_organizations_create
 
 
@@ -42,8 +42,7 @@ def email_verify(*, token: str, password: str | None = None, request=None) -> Us
     for an account that has signed in before. Checked before the token is spent: a refusal keeps the
     link working. Creates the organizations of a ``register-b2b`` sign-up."""
     with audited_refusals(event=EventType.EMAIL_VERIFICATION_FAILED, request=request) as scope:
-        record = AccountToken.objects.select_related("user").filter(
-            token_hash=hash_token(token or ""), purpose=TokenPurpose.VERIFY_EMAIL).first()
+        record = account_token_find(token, TokenPurpose.VERIFY_EMAIL)
         scope.subject = record.user if record is not None else None  # a refusal concerns the link's account
         # No row lock needed: of racing requests only the one whose conditional UPDATE spends the
         # token goes on to set the password.
@@ -84,10 +83,8 @@ class VerificationPreview:
 def email_verification_preview(*, token: str) -> VerificationPreview | None:
     """Read only: a page's GET must not use the token (mail scanners fetch links). None when the link
     would not work (unknown, used or expired); the POST then says so."""
-    record = (AccountToken.objects.usable().by_value(token or "").filter(purpose=TokenPurpose.VERIFY_EMAIL)
-              .select_related("user").first())
+    record = account_token_find(token, TokenPurpose.VERIFY_EMAIL, usable=True)
     if record is None:
         return None
-    names = PendingOrganization.objects.filter(user=record.user).order_by("created_at", "pk").values_list("name",
-                                                                                                          flat=True)
-    return VerificationPreview(needs_password=record.user.last_login is None, organizations=tuple(names))
+    return VerificationPreview(needs_password=record.user.last_login is None,
+                               organizations=pending_organization_names(record.user))

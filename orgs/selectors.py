@@ -2,7 +2,7 @@
 organization the caller is not in is simply not found."""
 
 from core.errors import NotFound
-from orgs.models import ROLE_RANK, Invitation, Membership, OrgRole
+from orgs.models import ROLE_RANK, Invitation, Membership, OrgRole, PendingOrganization
 
 
 def memberships_of(user):
@@ -53,3 +53,10 @@ def invitations_pending_for(user):
         return Invitation.objects.none()
     return (Invitation.objects.open().filter(email=normalize_email(user.email), expires_at__gt=timezone.now())
             .select_related("organization", "inviter").order_by("expires_at", "pk"))
+
+
+def pending_organization_names(user) -> tuple[str, ...]:
+    """The organizations a ``register-b2b`` sign-up of ``user`` asked for, oldest first (created when the
+    address is verified: orgs.services.pending_organizations_create)."""
+    return tuple(PendingOrganization.objects.filter(user=user).order_by("created_at", "pk").values_list("name",
+                                                                                                        flat=True))
