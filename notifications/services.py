@@ -51,6 +51,8 @@ def render_mail(template: str, context: dict) -> str:
 
 
 def _publish(message_id) -> None:
+    # Function-local: notifications.tasks imports this module (the task calls the service back), so a
+    # module-level import would be a cycle; the one allowed exception of the `acyclic` contract.
     from notifications.tasks import outbox_deliver
 
     try:

@@ -41,6 +41,7 @@ from joserfc.jwk import OctKey
 
 from core.crypto import derive_key, key_encryption_root
 from sessions_app.app_settings import app_settings
+from sessions_app.models import PendingRevocationMark
 
 logger = logging.getLogger(__name__)
 
@@ -254,8 +255,6 @@ def _local_set(key: str, value: str, ttl: int) -> None:
 
 
 def _pending_keep(marks: list[tuple[str, str, int]]) -> None:
-    from sessions_app.models import PendingRevocationMark
-
     now = timezone.now()
     try:
         PendingRevocationMark.objects.bulk_create([
@@ -294,8 +293,6 @@ def marks_publish(marks: list[tuple[str, str | None, int]]) -> bool:
 def _pending_marks() -> tuple[list[tuple[str, str, int]], list[int]]:
     """One batch of pending marks: those still worth sending, with their remaining TTL, and the ids to
     delete once they are sent (with the expired ones, which need no sending). One query."""
-    from sessions_app.models import PendingRevocationMark
-
     now = timezone.now()
     try:
         rows = list(PendingRevocationMark.objects.order_by("id")[:app_settings.PENDING_MARKS_BATCH])
@@ -308,8 +305,6 @@ def _pending_marks() -> tuple[list[tuple[str, str, int]], list[int]]:
 
 
 def _pending_forget(ids: list[int]) -> None:
-    from sessions_app.models import PendingRevocationMark
-
     if ids:
         PendingRevocationMark.objects.filter(pk__in=ids).delete()
 

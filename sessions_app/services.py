@@ -20,6 +20,7 @@ from core.request_meta import client_ip, user_agent
 from core.tokens import hash_token
 from identity.services.tokens import access_token_issue
 from orgs.models import Membership
+from security.devices import refresh_anomaly
 from security.lockout import known_devices_end
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
@@ -175,7 +176,6 @@ def _refuse_unless_usable(scope: RefusalScope, session: DeviceSession, request, 
     if refusal is not None:
         session_refusal_apply(session, refusal, request=request)
         _refused(scope, refusal.code, refusal.message, session=session, reason=refusal.reason)
-    from security.devices import refresh_anomaly  # late: security imports this module
 
     verdict = refresh_anomaly(session=session, request=request)  # agent family or network changed
     if verdict and session_anomaly_apply(session, verdict, request=request):
