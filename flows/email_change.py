@@ -28,7 +28,7 @@ from accounts.services import (
     user_security_state_save,
 )
 from audit.models import EventType
-from audit.refusals import RefusalScope, audited_refusals
+from audit.refusals import RefusalScope, audit_refusal, audited_refusals
 from audit.services import audit_record, email_mask
 from core.email import normalize_email
 from core.links import public_url
@@ -51,9 +51,10 @@ def email_change_request(*, user: User, session: DeviceSession | None, new_email
     requester's audit row looks the same too (no enumeration). A new request replaces every earlier
     pending one."""
     if not user.check_password(password or ""):
-        audit_record(event=EventType.EMAIL_CHANGE_FAILED, request=request, actor=user, session=session,
-                     success=False, reason="invalid_password")
-        raise InvalidCurrentPassword("The password is incorrect.", fields={"password": ["The password is incorrect."]})
+        raise audit_refusal(InvalidCurrentPassword("The password is incorrect.",
+                                                   fields={"password": ["The password is incorrect."]}),
+                            event=EventType.EMAIL_CHANGE_FAILED, reason="invalid_password", request=request,
+                            actor=user, session=session)
     new_email = normalize_email(new_email)
     new_email_validate(new_email, user)
     with transaction.atomic():

@@ -21,7 +21,7 @@ from accounts.services import (
     user_security_state_save,
 )
 from audit.models import EventType
-from audit.refusals import audited_refusals
+from audit.refusals import audit_refusal, audited_refusals
 from audit.services import audit_record
 from core.errors import ApiError
 from flows.two_factor import totp_reauthenticate_check
@@ -54,14 +54,14 @@ def password_change(*, user: User, session: DeviceSession | None, current_passwo
                     request=None) -> None:
     """Change the password: every other session ends; this one counts as freshly authenticated."""
     if not user.check_password(current_password):
-        audit_record(event=EventType.PASSWORD_CHANGE_FAILED, request=request, actor=user, session=session,
-                     success=False, reason="invalid_password")
-        raise InvalidCurrentPassword(fields={"currentPassword": ["The current password is incorrect."]})
+        raise audit_refusal(InvalidCurrentPassword(fields={"currentPassword": ["The current password is incorrect."]}),
+                            event=EventType.PASSWORD_CHANGE_FAILED, reason="invalid_password", request=request,
+                            actor=user, session=session)
     try:
         password_validate(new_password, user, "newPassword")
-    except ApiError:
-        audit_record(event=EventType.PASSWORD_CHANGE_FAILED, request=request, actor=user, session=session,
-                     success=False, reason="password_policy")
+    except ApiError as exc:
+        audit_refusal(exc, event=EventType.PASSWORD_CHANGE_FAILED, reason="password_policy", request=request,
+                      actor=user, session=session)
         raise
     with transaction.atomic():
         user.set_password(new_password)
@@ -84,13 +84,11 @@ def user_reauthenticate(*, user: User, session: DeviceSession, password: str = "
         if not totp_enabled(user):
             raise MfaNotEnabled("This account has no authenticator app: confirm with the password.")
         if not totp_reauthenticate_check(user=user, code=code, request=request):
-            audit_record(event=EventType.REAUTHENTICATION_FAILED, request=request, actor=user, session=session,
-                         success=False, reason="invalid_code")
-            raise MfaCodeInvalid()
+            raise audit_refusal(MfaCodeInvalid(), event=EventType.REAUTHENTICATION_FAILED, reason="invalid_code",
+                                request=request, actor=user, session=session)
     elif not user.check_password(password):
-        audit_record(event=EventType.REAUTHENTICATION_FAILED, request=request, actor=user, session=session,
-                     success=False, reason="invalid_password")
-        raise InvalidCredentials("The password is incorrect.")
+        raise audit_refusal(InvalidCredentials("The password is incorrect."), event=EventType.REAUTHENTICATION_FAILED,
+                            reason="invalid_password", request=request, actor=user, session=session)
     with transaction.atomic():
         session_mark_reauthenticated(session)
         audit_record(event=EventType.REAUTHENTICATED, request=request, actor=user, session=session,

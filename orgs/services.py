@@ -294,6 +294,7 @@ class SoleOwner(LastOwner):
         super().__init__(f"You are the only owner of {names}. Make someone else an owner, or delete "
                          f"{'it' if len(organizations) == 1 else 'them'}, before you delete your account.")
         self.organizations = organizations
+        self.audit_context = {"organizations": [str(o.pk) for o in organizations]}  # audit.refusals adds it
 
 
 def memberships_end_for_account_deletion(*, user: User, request=None) -> None:
