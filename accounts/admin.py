@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 
 from accounts.models import User
+from core.email import normalize_email
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -19,8 +20,6 @@ class UserEditForm(UserChangeForm):
         fields = "__all__"
 
     def clean_email(self):
-        from core.email import normalize_email
-
         return normalize_email(self.cleaned_data["email"])
 
 

@@ -57,10 +57,6 @@ class EmailNotVerified(ApiError):
     default_detail = "Verify your email address before signing in. We can send the link again."
 
 
-def token_failure_reason(exc: ApiError) -> str:
-    return getattr(exc, "audit_reason", exc.code)
-
-
 class PasswordRequired(ApiError):
     status_code = 400
     default_code = "password_required"
@@ -95,6 +91,31 @@ def account_token_consume(raw: str, purpose: str) -> AccountToken:
 def account_token_owner(raw: str, purpose: str) -> User | None:
     """The account a link token was issued to (core.links.link_token_owner)."""
     return link_token_owner(AccountToken, raw=raw, purpose=purpose)
+
+
+def account_token_find(raw: str, purpose: str, *, usable: bool = False) -> AccountToken | None:
+    """Read only: the token ``raw`` of ``purpose`` with its user, in any state (``usable=True``: only
+    while unused and unexpired), or None. For what a flow checks before spending it; spend it with
+    account_token_consume."""
+    tokens = AccountToken.objects.usable() if usable else AccountToken.objects.all()
+    return tokens.by_value(raw or "").filter(purpose=purpose).select_related("user").first()
+
+
+def account_token_spend(token: AccountToken, *, now: datetime | None = None) -> bool:
+    """Spend a token the caller has already chosen (not from a link: a flow picked it, e.g. the revert
+    link of an address "this wasn't me" proves): a conditional UPDATE, False when a concurrent request
+    spent it first."""
+    return bool(AccountToken.objects.filter(pk=token.pk, used_at__isnull=True).update(used_at=now or timezone.now()))
+
+
+def account_tokens_end(*, user: User, now: datetime | None = None, keep_purposes=(),
+                       keep_reverts_before: datetime | None = None) -> int:
+    """End (mark used) every unused link token of ``user``, except those of ``keep_purposes`` and the
+    email-change revert links issued before ``keep_reverts_before``. Returns how many ended."""
+    tokens = AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(purpose__in=keep_purposes)
+    if keep_reverts_before is not None:
+        tokens = tokens.exclude(purpose=TokenPurpose.EMAIL_CHANGE_REVERT, created_at__lt=keep_reverts_before)
+    return tokens.update(used_at=now or timezone.now())
 
 
 def _send_verification(user: User) -> None:
@@ -234,6 +255,18 @@ def email_change_cancel_pending(*, user: User) -> int:
 
 
 # --- undoing an email change (docs/security.md, "Hardening: email change and account verification") -------
+def email_change_revert_link(*, user: User, address: str) -> AccountToken | None:
+    """The newest live revert link of ``user`` that gives ``address`` back, or None."""
+    return (AccountToken.objects.usable().filter(user=user, purpose=TokenPurpose.EMAIL_CHANGE_REVERT,
+                                                 new_email=address).order_by("-created_at").first())
+
+
+def email_change_first_revert_after(*, user: User, moment: datetime) -> AccountToken | None:
+    """The revert link of the first email change of ``user`` applied after ``moment`` (in any state): its
+    ``new_email`` is the address the account had at ``moment``."""
+    return (AccountToken.objects.filter(user=user, purpose=TokenPurpose.EMAIL_CHANGE_REVERT, created_at__gt=moment)
+            .order_by("created_at").first())
+
 
 
 def _revert_link_holding(email: str) -> AccountToken | None:

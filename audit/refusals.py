@@ -19,7 +19,9 @@ Three forms, by what the refused work leaves behind:
 The row: ``event`` (``refuse`` may name another), ``success=False``, the scope's request, actor,
 subject, session and organization, its context, and ``reason``: the one given, else the error's
 ``audit_reason`` attribute (a refusal that answers like another but is told apart in the trail),
-else ``error.code``. An error's ``audit_context`` dict is added to the context last (it wins a clash).
+else ``error.code``; ``reason=NO_REASON`` writes none (an event that names its refusal by itself, such as
+``auth.token.reuse_detected``, whose rows never carried one). An error's ``audit_context`` dict is added
+to the context last (it wins a clash).
 
 Lock order: an audit row takes no lock since issue 15 (audit/chain.py: rows are sealed later, off the
 request path). The rollback form writes after the block has ended, so it holds no row lock then;
@@ -43,6 +45,9 @@ from core.errors import ApiError
 Error = TypeVar("Error", bound=ApiError)
 
 _ROW_FIELDS = frozenset({"request", "actor", "subject", "session", "organization"})
+
+
+NO_REASON: Any = object()  # ``refuse(..., reason=NO_REASON)``: the row has no ``reason`` key
 
 
 class _Refused(BaseException):
@@ -74,9 +79,9 @@ class RefusalScope:
                **row: Any) -> NoReturn:
         """Refuse with ``error`` and keep what the block already wrote: the refusal row is appended
         now, in the block's transaction, which then commits; ``audited_refusals`` raises ``error``.
-        ``event`` replaces the scope's event for this row; ``row``: ``request``, ``actor``,
-        ``subject``, ``session`` or ``organization`` for this row (``actor=None`` included), anything
-        else is added to its context.
+        ``event`` replaces the scope's event for this row; ``reason=NO_REASON`` leaves the row without a
+        reason (module docstring); ``row``: ``request``, ``actor``, ``subject``, ``session`` or
+        ``organization`` for this row (``actor=None`` included), anything else is added to its context.
 
         Call it in the block itself, not inside an atomic block nested in it: the nested block would
         roll back what this keeps (a RuntimeError says so)."""
@@ -132,7 +137,11 @@ def audit_refusal(error: Error, *, event: EventType, reason: str | None = None, 
 
 def _refusal_row(error: ApiError, *, event: EventType, reason: str | None, fields: dict[str, Any],
                  context: dict[str, Any]) -> AuditEvent:
-    """The one refusal row. ``reason`` is always the refusal's (a context key of that name is replaced)."""
+    """The one refusal row. ``reason`` is always the refusal's (a context key of that name is replaced),
+    or none at all with ``NO_REASON``."""
     context = {**context, **(getattr(error, "audit_context", None) or {})}
-    context["reason"] = reason or getattr(error, "audit_reason", None) or error.code
+    if reason is NO_REASON:
+        context.pop("reason", None)
+    else:
+        context["reason"] = reason or getattr(error, "audit_reason", None) or error.code
     return audit_record(event=event, success=False, **fields, **context)

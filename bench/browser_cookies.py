@@ -18,16 +18,15 @@ import django  # noqa: E402
 django.setup()
 
 from accounts.models import User  # noqa: E402
+from orgs.models import Membership, Organization, OrgRole  # noqa: E402
 from sessions_app.app_settings import app_settings  # noqa: E402
 from sessions_app.browser import snapshot_for  # noqa: E402
+from sessions_app.models import DeviceSession  # noqa: E402
 from sessions_app.services import session_browser_key_issue, session_create  # noqa: E402
 
 user = User.objects.get(email=sys.argv[1])
 row = session_create(user=user, remember_me=True, device_name="bench browser", tokens=False).session
 if "--org" in sys.argv:
-    from orgs.models import Membership, Organization, OrgRole
-    from sessions_app.models import DeviceSession
-
     org, _ = Organization.objects.get_or_create(slug="bench-org", defaults={"name": "Bench Org"})
     Membership.objects.get_or_create(user=user, organization=org, defaults={"role": OrgRole.OWNER})
     DeviceSession.objects.filter(pk=row.pk).update(active_organization=org)

@@ -47,6 +47,7 @@ def main():
     from django.test import Client
     from django.utils import timezone
 
+    # After django.setup() above (this script configures Django itself), hence inside the function.
     from accounts.models import User
     from sessions_app.app_settings import app_settings
     from sessions_app.services import session_browser_key_issue, session_create

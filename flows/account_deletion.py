@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from django.db import transaction
-
 from accounts.models import User
 from audit.models import EventType
+from audit.refusals import audited_refusals
 from audit.services import audit_record
-from orgs.services import SoleOwner, memberships_end_for_account_deletion
+from orgs.services import memberships_end_for_account_deletion
 from sessions_app.models import RevokeReason
 from sessions_app.services import sessions_revoke_all
 
@@ -18,20 +17,11 @@ def user_delete(*, user: User, request=None) -> None:
     row goes with its tokens and sessions; the audit trail stays (its rows have no FK constraint).
     The only owner of an organization is refused (409 ``last_owner``), nothing changes, and the
     refusal is audited (in its own transaction: the deletion's was rolled back)."""
-    try:
-        _user_delete(user=user, request=request)
-    except SoleOwner as refused:
-        with transaction.atomic():
-            audit_record(event=EventType.ACCOUNT_DELETE_REFUSED, request=request, actor=user, subject=user,
-                         success=False, reason=refused.default_code,
-                         organizations=[str(o.pk) for o in refused.organizations])
-        raise
-
-
-@transaction.atomic
-def _user_delete(*, user: User, request=None) -> None:
-    User.objects.select_for_update().filter(pk=user.pk).first()  # row locks before the audit chain lock
-    memberships_end_for_account_deletion(user=user, request=request)  # organizations locked before sessions
-    sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
-    audit_record(event=EventType.ACCOUNT_DELETED, request=request, actor=user, email=user.email)
-    user.delete()
+    with audited_refusals(event=EventType.ACCOUNT_DELETE_REFUSED, request=request, actor=user, subject=user):
+        User.objects.select_for_update().filter(pk=user.pk).first()  # row locks before the audit chain lock
+        # Organizations locked before sessions; the only owner is refused here (SoleOwner: its audit row
+        # names the organizations).
+        memberships_end_for_account_deletion(user=user, request=request)
+        sessions_revoke_all(user=user, reason=RevokeReason.USER_REVOKED, request=request, actor=user)
+        audit_record(event=EventType.ACCOUNT_DELETED, request=request, actor=user, email=user.email)
+        user.delete()

@@ -16,24 +16,28 @@ from accounts.services import (
     InvalidCurrentPassword,
     InvalidLinkToken,
     account_token_consume,
+    account_token_find,
     account_token_issue,
-    account_token_owner,
+    account_token_spend,
+    account_tokens_end,
+    email_change_cancel_pending,
+    email_change_first_revert_after,
+    email_change_revert_link,
     new_email_validate,
     password_reset_link_send,
-    token_failure_reason,
     user_security_state_save,
 )
 from audit.models import EventType
+from audit.refusals import RefusalScope, audit_refusal, audited_refusals
 from audit.services import audit_record, email_mask
 from core.email import normalize_email
-from core.errors import ApiError
 from core.links import public_url
-from core.tokens import hash_token
 from notifications.services import outbox_enqueue
 from security.app_settings import app_settings as security_settings
 from security.models import SecurityTokenPurpose
 from security.services import security_token_issue, security_tokens_end
 from sessions_app.models import DeviceSession, RevokeReason
+from sessions_app.selectors import session_of_user
 from sessions_app.services import sessions_revoke_all
 
 
@@ -47,9 +51,10 @@ def email_change_request(*, user: User, session: DeviceSession | None, new_email
     requester's audit row looks the same too (no enumeration). A new request replaces every earlier
     pending one."""
     if not user.check_password(password or ""):
-        audit_record(event=EventType.EMAIL_CHANGE_FAILED, request=request, actor=user, session=session,
-                     success=False, reason="invalid_password")
-        raise InvalidCurrentPassword("The password is incorrect.", fields={"password": ["The password is incorrect."]})
+        raise audit_refusal(InvalidCurrentPassword("The password is incorrect.",
+                                                   fields={"password": ["The password is incorrect."]}),
+                            event=EventType.EMAIL_CHANGE_FAILED, reason="invalid_password", request=request,
+                            actor=user, session=session)
     new_email = normalize_email(new_email)
     new_email_validate(new_email, user)
     with transaction.atomic():
@@ -65,8 +70,7 @@ def email_change_request(*, user: User, session: DeviceSession | None, new_email
                                     "hours": int(app_settings.EMAIL_CHANGE_TTL.total_seconds() // 3600)})
         else:
             # What issuing a link does to earlier requests, so both cases leave the same state behind.
-            AccountToken.objects.filter(user=user, purpose=TokenPurpose.CHANGE_EMAIL,
-                                        used_at__isnull=True).update(used_at=timezone.now())
+            email_change_cancel_pending(user=user)
             outbox_enqueue(kind="email_change_taken", recipient=owner.email, subject="Your email address was entered",
                            template="email_change_taken",
                            context={"user": owner, "login_link": public_url("web-login"),
@@ -87,11 +91,13 @@ def email_change_request(*, user: User, session: DeviceSession | None, new_email
                      new_email=email_mask(new_email), address_in_use=owner is not None)
 
 
-def _spend_with_owner_locked(token: str, purpose: str) -> tuple[User, AccountToken]:
+def _spend_with_owner_locked(token: str, purpose: str, scope: RefusalScope) -> tuple[User, AccountToken]:
     """Spend an email-change link of ``purpose`` with its active owner's row locked first (the user row
-    before the token row, the order of email_change_request; the audit chain after both)."""
-    pending = AccountToken.objects.filter(token_hash=hash_token(token or ""), purpose=purpose).values("user_id").first()
-    user = (User.objects.select_for_update().filter(pk=pending["user_id"], is_active=True).first()
+    before the token row, the order of email_change_request; the audit chain after both). A refusal
+    concerns the account the link was issued to (``scope.subject``)."""
+    pending = account_token_find(token, purpose)
+    scope.subject = pending.user if pending is not None else None
+    user = (User.objects.select_for_update().filter(pk=pending.user_id, is_active=True).first()
             if pending else None)
     record = account_token_consume(token, purpose)
     if user is None or record.user_id != user.pk:
@@ -106,43 +112,36 @@ def email_change_confirm(*, token: str, request=None) -> User:
     session except the one that asked ends. The old address is told, with a single-use link that undoes
     the change (email_change_revert). Audited with both addresses masked. Atomic: a refusal changes
     nothing."""
-    try:
-        with transaction.atomic():
-            user, record = _spend_with_owner_locked(token, TokenPurpose.CHANGE_EMAIL)
-            old, new, now = user.email, record.new_email, timezone.now()
-            if User.objects.filter(email=new).exclude(pk=user.pk).exists():
-                raise EmailTaken()
-            user.email, user.email_verified_at = new, now
-            try:
-                with transaction.atomic():
-                    user.save(update_fields=["email", "email_verified_at", "updated_at"])
-            except IntegrityError:  # taken by a concurrent registration or change (case-insensitive constraint)
-                raise EmailTaken() from None
-            # Links mailed to the old address (reset, verification) and other pending changes stop working;
-            # not the exempt ones (an earlier change's undo link must outlive the next change, whoever holds
-            # the new address must not end it).
-            AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
-                purpose__in=SECURITY_STATE_EXEMPT_PURPOSES).update(used_at=now)
-            revert = account_token_issue(user, TokenPurpose.EMAIL_CHANGE_REVERT, app_settings.EMAIL_CHANGE_REVERT_TTL,
-                                         replace=False, new_email=old)
-            keep = None
-            if record.requested_session_id:
-                keep = DeviceSession.objects.alive().filter(pk=record.requested_session_id, user=user).first()
-            revoked = sessions_revoke_all(user=user, reason=RevokeReason.EMAIL_CHANGED, request=request, actor=user,
-                                          keep=keep)
-            audit_record(event=EventType.EMAIL_CHANGED, request=request, actor=user, session=keep,
-                         old_email=email_mask(old), new_email=email_mask(new), sessions_revoked=revoked)
-            outbox_enqueue(kind="email_changed", recipient=old, subject="Your email address was changed",
-                           template="email_changed",
-                           context={"user": user, "masked_new_email": email_mask(new), "time": now,
-                                    "revert_link": public_url("web-account-email-revert", token=revert),
-                                    "days": app_settings.EMAIL_CHANGE_REVERT_TTL.days})
-            return user
-    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        subject = account_token_owner(token, TokenPurpose.CHANGE_EMAIL)
-        audit_record(event=EventType.EMAIL_CHANGE_FAILED, request=request, subject=subject, success=False,
-                     reason=token_failure_reason(exc))
-        raise
+    with audited_refusals(event=EventType.EMAIL_CHANGE_FAILED, request=request) as scope:
+        user, record = _spend_with_owner_locked(token, TokenPurpose.CHANGE_EMAIL, scope)
+        old, new, now = user.email, record.new_email, timezone.now()
+        if User.objects.filter(email=new).exclude(pk=user.pk).exists():
+            raise EmailTaken()
+        user.email, user.email_verified_at = new, now
+        try:
+            with transaction.atomic():
+                user.save(update_fields=["email", "email_verified_at", "updated_at"])
+        except IntegrityError:  # taken by a concurrent registration or change (case-insensitive constraint)
+            raise EmailTaken() from None
+        # Links mailed to the old address (reset, verification) and other pending changes stop working;
+        # not the exempt ones (an earlier change's undo link must outlive the next change, whoever holds
+        # the new address must not end it).
+        account_tokens_end(user=user, now=now, keep_purposes=SECURITY_STATE_EXEMPT_PURPOSES)
+        revert = account_token_issue(user, TokenPurpose.EMAIL_CHANGE_REVERT, app_settings.EMAIL_CHANGE_REVERT_TTL,
+                                     replace=False, new_email=old)
+        keep = None
+        if record.requested_session_id:
+            keep = session_of_user(user, record.requested_session_id)
+        revoked = sessions_revoke_all(user=user, reason=RevokeReason.EMAIL_CHANGED, request=request, actor=user,
+                                      keep=keep)
+        audit_record(event=EventType.EMAIL_CHANGED, request=request, actor=user, session=keep,
+                     old_email=email_mask(old), new_email=email_mask(new), sessions_revoked=revoked)
+        outbox_enqueue(kind="email_changed", recipient=old, subject="Your email address was changed",
+                       template="email_changed",
+                       context={"user": user, "masked_new_email": email_mask(new), "time": now,
+                                "revert_link": public_url("web-account-email-revert", token=revert),
+                                "days": app_settings.EMAIL_CHANGE_REVERT_TTL.days})
+        return user
 
 
 class AddressNotRestorable(EmailTaken):
@@ -157,16 +156,10 @@ def email_change_revert(*, token: str, request=None) -> User:
     (resets, verification, pending email changes, unlock and "this wasn't me" links, the ways back of
     later changes), and a reset link goes to the restored address. 409 email_taken when the address
     belongs to another account now (nothing changes, the link stays unspent). Audited either way."""
-    try:
-        with transaction.atomic():
-            user, record = _spend_with_owner_locked(token, TokenPurpose.EMAIL_CHANGE_REVERT)
-            _email_change_undo(user=user, record=record, request=request, via="revert_link")
-            return user
-    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        subject = account_token_owner(token, TokenPurpose.EMAIL_CHANGE_REVERT)
-        audit_record(event=EventType.EMAIL_CHANGE_REVERT_FAILED, request=request, subject=subject, success=False,
-                     reason=exc.code)
-        raise
+    with audited_refusals(event=EventType.EMAIL_CHANGE_REVERT_FAILED, request=request) as scope:
+        user, record = _spend_with_owner_locked(token, TokenPurpose.EMAIL_CHANGE_REVERT, scope)
+        _email_change_undo(user=user, record=record, request=request, via="revert_link")
+        return user
 
 
 def email_change_revert_for_not_me(*, user: User, mailed_to: str, link_issued_at: datetime,
@@ -181,14 +174,13 @@ def email_change_revert_for_not_me(*, user: User, mailed_to: str, link_issued_at
     address = normalize_email(mailed_to) or _address_at(user, link_issued_at)
     if address == user.email:
         return None
-    record = (AccountToken.objects.usable().filter(user=user, purpose=TokenPurpose.EMAIL_CHANGE_REVERT,
-                                                   new_email=address).order_by("-created_at").first())
+    record = email_change_revert_link(user=user, address=address)
     if record is None:
         return "unavailable"
     try:
         with transaction.atomic():
             User.objects.select_for_update().filter(pk=user.pk).first()
-            if not AccountToken.objects.filter(pk=record.pk, used_at__isnull=True).update(used_at=timezone.now()):
+            if not account_token_spend(record):
                 return "unavailable"  # spent by a concurrent request
             _email_change_undo(user=user, record=record, request=request, via="not_me")
     except EmailTaken:
@@ -200,8 +192,7 @@ def email_change_revert_for_not_me(*, user: User, mailed_to: str, link_issued_at
 def _address_at(user: User, moment: datetime) -> str:
     """The address the account had at ``moment``: the one the first change after it replaced (each applied
     change leaves a revert link naming the address it replaced), else the current one."""
-    first_change = (AccountToken.objects.filter(user=user, purpose=TokenPurpose.EMAIL_CHANGE_REVERT,
-                                                created_at__gt=moment).order_by("created_at").first())
+    first_change = email_change_first_revert_after(user=user, moment=moment)
     return first_change.new_email if first_change is not None else user.email
 
 
@@ -223,8 +214,7 @@ def _email_change_undo(*, user: User, record: AccountToken, request, via: str) -
         raise AddressNotRestorable() from None
     # Every pending link ends, except the ways back of earlier changes (they restore addresses held
     # before this one); the revert links of later changes (to addresses given up now) end too.
-    links = AccountToken.objects.filter(user=user, used_at__isnull=True).exclude(
-        purpose=TokenPurpose.EMAIL_CHANGE_REVERT, created_at__lt=record.created_at).update(used_at=now)
+    links = account_tokens_end(user=user, now=now, keep_reverts_before=record.created_at)
     links += security_tokens_end(user=user)
     password_reset_link_send(user)  # to the restored address
     revoked = sessions_revoke_all(user=user, reason=RevokeReason.EMAIL_CHANGE_REVERTED, request=request, actor=user)

@@ -10,21 +10,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.app_settings import app_settings
-from accounts.models import AccountToken, TokenPurpose, User
+from accounts.models import TokenPurpose, User
 from accounts.services import (
     InvalidCredentials,
     InvalidCurrentPassword,
     account_token_consume,
-    account_token_owner,
+    account_token_find,
     password_changed_mail,
     password_validate,
-    token_failure_reason,
     user_security_state_save,
 )
 from audit.models import EventType
+from audit.refusals import audit_refusal, audited_refusals
 from audit.services import audit_record
 from core.errors import ApiError
-from core.tokens import hash_token
 from flows.two_factor import totp_reauthenticate_check
 from mfa.services import MfaCodeInvalid, MfaNotEnabled, totp_enabled
 from orgs.services import pending_organizations_create
@@ -37,42 +36,35 @@ from sessions_app.services import session_mark_reauthenticated, sessions_revoke_
 
 def password_reset(*, token: str, password: str, request=None) -> User:
     """Set a new password from a reset link: every session ends, the email counts as verified."""
-    try:
-        with transaction.atomic():
-            record = AccountToken.objects.select_related("user").filter(
-                token_hash=hash_token(token or ""), purpose=TokenPurpose.RESET_PASSWORD
-            ).first()
-            if record is not None:
-                password_validate(password, record.user, "password")  # before spending the token
-            user = account_token_consume(token, TokenPurpose.RESET_PASSWORD).user
-            user.set_password(password)
-            user.email_verified_at = user.email_verified_at or timezone.now()
-            # Every other link (the pending email change too) and every known device end with the password.
-            user_security_state_save(user=user, update_fields=["password", "email_verified_at", "updated_at"])
-            sessions_revoke_all(user=user, reason=RevokeReason.PASSWORD_RESET, request=request, actor=user)
-            audit_record(event=EventType.PASSWORD_RESET_COMPLETED, request=request, actor=user)
-            pending_organizations_create(user=user, request=request)  # a reset verifies the email too
-            password_changed_mail(user)
-            return user
-    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        audit_record(event=EventType.PASSWORD_RESET_FAILED, request=request, success=False,
-                     reason=token_failure_reason(exc),
-                     subject=account_token_owner(token, TokenPurpose.RESET_PASSWORD))
-        raise
+    with audited_refusals(event=EventType.PASSWORD_RESET_FAILED, request=request) as scope:
+        record = account_token_find(token, TokenPurpose.RESET_PASSWORD)
+        if record is not None:
+            scope.subject = record.user  # a refusal concerns the link's account
+            password_validate(password, record.user, "password")  # before spending the token
+        user = account_token_consume(token, TokenPurpose.RESET_PASSWORD).user
+        user.set_password(password)
+        user.email_verified_at = user.email_verified_at or timezone.now()
+        # Every other link (the pending email change too) and every known device end with the password.
+        user_security_state_save(user=user, update_fields=["password", "email_verified_at", "updated_at"])
+        sessions_revoke_all(user=user, reason=RevokeReason.PASSWORD_RESET, request=request, actor=user)
+        audit_record(event=EventType.PASSWORD_RESET_COMPLETED, request=request, actor=user)
+        pending_organizations_create(user=user, request=request)  # a reset verifies the email too
+        password_changed_mail(user)
+        return user
 
 
 def password_change(*, user: User, session: DeviceSession | None, current_password: str, new_password: str,
                     request=None) -> None:
     """Change the password: every other session ends; this one counts as freshly authenticated."""
     if not user.check_password(current_password):
-        audit_record(event=EventType.PASSWORD_CHANGE_FAILED, request=request, actor=user, session=session,
-                     success=False, reason="invalid_password")
-        raise InvalidCurrentPassword(fields={"currentPassword": ["The current password is incorrect."]})
+        raise audit_refusal(InvalidCurrentPassword(fields={"currentPassword": ["The current password is incorrect."]}),
+                            event=EventType.PASSWORD_CHANGE_FAILED, reason="invalid_password", request=request,
+                            actor=user, session=session)
     try:
         password_validate(new_password, user, "newPassword")
-    except ApiError:
-        audit_record(event=EventType.PASSWORD_CHANGE_FAILED, request=request, actor=user, session=session,
-                     success=False, reason="password_policy")
+    except ApiError as exc:
+        audit_refusal(exc, event=EventType.PASSWORD_CHANGE_FAILED, reason="password_policy", request=request,
+                      actor=user, session=session)
         raise
     with transaction.atomic():
         user.set_password(new_password)
@@ -101,13 +93,11 @@ def user_reauthenticate(*, user: User, session: DeviceSession, password: str = "
         if not totp_enabled(user):
             raise MfaNotEnabled("This account has no authenticator app: confirm with the password.")
         if not totp_reauthenticate_check(user=user, code=code, request=request):
-            audit_record(event=EventType.REAUTHENTICATION_FAILED, request=request, actor=user, session=session,
-                         success=False, reason="invalid_code")
-            raise MfaCodeInvalid()
+            raise audit_refusal(MfaCodeInvalid(), event=EventType.REAUTHENTICATION_FAILED, reason="invalid_code",
+                                request=request, actor=user, session=session)
     elif not user.check_password(password):
-        audit_record(event=EventType.REAUTHENTICATION_FAILED, request=request, actor=user, session=session,
-                     success=False, reason="invalid_password")
-        raise InvalidCredentials("The password is incorrect.")
+        raise audit_refusal(InvalidCredentials("The password is incorrect."), event=EventType.REAUTHENTICATION_FAILED,
+                            reason="invalid_password", request=request, actor=user, session=session)
     with transaction.atomic():
         session_mark_reauthenticated(session)
         audit_record(event=EventType.REAUTHENTICATED, request=request, actor=user, session=session,

@@ -8,21 +8,19 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import AccountToken, TokenPurpose, User
+from accounts.models import TokenPurpose, User
 from accounts.services import (
     PasswordRequired,
     account_token_consume,
-    account_token_owner,
+    account_token_find,
     password_validate,
-    token_failure_reason,
     user_register,
     user_security_state_save,
 )
 from audit.models import EventType
+from audit.refusals import audited_refusals
 from audit.services import audit_record
-from core.errors import ApiError
-from core.tokens import hash_token
-from orgs.models import PendingOrganization
+from orgs.selectors import pending_organization_names
 from orgs.services import pending_organization_store, pending_organizations_create
 
 
@@ -43,38 +41,32 @@ def email_verify(*, token: str, password: str | None = None, request=None) -> Us
     someone who registered another person's address does not survive the verification. It is ignored
     for an account that has signed in before. Checked before the token is spent: a refusal keeps the
     link working. Creates the organizations of a ``register-b2b`` sign-up."""
-    try:
-        with transaction.atomic():
-            record = AccountToken.objects.select_related("user").filter(
-                token_hash=hash_token(token or ""), purpose=TokenPurpose.VERIFY_EMAIL).first()
-            # No row lock needed: of racing requests only the one whose conditional UPDATE spends the
-            # token goes on to set the password.
-            sets_password = record is not None and record.user.last_login is None
-            # A dead link answers invalid_token / token_expired (below) before any password question.
-            if sets_password and record.used_at is None and record.expires_at > timezone.now():
-                if not password:
-                    raise PasswordRequired(fields={"password": ["Choose a password for this account."]})
-                password_validate(password, record.user, "password")
-            user = account_token_consume(token, TokenPurpose.VERIFY_EMAIL).user
-            fields = ["updated_at"]
-            if user.email_verified_at is None:
-                user.email_verified_at = timezone.now()
-                fields.append("email_verified_at")
-            if sets_password:
-                user.set_password(password)
-                fields.append("password")
-            if sets_password:  # a security-state change: links the registrant may hold end with it
-                user_security_state_save(user=user, update_fields=fields)
-            elif len(fields) > 1:
-                user.save(update_fields=fields)
-            audit_record(event=EventType.EMAIL_VERIFIED, request=request, actor=user, credentials_set=sets_password)
-            pending_organizations_create(user=user, request=request)  # register-b2b
-            return user
-    except ApiError as exc:  # the failed transaction rolled back; its audit row goes in after
-        audit_record(event=EventType.EMAIL_VERIFICATION_FAILED, request=request, success=False,
-                     reason=token_failure_reason(exc),
-                     subject=account_token_owner(token, TokenPurpose.VERIFY_EMAIL))
-        raise
+    with audited_refusals(event=EventType.EMAIL_VERIFICATION_FAILED, request=request) as scope:
+        record = account_token_find(token, TokenPurpose.VERIFY_EMAIL)
+        scope.subject = record.user if record is not None else None  # a refusal concerns the link's account
+        # No row lock needed: of racing requests only the one whose conditional UPDATE spends the
+        # token goes on to set the password.
+        sets_password = record is not None and record.user.last_login is None
+        # A dead link answers invalid_token / token_expired (below) before any password question.
+        if sets_password and record.used_at is None and record.expires_at > timezone.now():
+            if not password:
+                raise PasswordRequired(fields={"password": ["Choose a password for this account."]})
+            password_validate(password, record.user, "password")
+        user = account_token_consume(token, TokenPurpose.VERIFY_EMAIL).user
+        fields = ["updated_at"]
+        if user.email_verified_at is None:
+            user.email_verified_at = timezone.now()
+            fields.append("email_verified_at")
+        if sets_password:
+            user.set_password(password)
+            fields.append("password")
+        if sets_password:  # a security-state change: links the registrant may hold end with it
+            user_security_state_save(user=user, update_fields=fields)
+        elif len(fields) > 1:
+            user.save(update_fields=fields)
+        audit_record(event=EventType.EMAIL_VERIFIED, request=request, actor=user, credentials_set=sets_password)
+        pending_organizations_create(user=user, request=request)  # register-b2b
+        return user
 
 
 # --- what the verification page shows before it acts (a GET must not use the token) ---------------
@@ -91,10 +83,8 @@ class VerificationPreview:
 def email_verification_preview(*, token: str) -> VerificationPreview | None:
     """Read only: a page's GET must not use the token (mail scanners fetch links). None when the link
     would not work (unknown, used or expired); the POST then says so."""
-    record = (AccountToken.objects.usable().by_value(token or "").filter(purpose=TokenPurpose.VERIFY_EMAIL)
-              .select_related("user").first())
+    record = account_token_find(token, TokenPurpose.VERIFY_EMAIL, usable=True)
     if record is None:
         return None
-    names = PendingOrganization.objects.filter(user=record.user).order_by("created_at", "pk").values_list("name",
-                                                                                                          flat=True)
-    return VerificationPreview(needs_password=record.user.last_login is None, organizations=tuple(names))
+    return VerificationPreview(needs_password=record.user.last_login is None,
+                               organizations=pending_organization_names(record.user))

@@ -60,6 +60,8 @@ _broker_failed_at = [float("-inf")]
 
 
 def _publish(message_id) -> None:
+    # Function-local: notifications.tasks imports this module (the task calls the service back), so a
+    # module-level import would be a cycle; the one allowed exception of the `acyclic` contract.
     from notifications.tasks import outbox_deliver
 
     if time.monotonic() - _broker_failed_at[0] < BROKER_PAUSE_SECONDS:

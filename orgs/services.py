@@ -17,6 +17,7 @@ from django.utils.text import slugify
 
 from accounts.models import User
 from audit.models import EventType
+from audit.refusals import RefusalScope, audited_refusals
 from audit.services import audit_record
 from core.email import normalize_email
 from core.errors import ApiError, NotFound
@@ -293,6 +294,7 @@ class SoleOwner(LastOwner):
         super().__init__(f"You are the only owner of {names}. Make someone else an owner, or delete "
                          f"{'it' if len(organizations) == 1 else 'them'}, before you delete your account.")
         self.organizations = organizations
+        self.audit_context = {"organizations": [str(o.pk) for o in organizations]}  # audit.refusals adds it
 
 
 def memberships_end_for_account_deletion(*, user: User, request=None) -> None:
@@ -395,31 +397,21 @@ def invitation_revoke(*, user: User, organization_id, invitation_id, request=Non
                  organization=actor.organization, invitation=invitation.pk, email=invitation.email)
 
 
-def _accept_failures_audited(*, user: User, request, accept) -> Membership:
-    """Run ``accept`` in its own transaction; when it refuses, the failed transaction has rolled back
-    and the ``org.invitation.accept_failed`` row goes in after it."""
-    try:
-        with transaction.atomic():
-            return accept()
-    except ApiError as exc:
-        audit_record(event=EventType.ORG_INVITATION_ACCEPT_FAILED, request=request, actor=user, success=False,
-                     reason=exc.code, organization=getattr(exc, "organization_id", None))
-        raise
-
-
 def invitation_accept(*, user: User, token: str, request=None) -> Membership:
     """Join with the invitation's role. The link is single-use, expires, and only works for the
     account whose email address it was sent to."""
-    return _accept_failures_audited(user=user, request=request, accept=lambda: _invitation_accept(
-        user=user, invitation=Invitation.objects.by_value(token).first(), request=request))
+    with audited_refusals(event=EventType.ORG_INVITATION_ACCEPT_FAILED, request=request, actor=user) as scope:
+        return _invitation_accept(user=user, invitation=Invitation.objects.by_value(token).first(), request=request,
+                                  scope=scope)
 
 
 def invitation_accept_mine(*, user: User, invitation_id, request=None) -> Membership:
     """Accept, by its id, an invitation addressed to the caller's verified email address (the
     ``/organizations`` list and ``POST invitations/<id>/accept``). A verified address proves control
     of the mailbox, as the mailed token does; any other invitation is not found."""
-    return _accept_failures_audited(user=user, request=request, accept=lambda: _invitation_accept(
-        user=user, invitation=_invitation_addressed_to(user, invitation_id), request=request, via="list"))
+    with audited_refusals(event=EventType.ORG_INVITATION_ACCEPT_FAILED, request=request, actor=user) as scope:
+        return _invitation_accept(user=user, invitation=_invitation_addressed_to(user, invitation_id),
+                                  request=request, scope=scope, via="list")
 
 
 def _invitation_addressed_to(user: User, invitation_id) -> Invitation:
@@ -433,8 +425,10 @@ def _invitation_addressed_to(user: User, invitation_id) -> Invitation:
     return invitation
 
 
-def _invitation_accept(*, user: User, invitation: Invitation | None, request, **context) -> Membership:
-    """The one acceptance, after either lookup (token or id): lock the organization, check, join, audit."""
+def _invitation_accept(*, user: User, invitation: Invitation | None, request, scope: RefusalScope,
+                       **context) -> Membership:
+    """The one acceptance, after either lookup (token or id): lock the organization, check, join, audit.
+    Runs in ``scope`` (audited_refusals): a refusal once the invitation is known names its organization."""
     now = timezone.now()
     if invitation is None or invitation.accepted_at is not None or invitation.revoked_at is not None:
         raise InvalidInvitation()
@@ -451,7 +445,7 @@ def _invitation_accept(*, user: User, invitation: Invitation | None, request, **
     elif not Invitation.objects.open().filter(pk=invitation.pk).update(accepted_at=now):
         error = InvalidInvitation()  # accepted or revoked a moment ago
     if error is not None:
-        error.organization_id = invitation.organization_id
+        scope.organization = invitation.organization_id
         raise error
     membership = Membership.objects.create(user=user, organization=organization, role=invitation.role,
                                            joined_at=now)

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from audit.models import EventType
+from audit.refusals import audit_refusal
 from audit.services import audit_record
 from core.errors import ApiError
 from core.tokens import hash_token
@@ -117,9 +118,8 @@ def service_token_obtain(*, client_id: str, client_secret: str, request=None) ->
     usable = client is not None and client.is_active and client.user.is_active and client.user.role == Role.SERVICE
     if not (matches and usable):
         reason = "unknown_client" if client is None else ("bad_secret" if not matches else "inactive")
-        audit_record(event=EventType.SERVICE_TOKEN_FAILED, request=request, subject=client.user if client else None,
-                     success=False, reason=reason, client_id=client_id[:64])
-        raise InvalidClient()
+        raise audit_refusal(InvalidClient(), event=EventType.SERVICE_TOKEN_FAILED, reason=reason, request=request,
+                            subject=client.user if client else None, client_id=client_id[:64])
     with transaction.atomic():
         now = timezone.now()
         ServiceClient.objects.filter(pk=client.pk).update(last_used_at=now)

@@ -1,5 +1,7 @@
 from rest_framework.throttling import BaseThrottle
 
+from security.ratelimit import ratelimit_hit
+
 
 class IntrospectRateThrottle(BaseThrottle):
     """The ``introspect`` scope (security/app_settings.py, 6000/min by default) per service account,
@@ -7,8 +9,6 @@ class IntrospectRateThrottle(BaseThrottle):
     busy resource server, so it needs its own, higher limit."""
 
     def allow_request(self, request, view):
-        from security.ratelimit import ratelimit_hit
-
         client = getattr(request.auth, "service_client", None)
         ratelimit_hit(request=request, scope="introspect", value=f"service:{client.pk}" if client else None)
         return True

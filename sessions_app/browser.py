@@ -22,21 +22,32 @@ import json
 import re
 import time
 import uuid
-from datetime import datetime
-from datetime import UTC
+from datetime import UTC, datetime
 
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, SessionBase
+from django.db.models import OuterRef, Subquery
 from django.middleware.csrf import rotate_token
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from accounts.models import User
+from accounts.serializers import UserOutput
 from core import metrics
 from core.tokens import hash_token
+from orgs.models import Membership
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession
 from sessions_app.policy import session_fresh_until, session_refusal
+from sessions_app.serializers import SessionOutput
+from sessions_app.services import (
+    session_browser_key_issue,
+    session_create,
+    session_logout,
+    session_use,
+    sessions_cleanup,
+)
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{32,64}$")
 
@@ -54,18 +65,12 @@ def cookie_cache_ok(view):
 def _active_role_subquery():
     """The caller's role in the session's active organization, in the row's own query (None when the
     membership has ended), for the cookie-cache snapshot that ``GET token`` signs from."""
-    from django.db.models import OuterRef, Subquery
-
-    from orgs.models import Membership
-
     return Subquery(Membership.objects.filter(user_id=OuterRef("user_id"),
                                               organization_id=OuterRef("active_organization_id")).order_by().values("role")[:1])
 
 
 def session_row_load(raw_key: str, *, request=None) -> DeviceSession | None:
     """The live row of a browser key (with its user), after the idle check and activity touch."""
-    from sessions_app.services import session_use
-
     if not valid_key(raw_key):
         return None
     read_at = time.time()
@@ -146,9 +151,6 @@ class SessionStore(SessionBase):
     def _row_from_django_login(self):
         """``django.contrib.auth.login`` (the test client's ``force_login``, third-party code) put a
         user in an anonymous session: give it a real device session through the one service."""
-        from accounts.models import User
-        from sessions_app.services import session_browser_key_issue, session_create
-
         user = User.objects.filter(pk=self._get_session(no_load=True)[SESSION_KEY], is_active=True).first()
         if user is None:
             return None
@@ -160,8 +162,6 @@ class SessionStore(SessionBase):
 
     def delete(self, session_key=None):
         """Django's logout (``flush``) ends the row through the audited logout service."""
-        from sessions_app.services import session_logout
-
         row = self.device_session if session_key in (None, self.session_key) else session_row_load(session_key)
         if row is not None and row.revoked_at is None:
             session_logout(session=row, request=self.request)
@@ -169,8 +169,6 @@ class SessionStore(SessionBase):
             self.request.browser.signed_out()
 
     def cycle_key(self):
-        from sessions_app.services import session_browser_key_issue
-
         row = self.device_session
         if row is None:
             return
@@ -196,14 +194,10 @@ class SessionStore(SessionBase):
 
     @classmethod
     def clear_expired(cls):
-        from sessions_app.services import sessions_cleanup
-
         sessions_cleanup()
 
 
 def _snapshot_user(payload: dict):
-    from accounts.models import User
-
     data, private = payload["user"], payload["up"]
     user = User(
         id=uuid.UUID(data["id"]), email=data["email"], name=data["name"], role=data["role"],
@@ -219,9 +213,6 @@ def _snapshot_user(payload: dict):
 
 
 def snapshot_for(row: DeviceSession, raw_key: str) -> str:
-    from accounts.serializers import UserOutput
-    from sessions_app.serializers import SessionOutput
-
     session = dict(SessionOutput(row).data)
     session.pop("current", None)
     session["expiresAtTs"] = row.expires_at.timestamp()
@@ -245,8 +236,6 @@ def _snapshot_org(row: DeviceSession) -> dict | None:
     if hasattr(row, "active_org_role"):
         role = row.active_org_role
     else:
-        from orgs.models import Membership
-
         role = Membership.objects.filter(user_id=row.user_id, organization_id=row.active_organization_id
                                          ).values_list("role", flat=True).first()
     if role is None:

@@ -42,6 +42,7 @@ from joserfc.jwk import OctKey
 from core.crypto import derive_key, key_encryption_root
 from core.outage import cause
 from sessions_app.app_settings import app_settings
+from sessions_app.models import PendingRevocationMark
 
 logger = logging.getLogger(__name__)
 
@@ -255,8 +256,6 @@ def _local_set(key: str, value: str, ttl: int) -> None:
 
 
 def _pending_keep(marks: list[tuple[str, str, int]]) -> None:
-    from sessions_app.models import PendingRevocationMark
-
     now = timezone.now()
     try:
         PendingRevocationMark.objects.bulk_create([
@@ -296,8 +295,6 @@ def _pending_marks() -> tuple[list[tuple[str, str, int]], list[int] | None]:
     """One batch of pending marks: those still worth sending, with their remaining TTL, and the ids to
     delete once they are sent (with the expired ones, which need no sending). One query. The ids are
     None when the table could not be read (the database is down too): what is pending is unknown."""
-    from sessions_app.models import PendingRevocationMark
-
     now = timezone.now()
     try:
         rows = list(PendingRevocationMark.objects.order_by("id")[:app_settings.PENDING_MARKS_BATCH])
@@ -310,8 +307,6 @@ def _pending_marks() -> tuple[list[tuple[str, str, int]], list[int] | None]:
 
 
 def _pending_forget(ids: list[int]) -> None:
-    from sessions_app.models import PendingRevocationMark
-
     if ids:
         PendingRevocationMark.objects.filter(pk__in=ids).delete()
 

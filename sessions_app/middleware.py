@@ -21,7 +21,12 @@ from django.utils.functional import SimpleLazyObject
 from django.utils.http import http_date
 from rest_framework.renderers import JSONRenderer
 
+from core.errors import ApiError
 from core.fast_path import add_csp
+from identity.app_settings import app_settings as identity_settings
+from identity.services.tokens import access_token_issue
+from security.app_settings import app_settings as security_settings
+from security.ratelimit import ratelimit_hit
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.browser import BrowserState, SessionStore, session_payload, snapshot_for
@@ -54,8 +59,6 @@ def snapshot_token_not_after(payload: dict, now: float | None = None) -> int | N
     was issued (``iat``, the last time the database vouched for the session), so nothing the snapshot
     mints outlives a logout it has not seen by more than a token minted just before that logout. None
     when that leaves less than a minute: the view mints from the row."""
-    from identity.app_settings import app_settings as identity_settings
-
     now = time.time() if now is None else now
     not_after = math.ceil(payload["iat"]) + int(identity_settings.ACCESS_TOKEN_TTL.total_seconds())
     return not_after if not_after - now >= MIN_SNAPSHOT_TOKEN_SECONDS else None
@@ -65,8 +68,6 @@ def token_from_snapshot(payload: dict, not_after: int) -> bytes:
     """``GET token``'s JSON, signed from the snapshot: the same claims the view puts in (the one
     signing path, ``access_token_issue``), with ``org``/``orgRole`` from the snapshot's active
     organization, expiring by ``not_after`` (``snapshot_token_not_after``)."""
-    from identity.services.tokens import access_token_issue
-
     user, org = payload["user"], payload.get("org")
     access = access_token_issue(user=_SnapshotSubject(user["id"], user["email"], user["role"]),
                                 session_id=payload["session"]["id"], not_after=not_after,
@@ -85,10 +86,6 @@ class _SnapshotSubject:
 def _within_api_rate(request, payload) -> bool:
     """Count the per-client ``api`` rate limit the view would count (security.ratelimit), per user.
     False when over it: the view then answers (429 in the one error envelope, audited)."""
-    from core.errors import ApiError
-    from security.app_settings import app_settings as security_settings
-    from security.ratelimit import ratelimit_hit
-
     if not security_settings.RATE_LIMIT_ENABLED:
         return True
     try:

@@ -6,6 +6,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 from django.db import transaction
 from django.db.models import F
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from audit.app_settings import app_settings as audit_settings
 from audit.models import EventType
+from audit.refusals import NO_REASON, RefusalScope, audited_refusals
 from audit.services import audit_record
 from core import metrics
 from core.crypto import DecryptionError, decrypt, derive_key, encrypt, key_encryption_root
@@ -21,6 +23,7 @@ from core.request_meta import client_ip, user_agent
 from core.tokens import hash_token
 from identity.services.tokens import access_token_issue
 from orgs.models import Membership
+from security.devices import refresh_anomaly
 from security.lockout import known_devices_end
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
@@ -122,13 +125,6 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
                      session=session)
 
 
-def _refresh_failed(code: str, message: str, *, request, session=None, reason: str, **context) -> RefreshError:
-    user = session.user if session is not None else None
-    audit_record(event=EventType.TOKEN_REFRESH_FAILED, request=request, actor=user, session=session,
-                 success=False, reason=reason, **context)
-    return RefreshError(message, code=code)
-
-
 def _grace_key(sealed_with: str, raw_token: str) -> bytes:
     """The key of a spent token's successor pair: derived from the spent token itself after a refresh (so
     nothing stored can read it), from the key-encryption key after a switch-organization, whose request
@@ -154,25 +150,29 @@ def session_refresh(*, raw_token: str, request=None) -> TokenPair:
     equal to its hash), so at most one successor exists whatever the concurrency. Everyone else
     finds the token spent: inside the grace window they get the winner's pair (decrypted with the
     token they hold); outside it the session is revoked as a reuse.
+
+    Every refusal keeps what it wrote (a session revoked as idle, as an anomaly or as a reuse) and is
+    audited in the same transaction (``scope.refuse``: audit/refusals.py), then raised.
     """
     token_hash = hash_token(raw_token)
-    error: RefreshError | None = None
-    with transaction.atomic():
+    with audited_refusals(event=EventType.TOKEN_REFRESH_FAILED, request=request) as scope:
         session = DeviceSession.objects.select_related("user", "active_organization").filter(
             refresh_token_hash=token_hash).first()
         if session is not None:
-            pair, error = _rotate(session, raw_token, token_hash, request)
+            pair = _rotate(scope, session, raw_token, token_hash, request)
             if pair is not None:
                 return pair
-        if error is None:
-            pair, error = _spent_token(raw_token, token_hash, request)
-            if pair is not None:
-                return pair
-    raise error
+        return _spent_token(scope, raw_token, token_hash, request)
 
 
-def _refresh_refusal(session: DeviceSession, request, now: datetime) -> RefreshError | None:
-    """Why ``session`` may not get a token pair now, or None. One list of checks for a rotation and for
+def _refused(scope: RefusalScope, code: str, message: str, *, session=None, reason: str, **context) -> NoReturn:
+    """Refuse the refresh as ``code`` (401): audited against the session's user, the session kept as is."""
+    scope.refuse(RefreshError(message, code=code), reason=reason,
+                 actor=session.user if session is not None else None, session=session, **context)
+
+
+def _refuse_unless_usable(scope: RefusalScope, session: DeviceSession, request, now: datetime) -> None:
+    """Refuse unless ``session`` may get a token pair now. One list of checks for a rotation and for
     the grace path's replay of a pair (a replay hands out a live refresh token just the same): the
     session alive, its user active, not idle, within its organization's session policy, and used from
     where it was used before (the anomaly policy). Checks that end the session revoke it; each refusal
@@ -180,22 +180,19 @@ def _refresh_refusal(session: DeviceSession, request, now: datetime) -> RefreshE
     refusal = session_refusal(session, now)
     if refusal is not None:
         session_refusal_apply(session, refusal, request=request)
-        return _refresh_failed(refusal.code, refusal.message, request=request, session=session, reason=refusal.reason)
-    from security.devices import refresh_anomaly  # late: security imports this module
+        _refused(scope, refusal.code, refusal.message, session=session, reason=refusal.reason)
 
     verdict = refresh_anomaly(session=session, request=request)  # agent family or network changed
     if verdict and session_anomaly_apply(session, verdict, request=request):
-        return _refresh_failed("session_revoked", "This session was signed out because it was used from "
-                               "an unexpected device or network. Sign in again.", request=request,
-                               session=session, reason="anomaly")
-    return None
+        _refused(scope, "session_revoked", "This session was signed out because it was used from an unexpected "
+                 "device or network. Sign in again.", session=session, reason="anomaly")
 
 
-def _rotate(session: DeviceSession, raw_token: str, token_hash: str, request):
+def _rotate(scope: RefusalScope, session: DeviceSession, raw_token: str, token_hash: str,
+            request) -> TokenPair | None:
+    """The new pair, or None when another request spent the token first (the spent-token path answers)."""
     now = timezone.now()
-    refusal = _refresh_refusal(session, request, now)
-    if refusal is not None:
-        return None, refusal
+    _refuse_unless_usable(scope, session, request, now)
     membership = _active_membership(session)  # a membership that ended takes the organization with it
     new_raw = _new_refresh_token()
     new_hash = hash_token(new_raw)
@@ -208,7 +205,7 @@ def _rotate(session: DeviceSession, raw_token: str, token_hash: str, request):
     won = DeviceSession.objects.filter(pk=session.pk, refresh_token_hash=token_hash).update(
         refresh_count=F("refresh_count") + 1, **changes)
     if not won:
-        return None, None  # another request spent it first: the spent-token path answers
+        return None  # another request spent it first: the spent-token path answers
     for name, value in changes.items():
         setattr(session, name, value)
     session.refresh_count += 1
@@ -220,22 +217,22 @@ def _rotate(session: DeviceSession, raw_token: str, token_hash: str, request):
         audit_record(event=EventType.TOKEN_REFRESHED, request=request, actor=session.user, session=session)
     else:  # the metric the audit row would have counted (core.metrics.audit_counted), after the commit
         transaction.on_commit(lambda: metrics.refresh_result(outcome="success"), robust=True)
-    return pair, None
+    return pair
 
 
-def _spent_token(raw_token: str, token_hash: str, request):
+def _spent_token(scope: RefusalScope, raw_token: str, token_hash: str, request) -> TokenPair:
+    """A token that is not (or no longer) a session's live refresh token: unknown, the winner's pair
+    replayed within the grace window, or a reuse (the session is revoked)."""
     spent = SpentRefreshToken.objects.select_related("session__user", "session__active_organization").filter(
         token_hash=token_hash).first()
     if spent is None:
-        return None, _refresh_failed("invalid_refresh_token", "The refresh token is not valid.",
-                                     request=request, reason="unknown")
+        _refused(scope, "invalid_refresh_token", "The refresh token is not valid.", reason="unknown")
     session = spent.session
     now = timezone.now()
     refusal = session_refusal(session, now)  # a spent token replays nothing for a session that is not usable
     if refusal is not None:
         session_refusal_apply(session, refusal, request=request)
-        return None, _refresh_failed(refusal.code, refusal.message, request=request, session=session,
-                                     reason=refusal.reason, spent=True)
+        _refused(scope, refusal.code, refusal.message, session=session, reason=refusal.reason, spent=True)
     grace = app_settings.REFRESH_GRACE
     in_grace = (
         grace.total_seconds() > 0
@@ -250,18 +247,16 @@ def _spent_token(raw_token: str, token_hash: str, request):
         except DecryptionError:
             secret = None
         if secret is not None:
-            refusal = _refresh_refusal(session, request, now)  # the replayed pair is a live refresh token
-            if refusal is not None:
-                return None, refusal
+            _refuse_unless_usable(scope, session, request, now)  # the replayed pair is a live refresh token
             audit_record(event=EventType.TOKEN_REFRESHED, request=request, actor=session.user, session=session,
                          replayed_within_grace=True)
             return TokenPair(access_token=secret["accessToken"], refresh_token=secret["refreshToken"],
-                             expires_in=secret["expiresIn"], session=session), None
+                             expires_in=secret["expiresIn"], session=session)
     session_revoke(session=session, reason=RevokeReason.REFRESH_TOKEN_REUSED, request=request)
-    audit_record(event=EventType.REFRESH_REUSE_DETECTED, request=request, actor=None, subject=session.user,
-                 session=session, success=False, spent_at=spent.spent_at.isoformat())
-    return None, RefreshError("This refresh token was already used; the session has been signed out.",
-                              code="refresh_token_reused")
+    scope.refuse(RefreshError("This refresh token was already used; the session has been signed out.",
+                              code="refresh_token_reused"),
+                 event=EventType.REFRESH_REUSE_DETECTED, reason=NO_REASON, actor=None, subject=session.user,
+                 session=session, spent_at=spent.spent_at.isoformat())
 
 
 @transaction.atomic

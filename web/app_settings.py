@@ -1,6 +1,7 @@
 """Options of the browser pages, read on access from ``settings.WEB`` (so tests can override)."""
 
 from core.app_settings import AppSettings as BaseAppSettings
+from sessions_app.app_settings import app_settings as session_settings
 
 
 class AppSettings(BaseAppSettings):
@@ -14,22 +15,16 @@ class AppSettings(BaseAppSettings):
     @property
     def DEVICE_COOKIE(self) -> str:
         """The long-lived HttpOnly cookie with this browser's known-device tokens (docs/browser.md)."""
-        from sessions_app.app_settings import app_settings as session_settings
-
         return session_settings.cookie_name("_device")
 
     @property
     def TRUSTED_COOKIE(self) -> str:
         """The HttpOnly cookie with this browser's trusted-device tokens for two-factor (one per account)."""
-        from sessions_app.app_settings import app_settings as session_settings
-
         return session_settings.cookie_name("_trusted")
 
     @property
     def PENDING_COOKIE(self) -> str:
         """The short-lived HttpOnly cookie of a sign-in waiting for its second factor (/login/two-factor)."""
-        from sessions_app.app_settings import app_settings as session_settings
-
         return session_settings.cookie_name("_2fa")
 
     @property

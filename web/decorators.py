@@ -8,6 +8,7 @@ from functools import wraps
 from django.apps import apps
 
 from core.errors import ApiError
+from security.ratelimit import address_normalize, request_limits_hit
 from security.stepup import ReauthenticationRequired, step_up_require
 from web.pages import message, to_login, to_reauth
 
@@ -35,8 +36,6 @@ def page_rate_limit(scope: str, *, per_user: bool = False, mail_to: str | None =
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             if request.method == "POST" and apps.is_installed("security"):
-                from security.ratelimit import address_normalize, request_limits_hit
-
                 address = address_normalize(request.POST.get(mail_to)) if mail_to else None
                 try:
                     request_limits_hit(request=request, scope=scope,

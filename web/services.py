@@ -17,6 +17,8 @@ from core.request_meta import device_label, user_agent
 from flows.login import SecondFactorRequired, SignedIn, passkey_login, second_factor_verify, user_login
 from mfa.app_settings import app_settings as mfa_settings
 from mfa.models import Channel
+from security.app_settings import app_settings as security_settings
+from security.lockout import KNOWN_DEVICE_SALT, known_device_token_issue, known_device_valid
 from sessions_app.app_settings import app_settings
 from sessions_app.models import RevokeReason
 from sessions_app.services import session_browser_key_issue, session_logout, session_revoke
@@ -37,9 +39,6 @@ def device_tokens_read(request) -> list[str]:
 
 
 def _device_token_user(token: str) -> str | None:
-    from security.app_settings import app_settings as security_settings
-    from security.lockout import KNOWN_DEVICE_SALT
-
     try:
         data = signing.loads(token, salt=KNOWN_DEVICE_SALT,
                              max_age=security_settings.KNOWN_DEVICE_MAX_AGE.total_seconds())
@@ -64,8 +63,6 @@ def device_tokens_merge(request, row) -> str:
     """The cookie value after ``row``'s user signed in here: a new token for them, bound to this browser
     and this session, replacing the one the login sent (security/lockout.py issues it, as the API's login
     does)."""
-    from security.lockout import known_device_token_issue
-
     tokens = device_tokens_read(request)
     token = known_device_token_issue(user=row.user, session=row, request=request,
                                      replaces=device_token_for(tokens, row.user_id))
@@ -75,8 +72,6 @@ def device_tokens_merge(request, row) -> str:
 def browser_proves_owner(request, address: str) -> bool:
     """Page owner proof (forgot-password): this browser has a signed-in session of the account with
     that address, or keeps a known-device token of it (the cookie the login page sets)."""
-    from security.lockout import known_device_valid
-
     rows = [request.browser.row, *(row for _, row in request.browser.other_rows())]
     if any(row is not None and row.user.email == address for row in rows):
         return True
@@ -86,8 +81,6 @@ def browser_proves_owner(request, address: str) -> bool:
 
 def device_cookie_set(response, value: str) -> None:
     """The known-device tokens (security/lockout.py): long-lived, HttpOnly, sent back with page logins."""
-    from security.app_settings import app_settings as security_settings
-
     response.set_cookie(web_settings.DEVICE_COOKIE, value,
                         max_age=int(security_settings.KNOWN_DEVICE_MAX_AGE.total_seconds()),
                         secure=app_settings.COOKIE_SECURE, httponly=True, samesite="Lax", path="/")

@@ -11,7 +11,7 @@ from django.test import RequestFactory
 from accounts.models import User
 from audit.chain import chain_verify
 from audit.models import AuditEvent, EventType
-from audit.refusals import RefusalScope, audit_refusal, audited_refusals
+from audit.refusals import NO_REASON, RefusalScope, audit_refusal, audited_refusals
 from audit.services import MASK, audit_record
 from core.errors import ApiError
 from tests.factories import UserFactory
@@ -203,6 +203,19 @@ def test_refuse_with_a_reason_and_the_scope_fields(db):
     assert (row.event, row.actor_id, row.subject_id, row.organization_id) == (
         EventType.TOKEN_REFRESH_FAILED, user.pk, user.pk, org)
     assert row.context == {"limit": "max_lifetime", "reason": "organization_max_lifetime"}
+
+
+def test_refuse_with_no_reason_writes_no_reason_key(db):
+    # The event names the refusal by itself (auth.token.reuse_detected rows never had a reason).
+    user = UserFactory()
+    error = Superseded()
+    error.audit_context = {"reason": "from the error", "kept": 1}
+    with pytest.raises(Superseded):
+        with audited_refusals(event=EventType.TOKEN_REFRESH_FAILED, actor=user, reason="from the scope") as scope:
+            scope.refuse(error, event=EventType.REFRESH_REUSE_DETECTED, reason=NO_REASON, spent_at="then")
+    [row] = refusal_rows()
+    assert row.event == EventType.REFRESH_REUSE_DETECTED
+    assert row.context == {"spent_at": "then", "kept": 1}
 
 
 def test_refuse_is_not_swallowed_by_except_exception_in_the_block(db):

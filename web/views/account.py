@@ -7,6 +7,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import services as accounts
+from accounts.app_settings import app_settings as account_settings
 from audit.selectors import security_events_for
 from core.errors import ApiError
 from core.fields import int_param
@@ -14,6 +15,7 @@ from flows import account_deletion, email_change, passwords
 from mfa.services import totp_enabled
 from passkeys.services import passkey_count
 from security.app_settings import app_settings as security_settings
+from security.serializers import VISIBLE_CONTEXT
 from security.stepup import SensitiveAction
 from sessions_app.browser import cookie_cache_ok
 from web import forms, services
@@ -135,8 +137,6 @@ def account_delete(request):
 @signed_in
 def account_security(request):
     """The user's own security activity (the selector of GET /api/v1/auth/me/security-events), newest first."""
-    from security.serializers import VISIBLE_CONTEXT
-
     try:
         number = int_param(request.GET.get("page"), name="page", default=1, minimum=1, maximum=10_000)
     except ApiError as exc:
@@ -161,8 +161,6 @@ EMAIL_CHANGE_SENT = ("We sent a link to {email}. Your account keeps its current 
 def account_email(request):
     """Ask to change the email address (the service of POST /api/v1/auth/change-email); step-up and the
     current password."""
-    from accounts.app_settings import app_settings as account_settings
-
     row = request.browser.row
     form = forms.ChangeEmailForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
+from sessions_app.app_settings import app_settings as session_settings
 from web import forms, services
 from web.decorators import signed_in
 from web.pages import message, page, safe_next
@@ -13,8 +14,6 @@ from web.pages import message, page, safe_next
 @require_GET
 @signed_in
 def accounts_list(request):
-    from sessions_app.app_settings import app_settings as session_settings
-
     others = [row for _, row in request.browser.other_rows()]
     return page(request, "accounts", current=request.browser.row, others=others,
                  can_add=len(others) + 1 < session_settings.MAX_BROWSER_ACCOUNTS,
