@@ -203,7 +203,9 @@ class RevertEmailChangeApi(PublicApi):
 
 
 class ReauthenticateApi(APIView):
-    @extend_schema(request=ReauthenticateInput, responses={200: ReauthenticateOutput, **ERRORS}, tags=["accounts"])
+    @extend_schema(request=ReauthenticateInput, responses={
+        200: ReauthenticateOutput, 409: error_response("mfa_not_enabled: a code for an account without TOTP"),
+        **ERRORS}, tags=["accounts"])
     @rate_limit("reauthenticate", per_user=True)
     def post(self, request):
         data = ReauthenticateInput(data=request.data)

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from core.errors import NotFound
 from core.responses import secret_response
-from core.schema import ERRORS
+from core.schema import ERRORS, error_response
 from core.views import PublicApi
 from flows import two_factor
 from flows.login import second_factor_passkey_options, second_factor_verify
@@ -48,7 +48,8 @@ class MfaStatusApi(APIView):
 class TotpSetupApi(APIView):
     permission_classes = [IsAuthenticated, MFA_CHANGE]
 
-    @extend_schema(request=None, responses={200: TotpSetupOutput, **ERRORS}, tags=["two-factor"])
+    @extend_schema(request=None, responses={200: TotpSetupOutput, 409: error_response("totp_already_enabled"),
+                                            **ERRORS}, tags=["two-factor"])
     def post(self, request):
         setup = two_factor.totp_setup(user=request.user, session=request_session(request), request=request)
         return secret_response({"secret": setup.secret, "otpauthUrl": setup.otpauth_url})
@@ -57,7 +58,9 @@ class TotpSetupApi(APIView):
 class TotpConfirmApi(APIView):
     permission_classes = [IsAuthenticated, MFA_CHANGE]
 
-    @extend_schema(request=CodeInput, responses={200: RecoveryCodesOutput, **ERRORS}, tags=["two-factor"])
+    @extend_schema(request=CodeInput, responses={
+        200: RecoveryCodesOutput, 409: error_response("totp_already_enabled, totp_not_set_up"), **ERRORS},
+        tags=["two-factor"])
     @rate_limit("mfa_verify")
     def post(self, request):
         data = CodeInput(data=request.data)
@@ -70,7 +73,8 @@ class TotpConfirmApi(APIView):
 class TotpApi(APIView):
     permission_classes = [IsAuthenticated, MFA_CHANGE]
 
-    @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["two-factor"])
+    @extend_schema(request=None, responses={204: None, 409: error_response("mfa_not_enabled"), **ERRORS},
+                   tags=["two-factor"])
     def delete(self, request):
         if not two_factor.totp_disable(user=request.user, session=request_session(request), request=request):
             raise services.MfaNotEnabled()
@@ -80,7 +84,8 @@ class TotpApi(APIView):
 class RecoveryCodesApi(APIView):
     permission_classes = [IsAuthenticated, MFA_CHANGE]
 
-    @extend_schema(request=None, responses={200: RecoveryCodesOutput, **ERRORS}, tags=["two-factor"])
+    @extend_schema(request=None, responses={200: RecoveryCodesOutput, 409: error_response("mfa_not_enabled"),
+                                            **ERRORS}, tags=["two-factor"])
     def post(self, request):
         codes = two_factor.recovery_codes_regenerate(user=request.user, session=request_session(request),
                                                      request=request)

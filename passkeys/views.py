@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from core.errors import NotFound
 from core.responses import secret_response
-from core.schema import ERRORS
+from core.schema import ERRORS, error_response
 from core.views import PublicApi
 from flows import passkeys as flows
 from flows.login import passkey_login
@@ -37,7 +37,8 @@ NO_SUCH_PASSKEY = "No such passkey."
 class RegisterOptionsApi(APIView):
     permission_classes = [IsAuthenticated, MFA_CHANGE]
 
-    @extend_schema(request=None, responses={200: dict, **ERRORS}, tags=["passkeys"],
+    @extend_schema(request=None, responses={200: dict, 409: error_response("passkey_limit_reached"), **ERRORS},
+                   tags=["passkeys"],
                    description="PublicKeyCredentialCreationOptionsJSON for navigator.credentials.create() "
                                "(PublicKeyCredential.parseCreationOptionsFromJSON). Needs a fresh session.")
     def post(self, request):
@@ -47,7 +48,9 @@ class RegisterOptionsApi(APIView):
 class RegisterVerifyApi(APIView):
     permission_classes = [IsAuthenticated, MFA_CHANGE]
 
-    @extend_schema(request=RegisterVerifyInput, responses={201: PasskeyOutput, **ERRORS}, tags=["passkeys"])
+    @extend_schema(request=RegisterVerifyInput,
+                   responses={201: PasskeyOutput, 409: error_response("passkey_limit_reached"), **ERRORS},
+                   tags=["passkeys"])
     def post(self, request):
         data = RegisterVerifyInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -14,7 +14,7 @@ def sign_in(page, site, email, password=PASSWORD):
     page.goto(f"{site}/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def sign_out(page, site):

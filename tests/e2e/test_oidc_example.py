@@ -76,7 +76,7 @@ def test_sign_in_with_consent_then_rp_initiated_logout(oidc_world, chromium):
         page.wait_for_url(f"{provider}/login?**")
         page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill(USER_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
         page.wait_for_url(f"{provider}/oidc/authorize?**")
         assert "Allow Example app?" in page.content()
         assert page.locator("[data-scope=email]").count() == 1

@@ -9,7 +9,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 # Public endpoints ignore the Authorization header; these may answer 2xx to a service token.
 PUBLIC_OK = {"/api/v1/auth/jwks", "/.well-known/jwks.json", "/api/v1/schema/", "/api/v1/auth/introspect",
-             "/.well-known/openid-configuration"}  # OpenID Connect discovery (public)
+             "/.well-known/openid-configuration",  # OpenID Connect discovery (public)
+             "/api/v1/auth/passkeys/login/options"}  # a passwordless ceremony starts before anyone is known
 
 
 def _paths(patterns, prefix=""):
