@@ -14,7 +14,6 @@ PY=$ROOT/.venv/bin/python
 export DATABASE_URL=${BENCH_MILLION_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_million}
 export REDIS_URL=${BENCH_MILLION_REDIS_URL:-redis://127.0.0.1:6379/5}
 export DEBUG=false SECURE_SSL_REDIRECT=false ALLOWED_HOSTS=127.0.0.1 AUTH_RATE_LIMIT_ENABLED=false
-export SECRET_KEY=bench-only-secret-key-6d1f0c2a9b8e4f3aa7c5d2e1b0f9a8c7d6e5f4a3b2c1d0e9
 export DJANGO_SETTINGS_MODULE=config.settings
 "$PY" - <<'PY'
 import os
