@@ -1,10 +1,12 @@
 """The provider behind Debian's PgBouncer in transaction mode (issue 15): every transaction may run on
 another server connection, so nothing may outlive a transaction (session advisory locks, server-side
 cursors held across transactions, prepared statements, SET). A real gunicorn process talks to PostgreSQL
-only through a PgBouncer of its own (pool_mode = transaction, a pool of 2 server connections, so
-consecutive transactions do change connections), and drives sign-in, refresh (concurrent refreshes with
+only through a PgBouncer of its own (pool_mode = transaction, 2 server connections used in turn:
+server_round_robin, so consecutive transactions do change connections), and drives sign-in, refresh (concurrent refreshes with
 one token get one pair), GET me and the sessions list, logout, the audit seal and audit_verify through it.
-Skipped, with the reason, when /usr/sbin/pgbouncer is absent."""
+Without AUTH_DB_TRANSACTION_POOLER, audit_verify fails here (``portal "_django_curs_..." does not exist``:
+Django's WITH HOLD cursor, FETCHed on the other server connection). Skipped, with the reason, when
+/usr/sbin/pgbouncer is absent."""
 
 from __future__ import annotations
 
@@ -59,6 +61,8 @@ auth_type = trust
 auth_file = {home / 'users.txt'}
 pool_mode = transaction
 default_pool_size = 2
+min_pool_size = 2
+server_round_robin = 1
 max_client_conn = 50
 query_wait_timeout = 10
 server_reset_query =
@@ -68,7 +72,8 @@ pidfile = {home / 'pgbouncer.pid'}
 {as_user}""")
     for file in home.iterdir():
         file.chmod(0o644)
-    process = subprocess.Popen([str(PGBOUNCER), str(home / "pgbouncer.ini")], stdout=open(home / "stdout.log", "wb"),
+    out = open(home / "stdout.log", "wb")  # closed in the finally block
+    process = subprocess.Popen([str(PGBOUNCER), str(home / "pgbouncer.ini")], stdout=out,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     url = urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit('@', 1)[0]}@127.0.0.1:{port}"
                                     if "@" in parts.netloc else f"127.0.0.1:{port}"))
@@ -94,6 +99,7 @@ pidfile = {home / 'pgbouncer.pid'}
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+        out.close()
         shutil.rmtree(home, ignore_errors=True)
 
 
