@@ -18,9 +18,11 @@ from django.db import transaction
 BATCH_SIZE = 1000
 
 
-def delete_in_batches(queryset, *, batch_size: int | None = None) -> int:
+def delete_in_batches(queryset, *, batch_size: int | None = None, children=()) -> int:
     """Delete the rows of ``queryset`` (and their cascades), ``batch_size`` primary keys per transaction.
-    Returns how many rows of the queryset's model were deleted."""
+    ``children``: ``(queryset, field)`` pairs of rows that cascade from these and may be many per row (a
+    session's spent refresh tokens): they are deleted first, in batches of their own, so that the
+    cascade of one batch stays small too. Returns how many rows of the queryset's model were deleted."""
     batch_size = batch_size or BATCH_SIZE
     model = queryset.model
     label = model._meta.label
@@ -29,6 +31,8 @@ def delete_in_batches(queryset, *, batch_size: int | None = None) -> int:
         ids = list(queryset.order_by().values_list("pk", flat=True)[:batch_size])
         if not ids:
             return deleted
+        for child, field in children:
+            delete_in_batches(child.filter(**{f"{field}__in": ids}), batch_size=batch_size)
         with transaction.atomic():
             deleted += model._base_manager.filter(pk__in=ids).delete()[1].get(label, 0)
         if len(ids) < batch_size:

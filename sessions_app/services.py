@@ -376,10 +376,12 @@ def sessions_cleanup(*, now: datetime | None = None) -> int:
                                                        spent_at__lt=now - app_settings.REFRESH_GRACE).exclude(
         successor_encrypted=""), batch_size=batch, successor_encrypted="")
     cutoff = now - app_settings.REVOKED_RETENTION
-    # Batches of primary keys, each in a short transaction of its own (core/cleanup.py). No signals on
-    # these models, so Django deletes a batch's spent tokens and sessions in set-based statements.
-    return (delete_in_batches(DeviceSession.objects.filter(expires_at__lt=cutoff), batch_size=batch)
-            + delete_in_batches(DeviceSession.objects.filter(revoked_at__lt=cutoff), batch_size=batch))
+    # Batches of primary keys, each in a short transaction of its own (core/cleanup.py); a session may
+    # have thousands of spent refresh tokens (one per rotation), so a batch's go first, in batches too.
+    spent = [(SpentRefreshToken.objects.all(), "session")]
+    return (delete_in_batches(DeviceSession.objects.filter(expires_at__lt=cutoff), batch_size=batch, children=spent)
+            + delete_in_batches(DeviceSession.objects.filter(revoked_at__lt=cutoff), batch_size=batch,
+                                children=spent))
 
 
 # --- the active organization (orgs) -------------------------------------------------------------------
