@@ -48,6 +48,9 @@ environment = {
     "AUTH_DB_JOB_CONNECT_TIMEOUT": env.int("AUTH_DB_JOB_CONNECT_TIMEOUT", default=10),  # DB_CONNECT_TIMEOUT (jobs)
     "AUTH_DB_JOB_STATEMENT_TIMEOUT_MS": env.int("AUTH_DB_JOB_STATEMENT_TIMEOUT_MS", default=600_000),  # jobs
     "AUTH_DB_STATEMENT_TIMEOUT_STARTUP": env.bool("AUTH_DB_STATEMENT_TIMEOUT_STARTUP", default=True),  # OPTIONS
+    # PgBouncer in transaction mode in front (docs/deploy.md): no server-side cursors, no prepared statements,
+    # no statement_timeout startup option.
+    "AUTH_DB_TRANSACTION_POOLER": env.bool("AUTH_DB_TRANSACTION_POOLER", default=False),  # DATABASES
     "DEFAULT_FROM_EMAIL": env.str("DEFAULT_FROM_EMAIL", default="mana-core-auth <no-reply@localhost>"),
     "SECURE_SSL_REDIRECT": env.bool("SECURE_SSL_REDIRECT", default=True),  # same name, when DEBUG is off
     "SECURE_HSTS_PRELOAD": env.bool("SECURE_HSTS_PRELOAD", default=True),  # same name, when DEBUG is off
@@ -177,7 +180,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CLIENT_DEADLINE"] = DB_STATEMENT_TIMEOUT_MS / 1000 + 1 if DB_STATEMENT_TIMEOUT_MS else None
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _options.setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
-    if environment["AUTH_DB_STATEMENT_TIMEOUT_STARTUP"] and DB_STATEMENT_TIMEOUT_MS:
+    if environment["AUTH_DB_TRANSACTION_POOLER"]:
+        # Consecutive transactions of one connection may run on different server connections: nothing may
+        # outlive a transaction. Django's .iterator() would DECLARE ... WITH HOLD outside a transaction (a
+        # cursor on one server connection, FETCHed from another); psycopg's prepared statements are per
+        # server connection (Django binds client-side, which never prepares; this keeps it so should
+        # server_side_binding be turned on). The server-side statement_timeout goes on the role instead.
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        _options["prepare_threshold"] = None
+    elif environment["AUTH_DB_STATEMENT_TIMEOUT_STARTUP"] and DB_STATEMENT_TIMEOUT_MS:
         # Server side too (a slow query is cancelled, the connection stays usable). Behind PgBouncer, which
         # refuses this startup parameter: set it false, or ignore_startup_parameters = options (deploy.md).
         _options.setdefault("options", f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}")

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.cleanup import delete_in_batches
 from core.crypto import decrypt_at_rest, derive_key, encrypt_at_rest, key_encryption_root
 from core.errors import ApiError
 from core.request_meta import client_ip, device_label, user_agent
@@ -330,13 +331,13 @@ def challenge_spend(row: MfaChallenge, *, now: datetime | None = None) -> bool:
 
 
 def challenges_cleanup(*, now: datetime | None = None) -> int:
-    return MfaChallenge.objects.filter(expires_at__lt=now or timezone.now()).delete()[0]
+    return delete_in_batches(MfaChallenge.objects.filter(expires_at__lt=now or timezone.now()))  # core/cleanup.py
 
 
 def trusted_devices_cleanup(*, now: datetime | None = None) -> int:
     """Trusted devices expired or ended more than a day ago (superseded ones at once: a version never
     goes back)."""
     cutoff = (now or timezone.now()) - timedelta(days=1)
-    return (TrustedDevice.objects.filter(expires_at__lt=cutoff).delete()[0]
-            + TrustedDevice.objects.filter(revoked_at__lt=cutoff).delete()[0]
-            + TrustedDevice.objects.filter(security_version__lt=F("user__security_version")).delete()[0])
+    return (delete_in_batches(TrustedDevice.objects.filter(expires_at__lt=cutoff))
+            + delete_in_batches(TrustedDevice.objects.filter(revoked_at__lt=cutoff))
+            + delete_in_batches(TrustedDevice.objects.filter(security_version__lt=F("user__security_version"))))

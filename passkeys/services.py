@@ -45,6 +45,7 @@ from webauthn.helpers.structs import (
 )
 
 from accounts.models import User
+from core.cleanup import delete_in_batches
 from core.errors import ApiError
 from passkeys.app_settings import app_settings
 from passkeys.models import CeremonyKind, Passkey, WebAuthnCeremony
@@ -110,7 +111,7 @@ def _user(pk) -> User | None:
 
 
 def ceremonies_cleanup(*, now: datetime | None = None) -> int:
-    return WebAuthnCeremony.objects.filter(expires_at__lt=now or timezone.now()).delete()[0]
+    return delete_in_batches(WebAuthnCeremony.objects.filter(expires_at__lt=now or timezone.now()))  # core/cleanup.py
 
 
 def _options_json(options) -> dict:

@@ -35,6 +35,7 @@ from django.utils import timezone
 from audit.models import EventType
 from audit.refusals import audited_refusals
 from audit.services import audit_record
+from core.cleanup import delete_in_batches
 from core import metrics
 from core.email import normalize_email
 from core.errors import ApiError, json_error
@@ -180,9 +181,9 @@ def known_devices_cleanup(*, now: datetime | None = None) -> int:
     """Delete known devices that expired, were revoked or were superseded more than a day ago (superseded
     ones at once: a version never goes back)."""
     cutoff = (now or timezone.now()) - timedelta(days=1)
-    return (KnownDevice.objects.filter(expires_at__lt=cutoff).delete()[0]
-            + KnownDevice.objects.filter(revoked_at__lt=cutoff).delete()[0]
-            + KnownDevice.objects.filter(security_version__lt=F("user__security_version")).delete()[0])
+    return (delete_in_batches(KnownDevice.objects.filter(expires_at__lt=cutoff))  # core/cleanup.py
+            + delete_in_batches(KnownDevice.objects.filter(revoked_at__lt=cutoff))
+            + delete_in_batches(KnownDevice.objects.filter(security_version__lt=F("user__security_version"))))
 
 
 # --- lockout state ------------------------------------------------------------------------------
@@ -315,7 +316,7 @@ def second_factor_reset(*, user) -> int:
 def second_factor_failures_cleanup(*, now: datetime | None = None) -> int:
     """Delete wrong codes older than the window (they no longer count)."""
     cutoff = (now or timezone.now()) - app_settings.SECOND_FACTOR_WINDOW
-    return SecondFactorFailure.objects.filter(created_at__lt=cutoff).delete()[0]
+    return delete_in_batches(SecondFactorFailure.objects.filter(created_at__lt=cutoff))
 
 
 def login_authenticate(*, request, email: str, password: str, device_token: str = "", device_id: str = ""):

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit.models import EventType
 from audit.services import audit_record
+from core.cleanup import delete_in_batches
 from core.links import (
     ExpiredLinkToken,
     InvalidLinkToken,
@@ -88,5 +89,5 @@ def admin_bulk_deletion_record(*, request, model, deleted: list[tuple]) -> None:
 def security_tokens_cleanup(*, now: datetime | None = None) -> int:
     """Delete unlock / not-me tokens that stopped working more than a day ago."""
     cutoff = (now or timezone.now()) - timedelta(days=1)
-    return SecurityToken.objects.filter(expires_at__lt=cutoff).delete()[0] + \
-        SecurityToken.objects.filter(used_at__lt=cutoff).delete()[0]
+    return (delete_in_batches(SecurityToken.objects.filter(expires_at__lt=cutoff))  # core/cleanup.py
+            + delete_in_batches(SecurityToken.objects.filter(used_at__lt=cutoff)))

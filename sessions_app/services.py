@@ -16,6 +16,7 @@ from audit.app_settings import app_settings as audit_settings
 from audit.models import EventType
 from audit.refusals import NO_REASON, RefusalScope, audited_refusals
 from audit.services import audit_record
+from core.cleanup import delete_in_batches, update_in_batches
 from core import metrics
 from core.crypto import DecryptionError, decrypt, derive_key, encrypt, key_encryption_root
 from core.errors import ApiError, NotFound
@@ -365,21 +366,17 @@ def sessions_cleanup(*, now: datetime | None = None) -> int:
     of switch-organization once their window has passed."""
     now = now or timezone.now()
     # Successor pairs sealed under the key-encryption key (switch-organization) serve the grace window only.
-    SpentRefreshToken.objects.filter(successor_sealed_with=SealedWith.KEY_ENCRYPTION_KEY,
-                                     spent_at__lt=now - app_settings.REFRESH_GRACE).exclude(
-        successor_encrypted="").update(successor_encrypted="")
-    cutoff = now - app_settings.REVOKED_RETENTION
     batch = app_settings.CLEANUP_BATCH_SIZE
-    deleted = 0
-    while True:
-        ids = list(
-            DeviceSession.objects.filter(expires_at__lt=cutoff).values_list("pk", flat=True)[:batch]
-        ) or list(DeviceSession.objects.filter(revoked_at__lt=cutoff).values_list("pk", flat=True)[:batch])
-        if not ids:
-            return deleted
-        # No signals on these models, so Django deletes the spent tokens and sessions in two
-        # set-based statements without loading rows.
-        deleted += DeviceSession.objects.filter(pk__in=ids).delete()[1].get(DeviceSession._meta.label, 0)
+    update_in_batches(SpentRefreshToken.objects.filter(successor_sealed_with=SealedWith.KEY_ENCRYPTION_KEY,
+                                                       spent_at__lt=now - app_settings.REFRESH_GRACE).exclude(
+        successor_encrypted=""), batch_size=batch, successor_encrypted="")
+    cutoff = now - app_settings.REVOKED_RETENTION
+    # Batches of primary keys, each in a short transaction of its own (core/cleanup.py); a session may
+    # have thousands of spent refresh tokens (one per rotation), so a batch's go first, in batches too.
+    spent = [(SpentRefreshToken.objects.all(), "session")]
+    return (delete_in_batches(DeviceSession.objects.filter(expires_at__lt=cutoff), batch_size=batch, children=spent)
+            + delete_in_batches(DeviceSession.objects.filter(revoked_at__lt=cutoff), batch_size=batch,
+                                children=spent))
 
 
 # --- the active organization (orgs) -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from audit.models import EventType
 from audit.services import audit_record
+from core.cleanup import delete_in_batches
 from core.tokens import hash_token
 from oidc_provider.app_settings import app_settings
 from oidc_provider.models import AuthorizationCode, Consent, OidcClient, OidcGrant
@@ -122,8 +123,7 @@ def apps_for(user) -> list[AppAccess]:
 def oidc_codes_cleanup(*, now: datetime | None = None) -> int:
     """Delete authorization codes that expired more than CODE_RETENTION ago (hourly task)."""
     now = now or timezone.now()
-    deleted, _ = AuthorizationCode.objects.filter(expires_at__lt=now - CODE_RETENTION).delete()
-    return deleted
+    return delete_in_batches(AuthorizationCode.objects.filter(expires_at__lt=now - CODE_RETENTION))  # core/cleanup.py
 
 
 # --- what the authorization endpoint does next ------------------------------------------------------------------
