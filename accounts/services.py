@@ -28,6 +28,7 @@ from accounts.models import (
 from accounts.signals import security_state_changed
 from audit.models import EventType
 from audit.services import audit_record
+from core.cleanup import delete_in_batches
 from core.email import normalize_email
 from core.errors import ApiError
 from core.links import (  # noqa: F401  (the link errors are re-exported: callers import them from here)
@@ -226,8 +227,9 @@ class InvalidCurrentPassword(ApiError):
 def account_tokens_cleanup(*, now: datetime | None = None) -> int:
     """Delete verification and reset tokens that stopped working more than TOKEN_CLEANUP_AFTER ago."""
     cutoff = (now or timezone.now()) - app_settings.TOKEN_CLEANUP_AFTER
-    expired = AccountToken.objects.filter(expires_at__lt=cutoff).delete()[0]
-    return expired + AccountToken.objects.filter(used_at__lt=cutoff).delete()[0]
+    # In bounded batches, each its own short transaction (core/cleanup.py).
+    return (delete_in_batches(AccountToken.objects.filter(expires_at__lt=cutoff))
+            + delete_in_batches(AccountToken.objects.filter(used_at__lt=cutoff)))
 
 
 # --- email change (step-up; docs/security.md) ---------------------------------------------------------

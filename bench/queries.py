@@ -59,7 +59,7 @@ def bench_user(email: str) -> User:
 
 def sessions_reset() -> None:
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE sessions_app_spentrefreshtoken, sessions_app_devicesession")
+        cursor.execute("TRUNCATE sessions_app_spentrefreshtoken, sessions_app_devicesession CASCADE")
 
 
 def sessions_fill(user: User, total: int) -> float:
