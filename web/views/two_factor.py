@@ -47,7 +47,7 @@ def login_two_factor(request):
                 credential=answer.cleaned_data["credential"], trust=post.get("trust") == "on")
         else:
             data = form.cleaned_data
-            done = services.browser_second_factor(request, token=token, code=data["code"].strip(),
+            done = services.browser_second_factor(request, token=token, code=data["code"].replace(" ", ""),
                                                   recovery_code=data["recovery_code"].strip(), trust=data["trust"])
     except ApiError as exc:
         if exc.code == "mfa_token_invalid":
@@ -130,7 +130,7 @@ def account_two_factor_confirm(request):
     form = forms.TotpConfirmForm(request.POST)
     if form.is_valid():
         try:
-            codes = two_factor.totp_enable(user=row.user, session=row, code=form.cleaned_data["code"].strip(),
+            codes = two_factor.totp_enable(user=row.user, session=row, code=form.cleaned_data["code"].replace(" ", ""),
                                            request=request)
         except ApiError as exc:
             form.add_api_error(exc)
