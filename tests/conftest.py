@@ -84,6 +84,17 @@ def _db_timeouts(on: bool) -> None:
         wrapper.close()  # the next connection is made with these settings
 
 
+@pytest.fixture(autouse=True)
+def _celery_joins_allowed():
+    """Celery's "a task is running: never wait for a result" flag is one global of the process, saved and
+    restored by every eager task around its run (``Task.apply``). Eager tasks running at once in several
+    threads (the race tests, the live server) can restore it out of order and leave it set, and then a later
+    test's ``task.delay().get()`` raises "Never call result.get() within a task!". Each test starts clear."""
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     _db_timeouts(on=False)  # for creating the test databases
