@@ -1,8 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 
 from accounts.models import User
+from flows.two_factor import totp_disable
+from security.stepup import SensitiveAction, step_up_redirect
 from core.email import normalize_email
 
 
@@ -85,18 +87,9 @@ class UserAdmin(BaseUserAdmin):
                               "users; they are mailed", permissions=["change"])
     def remove_two_factor(self, request, queryset):
         """For a user who lost their phone and codes: audited as the staff member's, a step-up action."""
-        from urllib.parse import urlencode
-
-        from django.contrib import messages
-        from django.http import HttpResponseRedirect
-
-        from flows.two_factor import totp_disable
-        from security.stepup import ReauthenticationRequired, SensitiveAction, step_up_require
-
-        try:
-            step_up_require(request=request, action=SensitiveAction.MFA_CHANGE)
-        except ReauthenticationRequired:
-            return HttpResponseRedirect("/account/reauthenticate?" + urlencode({"next": request.path}))
+        stale = step_up_redirect(request=request, action=SensitiveAction.MFA_CHANGE, back=request.path)
+        if stale is not None:
+            return stale
         removed = 0
         for user in queryset:
             if totp_disable(user=user, session=None, request=request, staff=request.user):

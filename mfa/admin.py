@@ -2,14 +2,12 @@
 recovery codes): audited as the staff member's action, the user is mailed, trusted devices end. Never
 shows a secret. Removing factors is a sensitive action for the staff session (step-up)."""
 
-from urllib.parse import urlencode
 
 from django.contrib import admin, messages
-from django.http import HttpResponseRedirect
 
 from flows.two_factor import totp_disable
 from mfa.models import TotpDevice, TrustedDevice
-from security.stepup import ReauthenticationRequired, SensitiveAction, step_up_require
+from security.stepup import SensitiveAction, step_up_redirect
 
 
 @admin.register(TotpDevice)
@@ -29,10 +27,9 @@ class TotpDeviceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Remove two-factor from the selected users (they are mailed)", permissions=["change"])
     def remove_factors(self, request, queryset):
-        try:
-            step_up_require(request=request, action=SensitiveAction.MFA_CHANGE)
-        except ReauthenticationRequired:
-            return HttpResponseRedirect("/account/reauthenticate?" + urlencode({"next": request.path}))
+        stale = step_up_redirect(request=request, action=SensitiveAction.MFA_CHANGE, back=request.path)
+        if stale is not None:
+            return stale
         removed = 0
         for device in queryset.select_related("user"):
             if totp_disable(user=device.user, session=None, request=request, staff=request.user):

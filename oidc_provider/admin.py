@@ -5,18 +5,16 @@ and is audited."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 from oidc_provider.models import IdTokenAlg, OidcClient
 from oidc_provider.services import clients
-from security.stepup import ReauthenticationRequired, SensitiveAction, step_up_require
+from security.stepup import SensitiveAction, step_up_redirect
 
 SECRET_TEMPLATE = "admin/oidc_provider/oidcclient/secret.html"
 ADD_TEMPLATE = "admin/oidc_provider/oidcclient/add.html"
@@ -102,18 +100,10 @@ class OidcClientAdmin(admin.ModelAdmin):
         clients.oidc_client_update(client=obj, actor=request.user, request=request,
                                    **{name: form.cleaned_data[name] for name in form.changed_data})
 
-    @staticmethod
-    def _stale(request, back: str):
-        try:
-            step_up_require(request=request, action=SensitiveAction.OIDC_CLIENT_SECRET)
-        except ReauthenticationRequired:
-            return HttpResponseRedirect("/account/reauthenticate?" + urlencode({"next": back}))
-        return None
-
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):
             raise PermissionDenied
-        stale = self._stale(request, request.path)
+        stale = step_up_redirect(request=request, action=SensitiveAction.OIDC_CLIENT_SECRET, back=request.path)
         if stale is not None:
             return stale
         form = OidcClientForm(request.POST if request.method == "POST" else None)
@@ -133,7 +123,7 @@ class OidcClientAdmin(admin.ModelAdmin):
 
     @admin.action(description="Rotate the secret of the selected clients", permissions=["change"])
     def rotate_secret(self, request, queryset):
-        stale = self._stale(request, request.path)
+        stale = step_up_redirect(request=request, action=SensitiveAction.OIDC_CLIENT_SECRET, back=request.path)
         if stale is not None:
             return stale
         rotated = [(client, clients.oidc_client_rotate_secret(client=client, actor=request.user, request=request,

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from django.db import models, transaction
+from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.permissions import BasePermission
@@ -134,6 +136,16 @@ def step_up_audited(service):
             raise
 
     return wrapper
+
+
+def step_up_redirect(*, request, action: str, back: str) -> HttpResponseRedirect | None:
+    """Django admin views and actions: None when the staff session is fresh; else the refusal is audited
+    and the browser goes to /account/reauthenticate, then back to ``back``."""
+    try:
+        step_up_require(request=request, action=action)
+    except ReauthenticationRequired:
+        return HttpResponseRedirect("/account/reauthenticate?" + urlencode({"next": back}))
+    return None
 
 
 def reauth_require(*, request, action: str = "") -> None:

@@ -7,16 +7,14 @@ sensitive action (step-up ``service_account.secret``, security/stepup.py): a sta
 recent password entry is sent to /account/reauthenticate first.
 """
 
-from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
-from security.stepup import ReauthenticationRequired, SensitiveAction, step_up_require
+from security.stepup import SensitiveAction, step_up_redirect
 from service_accounts import services
 from service_accounts.models import ServiceClient
 
@@ -52,19 +50,10 @@ class ServiceClientAdmin(admin.ModelAdmin):
         services.service_account_set_active(client=obj, is_active=form.cleaned_data["is_active"],
                                            actor=request.user, request=request)
 
-    @staticmethod
-    def _stale(request, back: str):
-        """None when the staff session is fresh; else the redirect to the re-auth page (audited)."""
-        try:
-            step_up_require(request=request, action=SensitiveAction.SERVICE_ACCOUNT_SECRET)
-        except ReauthenticationRequired:
-            return HttpResponseRedirect("/account/reauthenticate?" + urlencode({"next": back}))
-        return None
-
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):
             raise PermissionDenied
-        stale = self._stale(request, request.path)
+        stale = step_up_redirect(request=request, action=SensitiveAction.SERVICE_ACCOUNT_SECRET, back=request.path)
         if stale is not None:
             return stale
         form = ServiceAccountCreateForm(request.POST if request.method == "POST" else None)
@@ -79,7 +68,7 @@ class ServiceClientAdmin(admin.ModelAdmin):
 
     @admin.action(description="Rotate the secret of the selected service accounts", permissions=["change"])
     def rotate_secret(self, request, queryset):
-        stale = self._stale(request, request.path)
+        stale = step_up_redirect(request=request, action=SensitiveAction.SERVICE_ACCOUNT_SECRET, back=request.path)
         if stale is not None:
             return stale
         rotated = [(client, services.service_account_rotate_secret(client=client, actor=request.user,
