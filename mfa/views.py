@@ -27,11 +27,10 @@ from mfa.serializers import (
     TrustedDeviceOutput,
     TrustedDevicesOutput,
 )
-from security.lockout import known_device_token_issue
 from security.ratelimit import rate_limit
 from security.stepup import SensitiveAction, step_up_for
 from sessions_app.authentication import request_session
-from sessions_app.serializers import LoginOutput, token_pair_data
+from sessions_app.serializers import LoginOutput, signed_in_data
 
 MFA_CHANGE = step_up_for(SensitiveAction.MFA_CHANGE)
 
@@ -104,9 +103,7 @@ class MfaVerifyApi(PublicApi):
         done = second_factor_verify(token=v["mfaToken"], code=v["code"], recovery_code=v["recoveryCode"],
                                     ceremony_id=v["ceremonyId"], credential=v["credential"],
                                     trust_device=v["trustDevice"], channel=Channel.API, request=request)
-        pair = done.pair
-        body = {**token_pair_data(pair),
-                "deviceToken": known_device_token_issue(user=pair.user, session=pair.session, request=request)}
+        body = signed_in_data(done.pair, request=request)
         if done.trusted_device_token:
             body["trustedDeviceToken"] = done.trusted_device_token
         return secret_response(body)

@@ -23,11 +23,10 @@ from passkeys.serializers import (
     RegisterVerifyInput,
     RenameInput,
 )
-from security.lockout import known_device_token_issue
 from security.ratelimit import rate_limit
 from security.stepup import SensitiveAction, step_up_for
 from sessions_app.authentication import request_session
-from sessions_app.serializers import LoginOutput, token_pair_data
+from sessions_app.serializers import LoginOutput, signed_in_data
 
 MFA_CHANGE = step_up_for(SensitiveAction.MFA_CHANGE)
 MFA_CHANGE_UNSAFE = step_up_for(SensitiveAction.MFA_CHANGE, "PATCH", "DELETE")
@@ -108,8 +107,7 @@ class LoginVerifyApi(PublicApi):
         v = data.validated_data
         pair = passkey_login(ceremony_id=v["ceremonyId"], credential=v["credential"], remember_me=v["rememberMe"],
                              device_id=v["deviceId"], device_name=v["deviceName"], request=request)
-        device_token = known_device_token_issue(user=pair.user, session=pair.session, request=request)
-        return secret_response({**token_pair_data(pair), "deviceToken": device_token})
+        return secret_response(signed_in_data(pair, request=request))
 
 
 class ReauthenticateOptionsApi(APIView):

@@ -8,6 +8,7 @@ from core.fields import (
     StrictCharField,
     StrictUUIDField,
 )
+from security.lockout import known_device_token_issue
 from sessions_app.models import DeviceSession
 
 
@@ -66,6 +67,15 @@ class MfaRequiredOutput(serializers.Serializer):
 
 class RefreshInput(serializers.Serializer):
     refreshToken = StrictCharField(max_length=512)
+
+
+def signed_in_data(pair, *, request, replaces: str = "") -> dict:
+    """The body of a finished sign-in (login, mfa/verify, passkeys/login/verify): the TokenPair and a new
+    ``deviceToken`` bound to this device and session (security/lockout.py: send it with later logins to
+    stay exempt from lockouts of the account; ``replaces``, the one this login sent, ends)."""
+    device_token = known_device_token_issue(user=pair.user, session=pair.session, request=request,
+                                            replaces=replaces)
+    return {**token_pair_data(pair), "deviceToken": device_token}
 
 
 def token_pair_data(pair) -> dict:

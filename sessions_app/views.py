@@ -12,7 +12,6 @@ from core.schema import ERRORS
 from core.views import PublicApi
 from flows import login
 from flows.sign_out import session_sign_out, sessions_sign_out_others
-from security.lockout import known_device_token_issue
 from security.ratelimit import rate_limit
 from sessions_app.authentication import AccessContext, request_session
 from sessions_app import selectors, services
@@ -26,6 +25,7 @@ from sessions_app.serializers import (
     SwitchOrganizationInput,
     TokenPairOutput,
     mfa_required_data,
+    signed_in_data,
     token_pair_data,
 )
 from sessions_app.services import session_logout
@@ -51,11 +51,7 @@ class LoginApi(PublicApi):
         )
         if isinstance(pair, login.SecondFactorRequired):  # no session, no token until mfa/verify
             return secret_response(mfa_required_data(pair))
-        # deviceToken: send it with later logins from this device to stay exempt from lockouts of
-        # this account (docs/security.md); the one this login sent ends.
-        device_token = known_device_token_issue(user=pair.user, session=pair.session, request=request,
-                                                replaces=v["deviceToken"])
-        return secret_response({**token_pair_data(pair), "deviceToken": device_token})
+        return secret_response(signed_in_data(pair, request=request, replaces=v["deviceToken"]))
 
 
 class LogoutApi(APIView):
