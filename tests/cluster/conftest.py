@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from tests.e2e.conftest import REPO, base_env, run, start_gunicorn
+from tests.support.databases import scratch_database, services_or_skip
 from tests.support.http_client import Browser, call
 
 PASSWORD = "cluster-Correct-Horse-42"
@@ -35,28 +35,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 def needs_services() -> tuple[str, str]:
-    url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")) or not redis_url:
-        pytest.skip("cluster tests need DATABASE_URL (PostgreSQL) and REDIS_URL")
-    return url, redis_url
+    return services_or_skip("cluster tests")
 
 
 @pytest.fixture(scope="module")
 def cluster_database():
     """A database URL of the module's own (created here, dropped at the end)."""
     url, _ = needs_services()
-    import psycopg
-
-    parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'mana'}_cluster_{os.getpid()}_{uuid.uuid4().hex[:6]}"[:63]
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(url, "cluster") as database:
+        yield database
 
 
 def server_env(database_url: str, data_dir, **extra) -> dict:

@@ -19,12 +19,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from mana_auth import _http
 from mana_auth.errors import TransportError
+from tests.support.databases import is_postgres, scratch_database
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -131,22 +131,11 @@ def provider_database(tmp_path_factory):
     """A database URL for the provider process: its own PostgreSQL database when the test run uses
     PostgreSQL (created here, dropped at the end), else a temporary SQLite file."""
     url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
+    if not is_postgres(url):
         yield f"sqlite:///{tmp_path_factory.mktemp('e2e-db') / 'provider.sqlite3'}"
         return
-    import psycopg
-
-    parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'mana'}_e2e_{os.getpid()}"[:63]
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(url, "e2e") as database:
+        yield database
 
 
 @dataclass

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from tests.e2e.conftest import REPO, base_env, run, start_gunicorn
+from tests.support.databases import scratch_database, services_or_skip
 from tests.support.forwarder import Forwarder
 from tests.support.http_client import Browser, call
 
@@ -38,35 +39,22 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _needs_services():
-    url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")) or not redis_url:
-        pytest.skip("fault tests need DATABASE_URL (PostgreSQL) and REDIS_URL")
-    return url, redis_url
+    return services_or_skip("fault tests")
 
 
 @pytest.fixture(scope="session")
 def fault_database():
     """(direct URL, forwarded URL, Forwarder): a database of the run's own, dropped at the end."""
     url, _ = _needs_services()
-    import psycopg
-
-    parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'mana'}_faults_{os.getpid()}"[:63]
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    forwarder = Forwarder((parts.hostname or "127.0.0.1", parts.port or 5432))
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = f"{netloc[0]}@" if len(netloc) == 2 else ""
-    try:
-        yield (urlunsplit(parts._replace(path=f"/{name}")),
-               urlunsplit(parts._replace(path=f"/{name}", netloc=f"{userinfo}127.0.0.1:{forwarder.port}")),
-               forwarder)
-    finally:
-        forwarder.close()
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(url, "faults") as direct:
+        parts = urlsplit(direct)
+        forwarder = Forwarder((parts.hostname or "127.0.0.1", parts.port or 5432))
+        netloc = parts.netloc.rsplit("@", 1)
+        userinfo = f"{netloc[0]}@" if len(netloc) == 2 else ""
+        try:
+            yield direct, urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{forwarder.port}")), forwarder
+        finally:
+            forwarder.close()
 
 
 @pytest.fixture(scope="session")
