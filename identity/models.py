@@ -32,7 +32,28 @@ class SigningKeyQuerySet(models.QuerySet):
         )
 
 
-class SigningKey(models.Model):
+class KeyLifecycle(models.Model):
+    """What every signing key has (Ed25519 access-token keys, RSA id_token keys): its kid, the encrypted
+    private part, and its life (created -> activates_at -> retires_at -> revoked_at), read by one queryset."""
+
+    kid = models.CharField(max_length=64, primary_key=True)
+    private_encrypted = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    activates_at = models.DateTimeField(default=timezone.now)
+    retires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SigningKeyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+        ordering = ["activates_at"]
+
+    def __str__(self):
+        return self.kid
+
+
+class SigningKey(KeyLifecycle):
     """An Ed25519 key. The public part is stored as-is, the private part AES-GCM encrypted under
     the key-encryption key (core.crypto), with the kid as associated data.
 
@@ -42,21 +63,7 @@ class SigningKey(models.Model):
     leaves the JWKS and stops verifying at once, so every token it signed stops working.
     """
 
-    kid = models.CharField(max_length=64, primary_key=True)
     public_x = models.CharField(max_length=64)  # base64url raw public key (JWK "x")
-    private_encrypted = models.TextField()
-    created_at = models.DateTimeField(default=timezone.now)
-    activates_at = models.DateTimeField(default=timezone.now)
-    retires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    objects = SigningKeyQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["activates_at"]
-
-    def __str__(self):
-        return self.kid
 
     def public_jwk(self) -> dict:
         return {"kty": "OKP", "crv": "Ed25519", "x": self.public_x, "kid": self.kid, "alg": "EdDSA", "use": "sig"}
@@ -66,28 +73,14 @@ class SigningKey(models.Model):
         return f"{timezone.now():%Y%m%d}-{uuid.uuid4().hex[:12]}"
 
 
-class RsaSigningKey(models.Model):
+class RsaSigningKey(KeyLifecycle):
     """An RSA key (RS256, 2048 bits) for OpenID Connect id_tokens (identity/services/rsa_keys.py), with the
     life of a SigningKey: created -> activates_at -> retires_at -> left in the JWKS until its last id_token
     has expired; revoked_at removes it at once. The private part is AES-GCM encrypted (PKCS#8 DER) under
     the key-encryption key, with the kid as associated data."""
 
-    kid = models.CharField(max_length=64, primary_key=True)
     public_n = models.TextField()  # base64url modulus (JWK "n")
     public_e = models.CharField(max_length=16)  # base64url exponent (JWK "e")
-    private_encrypted = models.TextField()
-    created_at = models.DateTimeField(default=timezone.now)
-    activates_at = models.DateTimeField(default=timezone.now)
-    retires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    objects = SigningKeyQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["activates_at"]
-
-    def __str__(self):
-        return self.kid
 
     def public_jwk(self) -> dict:
         return {"kty": "RSA", "n": self.public_n, "e": self.public_e, "kid": self.kid, "alg": "RS256", "use": "sig"}
