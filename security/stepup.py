@@ -138,13 +138,18 @@ def step_up_audited(service):
     return wrapper
 
 
+def reauth_redirect(back: str) -> HttpResponseRedirect:
+    """To the re-authentication page, and from there back to ``back``."""
+    return HttpResponseRedirect("/account/reauthenticate?" + urlencode({"next": back}))
+
+
 def step_up_redirect(*, request, action: str, back: str) -> HttpResponseRedirect | None:
-    """Django admin views and actions: None when the staff session is fresh; else the refusal is audited
-    and the browser goes to /account/reauthenticate, then back to ``back``."""
+    """Pages and the Django admin: None when the session is fresh; else the refusal is audited and the
+    browser goes to /account/reauthenticate, then back to ``back``."""
     try:
         step_up_require(request=request, action=action)
     except ReauthenticationRequired:
-        return HttpResponseRedirect("/account/reauthenticate?" + urlencode({"next": back}))
+        return reauth_redirect(back)
     return None
 
 

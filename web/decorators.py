@@ -9,8 +9,8 @@ from django.apps import apps
 
 from core.errors import ApiError
 from security.ratelimit import address_normalize, request_limits_hit
-from security.stepup import ReauthenticationRequired, step_up_require
-from web.pages import message, to_login, to_reauth
+from security.stepup import step_up_redirect
+from web.pages import message, to_login
 
 
 def signed_in(view):
@@ -64,10 +64,9 @@ def step_up(action, back: str | None = None):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             request.device_session = request.browser.row
-            try:
-                step_up_require(request=request, action=action)
-            except ReauthenticationRequired:
-                return to_reauth(request, back or request.path)
+            stale = step_up_redirect(request=request, action=action, back=back or request.path)
+            if stale is not None:
+                return stale
             return view(request, *args, **kwargs)
 
         return wrapper

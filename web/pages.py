@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from core.errors import ApiError
+from security.stepup import reauth_redirect
 from web import forms
 from web.app_settings import app_settings
 
@@ -36,7 +37,7 @@ def to_login(request):
 
 
 def to_reauth(request, action: str):
-    return redirect("/account/reauthenticate?" + urlencode({"next": action}))
+    return reauth_redirect(action)
 
 
 def link_landing(request, *, title: str, text: str, button: str, action: str):
