@@ -180,3 +180,12 @@ class StrictUUIDField(serializers.UUIDField):
         if not isinstance(data, str):
             self.fail("invalid", value=data)
         return super().to_internal_value(data)
+
+
+_DATETIME = serializers.DateTimeField()
+
+
+def datetime_output(value):
+    """A datetime as every output serializer renders it (DRF's DateTimeField: ISO 8601 in the current time
+    zone, ``Z`` for UTC), for outputs rendered without building fields (``accounts.serializers.user_data``)."""
+    return _DATETIME.to_representation(value) if value is not None else None

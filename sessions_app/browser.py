@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, SessionBase
-from django.db.models import OuterRef, Subquery
 from django.middleware.csrf import rotate_token
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -40,6 +39,7 @@ from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession
 from sessions_app.policy import session_fresh_until, session_refusal
+from sessions_app.selectors import session_by_browser_key_hash
 from sessions_app.serializers import SessionOutput
 from sessions_app.services import (
     session_browser_key_issue,
@@ -62,20 +62,12 @@ def cookie_cache_ok(view):
     return view
 
 
-def _active_role_subquery():
-    """The caller's role in the session's active organization, in the row's own query (None when the
-    membership has ended), for the cookie-cache snapshot that ``GET token`` signs from."""
-    return Subquery(Membership.objects.filter(user_id=OuterRef("user_id"),
-                                              organization_id=OuterRef("active_organization_id")).order_by().values("role")[:1])
-
-
 def session_row_load(raw_key: str, *, request=None) -> DeviceSession | None:
     """The live row of a browser key (with its user), after the idle check and activity touch."""
     if not valid_key(raw_key):
         return None
     read_at = time.time()
-    row = DeviceSession.objects.select_related("user", "active_organization").annotate(
-        active_org_role=_active_role_subquery()).filter(browser_key_hash=hash_token(raw_key)).first()
+    row = session_by_browser_key_hash(hash_token(raw_key))
     if row is None:
         return None
     row.loaded_at = read_at  # a snapshot from this row is as old as the read (cookie_cache marks)

@@ -15,21 +15,27 @@ import time
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import http_date
 from rest_framework.renderers import JSONRenderer
 
-from core.errors import ApiError
+from core.errors import ApiError, InvalidToken
 from core.fast_path import add_csp
 from identity.app_settings import app_settings as identity_settings
+from identity.bearer import bearer_claims
 from identity.services.tokens import access_token_issue
 from security.app_settings import app_settings as security_settings
 from security.ratelimit import ratelimit_hit
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.browser import BrowserState, SessionStore, session_payload, snapshot_for
+from sessions_app.policy import session_refusal
+from sessions_app.selectors import session_for_claims
+from sessions_app.services import session_touch
 
 SESSION_PATH = "/api/v1/auth/session"
 TOKEN_PATH = "/api/v1/auth/token"
@@ -83,16 +89,81 @@ class _SnapshotSubject:
         self.pk, self.email, self.role = pk, email, role
 
 
-def _within_api_rate(request, payload) -> bool:
-    """Count the per-client ``api`` rate limit the view would count (security.ratelimit), per user.
+def _within_api_rate(request, user_id, scope: str | None = "api") -> bool:
+    """Count the per-client rate limit the view would count (security.ratelimit.ApiRateThrottle), per user.
     False when over it: the view then answers (429 in the one error envelope, audited)."""
-    if not security_settings.RATE_LIMIT_ENABLED:
+    if not security_settings.RATE_LIMIT_ENABLED or scope is None:
         return True
     try:
-        ratelimit_hit(request=request, scope="api", value=f"user:{payload['user']['id']}")
+        ratelimit_hit(request=request, scope=scope, value=f"user:{user_id}")
     except ApiError:
         return False
     return True
+
+
+def _allow_header(view_class) -> str:
+    allow = _allow.get(view_class)
+    if allow is None:
+        view = view_class()
+        view.setup(HttpRequest())  # as in as_view(): a view with GET answers HEAD
+        allow = _allow[view_class] = ", ".join(view.allowed_methods)  # as DRF's APIView answers
+    return allow
+
+
+_allow: dict[type, str] = {}
+
+
+class BearerFastPathMiddleware:
+    """Answer a ``GET`` with a device session's bearer token before the rest of the middleware and DRF,
+    for the views that offer it (``bearer_fast_get(user, session) -> dict``, the data their ``get``
+    renders too: GET me, the sessions list). What runs is what the DRF view runs for that request: the
+    token verified once (``identity.bearer``), the session loaded in one statement
+    (``sessions_app.selectors``), the one rule (``sessions_app.policy``) and the activity touch, the
+    view's rate limit. Anything else (no or a bad token, a service token, a refused session, over the
+    rate limit, an unknown path, a request with a body or a query string) goes on to the view, which
+    answers it in the one error envelope."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        meta = request.META
+        if (request.method == "GET" and "HTTP_AUTHORIZATION" in meta and meta.get("CONTENT_LENGTH") in (None, "", "0")
+                and "HTTP_TRANSFER_ENCODING" not in meta and not meta.get("QUERY_STRING")):
+            # A body or a query string goes the whole way (their limits, the view's parameters).
+            response = self._answer(request)
+            if response is not None:
+                return response
+        return self.get_response(request)
+
+    def _answer(self, request):
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return None
+        view_class = getattr(match.func, "view_class", None)
+        fast_get = getattr(view_class, "bearer_fast_get", None)
+        if fast_get is None:
+            return None
+        try:
+            claims = bearer_claims(request)
+        except InvalidToken:
+            return None
+        if claims is None or "sid" not in claims:
+            return None
+        session = session_for_claims(claims)
+        now = timezone.now()
+        if session_refusal(session, now) is not None:
+            return None  # the view applies the refusal (session_use) and answers it
+        if not _within_api_rate(request, session.user_id, getattr(view_class, "api_rate_scope", "api")):
+            return None
+        session_touch(session, now=now)
+        request.resolver_match = match  # the route name of the metrics
+        response = HttpResponse(JSONRenderer().render(fast_get(session.user, session)),
+                                content_type="application/json")
+        response["Allow"] = _allow_header(view_class)
+        response["X-Frame-Options"] = "DENY"
+        return add_csp(response)
 
 
 class SessionFastPathMiddleware:
@@ -115,7 +186,7 @@ class SessionFastPathMiddleware:
                 response["X-Frame-Options"] = "DENY"
                 return add_csp(session_response_headers(response))
             not_after = snapshot_token_not_after(payload) if payload is not None and payload["up"]["active"] else None
-            if not_after is not None and _within_api_rate(request, payload):
+            if not_after is not None and _within_api_rate(request, payload["user"]["id"]):
                 response = HttpResponse(token_from_snapshot(payload, not_after), content_type="application/json")
                 response["Allow"] = "GET, HEAD, OPTIONS"
                 response["X-Frame-Options"] = "DENY"

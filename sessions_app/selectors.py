@@ -1,7 +1,10 @@
 import uuid
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from core.prepared import PreparedQuery
+from orgs.models import Membership
 from sessions_app.models import DeviceSession
 
 
@@ -14,6 +17,32 @@ def session_of_user(user, session_id):
     return sessions_active_for(user).filter(pk=session_id).first()
 
 
+# --- the row behind a credential: one indexed statement, compiled once (core/prepared.py) -------------
+# Each loads the session with its user and active organization (what sessions_app.policy reads), so the
+# one rule runs without another query. The browser's stored session data is left out where no one reads it.
+
+def _with_user_and_organization():
+    return DeviceSession.objects.select_related("user", "active_organization")
+
+
+def _active_role_subquery():
+    """The caller's role in the session's active organization, in the row's own query (None when the
+    membership has ended), for the cookie-cache snapshot that ``GET token`` signs from."""
+    return Subquery(Membership.objects.filter(user_id=OuterRef("user_id"),
+                                              organization_id=OuterRef("active_organization_id")).order_by().values("role")[:1])
+
+
+_BY_ID = PreparedQuery(lambda sid: _with_user_and_organization().defer("browser_data").filter(pk=sid),
+                       field="id", sentinel=uuid.UUID(int=0))
+_BY_REFRESH_HASH = PreparedQuery(
+    lambda token_hash: _with_user_and_organization().defer("browser_data").filter(refresh_token_hash=token_hash),
+    field="refresh_token_hash", sentinel="prepared:refresh_token_hash")
+_BY_BROWSER_KEY_HASH = PreparedQuery(
+    lambda key_hash: _with_user_and_organization().annotate(active_org_role=_active_role_subquery()).filter(
+        browser_key_hash=key_hash),
+    field="browser_key_hash", sentinel="prepared:browser_key_hash")
+
+
 def session_for_claims(claims: dict) -> DeviceSession | None:
     """The row behind a verified access token's ``sid`` (with its user and active organization, for
     sessions_app.policy), or None when there is none or it belongs to another user than ``sub``."""
@@ -21,7 +50,18 @@ def session_for_claims(claims: dict) -> DeviceSession | None:
         sid = uuid.UUID(claims.get("sid"))
     except (ValueError, TypeError, AttributeError):
         return None
-    session = DeviceSession.objects.select_related("user", "active_organization").filter(pk=sid).first()
+    session = _BY_ID.first(sid)
     if session is None or str(session.user_id) != claims.get("sub"):
         return None
     return session
+
+
+def session_by_refresh_hash(token_hash: str) -> DeviceSession | None:
+    """The session whose live refresh token has this hash (with its user and active organization)."""
+    return _BY_REFRESH_HASH.first(token_hash)
+
+
+def session_by_browser_key_hash(key_hash: str) -> DeviceSession | None:
+    """The session of a browser key's hash (with its user, active organization, and ``active_org_role``:
+    the caller's role there, None when the membership has ended)."""
+    return _BY_BROWSER_KEY_HASH.first(key_hash)

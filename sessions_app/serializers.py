@@ -7,6 +7,7 @@ from core.fields import (
     StrictBooleanField,
     StrictCharField,
     StrictUUIDField,
+    datetime_output,
 )
 from security.lockout import known_device_token_issue
 from sessions_app.models import DeviceSession
@@ -34,6 +35,17 @@ class SessionOutput(serializers.ModelSerializer):
     def get_current(self, obj) -> bool:
         current = self.context.get("current_session_id")
         return current is not None and str(obj.pk) == str(current)
+
+    def to_representation(self, session):
+        """The fields above, rendered without building them for every row (a sessions list renders many):
+        tests/sessions_app/test_output.py holds this equal to DRF's field-by-field rendering."""
+        return {"id": str(session.pk), "deviceId": session.device_id, "deviceName": session.device_name,
+                "ipAddress": None if session.ip_address is None else str(session.ip_address),
+                "userAgent": session.user_agent,
+                "createdAt": datetime_output(session.created_at),
+                "lastActivityAt": datetime_output(session.last_activity_at),
+                "expiresAt": datetime_output(session.expires_at), "rememberMe": session.remember_me,
+                "amr": [str(method) for method in session.amr], "current": self.get_current(session)}
 
 
 class SessionsOutput(serializers.Serializer):
@@ -85,7 +97,7 @@ def token_pair_data(pair) -> dict:
         "refreshToken": pair.refresh_token,
         "tokenType": "Bearer",
         "expiresIn": pair.expires_in,
-        "refreshExpiresAt": serializers.DateTimeField().to_representation(session.expires_at),
+        "refreshExpiresAt": datetime_output(session.expires_at),
         "user": UserOutput(session.user).data,
         "session": SessionOutput(session, context={"current_session_id": session.pk}).data,
     }

@@ -30,6 +30,7 @@ from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import PASSWORD_AMR, DeviceSession, RevokeReason, SealedWith, SpentRefreshToken
 from sessions_app.policy import ORGANIZATION_REASONS, Refusal, session_refusal
+from sessions_app.selectors import session_by_refresh_hash
 
 REFRESH_TOKEN_PREFIX = "mrt_"
 GRACE_PURPOSE = "sessions.refresh-grace"
@@ -157,8 +158,7 @@ def session_refresh(*, raw_token: str, request=None) -> TokenPair:
     """
     token_hash = hash_token(raw_token)
     with audited_refusals(event=EventType.TOKEN_REFRESH_FAILED, request=request) as scope:
-        session = DeviceSession.objects.select_related("user", "active_organization").filter(
-            refresh_token_hash=token_hash).first()
+        session = session_by_refresh_hash(token_hash)
         if session is not None:
             pair = _rotate(scope, session, raw_token, token_hash, request)
             if pair is not None:

@@ -6,7 +6,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from joserfc import jws, jwt
+from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry
 from joserfc.jwt import JWTClaimsRegistry
@@ -105,15 +105,26 @@ def service_access_token_issue(*, user, client_id: str, secret_version: int, now
     return IssuedToken(token=_sign(signer, claims), expires_in=ttl, claims=claims)
 
 
+# Verification parses the token once (extract_compact), checks the header, then the signature against that
+# parse (validate_compact, with a registry built once), where jwt.decode would parse it again and build a
+# registry per call; together that was half of the verification (docs/benchmarks.md).
+_VERIFY = JWSRegistry(algorithms=[ALGORITHM])
+_claims_registries: dict[tuple, JWTClaimsRegistry] = {}
+
+
 def _claims_registry() -> JWTClaimsRegistry:
-    return JWTClaimsRegistry(
-        leeway=int(app_settings.LEEWAY.total_seconds()),
-        iss={"essential": True, "value": app_settings.ISSUER},
-        aud={"essential": True, "value": app_settings.AUDIENCE},
-        sub={"essential": True},
-        exp={"essential": True},
-        iat={"essential": True},
-    )
+    leeway, issuer, audience = int(app_settings.LEEWAY.total_seconds()), app_settings.ISSUER, app_settings.AUDIENCE
+    registry = _claims_registries.get((leeway, issuer, audience))
+    if registry is None:  # one per settings value (tests change them)
+        registry = _claims_registries[(leeway, issuer, audience)] = JWTClaimsRegistry(
+            leeway=leeway,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            sub={"essential": True},
+            exp={"essential": True},
+            iat={"essential": True},
+        )
+    return registry
 
 
 def access_token_verify(token: str) -> dict:
@@ -137,14 +148,20 @@ def access_token_verify(token: str) -> dict:
     if key is None:
         raise TokenError("unknown_kid")
     try:
-        verified = jwt.decode(token, key, algorithms=[ALGORITHM])
+        if not jws.validate_compact(compact, key, registry=_VERIFY):
+            raise TokenError("bad_signature")
     except (JoseError, ValueError):
         raise TokenError("bad_signature") from None
     try:
-        _claims_registry().validate(verified.claims)
+        claims = json.loads(compact.payload)
+    except (TypeError, ValueError):
+        raise TokenError("malformed") from None
+    if not isinstance(claims, dict):
+        raise TokenError("malformed")
+    try:
+        _claims_registry().validate(claims)
     except JoseError as exc:
         raise TokenError(f"claims:{getattr(exc, 'error', 'invalid')}") from None
-    claims = verified.claims
     if not isinstance(claims.get("iat"), int):
         raise TokenError("claims:invalid")
     if "sid" in claims:

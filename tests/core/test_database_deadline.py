@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from core.database import deadline
+from core.database import base
 from core.database.base import DeadlineConnection
 from tests.support.forwarder import Forwarder
 
@@ -109,3 +110,23 @@ def test_a_pooler_that_refuses_the_startup_option_is_connected_to_without_it(mon
         wrapper.close()
     assert seen == [True, False, False]
     assert "refused the statement_timeout startup option" in caplog.text
+
+
+def test_a_connection_answered_a_moment_ago_skips_the_health_check_an_idle_one_gets_it(monkeypatch):
+    """CONN_HEALTH_CHECKS' "SELECT 1" before a request's first statement is skipped for a connection the
+    server answered within HEALTH_CHECK_BYPASS_SECONDS (core/database/base.py), and kept for an idle one."""
+    checks = []
+    original = base.DatabaseWrapper.is_usable
+    monkeypatch.setattr(base.DatabaseWrapper, "is_usable", lambda self: checks.append(1) or original(self))
+    assert connection.health_check_enabled
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    connection.health_check_done = False  # as at the start of the next request
+    connection.close_if_health_check_failed()
+    assert checks == [] and connection.health_check_done
+
+    connection.connection.answered_at -= base.HEALTH_CHECK_BYPASS_SECONDS + 0.1  # idle since
+    connection.health_check_done = False
+    connection.close_if_health_check_failed()
+    assert checks == [1] and connection.connection is not None
