@@ -16,7 +16,7 @@ from core.schema import ERRORS
 from sessions_app.authentication import SessionCookieAuthentication
 from sessions_app.browser import cookie_cache_ok, session_payload
 from sessions_app.middleware import session_response_headers
-from sessions_app.serializers import SessionOutput
+from sessions_app.serializers import SessionOutput, session_envelope_data
 from sessions_app.services import session_access_token_issue
 
 SessionEnvelope = inline_serializer("SessionEnvelope", {"user": UserOutput(), "session": SessionOutput()})
@@ -33,9 +33,7 @@ class SessionApi(APIView):
         if snapshot is not None:
             data = {"user": snapshot["user"], "session": session_payload(snapshot["session"])}
         else:
-            session = request.auth.session
-            data = {"user": UserOutput(request.user).data,
-                    "session": SessionOutput(session, context={"current_session_id": session.pk}).data}
+            data = session_envelope_data(request.user, request.auth.session)
         return session_response_headers(Response(data))
 
 

@@ -35,6 +35,7 @@ from sessions_app.app_settings import app_settings
 from sessions_app.browser import BrowserState, SessionStore, session_payload, snapshot_for
 from sessions_app.policy import session_refusal
 from sessions_app.selectors import session_for_claims
+from sessions_app.serializers import session_envelope_data
 from sessions_app.services import session_touch
 
 SESSION_PATH = "/api/v1/auth/session"
@@ -127,10 +128,7 @@ class BearerFastPathMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        meta = request.META
-        if (request.method == "GET" and "HTTP_AUTHORIZATION" in meta and meta.get("CONTENT_LENGTH") in (None, "", "0")
-                and "HTTP_TRANSFER_ENCODING" not in meta and not meta.get("QUERY_STRING")):
-            # A body or a query string goes the whole way (their limits, the view's parameters).
+        if request.method == "GET" and "HTTP_AUTHORIZATION" in request.META and _bodiless(request.META):
             response = self._answer(request)
             if response is not None:
                 return response
@@ -166,13 +164,23 @@ class BearerFastPathMiddleware:
         return add_csp(response)
 
 
+def _bodiless(meta) -> bool:
+    """No body and no query string: nothing a size limit or a view's parameters would look at."""
+    return (meta.get("CONTENT_LENGTH") in (None, "", "0") and "HTTP_TRANSFER_ENCODING" not in meta
+            and not meta.get("QUERY_STRING"))
+
+
 class SessionFastPathMiddleware:
     """Answer ``GET /api/v1/auth/session`` and ``GET /api/v1/auth/token`` from a fresh cookie cache
-    before anything else runs. Anything unusual (Bearer header, no or stale cache, revoked, a changed
-    user or organization, rate limited) goes on to the DRF view."""
+    before anything else runs, and ``GET session`` without one (the cache off, stale or missing) from
+    its row: the row loaded by the session cookie in one statement with the one rule applied
+    (``BrowserSessionMiddleware``'s own request and response steps, so the cookies it writes are the
+    same), the view's rate limit, the view's JSON (``session_envelope_data``). Anything unusual (Bearer
+    header, revoked, a changed user or organization, rate limited, no session) goes on to the DRF view."""
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self._browser_session = BrowserSessionMiddleware(get_response)
 
     def __call__(self, request):
         path = request.path_info
@@ -192,7 +200,22 @@ class SessionFastPathMiddleware:
                 response["X-Frame-Options"] = "DENY"
                 return add_csp(session_response_headers(response, vary="Cookie"))
             request.browser = state  # the decryption already done is reused below
+            if payload is None and path == SESSION_PATH and state.raw_key and _bodiless(request.META):
+                response = self._session_from_row(request, state)
+                if response is not None:
+                    return response
         return self.get_response(request)
+
+    def _session_from_row(self, request, state):
+        self._browser_session.process_request(request)
+        row = state.row
+        if row is None or not _within_api_rate(request, row.user_id):
+            return None  # the view answers (401, 429), its own middleware reading the cookie again
+        response = HttpResponse(JSONRenderer().render(session_envelope_data(row.user, row)),
+                                content_type="application/json")
+        response["Allow"] = "GET, HEAD, OPTIONS"
+        response["X-Frame-Options"] = "DENY"
+        return add_csp(self._browser_session.process_response(request, session_response_headers(response)))
 
 
 def _cookie_kwargs():

@@ -48,6 +48,12 @@ class SessionOutput(serializers.ModelSerializer):
                 "amr": [str(method) for method in session.amr], "current": self.get_current(session)}
 
 
+def session_envelope_data(user, session) -> dict:
+    """``GET session``'s JSON from the row (its cookie-cache answer is the same, from the snapshot)."""
+    return {"user": UserOutput(user).data,
+            "session": SessionOutput(session, context={"current_session_id": session.pk}).data}
+
+
 class SessionsOutput(serializers.Serializer):
     sessions = SessionOutput(many=True)
 
