@@ -85,9 +85,36 @@ def sessions_fill(user: User, total: int) -> float:
     return time.perf_counter() - started
 
 
+def _top_level_from(sql: str) -> int:
+    """Where the outer SELECT's FROM starts (not a FROM of a subquery among its columns), or -1."""
+    depth = 0
+    for i, char in enumerate(sql):
+        depth += char == "("
+        depth -= char == ")"
+        if depth == 0 and sql.startswith(" FROM ", i):
+            return i
+    return -1
+
+
+def _select_compact(sql: str) -> str:
+    """SELECT <n columns, k subqueries> FROM ...: the column list counted at the top level."""
+    end = _top_level_from(sql)
+    if not sql.startswith("SELECT ") or end < 0:
+        return sql
+    columns, depth, subqueries = 1, 0, 0
+    for i, char in enumerate(sql[7:end]):
+        depth += char == "("
+        depth -= char == ")"
+        columns += char == "," and depth == 0
+        subqueries += depth >= 1 and sql.startswith("SELECT ", 7 + i)
+    also = f", {subqueries} of them subqueries" if subqueries else ""
+    return f"SELECT <{columns} columns{also}>{sql[end:]}"
+
+
 def compact(sql: str) -> str:
-    """The statement with its column lists counted instead of spelled out and long literals cut."""
-    sql = re.sub(r"^SELECT (.*?) FROM ", lambda m: f"SELECT <{m.group(1).count(',') + 1} columns> FROM ", sql)
+    """The statement with its column lists counted instead of spelled out, long literals cut, on one line."""
+    sql = " ".join(sql.split())
+    sql = _select_compact(sql)
     sql = re.sub(r"^INSERT INTO (\S+) \((.*?)\) VALUES \((.*?)\)( RETURNING|$)",
                  lambda m: f"INSERT INTO {m.group(1)} <{m.group(2).count(',') + 1} columns> VALUES (...){m.group(4)}",
                  sql)
