@@ -134,8 +134,9 @@ def _counted(call):
 
 
 def measure(client: Client) -> dict:
-    """One steady-state login, refresh and me, plus a login that replaces the live session of the same
-    deviceId; returns {endpoint: (status, statements, transaction-control statements, sql)}."""
+    """One steady-state login (a device seen before), a login from a new deviceId, refresh and me, plus a
+    login that replaces the live session of the same deviceId; returns {endpoint: (status, statements,
+    transaction-control statements, sql)}."""
     # Warm-up: loads (or creates) the signing key and the public keys into the process cache, as in
     # a worker that has been serving for a while.
     warm = _post(client, "login", {"email": EMAIL, "password": PASSWORD})
@@ -148,6 +149,9 @@ def measure(client: Client) -> dict:
     response, sql, control = _counted(lambda: _post(client, "login", {"email": EMAIL, "password": PASSWORD}))
     results["login"] = (response.status_code, len(sql), control, sql)
     pair = response.json()
+    fresh = {"email": EMAIL, "password": PASSWORD, "deviceId": f"bench-new-{secrets.token_hex(4)}"}
+    response, sql, control = _counted(lambda: _post(client, "login", fresh))
+    results["login, new deviceId"] = (response.status_code, len(sql), control, sql)
     device = {"email": EMAIL, "password": PASSWORD, "deviceId": "bench-device"}
     assert _post(client, "login", device).status_code == 200
     response, sql, control = _counted(lambda: _post(client, "login", device))
@@ -210,7 +214,7 @@ def main() -> int:
         print(f"| {endpoint} | {present:,} | {count} | {count - control} | {control} | {status} |")
 
     present, results = last
-    for endpoint in ("refresh", "me", "login", "login, same deviceId again"):
+    for endpoint in ("refresh", "me", "login", "login, new deviceId", "login, same deviceId again"):
         print(f"\nSQL of {endpoint} with {present:,} device sessions (column lists counted, long literals cut):")
         for i, sql in enumerate(results[endpoint][3], 1):
             print(f"  {i}. {compact(sql)}")

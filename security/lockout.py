@@ -262,10 +262,10 @@ def _candidate(users, *, email: str, ip: str | None, now: datetime) -> _Candidat
     An unknown address: a second statement for the pair alone."""
     attempts = _pair_attempts(email=email, ip=ip).order_by().values("username")
     failures = attempts.annotate(total=Sum("failures_since_start", filter=_recent(now))).values("total")
-    user = (users.filter(email=email)
+    rows = (users.filter(email=email)  # unique: no ORDER BY
             .annotate(lockout_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),
-                      lockout_recorded=Exists(_pair_attempts(email=email, ip=ip)))
-            .first())
+                      lockout_recorded=Exists(_pair_attempts(email=email, ip=ip))))[:1]
+    user = next(iter(rows), None)
     if user is None:
         return _Candidate(user=None, failures=_pair_failures(email=email, ip=ip, now=now)[0], recorded=False)
     return _Candidate(user=user, failures=user.lockout_failures, recorded=user.lockout_recorded)
