@@ -46,6 +46,8 @@ def _statements(client, email, **body) -> tuple[dict, list[str]]:
 
 
 def _within_budget(sql: list[str]) -> None:
+    if connection.vendor != "postgresql":  # the budget is PostgreSQL's (the seen-device upsert is one CTE there)
+        return
     listing = "\n".join(f"{i}. {s[:160]}" for i, s in enumerate(sql, 1))
     assert len(sql) <= LOGIN_MAX_STATEMENTS, f"{len(sql)} statements:\n{listing}"
     assert sql[0].startswith("SELECT"), listing  # the account and its lockout state, in one
