@@ -85,9 +85,36 @@ def sessions_fill(user: User, total: int) -> float:
     return time.perf_counter() - started
 
 
+def _top_level_from(sql: str) -> int:
+    """Where the outer SELECT's FROM starts (not a FROM of a subquery among its columns), or -1."""
+    depth = 0
+    for i, char in enumerate(sql):
+        depth += char == "("
+        depth -= char == ")"
+        if depth == 0 and sql.startswith(" FROM ", i):
+            return i
+    return -1
+
+
+def _select_compact(sql: str) -> str:
+    """SELECT <n columns, k subqueries> FROM ...: the column list counted at the top level."""
+    end = _top_level_from(sql)
+    if not sql.startswith("SELECT ") or end < 0:
+        return sql
+    columns, depth, subqueries = 1, 0, 0
+    for i, char in enumerate(sql[7:end]):
+        depth += char == "("
+        depth -= char == ")"
+        columns += char == "," and depth == 0
+        subqueries += depth >= 1 and sql.startswith("SELECT ", 7 + i)
+    also = f", {subqueries} of them subqueries" if subqueries else ""
+    return f"SELECT <{columns} columns{also}>{sql[end:]}"
+
+
 def compact(sql: str) -> str:
-    """The statement with its column lists counted instead of spelled out and long literals cut."""
-    sql = re.sub(r"^SELECT (.*?) FROM ", lambda m: f"SELECT <{m.group(1).count(',') + 1} columns> FROM ", sql)
+    """The statement with its column lists counted instead of spelled out, long literals cut, on one line."""
+    sql = " ".join(sql.split())
+    sql = _select_compact(sql)
     sql = re.sub(r"^INSERT INTO (\S+) \((.*?)\) VALUES \((.*?)\)( RETURNING|$)",
                  lambda m: f"INSERT INTO {m.group(1)} <{m.group(2).count(',') + 1} columns> VALUES (...){m.group(4)}",
                  sql)
@@ -107,8 +134,9 @@ def _counted(call):
 
 
 def measure(client: Client) -> dict:
-    """One steady-state login, refresh and me, plus a login that replaces the live session of the same
-    deviceId; returns {endpoint: (status, statements, transaction-control statements, sql)}."""
+    """One steady-state login (a device seen before), a login from a new deviceId, refresh and me, plus a
+    login that replaces the live session of the same deviceId; returns {endpoint: (status, statements,
+    transaction-control statements, sql)}."""
     # Warm-up: loads (or creates) the signing key and the public keys into the process cache, as in
     # a worker that has been serving for a while.
     warm = _post(client, "login", {"email": EMAIL, "password": PASSWORD})
@@ -121,6 +149,9 @@ def measure(client: Client) -> dict:
     response, sql, control = _counted(lambda: _post(client, "login", {"email": EMAIL, "password": PASSWORD}))
     results["login"] = (response.status_code, len(sql), control, sql)
     pair = response.json()
+    fresh = {"email": EMAIL, "password": PASSWORD, "deviceId": f"bench-new-{secrets.token_hex(4)}"}
+    response, sql, control = _counted(lambda: _post(client, "login", fresh))
+    results["login, new deviceId"] = (response.status_code, len(sql), control, sql)
     device = {"email": EMAIL, "password": PASSWORD, "deviceId": "bench-device"}
     assert _post(client, "login", device).status_code == 200
     response, sql, control = _counted(lambda: _post(client, "login", device))
@@ -183,7 +214,7 @@ def main() -> int:
         print(f"| {endpoint} | {present:,} | {count} | {count - control} | {control} | {status} |")
 
     present, results = last
-    for endpoint in ("refresh", "me", "login", "login, same deviceId again"):
+    for endpoint in ("refresh", "me", "login", "login, new deviceId", "login, same deviceId again"):
         print(f"\nSQL of {endpoint} with {present:,} device sessions (column lists counted, long literals cut):")
         for i, sql in enumerate(results[endpoint][3], 1):
             print(f"  {i}. {compact(sql)}")

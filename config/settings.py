@@ -267,7 +267,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "accounts.validators.BreachedPasswordValidator"},
 ]
 # django-axes first: it refuses locked-out (account, IP) pairs before any password is checked.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "accounts.backends.LoginBackend"]
+AXES_HANDLER = "security.lockout.LockoutHandler"  # axes' database handler; its lock check reuses the login's read
 
 # --- HTTP -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

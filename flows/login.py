@@ -14,9 +14,11 @@ Lock order (audit/chain.py): row locks (user, challenge, TOTP step, recovery cod
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import User
@@ -41,7 +43,8 @@ from security.lockout import (
     second_factor_reset,
 )
 from sessions_app.models import PASSWORD_AMR
-from sessions_app.services import TokenPair, session_create
+from sessions_app.selectors import sessions_active_for
+from sessions_app.services import TokenPair, _last_active_membership, session_create
 
 # RFC 8176: "hwk" a proof of possession of a hardware-held key, "user" the user was present (and
 # verified: userVerification is required), "mfa" more than one factor.
@@ -75,8 +78,11 @@ def user_login(*, email: str, password: str, remember_me: bool = False, device_i
     A correct password on an unverified account answers email_not_verified.
     Lockout (django-axes, 429 account_locked) and known devices (``device_token``): security/lockout.py."""
     email = normalize_email(email)
+    users = _sign_in_users()
+    if device_id:  # does this device have a live session to replace (session_create)? Read with the account.
+        users = users.annotate(device_live=Exists(sessions_active_for(OuterRef("pk")).filter(device_id=device_id)))
     user = login_authenticate(request=request, email=email, password=password, device_token=device_token,
-                              device_id=device_id)
+                              device_id=device_id, users=users)
     if user is None:
         subject = User.objects.filter(email=email).first()
         audit_record(event=EventType.LOGIN_FAILED, request=request, subject=subject, success=False,
@@ -89,6 +95,16 @@ def user_login(*, email: str, password: str, remember_me: bool = False, device_i
     return sign_in(user=user, amr=PASSWORD_AMR, remember_me=remember_me, device_id=device_id,
                    device_name=device_name, trusted_device_token=trusted_device_token, channel=channel,
                    request=request)
+
+
+@functools.cache
+def _sign_in_users():
+    """The account, loaded with what ``sign_in`` asks next (its second factors, the organization the new
+    session starts in), in the statement that reads it and its lockout state (issue 15: a password login
+    is at most 8 SQL statements, docs/benchmarks.md). Built once per process (never evaluated itself:
+    every use filters a clone)."""
+    return User.objects.annotate(**mfa.second_factor_presence(),
+                                 last_active_membership=_last_active_membership(OuterRef("pk")))
 
 
 def passkey_login(*, ceremony_id, credential, remember_me: bool = False, device_id: str = "",
@@ -170,7 +186,7 @@ def session_open(*, user: User, amr, remember_me: bool = False, device_id: str =
         # The user row first: audit rows take the chain lock (audit/chain.py), so row locks come before it.
         User.objects.filter(pk=user.pk).update(last_login=timezone.now())
         pair = session_create(user=user, request=request, remember_me=remember_me, device_id=device_id,
-                              device_name=device_name, amr=amr)
+                              device_name=device_name, amr=amr, device_live=getattr(user, "device_live", True))
         audit_record(event=EventType.LOGIN_SUCCEEDED, request=request, actor=user, session=pair.session,
                      remember_me=remember_me, amr=list(amr), **audit_context)
         login_seen_check(user=user, session=pair.session, request=request)  # new device: mail + audit

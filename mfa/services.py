@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import pyotp
 from pyotp.exceptions import OTPVerificationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from core.cleanup import delete_in_batches
@@ -27,7 +27,7 @@ from core.request_meta import client_ip, device_label, user_agent
 from core.tokens import hash_token
 from mfa.app_settings import app_settings
 from mfa.models import MfaChallenge, RecoveryCode, TotpDevice, TrustedDevice
-from passkeys.services import passkey_count
+from passkeys.services import passkeys_exist
 
 TOTP_PURPOSE = "mfa.totp-secret"
 RECOVERY_PURPOSE = "mfa.recovery-code"
@@ -87,8 +87,12 @@ def totp_device_of(user, *, confirmed: bool = True) -> TotpDevice | None:
     return rows.first()
 
 
+def _confirmed_totp(user):
+    return TotpDevice.objects.filter(user=user, confirmed_at__isnull=False)
+
+
 def totp_enabled(user) -> bool:
-    return TotpDevice.objects.filter(user=user, confirmed_at__isnull=False).exists()
+    return _confirmed_totp(user).exists()
 
 
 @dataclass(frozen=True)
@@ -214,14 +218,27 @@ def recovery_codes_remove(*, user) -> int:
 SECOND_FACTOR_METHODS = ("totp", "recovery_code", "passkey")
 
 
+def second_factor_presence() -> dict:
+    """Annotations for a user lookup that answer ``second_factor_methods`` without a statement of its
+    own (the password login loads the account with them: flows/login.py, issue 15)."""
+    user = OuterRef("pk")
+    return {"mfa_totp": Exists(_confirmed_totp(user)),
+            "mfa_recovery_codes": Exists(RecoveryCode.objects.filter(user=user, used_at__isnull=True)),
+            "mfa_passkeys": passkeys_exist(user)}  # a passkey is a second factor after a password too
+
+
 def second_factor_methods(user) -> list[str]:
-    """The second factors ``user`` can answer with, in the contract's order; empty: none needed."""
+    """The second factors ``user`` can answer with, in the contract's order; empty: none needed.
+    A user loaded with ``second_factor_presence`` costs no statement; any other one statement."""
+    if not hasattr(user, "mfa_totp"):
+        user = (type(user).objects.filter(pk=user.pk).annotate(**second_factor_presence())
+                .only("pk").get())
     methods = []
-    if totp_enabled(user):
+    if user.mfa_totp:
         methods.append("totp")
-        if RecoveryCode.objects.filter(user=user, used_at__isnull=True).exists():
+        if user.mfa_recovery_codes:
             methods.append("recovery_code")
-    if passkey_count(user):  # a passkey is a second factor after a password too
+    if user.mfa_passkeys:
         methods.append("passkey")
     return methods
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists
 from django.utils import timezone
 from webauthn import (
     base64url_to_bytes,
@@ -296,6 +297,11 @@ def passkeys_of(user):
 
 def passkey_count(user) -> int:
     return Passkey.objects.filter(user=user).count()
+
+
+def passkeys_exist(user) -> Exists:
+    """Has ``user`` a passkey, as an expression (``user`` may be ``OuterRef("pk")`` of a user lookup)."""
+    return Exists(Passkey.objects.filter(user=user))
 
 
 def passkey_of(*, user, passkey_id) -> Passkey | None:

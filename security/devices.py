@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -44,16 +45,10 @@ def login_seen_check(*, user, session, request) -> bool:
     ua = user_agent(request)
     ip = client_ip(request)
     fingerprint, network = device_fingerprint(device_id=session.device_id, ua=ua), network_of(ip)
-    seen = SeenDevice.objects.filter(user=user)
-    # One statement for the three questions (any sign-in before? this device? this network?).
-    known = seen.aggregate(any=Count("pk"), device=Count("pk", filter=Q(device_key=fingerprint)),
-                           network=Count("pk", filter=Q(network=network)))
-    known_before, new_device, new_network = known["any"] > 0, not known["device"], not known["network"]
     now = timezone.now()
-    if not seen.filter(device_key=fingerprint, network=network).update(last_seen_at=now):
-        SeenDevice.objects.create(user=user, device_key=fingerprint, network=network, first_seen_at=now,
-                                  last_seen_at=now)
-    if not (known_before and new_device and new_network and app_settings.NEW_DEVICE_ALERT):
+    seen_before, device_before, network_before = _seen_record(user_id=user.pk, device_key=fingerprint,
+                                                              network=network, now=now)
+    if not (seen_before and not device_before and not network_before and app_settings.NEW_DEVICE_ALERT):
         return False
     described = device_description(ua, session.device_name)
     raw = security_token_issue(user=user, purpose=SecurityTokenPurpose.NOT_ME, ttl=app_settings.NOT_ME_TTL,
@@ -66,6 +61,39 @@ def login_seen_check(*, user, session, request) -> bool:
     audit_record(event=EventType.NEW_DEVICE_LOGIN, request=request, actor=user, session=session, network=network,
                  **described)
     return True
+
+
+_SEEN_UPSERT = """
+WITH prior AS (
+    SELECT count(*) AS seen, count(*) FILTER (WHERE device_key = %(device_key)s) AS device,
+           count(*) FILTER (WHERE network = %(network)s) AS network
+    FROM {table} WHERE user_id = %(user_id)s
+), upsert AS (
+    INSERT INTO {table} (user_id, device_key, network, first_seen_at, last_seen_at)
+    VALUES (%(user_id)s, %(device_key)s, %(network)s, %(now)s, %(now)s)
+    ON CONFLICT (user_id, device_key, network) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at
+    RETURNING 1
+)
+SELECT prior.seen, prior.device, prior.network FROM prior, upsert
+"""
+
+
+def _seen_record(*, user_id, device_key: str, network: str, now) -> tuple[int, int, int]:
+    """Record (or refresh) this (device, network) of the account and answer, as it was before: how many
+    pairs it had, how many with this device, how many with this network. One statement on PostgreSQL
+    (a data-modifying CTE: ``prior`` reads the snapshot before the upsert); two elsewhere."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_SEEN_UPSERT.format(table=connection.ops.quote_name(SeenDevice._meta.db_table)),
+                           {"user_id": user_id, "device_key": device_key, "network": network, "now": now})
+            return cursor.fetchone()
+    seen = SeenDevice.objects.filter(user_id=user_id)
+    known = seen.aggregate(any=Count("pk"), device=Count("pk", filter=Q(device_key=device_key)),
+                           network=Count("pk", filter=Q(network=network)))
+    if not seen.filter(device_key=device_key, network=network).update(last_seen_at=now):
+        SeenDevice.objects.create(user_id=user_id, device_key=device_key, network=network, first_seen_at=now,
+                                  last_seen_at=now)
+    return known["any"], known["device"], known["network"]
 
 
 @dataclass(frozen=True)

@@ -16,20 +16,31 @@ its next attempt is refused until ``last failure + min(BASE * 2**(k-1), MAX)`` w
 ``rate_limited`` and ``Retry-After``, again before any password is looked at. Nothing ever sleeps
 (a sleeping worker would be a denial-of-service lever). It reads axes' own failure records, so it is
 keyed exactly like the lock, a success or an unlock resets it, and known devices are exempt.
+
+One read for all of it (issue 15: a login is at most 8 SQL statements): ``login_authenticate`` loads the
+account and its (account, IP) pair's failures in the same statement (``_candidate``: the sum within the
+cool-off, and whether any record exists at all). The delay reads the failures from it, axes' lock check
+gets them through ``LockoutHandler`` (AXES_HANDLER) instead of its own query, and the reset on success
+runs only when there is a record to reset. The password is checked by accounts.backends.LoginBackend on
+the row already loaded. An unknown address costs one more read (its pair alone) and the same hash work.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from axes.handlers.database import AxesDatabaseHandler
 from axes.handlers.proxy import AxesProxyHandler
 from axes.models import AccessAttempt
 from django.contrib.auth import authenticate, get_user_model
 from django.core import signing
 from django.db import transaction
-from django.db.models import F, Max, Sum
+from django.db.models import Exists, F, IntegerField, Max, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.models import EventType
@@ -90,6 +101,20 @@ def axes_lockout_response(request, original_response=None, credentials=None):
                       {"Retry-After": str(lockout_retry_after(email=email, ip=client_ip(request)))})
 
 
+class LockoutHandler(AxesDatabaseHandler):
+    """axes' database handler (AXES_HANDLER), except that its lock check before the password uses the
+    pair's failures login_authenticate already read (``mca_pair_failures``: the same sum over the same
+    records, username and IP within the cool-off), once. Counting a failure, and the count after it,
+    read the records as axes does."""
+
+    def get_failures(self, request, credentials=None) -> int:
+        failures = getattr(request, "mca_pair_failures", None)
+        if failures is None:
+            return super().get_failures(request, credentials)
+        request.mca_pair_failures = None  # once: the count after a failure is axes' own fresh read
+        return failures
+
+
 # --- known devices ------------------------------------------------------------------------------
 
 def _device_key(*, request, device_id: str) -> str:
@@ -107,7 +132,7 @@ def known_device_token_issue(*, user, request, session=None, device_id: str = ""
     if session is not None:
         device_id = session.device_id
     raw = signing.dumps({"u": str(user.pk), "n": secrets.token_urlsafe(16)}, salt=KNOWN_DEVICE_SALT)
-    with transaction.atomic():
+    with transaction.atomic() if replaces else nullcontext():  # one INSERT needs no transaction of its own
         if replaces:
             KnownDevice.objects.filter(user=user, token_hash=hash_token(replaces), revoked_at__isnull=True).update(
                 revoked_at=now, revoked_reason="replaced")
@@ -205,21 +230,58 @@ def lockout_reset(*, email: str, ip: str | None = None) -> int:
     return AxesProxyHandler.reset_attempts(username=normalize_email(email), ip_address=ip)
 
 
+def _pair_attempts(*, email: str, ip: str | None):
+    return AccessAttempt.objects.filter(username=email, ip_address=ip)
+
+
+def _recent(now: datetime) -> Q:
+    """The records axes counts: within the cool-off (get_cool_off_threshold)."""
+    return Q(attempt_time__gte=now - app_settings.LOCKOUT_DURATION)
+
+
 def _pair_failures(*, email: str, ip: str | None, now: datetime) -> tuple[int, datetime | None]:
     """The pair's failures as axes counts them (the sum over its rows, one per user agent, within the
     cool-off) and the time of the last one."""
-    totals = (AccessAttempt.objects
-              .filter(username=email, ip_address=ip, attempt_time__gte=now - app_settings.LOCKOUT_DURATION)
+    totals = (_pair_attempts(email=email, ip=ip).filter(_recent(now))
               .aggregate(failures=Sum("failures_since_start"), last=Max("attempt_time")))
     return totals["failures"] or 0, totals["last"]
 
 
-def login_delay_remaining(*, email: str, ip: str | None, now: datetime | None = None) -> tuple[int, float]:
+@dataclass(frozen=True)
+class _Candidate:
+    """What one login read: the account of the address (or None) and its pair's lockout state."""
+
+    user: object | None
+    failures: int  # axes' count: the sum within the cool-off
+    recorded: bool  # any record of the pair (a success resets them, whatever their age)
+
+
+def _candidate(users, *, email: str, ip: str | None, now: datetime) -> _Candidate:
+    """One statement: the account of ``email`` from ``users`` (the caller's queryset of
+    get_user_model(), with what it needs next annotated) and its (account, IP) pair's lockout state.
+    An unknown address: a second statement for the pair alone."""
+    attempts = _pair_attempts(email=email, ip=ip).order_by().values("username")
+    failures = attempts.annotate(total=Sum("failures_since_start", filter=_recent(now))).values("total")
+    rows = (users.filter(email=email)  # unique: no ORDER BY
+            .annotate(lockout_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),
+                      lockout_recorded=Exists(_pair_attempts(email=email, ip=ip))))[:1]
+    user = next(iter(rows), None)
+    if user is None:
+        return _Candidate(user=None, failures=_pair_failures(email=email, ip=ip, now=now)[0], recorded=False)
+    return _Candidate(user=user, failures=user.lockout_failures, recorded=user.lockout_recorded)
+
+
+def login_delay_remaining(*, email: str, ip: str | None, now: datetime | None = None,
+                          failures: int | None = None) -> tuple[int, float]:
     """(failures, seconds) the (account, IP) pair must still wait before its next attempt is checked;
-    0 seconds: go ahead. A locked pair is not delayed here: axes answers it with account_locked."""
+    0 seconds: go ahead. A locked pair is not delayed here: axes answers it with account_locked.
+    ``failures``: the pair's count already read (login_authenticate); the time of the last one is then
+    read only when there is a delay to compute."""
     if not app_settings.login_delay(1):  # off: not even a query
         return 0, 0.0
     now = now or timezone.now()
+    if failures == 0:
+        return 0, 0.0
     failures, last = _pair_failures(email=normalize_email(email or ""), ip=ip, now=now)
     if not failures or failures >= app_settings.LOCKOUT_FAILURES:
         return failures, 0.0
@@ -227,9 +289,9 @@ def login_delay_remaining(*, email: str, ip: str | None, now: datetime | None = 
     return failures, max(0.0, wait)
 
 
-def _login_delay_enforce(*, email: str, request) -> None:
+def _login_delay_enforce(*, email: str, request, failures: int | None = None, now: datetime | None = None) -> None:
     """Refuse an attempt inside the pair's delay (audited, not counted as a failure)."""
-    failures, wait = login_delay_remaining(email=email, ip=client_ip(request))
+    failures, wait = login_delay_remaining(email=email, ip=client_ip(request), failures=failures, now=now)
     if wait <= 0:
         return
     seconds = max(1, math.ceil(wait))
@@ -319,19 +381,28 @@ def second_factor_failures_cleanup(*, now: datetime | None = None) -> int:
     return delete_in_batches(SecondFactorFailure.objects.filter(created_at__lt=cutoff))
 
 
-def login_authenticate(*, request, email: str, password: str, device_token: str = "", device_id: str = ""):
+def login_authenticate(*, request, email: str, password: str, device_token: str = "", device_id: str = "",
+                       users=None):
     """Check a password login through django-axes. Returns the user or None (wrong credentials);
     raises LoginDelayed (429 rate_limited, Retry-After) inside the pair's progressive delay and
     AccountLocked (429, Retry-After) when the (account, IP) pair is locked, both before any password
     is checked. A known device (``device_token`` presented with the ``device_id`` it was bound to) is
-    neither delayed nor locked."""
+    neither delayed nor locked. ``users``: a queryset of get_user_model() to load the account from
+    (the caller annotates what it needs next; the returned user carries it)."""
     email = normalize_email(email)
     http_request = getattr(request, "_request", request)
     http_request.mca_known_device = known_device_valid(token=device_token, email=email, request=request,
                                                        device_id=device_id)
+    now = timezone.now()
+    found = _candidate(get_user_model().objects.all() if users is None else users, email=email,
+                       ip=client_ip(request), now=now)
     if not http_request.mca_known_device:
-        _login_delay_enforce(email=email, request=request)
-    user = authenticate(http_request, email=email, password=password)
+        _login_delay_enforce(email=email, request=request, failures=found.failures, now=now)
+        http_request.mca_pair_failures = found.failures  # axes' lock check (LockoutHandler)
+    # accounts.backends.LoginBackend checks the password on the row loaded here (``candidates``).
+    user = authenticate(http_request, email=email, password=password,
+                        candidates=[found.user] if found.user is not None else [])
+    http_request.mca_pair_failures = None
     if user is None and getattr(http_request, "axes_locked_out", False):
         # This failure locked the pair (axes counts the attempts made while locked too: those are not new locks).
         if getattr(http_request, "axes_failures_since_start", None) == app_settings.LOCKOUT_FAILURES:
@@ -341,8 +412,9 @@ def login_authenticate(*, request, email: str, password: str, device_token: str 
             audit_record(event=EventType.LOGIN_FAILED, request=request, subject=subject, success=False,
                          reason="account_locked", email=email[:254])
         raise AccountLocked(headers={"Retry-After": str(lockout_retry_after(email=email, ip=client_ip(request)))})
-    if user is not None and not http_request.mca_known_device:
-        # Reset on success; a known device's success leaves a stranger's count on this address alone.
+    if user is not None and not http_request.mca_known_device and found.recorded:
+        # Reset on success (when there is a record to reset); a known device's success leaves a stranger's
+        # count on this address alone.
         lockout_reset(email=email, ip=client_ip(request))
     return user
 

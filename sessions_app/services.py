@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, JSONField, OuterRef, Subquery
+from django.db.models.functions import JSONObject
 from django.utils import timezone
 
 from audit.app_settings import app_settings as audit_settings
@@ -90,41 +92,50 @@ def session_access_token_issue(session: DeviceSession):
     return _issue_access(session, _active_membership(session))
 
 
-@transaction.atomic
 def session_create(*, user, request=None, remember_me: bool = False, device_id: str = "",
-                   device_name: str = "", tokens: bool = True, amr=PASSWORD_AMR, fresh: bool = True) -> TokenPair:
+                   device_name: str = "", tokens: bool = True, amr=PASSWORD_AMR, fresh: bool = True,
+                   device_live: bool = True) -> TokenPair:
     """A new device session with its first token pair, signed in by ``amr`` (RFC 8176). A login from a
     device id that already has a live session for this user replaces it, so each device shows up once.
     ``tokens=False``: a browser-only session (sessions_app.browser) without a refresh or access token.
     ``fresh=False``: no password was typed for this session (an OpenID Connect client's): it never counts
-    as recently re-authenticated for sensitive actions."""
-    now = timezone.now()
-    if device_id:
-        for old in DeviceSession.objects.alive(now).filter(user=user, device_id=device_id).select_for_update():
-            session_revoke(session=old, reason=RevokeReason.DEVICE_REPLACED, request=request, actor=user)
-    raw_refresh = _new_refresh_token() if tokens else ""
-    membership = _last_active_membership(user)  # the organization used last is active again
-    session = DeviceSession.objects.create(
-        user=user,
-        device_id=device_id,
-        device_name=device_name,
-        ip_address=client_ip(request),
-        user_agent=user_agent(request),
-        remember_me=remember_me,
-        created_at=now,
-        last_activity_at=now,
-        expires_at=min(now + _lifetime(remember_me), now + app_settings.ABSOLUTE_LIFETIME),
-        absolute_expires_at=now + app_settings.ABSOLUTE_LIFETIME,
-        reauthenticated_at=now if fresh else None,
-        amr=list(amr),
-        refresh_token_hash=hash_token(raw_refresh) if raw_refresh else None,
-        active_organization=getattr(membership, "organization", None),
-    )
-    if not tokens:
-        return TokenPair(access_token="", refresh_token="", expires_in=0, session=session)
-    access = _issue_access(session, membership)
-    return TokenPair(access_token=access.token, refresh_token=raw_refresh, expires_in=access.expires_in,
-                     session=session)
+    as recently re-authenticated for sensitive actions. ``device_live=False``: the caller read, with the
+    account, that ``device_id`` has no live session of this user (flows/login.py), so none is looked for
+    (a login of the same device id that commits in between is not replaced: both stay listed).
+    In the caller's transaction when there is one, without a savepoint of its own (an error rolls the
+    caller back too: no caller goes on after one)."""
+    with transaction.atomic(savepoint=False):
+        now = timezone.now()
+        if device_id and device_live:
+            for old in DeviceSession.objects.alive(now).filter(user=user, device_id=device_id).select_for_update():
+                session_revoke(session=old, reason=RevokeReason.DEVICE_REPLACED, request=request, actor=user)
+        raw_refresh = _new_refresh_token() if tokens else ""
+        membership = _last_active_membership(user)  # the organization used last is active again
+        if membership is not None and Membership.organization.is_cached(membership):
+            organization = {"active_organization": membership.organization}
+        else:  # loaded with the user (no Organization row): its id is all the session keeps
+            organization = {"active_organization_id": getattr(membership, "organization_id", None)}
+        session = DeviceSession.objects.create(
+            user=user,
+            device_id=device_id,
+            device_name=device_name,
+            ip_address=client_ip(request),
+            user_agent=user_agent(request),
+            remember_me=remember_me,
+            created_at=now,
+            last_activity_at=now,
+            expires_at=min(now + _lifetime(remember_me), now + app_settings.ABSOLUTE_LIFETIME),
+            absolute_expires_at=now + app_settings.ABSOLUTE_LIFETIME,
+            reauthenticated_at=now if fresh else None,
+            amr=list(amr),
+            refresh_token_hash=hash_token(raw_refresh) if raw_refresh else None,
+            **organization,
+        )
+        if not tokens:
+            return TokenPair(access_token="", refresh_token="", expires_in=0, session=session)
+        access = _issue_access(session, membership)
+        return TokenPair(access_token=access.token, refresh_token=raw_refresh, expires_in=access.expires_in,
+                         session=session)
 
 
 def _grace_key(sealed_with: str, raw_token: str) -> bytes:
@@ -381,10 +392,23 @@ def sessions_cleanup(*, now: datetime | None = None) -> int:
 
 # --- the active organization (orgs) -------------------------------------------------------------------
 
-def _last_active_membership(user) -> Membership | None:
-    """The membership the user switched to most recently (the default at the next login), if any."""
-    return (Membership.objects.select_related("organization").filter(user=user, last_active_at__isnull=False)
-            .order_by("-last_active_at").first())
+def _last_active_membership(user):
+    """The membership the user switched to most recently (the default at the next login), if any.
+    ``user`` may be ``OuterRef("pk")``: then the same rule as an annotation of a user lookup (the
+    password login loads the account with it as ``last_active_membership``: flows/login.py, issue 15),
+    and a user loaded with it is answered here without a statement (a Membership without its
+    Organization row)."""
+    memberships = Membership.objects.filter(user=user, last_active_at__isnull=False).order_by("-last_active_at")
+    if isinstance(user, OuterRef):
+        row = JSONObject(pk="pk", organization_id="organization_id", role="role")
+        return Subquery(memberships.values(row=row).values("row")[:1], output_field=JSONField())
+    if hasattr(user, "last_active_membership"):
+        row = user.last_active_membership
+        if not row:
+            return None
+        return Membership(pk=row["pk"], user=user, organization_id=uuid.UUID(str(row["organization_id"])),
+                          role=row["role"])
+    return memberships.select_related("organization").first()
 
 
 def _active_membership(session: DeviceSession) -> Membership | None:

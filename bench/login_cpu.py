@@ -1,0 +1,97 @@
+"""CPU of one password login besides the password hash, in this process, against PostgreSQL.
+
+    DJANGO_SETTINGS_MODULE=config.settings DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_auth \
+        REDIS_URL=redis://127.0.0.1:6379/5 .venv/bin/python bench/login_cpu.py [-n 200]
+
+Runs ``POST /api/v1/auth/login`` through the real middleware and view (django.test.Client, DEBUG off,
+rate limits off as in bench/run_api.sh) N times for one verified user without a second factor, twice:
+with the production hasher (accounts.hashers.ManaArgon2PasswordHasher) and with a trivially cheap one
+(salted MD5: microseconds). ``time.process_time`` counts this process only (user + system), so the
+database server's own work is not in it; the time waiting for it is not either. The cheap run's CPU per
+login is the CPU the login spends besides the hash (the budget of issue 15: at most 5 ms); the
+production run minus the cheap run is the hash. Each login is from the same device (seen before), with
+no deviceId, so no session is replaced. The sessions, audit rows and known devices it creates stay (use
+a bench database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("AUTH_RATE_LIMIT_ENABLED", "false")
+os.environ.setdefault("DEBUG", "false")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from accounts.models import User  # noqa: E402
+
+EMAIL = "bench-login-cpu@example.com"
+PASSWORD = "bench-login-cpu-password-7q2w"
+CHEAP = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _user() -> User:
+    user = User.objects.filter(email=EMAIL).first()
+    if user is None:
+        user = User.objects.create_user(EMAIL, PASSWORD, name="Bench", email_verified_at=timezone.now())
+    user.set_password(PASSWORD)  # with the hasher in force now
+    user.save(update_fields=["password"])
+    return user
+
+
+def _run(client: Client, n: int) -> list[float]:
+    """CPU ms of each of ``n`` logins (after 5 warm-up logins)."""
+    body = {"email": EMAIL, "password": PASSWORD}
+    took = []
+    for i in range(n + 5):
+        started = time.process_time()
+        response = client.post("/api/v1/auth/login", body, content_type="application/json", secure=True)
+        spent = (time.process_time() - started) * 1000
+        assert response.status_code == 200, response.content
+        if i >= 5:
+            took.append(spent)
+    return took
+
+
+def _line(name: str, took: list[float]) -> str:
+    return (f"{name:<34} n={len(took):<4} mean {statistics.fmean(took):7.2f} ms  median "
+            f"{statistics.median(took):7.2f} ms  p90 {sorted(took)[int(len(took) * 0.9)]:7.2f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=200, help="logins per hasher (default 200; 20 with argon2)")
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        print("bench/login_cpu.py needs PostgreSQL (set DATABASE_URL)", file=sys.stderr)
+        return 2
+    client = Client(HTTP_HOST="127.0.0.1", REMOTE_ADDR="127.0.0.1", HTTP_USER_AGENT="bench/login_cpu.py")
+    with override_settings(PASSWORD_HASHERS=CHEAP, ALLOWED_HOSTS=["127.0.0.1"], SECURE_SSL_REDIRECT=False):
+        _user()
+        cheap = _run(client, args.n)
+    with override_settings(ALLOWED_HOSTS=["127.0.0.1"], SECURE_SSL_REDIRECT=False):
+        _user()
+        production = _run(client, max(10, args.n // 10))
+    print(_line("login, cheap hasher (besides hash)", cheap))
+    print(_line("login, production argon2id", production))
+    print(f"the hash alone (production - cheap, medians): "
+          f"{statistics.median(production) - statistics.median(cheap):.2f} ms of CPU")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
