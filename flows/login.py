@@ -44,7 +44,7 @@ from security.lockout import (
 )
 from sessions_app.models import PASSWORD_AMR
 from sessions_app.selectors import sessions_active_for
-from sessions_app.services import TokenPair, _last_active_membership, session_create
+from sessions_app.services import TokenPair, last_active_membership, session_create
 
 # RFC 8176: "hwk" a proof of possession of a hardware-held key, "user" the user was present (and
 # verified: userVerification is required), "mfa" more than one factor.
@@ -104,7 +104,7 @@ def _sign_in_users():
     is at most 8 SQL statements, docs/benchmarks.md). Built once per process (never evaluated itself:
     every use filters a clone)."""
     return User.objects.annotate(**mfa.second_factor_presence(),
-                                 last_active_membership=_last_active_membership(OuterRef("pk")))
+                                 last_active_membership=last_active_membership(OuterRef("pk")))
 
 
 def passkey_login(*, ceremony_id, credential, remember_me: bool = False, device_id: str = "",

@@ -110,7 +110,7 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
             for old in DeviceSession.objects.alive(now).filter(user=user, device_id=device_id).select_for_update():
                 session_revoke(session=old, reason=RevokeReason.DEVICE_REPLACED, request=request, actor=user)
         raw_refresh = _new_refresh_token() if tokens else ""
-        membership = _last_active_membership(user)  # the organization used last is active again
+        membership = last_active_membership(user)  # the organization used last is active again
         if membership is not None and Membership.organization.is_cached(membership):
             organization = {"active_organization": membership.organization}
         else:  # loaded with the user (no Organization row): its id is all the session keeps
@@ -392,7 +392,7 @@ def sessions_cleanup(*, now: datetime | None = None) -> int:
 
 # --- the active organization (orgs) -------------------------------------------------------------------
 
-def _last_active_membership(user):
+def last_active_membership(user):
     """The membership the user switched to most recently (the default at the next login), if any.
     ``user`` may be ``OuterRef("pk")``: then the same rule as an annotation of a user lookup (the
     password login loads the account with it as ``last_active_membership``: flows/login.py, issue 15),
