@@ -129,6 +129,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "sessions_app.middleware.SessionFastPathMiddleware",  # cookie-cache hits of GET session end here
     "sessions_app.middleware.BearerFastPathMiddleware",  # bearer GETs of views with bearer_fast_get end here
+    "sessions_app.middleware.RefreshFastPathMiddleware",  # POST refresh with a JSON body ends here
     "identity.middleware.JwksFastPathMiddleware",  # the JWKS from an in-process copy (identity/middleware.py)
     "csp.middleware.CSPMiddleware",  # after the JSON fast paths: a policy is for documents, not API JSON
     "oidc_provider.csp.AuthorizationFormActionMiddleware",  # sign-in forms may end at the client (docs/oidc.md)

@@ -14,11 +14,13 @@ pinned; tests/core/test_prepared.py holds it to the plain queryset's results.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connections
-from django.db.models import QuerySet
+from django.db import connections, transaction
+from django.db.models import QuerySet, sql
 from django.db.models.query import get_related_populators
 
 
@@ -87,3 +89,95 @@ class PreparedQuery:
         for name, position in compiled.annotations.items():
             setattr(obj, name, row[position])
         return obj
+
+
+def _sentinels(fields, offset: int) -> list:
+    """A distinct placeholder value per field, of the field's type (compiled once, then found in the params)."""
+    values = []
+    for i, field in enumerate(fields, start=offset):
+        internal = field.get_internal_type()
+        if internal == "UUIDField":
+            values.append(uuid.UUID(int=i + 1))
+        elif internal == "DateTimeField":
+            values.append(datetime(1901, 1, 1, tzinfo=UTC) + timedelta(seconds=i))
+        elif internal in ("CharField", "TextField", "GenericIPAddressField"):
+            values.append(f"prepared:{i}")
+        else:
+            raise ValueError(f"no placeholder for a {internal} ({field.name})")
+    return values
+
+
+class PreparedUpdate:
+    """``Model.objects.filter(<where>=...).update(<fixed expressions>, <set fields>=...)`` compiled once per
+    database: ``execute(where_values, set_values)`` returns the number of rows changed. The placeholders are
+    values of each field's type (UUID, datetime, text), each found once in the compiled parameters."""
+
+    def __init__(self, model, *, where: tuple[str, ...], set: tuple[str, ...], fixed: dict | None = None):
+        self._model, self._where, self._set, self._fixed = model, where, set, dict(fixed or {})
+        meta = model._meta
+        self._where_fields = [meta.pk if name == "pk" else meta.get_field(name) for name in where]
+        self._set_fields = [meta.get_field(name) for name in set]
+        self._compiled: dict[str, tuple[str, list, list[int], list[int]]] = {}
+        self._lock = threading.Lock()
+
+    def _compiled_for(self, db: str):
+        compiled = self._compiled.get(db)
+        if compiled is None:
+            with self._lock:
+                connection = connections[db]
+                where_values = _sentinels(self._where_fields, 0)
+                set_values = _sentinels(self._set_fields, len(where_values))
+                where = dict(zip(self._where, where_values, strict=True))
+                query = self._model._default_manager.filter(**where).query.chain(sql.UpdateQuery)
+                query.add_update_values({**self._fixed, **dict(zip(self._set, set_values, strict=True))})
+                text, params = query.get_compiler(db).as_sql()
+                params = list(params)
+                where_positions = [
+                    _position(params, f.get_db_prep_value(f.get_prep_value(v), connection, prepared=True))
+                    for f, v in zip(self._where_fields, where_values, strict=True)]
+                set_positions = [_position(params, f.get_db_prep_save(v, connection))
+                                 for f, v in zip(self._set_fields, set_values, strict=True)]
+                compiled = self._compiled[db] = (text, params, where_positions, set_positions)
+        return compiled
+
+    def execute(self, where_values, set_values, *, using: str = "default") -> int:
+        text, template, where_positions, set_positions = self._compiled_for(using)
+        connection = connections[using]
+        params = list(template)
+        for field, position, value in zip(self._where_fields, where_positions, where_values, strict=True):
+            params[position] = field.get_db_prep_value(field.get_prep_value(value), connection, prepared=True)
+        for field, position, value in zip(self._set_fields, set_positions, set_values, strict=True):
+            params[position] = field.get_db_prep_save(value, connection)
+        with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+            cursor.execute(text, params)
+            return cursor.rowcount
+
+
+class PreparedInsert:
+    """``instance.save(force_insert=True)`` for a model whose primary key is given (no RETURNING), compiled
+    once per database: ``execute(instance)``. No signals are sent (nothing listens for these rows)."""
+
+    def __init__(self, model):
+        self._model = model
+        self._fields = [field for field in model._meta.concrete_fields if not field.generated]
+        self._compiled: dict[str, str] = {}
+
+    def execute(self, instance, *, using: str = "default") -> None:
+        connection = connections[using]
+        text = self._compiled.get(using)
+        if text is None:
+            query = sql.InsertQuery(self._model)
+            query.insert_values(self._fields, [instance])
+            (text, _), = query.get_compiler(using).as_sql()
+            self._compiled[using] = text
+        params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in self._fields]
+        with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+            cursor.execute(text, params)
+        instance._state.adding, instance._state.db = False, using
+
+
+def _position(params: list, value) -> int:
+    positions = [i for i, param in enumerate(params) if param == value]
+    if len(positions) != 1:
+        raise ValueError(f"the placeholder {value!r} must occur exactly once in the parameters: {params!r}")
+    return positions[0]

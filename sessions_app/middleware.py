@@ -9,9 +9,11 @@ AuthenticationMiddleware was (both subclass Django's, so admin's system checks a
 
 from __future__ import annotations
 
+import io
 import math
 import time
 
+from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.middleware import SessionMiddleware
@@ -21,9 +23,12 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import http_date
+from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 
-from core.errors import ApiError, InvalidToken
+from core.errors import ApiError, InvalidToken, exception_handler
+from core.parsers import JSONParser
+from core.responses import secret_response
 from core.fast_path import add_csp
 from identity.app_settings import app_settings as identity_settings
 from identity.bearer import bearer_claims
@@ -35,7 +40,7 @@ from sessions_app.app_settings import app_settings
 from sessions_app.browser import BrowserState, SessionStore, session_payload, snapshot_for
 from sessions_app.policy import session_refusal
 from sessions_app.selectors import session_for_claims
-from sessions_app.serializers import session_envelope_data
+from sessions_app.serializers import refresh_data, session_envelope_data
 from sessions_app.services import session_touch
 
 SESSION_PATH = "/api/v1/auth/session"
@@ -168,6 +173,51 @@ def _bodiless(meta) -> bool:
     """No body and no query string: nothing a size limit or a view's parameters would look at."""
     return (meta.get("CONTENT_LENGTH") in (None, "", "0") and "HTTP_TRANSFER_ENCODING" not in meta
             and not meta.get("QUERY_STRING"))
+
+
+REFRESH_PATH = "/api/v1/auth/refresh"
+REFRESH_BODY_MAX_BYTES = 8 * 1024  # a refresh body is ~60 bytes; anything larger goes the whole way
+
+
+class RefreshFastPathMiddleware:
+    """Answer ``POST /api/v1/auth/refresh`` with a JSON body before the rest of the middleware and DRF:
+    what the view runs (the ``api`` rate limit per address as its throttle counts it, the one JSON parser,
+    ``refresh_data``: RefreshInput, session_refresh, the pair's JSON), every refusal rendered by the one
+    exception handler (core.errors), the view's headers. Another content type, a chunked, empty or large
+    body, a query string: the view answers."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info == REFRESH_PATH and request.method == "POST":
+            meta = request.META
+            length = meta.get("CONTENT_LENGTH") or ""
+            if (meta.get("CONTENT_TYPE", "").split(";")[0].strip().lower() == "application/json"
+                    and length.isascii() and length.isdigit() and 0 < int(length) <= REFRESH_BODY_MAX_BYTES
+                    and "HTTP_TRANSFER_ENCODING" not in meta and not meta.get("QUERY_STRING")):
+                return self._answer(request)
+        return self.get_response(request)
+
+    def _answer(self, request):
+        try:
+            ratelimit_hit(request=request, scope="api")  # ApiRateThrottle's count for an anonymous request
+            data = JSONParser().parse(io.BytesIO(request.body), "application/json",
+                                      {"encoding": request.encoding or settings.DEFAULT_CHARSET})
+            response = secret_response(refresh_data(data, request=request))
+        except APIException as exc:
+            response = exception_handler(exc, {"request": request})
+            if response is None:
+                raise
+        response.accepted_renderer = _JSON
+        response.accepted_media_type = "application/json"
+        response.renderer_context = {"request": request, "response": response}
+        response["Allow"] = "POST, OPTIONS"
+        response["X-Frame-Options"] = "DENY"
+        return add_csp(response.render())
+
+
+_JSON = JSONRenderer()
 
 
 class SessionFastPathMiddleware:

@@ -11,6 +11,7 @@ from core.fields import (
 )
 from security.lockout import known_device_token_issue
 from sessions_app.models import DeviceSession
+from sessions_app.services import session_refresh
 
 
 class SessionOutput(serializers.ModelSerializer):
@@ -94,6 +95,14 @@ def signed_in_data(pair, *, request, replaces: str = "") -> dict:
     device_token = known_device_token_issue(user=pair.user, session=pair.session, request=request,
                                             replaces=replaces)
     return {**token_pair_data(pair), "deviceToken": device_token}
+
+
+def refresh_data(data, *, request) -> dict:
+    """``POST refresh``: the body validated (``RefreshInput``), the token exchanged, the new pair's JSON.
+    One copy for the view and for its fast path (sessions_app.middleware.RefreshFastPathMiddleware)."""
+    body = RefreshInput(data=data)
+    body.is_valid(raise_exception=True)
+    return token_pair_data(session_refresh(raw_token=body.validated_data["refreshToken"], request=request))
 
 
 def token_pair_data(pair) -> dict:

@@ -20,6 +20,7 @@ from audit.refusals import NO_REASON, RefusalScope, audited_refusals
 from audit.services import audit_record
 from core.cleanup import delete_in_batches, update_in_batches
 from core import metrics
+from core.prepared import PreparedInsert, PreparedUpdate
 from core.crypto import DecryptionError, decrypt, derive_key, encrypt, key_encryption_root
 from core.errors import ApiError, NotFound
 from core.request_meta import client_ip, user_agent
@@ -200,6 +201,14 @@ def _refuse_unless_usable(scope: RefusalScope, session: DeviceSession, request, 
                  "device or network. Sign in again.", session=session, reason="anomaly")
 
 
+# The two writes of every refresh, compiled once (core/prepared.py): the conditional UPDATE that spends the
+# token (the winner of a race is whoever changes the row) and the spent token's row.
+_ROTATE = PreparedUpdate(DeviceSession, where=("pk", "refresh_token_hash"),
+                         set=("refresh_token_hash", "refresh_rotated_at", "last_activity_at", "expires_at"),
+                         fixed={"refresh_count": F("refresh_count") + 1})
+_SPEND = PreparedInsert(SpentRefreshToken)
+
+
 def _rotate(scope: RefusalScope, session: DeviceSession, raw_token: str, token_hash: str,
             request) -> TokenPair | None:
     """The new pair, or None when another request spent the token first (the spent-token path answers)."""
@@ -210,21 +219,17 @@ def _rotate(scope: RefusalScope, session: DeviceSession, raw_token: str, token_h
     new_hash = hash_token(new_raw)
     access = _issue_access(session, membership)
     pair = TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in, session=session)
-    changes = {"refresh_token_hash": new_hash, "refresh_rotated_at": now, "last_activity_at": now}
-    new_expiry = _slid_expiry(session, now)
-    if new_expiry is not None:
-        changes["expires_at"] = new_expiry
-    won = DeviceSession.objects.filter(pk=session.pk, refresh_token_hash=token_hash).update(
-        refresh_count=F("refresh_count") + 1, **changes)
+    expires_at = _slid_expiry(session, now) or session.expires_at
+    won = _ROTATE.execute((session.pk, token_hash), (new_hash, now, now, expires_at))
     if not won:
         return None  # another request spent it first: the spent-token path answers
-    for name, value in changes.items():
-        setattr(session, name, value)
+    session.refresh_token_hash, session.refresh_rotated_at, session.last_activity_at = new_hash, now, now
+    session.expires_at = expires_at
     session.refresh_count += 1
-    SpentRefreshToken.objects.create(token_hash=token_hash, session=session, spent_at=now, successor_hash=new_hash,
+    _SPEND.execute(SpentRefreshToken(token_hash=token_hash, session=session, spent_at=now, successor_hash=new_hash,
                                      successor_encrypted=_grace_seal(pair, token_hash, SealedWith.SPENT_TOKEN,
                                                                      raw_token),
-                                     successor_sealed_with=SealedWith.SPENT_TOKEN)
+                                     successor_sealed_with=SealedWith.SPENT_TOKEN))
     if audit_settings.RECORD_REFRESHES:  # routine: counted on the session above (docs/audit.md)
         audit_record(event=EventType.TOKEN_REFRESHED, request=request, actor=session.user, session=session)
     else:  # the metric the audit row would have counted (core.metrics.audit_counted), after the commit

@@ -25,6 +25,7 @@ from sessions_app.serializers import (
     SwitchOrganizationInput,
     TokenPairOutput,
     mfa_required_data,
+    refresh_data,
     signed_in_data,
     token_pair_data,
 )
@@ -67,10 +68,7 @@ class RefreshApi(APIView):
 
     @extend_schema(request=RefreshInput, responses={200: TokenPairOutput, **ERRORS}, tags=["sessions"])
     def post(self, request):
-        data = RefreshInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        pair = services.session_refresh(raw_token=data.validated_data["refreshToken"], request=request)
-        return secret_response(token_pair_data(pair))
+        return secret_response(refresh_data(request.data, request=request))
 
 
 class SessionsActiveApi(APIView):

@@ -1,14 +1,17 @@
 """core.prepared.PreparedQuery: the hot-path lookups compiled once give exactly what the queryset gives."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from core.prepared import PreparedQuery
+from core.prepared import PreparedInsert, PreparedQuery, PreparedUpdate
 from orgs.models import Membership, Organization
-from sessions_app.models import DeviceSession
+from sessions_app.models import DeviceSession, SealedWith, SpentRefreshToken
 from sessions_app.selectors import session_by_browser_key_hash, session_by_refresh_hash, session_for_claims
 from sessions_app.services import session_create
 from tests.factories import UserFactory
@@ -81,3 +84,36 @@ def test_the_placeholder_must_occur_once():
                          field="device_id", sentinel="prepared:twice")
     with pytest.raises(ValueError, match="exactly once"):
         both.first("x")
+
+
+def test_prepared_update_changes_only_the_row_that_matches_and_applies_the_expressions():
+    update = PreparedUpdate(DeviceSession, where=("pk", "refresh_token_hash"),
+                            set=("refresh_token_hash", "last_activity_at"),
+                            fixed={"refresh_count": F("refresh_count") + 1})
+    user = UserFactory()
+    row = plain(pk=session_create(user=user).session.pk)
+    other = plain(pk=session_create(user=user).session.pk)
+    later = timezone.now() + timedelta(minutes=5)
+    assert update.execute((row.pk, "not-its-hash"), ("x" * 64, later)) == 0
+    assert update.execute((row.pk, row.refresh_token_hash), ("y" * 64, later)) == 1
+    changed, untouched = DeviceSession.objects.get(pk=row.pk), DeviceSession.objects.get(pk=other.pk)
+    assert (changed.refresh_token_hash, changed.last_activity_at, changed.refresh_count) == ("y" * 64, later, 1)
+    assert (untouched.refresh_token_hash, untouched.refresh_count) == (other.refresh_token_hash, 0)
+
+
+def test_prepared_insert_writes_the_row_the_orm_would():
+    session = session_create(user=UserFactory()).session
+    spent = SpentRefreshToken(token_hash="h" * 64, session=session, spent_at=timezone.now(), successor_hash="s" * 64,
+                              successor_encrypted="sealed", successor_sealed_with=SealedWith.SPENT_TOKEN)
+    with CaptureQueriesContext(connection) as queries:
+        PreparedInsert(SpentRefreshToken).execute(spent)
+    assert len(queries) == 1 and not spent._state.adding
+    stored = SpentRefreshToken.objects.get(pk="h" * 64)
+    assert (stored.session_id, stored.spent_at, stored.successor_hash, stored.successor_encrypted) == (
+        session.pk, spent.spent_at, "s" * 64, "sealed")
+
+
+def test_a_field_without_a_placeholder_type_is_refused_at_compile():
+    update = PreparedUpdate(DeviceSession, where=("pk",), set=("remember_me",))
+    with pytest.raises(ValueError, match="no placeholder"):
+        update.execute((uuid.uuid4(),), (True,))
