@@ -1,4 +1,4 @@
-"""HTTP benchmark of mana-core-auth under gunicorn: `me`, `refresh` and `login` with wrk.
+"""HTTP benchmark of mana-core-auth under gunicorn: `me`, `sessions`, `refresh` and `login` with wrk.
 
 Called by bench/run_api.sh, which sets the environment, migrates the bench database and creates
 the bench user; run that. Standard library only (it talks to the server over HTTP).
@@ -7,6 +7,7 @@ For each gunicorn worker class asked for, this starts gunicorn, waits until it a
 scenario runs wrk once for WARMUP seconds (discarded) and once for DURATION seconds (reported):
 
 * me: GET /api/v1/auth/me with one Bearer token (bench/lua/me.lua).
+* sessions: GET /api/v1/auth/sessions/active with the same token (the bench user's live sessions).
 * refresh: POST /api/v1/auth/refresh, chained: one login per connection before each wrk run, and
   every request spends the token that the previous response on that chain returned
   (bench/lua/refresh.lua).
@@ -359,6 +360,8 @@ def main() -> int:
             access = body["accessToken"]
             results.append(scenario(args, server, "me", "me.lua", f"{API}/me", args.duration, args.warmup,
                                     lambda: {"ACCESS_TOKEN": access}, logdir, dbname))
+            results.append(scenario(args, server, "sessions", "me.lua", f"{API}/sessions/active", args.duration,
+                                    args.warmup, lambda: {"ACCESS_TOKEN": access}, logdir, dbname))
 
             tokens_file = logdir / "refresh-tokens.txt"
 
