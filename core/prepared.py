@@ -25,16 +25,21 @@ from django.db.models.query import get_related_populators
 
 
 class _Compiled:
-    __slots__ = ("sql", "params", "position", "compiler", "converters", "init_list", "start", "end", "annotations",
+    __slots__ = ("sql", "params", "positions", "compiler", "converters", "init_list", "start", "end", "annotations",
                  "klass_info")
 
-    def __init__(self, queryset: QuerySet, sentinel_db_value, db: str):
+    def __init__(self, queryset: QuerySet, placeholders: list, db: str):
         compiler = queryset.query.get_compiler(using=db)
         sql, params = compiler.as_sql()
-        positions = [i for i, param in enumerate(params) if param == sentinel_db_value]
-        if len(positions) != 1:
-            raise ValueError(f"the placeholder must occur exactly once in the query's parameters: {params!r}")
-        self.sql, self.params, self.position, self.compiler = sql, list(params), positions[0], compiler
+        self.positions = []
+        for placeholder in placeholders:
+            found = [i for i, param in enumerate(params) if param == placeholder]
+            if not found:
+                raise ValueError(f"the placeholder {placeholder!r} is not among the query's parameters: {params!r}")
+            self.positions.append(found)
+        if len({i for found in self.positions for i in found}) != sum(len(found) for found in self.positions):
+            raise ValueError(f"two placeholders compare equal in the query's parameters: {params!r}")
+        self.sql, self.params, self.compiler = sql, list(params), compiler
         self.klass_info = compiler.klass_info
         self.converters = compiler.get_converters([column[0] for column in compiler.select[:compiler.col_count]])
         fields = self.klass_info["select_fields"]
@@ -44,15 +49,22 @@ class _Compiled:
 
 
 class PreparedQuery:
-    """``build(value)`` as a queryset, evaluated by ``first(value)`` without compiling it again.
+    """``build(**values)`` as a queryset, evaluated by ``first(**values)`` or ``all(**values)`` without
+    compiling it again.
 
-    ``build`` must return the same query for every value, with ``value`` compared against exactly one
-    field (``field``, a field of the queryset's model: it turns the value into the database's form).
-    The queryset must not slice or order by a random value; ``first`` returns its first row or None."""
+    ``params`` names each value with the model field it is compared against (a field name of the
+    queryset's model, or a Field: it turns the value into the database's form) and a placeholder value
+    of that type, distinct from every other parameter of the query. ``build`` must give the same query
+    for every value (a value may occur several times); ``field``/``sentinel`` is the one-value form,
+    whose value is passed positionally."""
 
-    def __init__(self, build: Callable[[Any], QuerySet], *, field: str, sentinel: Any):
-        self._build, self._sentinel = build, sentinel
-        self._field = build(sentinel).model._meta.get_field(field)
+    def __init__(self, build: Callable[..., QuerySet], *, params: dict[str, tuple[Any, Any]] | None = None,
+                 field: str | None = None, sentinel: Any = None):
+        self._build, self._positional = build, params is None
+        params = {"value": (field, sentinel)} if params is None else params
+        model = (build(sentinel) if self._positional else build(**{k: v[1] for k, v in params.items()})).model
+        self._params = [(name, model._meta.get_field(f) if isinstance(f, str) else f, placeholder)
+                        for name, (f, placeholder) in params.items()]
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
@@ -61,21 +73,38 @@ class PreparedQuery:
         if compiled is None:
             with self._lock:
                 connection = connections[db]
-                queryset = self._build(self._sentinel)
-                compiled = _Compiled(queryset, self._field.get_db_prep_value(self._sentinel, connection), db)
+                placeholders = {name: placeholder for name, _, placeholder in self._params}
+                queryset = self._build(placeholders["value"]) if self._positional else self._build(**placeholders)
+                compiled = _Compiled(queryset, [field.get_db_prep_value(field.get_prep_value(placeholder), connection,
+                                                                        prepared=True)
+                                                for _, field, placeholder in self._params], db)
                 self._compiled[db] = compiled
         return compiled
 
-    def first(self, value, *, using: str = "default"):
+    def _rows(self, args, kwargs, using: str, limit: int | None):
         compiled = self._compiled_for(using)
         connection = connections[using]
+        values = {"value": args[0]} if self._positional else kwargs
         params = list(compiled.params)
-        params[compiled.position] = self._field.get_db_prep_value(value, connection)
+        for (name, field, _), positions in zip(self._params, compiled.positions, strict=True):
+            prepared = field.get_db_prep_value(field.get_prep_value(values[name]), connection, prepared=True)
+            for position in positions:
+                params[position] = prepared
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
+            rows = cursor.fetchmany(limit) if limit else cursor.fetchall()
+        return compiled, connection, rows
+
+    def first(self, *args, using: str = "default", **kwargs):
+        compiled, connection, rows = self._rows(args, kwargs, using, 1)
+        return self._instance(compiled, connection, rows[0], using) if rows else None
+
+    def all(self, *args, using: str = "default", **kwargs) -> list:
+        compiled, connection, rows = self._rows(args, kwargs, using, None)
+        return [self._instance(compiled, connection, row, using) for row in rows]
+
+    @staticmethod
+    def _instance(compiled: _Compiled, connection, row, using: str):
         if compiled.converters:  # as SQLCompiler.apply_converters, with this thread's connection
             row = list(row)
             for position, (converters, expression) in compiled.converters.items():

@@ -1,4 +1,5 @@
 import uuid
+from datetime import UTC, datetime
 
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
@@ -10,6 +11,17 @@ from sessions_app.models import DeviceSession
 
 def sessions_active_for(user):
     return DeviceSession.objects.alive(timezone.now()).filter(user=user).order_by("-last_activity_at")
+
+
+_ACTIVE_FOR = PreparedQuery(
+    lambda user_id, now: DeviceSession.objects.alive(now).filter(user_id=user_id).defer("browser_data").order_by(
+        "-last_activity_at"),
+    params={"user_id": ("user", uuid.UUID(int=1)), "now": ("expires_at", datetime(1901, 1, 1, tzinfo=UTC))})
+
+
+def sessions_active_list(user) -> list[DeviceSession]:
+    """``sessions_active_for(user)`` as a list, in one prepared statement (the sessions list's hot path)."""
+    return _ACTIVE_FOR.all(user_id=user.pk, now=timezone.now())
 
 
 def session_of_user(user, session_id):

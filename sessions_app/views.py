@@ -79,7 +79,7 @@ class SessionsActiveApi(APIView):
     @staticmethod
     def bearer_fast_get(user, session) -> dict:
         """What GET answers (also before DRF for a bearer token: sessions_app.middleware.BearerFastPathMiddleware)."""
-        sessions = selectors.sessions_active_for(user)
+        sessions = selectors.sessions_active_list(user)
         context = {"current_session_id": getattr(session, "pk", None)}
         return {"sessions": SessionOutput(sessions, many=True, context=context).data}
 

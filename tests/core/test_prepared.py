@@ -79,11 +79,32 @@ def test_a_session_without_organization_has_none_cached():
     assert len(queries) == 1
 
 
-def test_the_placeholder_must_occur_once():
+def test_a_value_may_occur_twice_but_placeholders_must_differ_and_occur():
     both = PreparedQuery(lambda value: DeviceSession.objects.filter(device_id=value, device_name=value),
                          field="device_id", sentinel="prepared:twice")
-    with pytest.raises(ValueError, match="exactly once"):
-        both.first("x")
+    user = UserFactory()
+    session = session_create(user=user, device_id="same", device_name="same").session
+    assert both.first("same").pk == session.pk and both.first("other") is None
+    clash = PreparedQuery(lambda a, b: DeviceSession.objects.filter(device_id=a, device_name=b),
+                          params={"a": ("device_id", "prepared:x"), "b": ("device_name", "prepared:x")})
+    with pytest.raises(ValueError, match="compare equal"):
+        clash.first(a="1", b="2")
+    unused = PreparedQuery(lambda a, b: DeviceSession.objects.filter(device_id=a),
+                           params={"a": ("device_id", "prepared:a"), "b": ("device_name", "prepared:b")})
+    with pytest.raises(ValueError, match="not among"):
+        unused.first(a="1", b="2")
+
+
+def test_several_values_and_all_rows_in_order():
+    user, other = UserFactory(), UserFactory()
+    sessions = [session_create(user=user, device_id=f"d{i}").session for i in range(3)]
+    session_create(user=other)
+    newest_first = PreparedQuery(
+        lambda user_id, now: DeviceSession.objects.filter(user_id=user_id, expires_at__gt=now).order_by("-created_at"),
+        params={"user_id": ("user", uuid.UUID(int=7)), "now": ("expires_at", timezone.now() - timedelta(days=9999))})
+    rows = newest_first.all(user_id=user.pk, now=timezone.now())
+    assert [row.pk for row in rows] == [s.pk for s in reversed(sessions)]
+    assert newest_first.all(user_id=user.pk, now=timezone.now() + timedelta(days=400)) == []
 
 
 def test_prepared_update_changes_only_the_row_that_matches_and_applies_the_expressions():
