@@ -29,6 +29,22 @@ class AppSettings(BaseAppSettings):
         """How long a password-reset link works (default 1 hour)."""
         return timedelta(seconds=self._get("PASSWORD_RESET_TTL_SECONDS", 3600))
 
+    # --- password hashing (accounts/hashers.py; README "Passwords") -----------------------------------
+    @property
+    def PASSWORD_ARGON2_MEMORY_KIB(self) -> int:
+        """argon2id memory per hash in KiB (``AUTH_PASSWORD_ARGON2_MEMORY_KIB``, default 65536 = 64 MiB)."""
+        return int(self._get("PASSWORD_ARGON2_MEMORY_KIB", 65536))
+
+    @property
+    def PASSWORD_ARGON2_TIME_COST(self) -> int:
+        """argon2id passes over that memory (``AUTH_PASSWORD_ARGON2_TIME_COST``, default 2)."""
+        return int(self._get("PASSWORD_ARGON2_TIME_COST", 2))
+
+    @property
+    def PASSWORD_ARGON2_PARALLELISM(self) -> int:
+        """argon2id lanes (``AUTH_PASSWORD_ARGON2_PARALLELISM``, default 2)."""
+        return int(self._get("PASSWORD_ARGON2_PARALLELISM", 2))
+
     # --- breached passwords (accounts/breach.py; docs/security.md "Breached passwords") ---------------
     @property
     def BREACH_RANGE_URL(self) -> str:

@@ -1,4 +1,5 @@
-"""System checks for the accounts app's options: the breached-password sources (accounts/breach.py)."""
+"""System checks for the accounts app's options: the argon2id cost (accounts/hashers.py) and the
+breached-password sources (accounts/breach.py)."""
 
 import os
 from urllib.parse import urlsplit
@@ -10,6 +11,33 @@ from accounts import breach
 from accounts.app_settings import app_settings
 
 VALIDATOR = "accounts.validators.BreachedPasswordValidator"
+
+# OWASP Password Storage Cheat Sheet, argon2id: the smallest memory (KiB) for each number of passes; five
+# passes or more need 7 MiB. Any parallelism of 1 or more (OWASP lists p=1).
+OWASP_ARGON2_MEMORY_KIB = {1: 47104, 2: 19456, 3: 12288, 4: 9216, 5: 7168}
+
+
+def owasp_argon2_minimum_memory_kib(time_cost: int) -> int:
+    return OWASP_ARGON2_MEMORY_KIB[min(time_cost, 5)]
+
+
+@register(Tags.security)
+def password_hashing_check(app_configs, **kwargs):
+    """A too-weak argon2id cost fails ``manage.py check`` at start (and the app's start), not the first login."""
+    memory, time_cost, parallelism = (app_settings.PASSWORD_ARGON2_MEMORY_KIB, app_settings.PASSWORD_ARGON2_TIME_COST,
+                                      app_settings.PASSWORD_ARGON2_PARALLELISM)
+    table = ", ".join(f"t={t}{'+' if t == 5 else ''}: {m} KiB" for t, m in OWASP_ARGON2_MEMORY_KIB.items())
+    if time_cost < 1 or parallelism < 1:
+        return [Error(f"AUTH_PASSWORD_ARGON2_TIME_COST ({time_cost}) and AUTH_PASSWORD_ARGON2_PARALLELISM "
+                      f"({parallelism}) must be 1 or more.", id="accounts.E007")]
+    if memory < owasp_argon2_minimum_memory_kib(time_cost):
+        return [Error(f"AUTH_PASSWORD_ARGON2_MEMORY_KIB={memory} with AUTH_PASSWORD_ARGON2_TIME_COST={time_cost} "
+                      "is below OWASP's argon2id minimum.",
+                      hint=f"At least, by time cost: {table} (default 65536 KiB, t=2).", id="accounts.E007")]
+    if memory < 8 * parallelism:
+        return [Error(f"AUTH_PASSWORD_ARGON2_MEMORY_KIB={memory} is below argon2's 8 KiB per lane "
+                      f"(AUTH_PASSWORD_ARGON2_PARALLELISM={parallelism}).", id="accounts.E007")]
+    return []
 
 
 @register(Tags.security)

@@ -64,6 +64,10 @@ environment = {
     "AUTH_RATE_LIMIT_ENABLED": env.bool("AUTH_RATE_LIMIT_ENABLED", default=True),  # SECURITY
     "AUTH_LOGIN_DELAY_BASE_SECONDS": env.int("AUTH_LOGIN_DELAY_BASE_SECONDS", default=1),  # SECURITY
     "AUTH_LOGIN_DELAY_MAX_SECONDS": env.int("AUTH_LOGIN_DELAY_MAX_SECONDS", default=8),  # SECURITY
+    # argon2id cost (accounts/hashers.py); below OWASP's minimum fails `manage.py check` (accounts/checks.py).
+    "AUTH_PASSWORD_ARGON2_MEMORY_KIB": env.int("AUTH_PASSWORD_ARGON2_MEMORY_KIB", default=65536),  # ACCOUNTS
+    "AUTH_PASSWORD_ARGON2_TIME_COST": env.int("AUTH_PASSWORD_ARGON2_TIME_COST", default=2),  # ACCOUNTS
+    "AUTH_PASSWORD_ARGON2_PARALLELISM": env.int("AUTH_PASSWORD_ARGON2_PARALLELISM", default=2),  # ACCOUNTS
     "AUTH_BREACH_SOURCES": env.list("AUTH_BREACH_SOURCES", default=[]),  # ACCOUNTS
     "AUTH_BREACH_RANGE_URL": env.str("AUTH_BREACH_RANGE_URL", default=""),  # ACCOUNTS
     "AUTH_BREACH_FILE": env.str("AUTH_BREACH_FILE", default=""),  # ACCOUNTS
@@ -331,7 +335,12 @@ SESSIONS = {  # sessions_app/app_settings.py: lifetimes, idle timeout, cookie ca
     # measure with and without the cache.
     "COOKIE_CACHE_SECONDS": environment["AUTH_COOKIE_CACHE_SECONDS"],
 }
-ACCOUNTS = {  # accounts/app_settings.py: link lifetimes, breached passwords
+ACCOUNTS = {  # accounts/app_settings.py: link lifetimes, password hashing cost, breached passwords
+    # argon2id cost of accounts.hashers.ManaArgon2PasswordHasher (README "Passwords"); a change rehashes
+    # each stored password at its next login.
+    "PASSWORD_ARGON2_MEMORY_KIB": environment["AUTH_PASSWORD_ARGON2_MEMORY_KIB"],
+    "PASSWORD_ARGON2_TIME_COST": environment["AUTH_PASSWORD_ARGON2_TIME_COST"],
+    "PASSWORD_ARGON2_PARALLELISM": environment["AUTH_PASSWORD_ARGON2_PARALLELISM"],
     # Breached-password check (accounts/breach.py, docs/security.md "Breached passwords"). Off unless
     # a source is configured; it runs with the password policy, never at login.
     "BREACH_SOURCES": environment["AUTH_BREACH_SOURCES"],
