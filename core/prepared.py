@@ -95,6 +95,11 @@ class PreparedQuery:
             rows = cursor.fetchmany(limit) if limit else cursor.fetchall()
         return compiled, connection, rows
 
+    def queryset(self, *args, **kwargs) -> QuerySet:
+        """The queryset itself, for a value the prepared statement cannot take (e.g. None, where the ORM
+        writes IS NULL)."""
+        return self._build(*args) if self._positional else self._build(**kwargs)
+
     def first(self, *args, using: str = "default", **kwargs):
         compiled, connection, rows = self._rows(args, kwargs, using, 1)
         return self._instance(compiled, connection, rows[0], using) if rows else None

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.db import transaction
+from django.db import models
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -37,6 +39,7 @@ from passkeys.models import CeremonyKind
 from passkeys.services import PasskeyInvalid
 from security.devices import login_seen_check
 from security.lockout import (
+    login_lookup,
     login_authenticate,
     second_factor_failure_record,
     second_factor_locked_check,
@@ -78,11 +81,12 @@ def user_login(*, email: str, password: str, remember_me: bool = False, device_i
     A correct password on an unverified account answers email_not_verified.
     Lockout (django-axes, 429 account_locked) and known devices (``device_token``): security/lockout.py."""
     email = normalize_email(email)
-    users = _sign_in_users()
     if device_id:  # does this device have a live session to replace (session_create)? Read with the account.
-        users = users.annotate(device_live=Exists(sessions_active_for(OuterRef("pk")).filter(device_id=device_id)))
+        lookup, values = _sign_in_lookup_with_device(), {"device_id": device_id, "now": timezone.now()}
+    else:
+        lookup, values = _sign_in_lookup(), {}
     user = login_authenticate(request=request, email=email, password=password, device_token=device_token,
-                              device_id=device_id, users=users)
+                              device_id=device_id, lookup=lookup, lookup_values=values)
     if user is None:
         subject = User.objects.filter(email=email).first()
         audit_record(event=EventType.LOGIN_FAILED, request=request, subject=subject, success=False,
@@ -105,6 +109,22 @@ def _sign_in_users():
     every use filters a clone)."""
     return User.objects.annotate(**mfa.second_factor_presence(),
                                  last_active_membership=last_active_membership(OuterRef("pk")))
+
+
+@functools.cache
+def _sign_in_lookup():
+    """The login's one statement (security.lockout.login_lookup), compiled once per process."""
+    return login_lookup(_sign_in_users)
+
+
+@functools.cache
+def _sign_in_lookup_with_device():
+    """The same, with whether the device (``deviceId``) has a live session of the account to replace."""
+    return login_lookup(
+        lambda device_id, now: _sign_in_users().annotate(
+            device_live=Exists(sessions_active_for(OuterRef("pk"), now=now).filter(device_id=device_id))),
+        device_id=(models.CharField(), "prepared:device-id"),
+        now=(models.DateTimeField(), datetime(1901, 1, 3, tzinfo=UTC)))
 
 
 def passkey_login(*, ceremony_id, credential, remember_me: bool = False, device_id: str = "",

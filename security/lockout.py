@@ -27,11 +27,13 @@ the row already loaded. An unknown address costs one more read (its pair alone) 
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.handlers.proxy import AxesProxyHandler
@@ -39,7 +41,7 @@ from axes.models import AccessAttempt
 from django.contrib.auth import authenticate, get_user_model
 from django.core import signing
 from django.db import transaction
-from django.db.models import Exists, F, IntegerField, Max, Q, Subquery, Sum, Value
+from django.db.models import Exists, F, IntegerField, Max, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -51,6 +53,7 @@ from core import metrics
 from core.email import normalize_email
 from core.errors import ApiError, json_error
 from core.links import public_url
+from core.prepared import PreparedQuery
 from core.request_meta import client_ip, user_agent
 from core.tokens import hash_token
 from notifications.services import outbox_enqueue
@@ -256,16 +259,42 @@ class _Candidate:
     recorded: bool  # any record of the pair (a success resets them, whatever their age)
 
 
-def _candidate(users, *, email: str, ip: str | None, now: datetime) -> _Candidate:
-    """One statement: the account of ``email`` from ``users`` (the caller's queryset of
-    get_user_model(), with what it needs next annotated) and its (account, IP) pair's lockout state.
+def login_lookup(users: Callable[..., QuerySet], **params) -> PreparedQuery:
+    """The one statement of a password login, compiled once (core/prepared.py; compiling it took about
+    a third of a login's CPU): the account of an email from ``users(**values)`` (the caller's queryset of
+    get_user_model(), with what it needs next annotated; ``params`` names its values as PreparedQuery
+    does) and its (account, IP) pair's lockout state: axes' failure sum within the cool-off, and whether
+    any record exists."""
+    user_model = get_user_model()
+
+    def build(email, ip, since, **values):
+        attempts = AccessAttempt.objects.filter(username=email, ip_address=ip)
+        failures = attempts.order_by().values("username").annotate(
+            total=Sum("failures_since_start", filter=Q(attempt_time__gte=since))).values("total")
+        return users(**values).filter(email=email).annotate(  # unique: no ORDER BY
+            lockout_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),
+            lockout_recorded=Exists(attempts))
+
+    return PreparedQuery(build, params={
+        "email": (user_model._meta.get_field(user_model.EMAIL_FIELD), "prepared@login-lookup.invalid"),
+        "ip": (AccessAttempt._meta.get_field("ip_address"), "192.0.2.199"),
+        "since": (AccessAttempt._meta.get_field("attempt_time"), datetime(1901, 1, 2, tzinfo=UTC)),
+        **params})
+
+
+@functools.cache
+def _plain_lookup() -> PreparedQuery:
+    return login_lookup(lambda: get_user_model().objects.all())
+
+
+def _candidate(lookup: PreparedQuery, values: dict, *, email: str, ip: str | None, now: datetime) -> _Candidate:
+    """One statement: the account of ``email`` and its (account, IP) pair's lockout state (``login_lookup``).
     An unknown address: a second statement for the pair alone."""
-    attempts = _pair_attempts(email=email, ip=ip).order_by().values("username")
-    failures = attempts.annotate(total=Sum("failures_since_start", filter=_recent(now))).values("total")
-    rows = (users.filter(email=email)  # unique: no ORDER BY
-            .annotate(lockout_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),
-                      lockout_recorded=Exists(_pair_attempts(email=email, ip=ip))))[:1]
-    user = next(iter(rows), None)
+    since = now - app_settings.LOCKOUT_DURATION  # the records axes counts (get_cool_off_threshold)
+    if ip is None:  # "= NULL" is not "IS NULL": the ORM writes the statement for a request without an address
+        user = lookup.queryset(email=email, ip=ip, since=since, **values).first()
+    else:
+        user = lookup.first(email=email, ip=ip, since=since, **values)
     if user is None:
         return _Candidate(user=None, failures=_pair_failures(email=email, ip=ip, now=now)[0], recorded=False)
     return _Candidate(user=user, failures=user.lockout_failures, recorded=user.lockout_recorded)
@@ -382,20 +411,19 @@ def second_factor_failures_cleanup(*, now: datetime | None = None) -> int:
 
 
 def login_authenticate(*, request, email: str, password: str, device_token: str = "", device_id: str = "",
-                       users=None):
+                       lookup: PreparedQuery | None = None, lookup_values: dict | None = None):
     """Check a password login through django-axes. Returns the user or None (wrong credentials);
     raises LoginDelayed (429 rate_limited, Retry-After) inside the pair's progressive delay and
     AccountLocked (429, Retry-After) when the (account, IP) pair is locked, both before any password
     is checked. A known device (``device_token`` presented with the ``device_id`` it was bound to) is
-    neither delayed nor locked. ``users``: a queryset of get_user_model() to load the account from
-    (the caller annotates what it needs next; the returned user carries it)."""
+    neither delayed nor locked. ``lookup`` (``login_lookup``) and its ``lookup_values``: how to load the
+    account (the caller annotates what it needs next; the returned user carries it)."""
     email = normalize_email(email)
     http_request = getattr(request, "_request", request)
     http_request.mca_known_device = known_device_valid(token=device_token, email=email, request=request,
                                                        device_id=device_id)
     now = timezone.now()
-    found = _candidate(get_user_model().objects.all() if users is None else users, email=email,
-                       ip=client_ip(request), now=now)
+    found = _candidate(lookup or _plain_lookup(), lookup_values or {}, email=email, ip=client_ip(request), now=now)
     if not http_request.mca_known_device:
         _login_delay_enforce(email=email, request=request, failures=found.failures, now=now)
         http_request.mca_pair_failures = found.failures  # axes' lock check (LockoutHandler)

@@ -9,8 +9,8 @@ from orgs.models import Membership
 from sessions_app.models import DeviceSession
 
 
-def sessions_active_for(user):
-    return DeviceSession.objects.alive(timezone.now()).filter(user=user).order_by("-last_activity_at")
+def sessions_active_for(user, *, now=None):
+    return DeviceSession.objects.alive(now or timezone.now()).filter(user=user).order_by("-last_activity_at")
 
 
 _ACTIVE_FOR = PreparedQuery(

@@ -116,7 +116,7 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
             organization = {"active_organization": membership.organization}
         else:  # loaded with the user (no Organization row): its id is all the session keeps
             organization = {"active_organization_id": getattr(membership, "organization_id", None)}
-        session = DeviceSession.objects.create(
+        session = DeviceSession(
             user=user,
             device_id=device_id,
             device_name=device_name,
@@ -132,6 +132,7 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
             refresh_token_hash=hash_token(raw_refresh) if raw_refresh else None,
             **organization,
         )
+        _SESSION_INSERT.execute(session)  # DeviceSession.objects.create, compiled once (no receiver listens)
         if not tokens:
             return TokenPair(access_token="", refresh_token="", expires_in=0, session=session)
         access = _issue_access(session, membership)
@@ -207,6 +208,7 @@ _ROTATE = PreparedUpdate(DeviceSession, where=("pk", "refresh_token_hash"),
                          set=("refresh_token_hash", "refresh_rotated_at", "last_activity_at", "expires_at"),
                          fixed={"refresh_count": F("refresh_count") + 1})
 _SPEND = PreparedInsert(SpentRefreshToken)
+_SESSION_INSERT = PreparedInsert(DeviceSession)
 
 
 def _rotate(scope: RefusalScope, session: DeviceSession, raw_token: str, token_hash: str,
