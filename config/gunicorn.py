@@ -7,6 +7,11 @@ workers load the application; the directory is emptied when the master starts (t
 run would be summed too), and a worker that exits is marked dead so its live gauges drop out (its
 counters stay in the sums). Everything else can be given on the command line as usual (``-w``,
 ``--threads``, ``-b``); the defaults below are the README's.
+
+``GUNICORN_TRACEMALLOC=<directory>`` (off when unset) traces every worker's memory and writes a report
+every ``GUNICORN_TRACEMALLOC_SECONDS`` (120) to ``<directory>/memtrace-<pid>.txt``, with
+``GUNICORN_TRACEMALLOC_FRAMES`` frames per traced allocation (1; 0: allocator and RSS only, no tracing)
+(config/memtrace.py; docs/operations.md "Memory"). For soaks and investigations: tracing slows every allocation.
 """
 
 import os
@@ -23,6 +28,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 worker_class = "gthread"
 threads = 2
 
+_memtrace = os.environ.get("GUNICORN_TRACEMALLOC", "")
+_memtrace_seconds = float(os.environ.get("GUNICORN_TRACEMALLOC_SECONDS", "120"))
+_memtrace_frames = int(os.environ.get("GUNICORN_TRACEMALLOC_FRAMES", "1"))
+
 
 def on_starting(server):
     shutil.rmtree(_multiproc, ignore_errors=True)
@@ -33,3 +42,17 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server, worker):
+    if _memtrace:
+        from config import memtrace
+
+        memtrace.start(_memtrace, _memtrace_seconds, frames=_memtrace_frames)
+
+
+def worker_exit(server, worker):
+    if _memtrace:
+        from config import memtrace
+
+        memtrace.stop()
