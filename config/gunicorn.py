@@ -14,6 +14,7 @@ every ``GUNICORN_TRACEMALLOC_SECONDS`` (120) to ``<directory>/memtrace-<pid>.txt
 (config/memtrace.py; docs/operations.md "Memory"). For soaks and investigations: tracing slows every allocation.
 """
 
+import gc
 import os
 import shutil
 from pathlib import Path
@@ -49,6 +50,18 @@ def post_fork(server, worker):
         from config import memtrace
 
         memtrace.start(_memtrace, _memtrace_seconds, frames=_memtrace_frames)
+
+
+def post_worker_init(worker):
+    """The application is loaded: move everything it made so far (about 160,000 objects: modules,
+    URL patterns, settings, serializers' classes) out of the collector's sight (``gc.freeze``). The
+    oldest generation is collected only once the objects promoted into it since the last full run
+    reach a quarter of those that survived it; with the start-up objects counted that is some 40,000,
+    so the reference cycles of finished requests (DRF serializers and their fields, Django requests)
+    piled up in it for tens of minutes, a slow RSS climb in a soak (issue 16, docs/operations.md
+    "Memory"). Frozen, they are neither counted nor scanned: full collections come early and cost
+    little."""
+    gc.freeze()
 
 
 def worker_exit(server, worker):

@@ -84,6 +84,13 @@ def _top(stats: list, limit: int) -> list[str]:
     return lines
 
 
+def _gc() -> str:
+    """Objects the collector tracks and its runs by generation: garbage in reference cycles stays until
+    a collection of its generation (the oldest one runs rarely), so the count is a sawtooth."""
+    runs = "/".join(str(stat["collections"]) for stat in gc.get_stats())
+    return f"gc objects {len(gc.get_objects())}, collections by generation {runs}"
+
+
 def _by_line(snapshot: tracemalloc.Snapshot) -> dict[tuple[str, int], tuple[int, int]]:
     """(file, line) -> (bytes, blocks): all a report keeps of a snapshot (the traces themselves take
     tens of MiB)."""
@@ -115,14 +122,14 @@ class Tracer:
 
     def _python(self) -> list[str]:
         if not tracemalloc.is_tracing():
-            return [f"python heap: not traced (0 frames), gc objects {len(gc.get_objects())}"]
+            return [f"python heap: not traced (0 frames), {_gc()}"]
         traced, peak = tracemalloc.get_traced_memory()
         own = tracemalloc.get_tracemalloc_memory()
         snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, name) for name in _IGNORE])
         lines = _by_line(snapshot)
         del snapshot
         out = [f"python heap (tracemalloc): traced {_mib(traced)}, peak {_mib(peak)}, "
-               f"tracemalloc's own {_mib(own)}, gc objects {len(gc.get_objects())}"]
+               f"tracemalloc's own {_mib(own)}, {_gc()}"]
         if self.baseline is None:
             self.baseline = lines
             out.append("(baseline)")

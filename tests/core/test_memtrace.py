@@ -4,6 +4,7 @@ allocator and RSS, with the lines that grew since the baseline."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import re
 import tracemalloc
@@ -49,6 +50,7 @@ def test_a_report_names_the_line_that_grew_since_the_baseline(tracing, tmp_path)
 def test_a_report_gives_rss_and_the_allocators_counters(tracing, tmp_path):
     text = memtrace.Tracer(tmp_path / "m.txt").report()
     assert re.search(r"rss: VmRSS [\d.]+ MiB, RssAnon [\d.]+ MiB, RssFile [\d.]+ MiB", text)
+    assert re.search(r"gc objects \d+, collections by generation \d+/\d+/\d+", text)
     info = memtrace.mallinfo()
     if info is not None:  # glibc 2.33+
         assert info["arena"] >= info["in_use"] > 0
@@ -92,3 +94,23 @@ def test_the_gunicorn_config_traces_a_worker_only_when_asked(monkeypatch, tmp_pa
             tracemalloc.stop()
         monkeypatch.delenv("GUNICORN_TRACEMALLOC", raising=False)
         importlib.reload(config)
+
+
+def test_with_0_frames_nothing_is_traced_and_a_report_gives_the_allocator_and_rss(tmp_path, monkeypatch):
+    assert not tracemalloc.is_tracing()
+    monkeypatch.setattr(memtrace, "_tracer", None)
+    tracer = memtrace.start(tmp_path, seconds=3600, frames=0)
+    assert not tracemalloc.is_tracing()
+    text = tracer.report()
+    assert "python heap: not traced (0 frames)" in text and "rss: VmRSS" in text and "top " not in text
+
+
+def test_a_worker_freezes_its_start_up_objects_once_the_application_is_loaded(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prometheus"))  # the config sets it otherwise
+    config = importlib.reload(importlib.import_module("config.gunicorn"))
+    gc.unfreeze()
+    try:
+        config.post_worker_init(None)
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
