@@ -4,10 +4,11 @@ The seed's traffic, simulated by virtual users: every user's browser polls ``GET
 with its session cookie (the cookie cache answers most of it), every user's app refreshes its token
 pair every 15 minutes (spread over the window), and now and then someone signs in (argon2 at the
 production cost) or opens a page (``/account``). Every REPORT seconds one line: throughput, p50/p99,
-errors, the server's memory (RSS of gunicorn's master and workers; a sign-in in progress adds argon2's
-100 MiB for its duration) and its PostgreSQL connections; both must stay flat. At the end a summary by
-kind of request and the service's own counters (``GET /metrics``). It stops by itself after ``--minutes``
-(30 by default) and stops gunicorn by its process group whatever happens.
+errors, the server's memory (RSS of gunicorn's master and workers, and of each worker; each process's
+least of five readings 0.3 s apart, since a sign-in in progress adds argon2's 100 MiB for its duration)
+and its PostgreSQL connections; both must stay flat (the summary gives the RSS change after warm-up). At
+the end a summary by kind of request and the service's own counters (``GET /metrics``). It stops by
+itself after ``--minutes`` (30 by default) and stops gunicorn by its process group whatever happens.
 
     bash bench/soak [--minutes 30] [--users 300] [--poll-seconds 10] [--refresh-seconds 900]
                     [--logins-per-minute 20] [--pages-per-minute 60] [--threads 8] [--workers 2]
@@ -262,19 +263,45 @@ def run_workload(args, port: int, people: list[dict], stats: Stats, stop_at: flo
         thread.join()
 
 
-def rss_mb(master: int) -> tuple[float, int]:
-    """RSS of the master and its workers (MiB), and the number of workers."""
-    pids = [master] + [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)],
-                                                       capture_output=True, text=True).stdout.split()]
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024, len(pids) - 1
+def _rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def rss_mb(master: int, samples: int = 5, gap: float = 0.3) -> tuple[float, dict[int, float]]:
+    """RSS of the master and its workers (MiB) and of each worker by pid: for each process the least of
+    ``samples`` readings ``gap`` seconds apart, so that a sign-in in progress (argon2's 100 MiB for a
+    tenth of a second) does not stand in for the worker's memory."""
+    least: dict[int, int] = {}
+    workers: set[int] = set()
+    for n in range(samples):
+        children = [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)],
+                                                   capture_output=True, text=True).stdout.split()]
+        workers.update(children)
+        for pid in [master] + children:
+            kib = _rss_kib(pid)
+            if kib is not None:
+                least[pid] = min(kib, least.get(pid, kib))
+        if n < samples - 1:
+            time.sleep(gap)
+    return sum(least.values()) / 1024, {pid: least[pid] / 1024 for pid in sorted(workers) if pid in least}
+
+
+def rss_change(series: list, since_minute: float) -> str | None:
+    """The RSS change from the first row at or after ``since_minute`` to the last: in all and by worker
+    (a worker that was replaced in between has no figure)."""
+    later = [row for row in series if row[0] >= since_minute - 1e-6]
+    if len(later) < 2:
+        return None
+    first, last = later[0], later[-1]
+    each = [f"{pid} {last[8][pid] - mib:+.1f}" for pid, mib in first[8].items() if pid in last[8]]
+    return (f"# rss change minute {first[0]:.1f} -> {last[0]:.1f}: {last[5] - first[5]:+.1f} MiB in all; "
+            f"by worker (pid MiB): {', '.join(each) or 'none left'}")
 
 
 def db_connections(url: str) -> int:
@@ -302,6 +329,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8, help="load-generating threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (gthread, 2 threads each)")
     parser.add_argument("--report-seconds", type=float, default=60)
+    parser.add_argument("--warmup-minutes", type=float, default=10,
+                        help="the summary gives the RSS change from this minute to the end (flat after warm-up)")
     args = parser.parse_args()
 
     database_url = os.environ.get("SOAK_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/soak_auth")
@@ -335,7 +364,7 @@ def main() -> int:
               f"{args.refresh_seconds:g} s, {args.logins_per_minute:g} logins/min, {args.pages_per_minute:g} "
               f"pages/min; {args.threads} client threads", flush=True)
         print(f"{'min':>5} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'rss MiB':>8} {'workers':>7} "
-              f"{'db conns':>8}", flush=True)
+              f"{'db conns':>8}  worker MiB", flush=True)
         load = threading.Thread(target=run_workload, args=(args, port, people, stats, stop_at), daemon=True)
         load.start()
         series = []
@@ -350,14 +379,15 @@ def main() -> int:
                 break  # the last moments after the stop: in the summary, too short for a row of their own
             samples = stats.take()
             latencies = [s[1] for s in samples]
-            rss, workers = rss_mb(server.pid)
+            rss, per_worker = rss_mb(server.pid)
+            workers = len(per_worker)
             conns = db_connections(database_url)
             errors = sum(1 for s in samples if not s[2])
             row = ((now - started) / 60, len(samples) / max(now - last, 1e-9), pct(latencies, 0.5) * 1000,
-                   pct(latencies, 0.99) * 1000, errors, rss, workers, conns)
+                   pct(latencies, 0.99) * 1000, errors, rss, workers, conns, per_worker)
             series.append(row)
             print(f"{row[0]:5.1f} {row[1]:7.1f} {row[2]:7.1f} {row[3]:7.1f} {row[4]:6d} {row[5]:8.1f} {row[6]:7d} "
-                  f"{row[7]:8d}", flush=True)
+                  f"{row[7]:8d}  {' '.join(f'{mib:.1f}' for mib in per_worker.values())}", flush=True)
             last = now
 
         total = sum(len(v) for v in stats.all.values())
@@ -378,6 +408,10 @@ def main() -> int:
                   f"db connections min/max: {min(conn_values)}/{max(conn_values)}; "
                   f"p99 ms first/last: {series[0][3]:.1f}/{series[-1][3]:.1f}; "
                   f"stdev of req/s: {statistics.pstdev(r[1] for r in series):.1f}")
+            for since in sorted({min(args.warmup_minutes, series[-1][0]), 0}):
+                change = rss_change(series, since)
+                if change:
+                    print(change)
         print("# the service's own counters (GET /metrics):")
         for line in scrape(port).splitlines():
             if line.startswith(("mana_auth_logins_total", "mana_auth_refresh_total", "mana_auth_cookie_cache_total",

@@ -7,8 +7,14 @@ workers load the application; the directory is emptied when the master starts (t
 run would be summed too), and a worker that exits is marked dead so its live gauges drop out (its
 counters stay in the sums). Everything else can be given on the command line as usual (``-w``,
 ``--threads``, ``-b``); the defaults below are the README's.
+
+``GUNICORN_TRACEMALLOC=<directory>`` (off when unset) traces every worker's memory and writes a report
+every ``GUNICORN_TRACEMALLOC_SECONDS`` (120) to ``<directory>/memtrace-<pid>.txt``, with
+``GUNICORN_TRACEMALLOC_FRAMES`` frames per traced allocation (1; 0: allocator and RSS only, no tracing)
+(config/memtrace.py; docs/operations.md "Memory"). For soaks and investigations: tracing slows every allocation.
 """
 
+import gc
 import os
 import shutil
 from pathlib import Path
@@ -23,6 +29,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 worker_class = "gthread"
 threads = 2
 
+_memtrace = os.environ.get("GUNICORN_TRACEMALLOC", "")
+_memtrace_seconds = float(os.environ.get("GUNICORN_TRACEMALLOC_SECONDS", "120"))
+_memtrace_frames = int(os.environ.get("GUNICORN_TRACEMALLOC_FRAMES", "1"))
+
 
 def on_starting(server):
     shutil.rmtree(_multiproc, ignore_errors=True)
@@ -33,3 +43,29 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server, worker):
+    if _memtrace:
+        from config import memtrace
+
+        memtrace.start(_memtrace, _memtrace_seconds, frames=_memtrace_frames)
+
+
+def post_worker_init(worker):
+    """The application is loaded: move everything it made so far (about 160,000 objects: modules,
+    URL patterns, settings, serializers' classes) out of the collector's sight (``gc.freeze``). The
+    oldest generation is collected only once the objects promoted into it since the last full run
+    reach a quarter of those that survived it; with the start-up objects counted that is some 40,000,
+    so the reference cycles of finished requests (DRF serializers and their fields, Django requests)
+    piled up in it for tens of minutes, a slow RSS climb in a soak (issue 16, docs/operations.md
+    "Memory"). Frozen, they are neither counted nor scanned: full collections come early and cost
+    little."""
+    gc.freeze()
+
+
+def worker_exit(server, worker):
+    if _memtrace:
+        from config import memtrace
+
+        memtrace.stop()

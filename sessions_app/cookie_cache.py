@@ -29,6 +29,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from datetime import timedelta
 
 from django.conf import settings
@@ -77,13 +78,58 @@ def snapshot_encode(*, key_hash: str, session: dict, user: dict, user_private: d
     return jwe.encrypt_compact(PROTECTED, data, _key(), algorithms=ALGORITHMS)
 
 
-@functools.lru_cache(maxsize=4096)
-def _plaintext(token: str, root: bytes) -> bytes:
-    """The decrypted snapshot. A browser sends the same snapshot with each request until it is
-    re-issued (every few minutes), so each process decrypts it once: the memo holds plaintexts of
-    tokens that decrypted (a failure raises and is not kept), keyed by the token and the key, and
-    every use still checks the binding to the session cookie, freshness and revocation."""
-    return jwe.decrypt_compact(token, _key_for(root), algorithms=ALGORITHMS).plaintext
+class _PlaintextMemo:
+    """Decrypted snapshots by (token, key root), each kept for at most ``COOKIE_CACHE_TTL`` after this
+    process first decrypted it, and at most ``maxsize`` of them (the oldest go first).
+
+    A browser sends the same snapshot with each request until it is re-issued (every few minutes), so
+    each process decrypts it once. A snapshot is fresh for at most the TTL after it was issued, which
+    was before this process first saw it: past that the entry can never answer again (the browser has a
+    new snapshot), so it goes, and the memo holds only the snapshots of the last TTL (one or two per
+    active browser) instead of filling up with re-issued ones until its bound (an unbounded-looking
+    climb in a soak, issue 16). Entries are inserted in order of expiry, so the oldest one is both the
+    first to expire and the one evicted at the bound. An entry is about 1.8 KiB (the token, 1 KiB, and
+    its plaintext, 0.8 KiB, measured with tracemalloc in bench/soak): 4096 entries, 7 MiB a worker at
+    most, cover 4096 browsers active within one TTL in one worker; beyond that a request decrypts
+    (tens of microseconds), it does not fail. Every use still checks the binding to the session cookie,
+    freshness and revocation; a token that does not decrypt raises and is not kept."""
+
+    def __init__(self, maxsize: int, clock=time.monotonic):
+        self.maxsize = maxsize
+        self.clock = clock
+        self._entries: OrderedDict[tuple[str, bytes], tuple[float, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def _expire(self, now: float) -> None:
+        entries = self._entries
+        while entries and (len(entries) > self.maxsize or next(iter(entries.values()))[0] <= now):
+            entries.popitem(last=False)
+
+    def __call__(self, token: str, root: bytes) -> bytes:
+        now = self.clock()
+        key = (token, root)
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and found[0] > now:
+                return found[1]
+        plaintext = jwe.decrypt_compact(token, _key_for(root), algorithms=ALGORITHMS).plaintext
+        ttl = app_settings.COOKIE_CACHE_TTL.total_seconds()
+        with self._lock:
+            if ttl > 0:
+                self._entries.pop(key, None)
+                self._entries[key] = (now + ttl, plaintext)
+            self._expire(now)
+        return plaintext
+
+
+_plaintext = _PlaintextMemo(maxsize=4096)
 
 
 def snapshot_decode(token: str, *, key_hash: str, now: float | None = None) -> dict | None:
