@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from joserfc import jws
@@ -127,6 +129,47 @@ def _claims_registry() -> JWTClaimsRegistry:
     return registry
 
 
+# A token whose signature this process has verified is not verified again while it is cached (Envoy's
+# jwt_authn keeps such a cache too): the key is the whole token string, so only the very bytes that were
+# verified hit it; each hit still checks that the key that signed it is published (a revoked key's tokens
+# stop at once) and validates the time claims again. Bounded (least recently used goes), and an expired
+# entry goes when it is next presented. The Ed25519 verification was the largest single cost of a bearer
+# call (docs/benchmarks.md, issue 15).
+VERIFIED_CACHE_SIZE = 1024
+_verified: OrderedDict[str, tuple[dict, str, object]] = OrderedDict()  # token -> (claims, kid, key)
+_verified_lock = threading.Lock()
+
+
+def _verified_hit(token: str) -> dict | None:
+    with _verified_lock:
+        hit = _verified.get(token)
+        if hit is None:
+            return None
+        _verified.move_to_end(token)
+    claims, kid, key = hit
+    try:
+        if verification_key(kid) is not key:  # revoked or rotated out of the published set
+            raise TokenError("unknown_kid")
+        _claims_registry().validate(claims)
+    except (TokenError, JoseError):
+        with _verified_lock:
+            _verified.pop(token, None)
+        return None  # verified in full below, which refuses it with the reason
+    return dict(claims)
+
+
+def _verified_keep(token: str, claims: dict, kid: str, key) -> None:
+    with _verified_lock:
+        _verified[token] = (dict(claims), kid, key)
+        while len(_verified) > VERIFIED_CACHE_SIZE:
+            _verified.popitem(last=False)
+
+
+def verified_cache_clear() -> None:
+    with _verified_lock:
+        _verified.clear()
+
+
 def access_token_verify(token: str) -> dict:
     """Verify signature, ``alg``, ``typ``, ``iss``, ``aud``, ``exp``/``iat`` (with leeway); return claims.
     Whether the session in ``sid`` is still alive is the caller's check (it needs the database).
@@ -134,6 +177,9 @@ def access_token_verify(token: str) -> dict:
     ``secretVersion``); whether its client is still active is likewise the caller's check."""
     if not isinstance(token, str) or token.count(".") != 2 or len(token) > 4096:
         raise TokenError("malformed")
+    cached = _verified_hit(token)
+    if cached is not None:
+        return cached
     try:
         compact = jws.extract_compact(token.encode())
     except (JoseError, ValueError, UnicodeError):
@@ -170,4 +216,5 @@ def access_token_verify(token: str) -> dict:
     elif not (claims.get("role") == SERVICE_ROLE and isinstance(claims.get("clientId"), str)
               and isinstance(claims.get("secretVersion"), int)):
         raise TokenError("claims:invalid")  # only a service token may come without a session
+    _verified_keep(token, claims, kid, key)
     return claims
