@@ -107,6 +107,17 @@ def _within_api_rate(request, user_id, scope: str | None = "api") -> bool:
     return True
 
 
+SESSION_ALLOW = "GET, HEAD, OPTIONS"  # what DRF answers for the GET session and GET token views
+
+
+def _answered(response, *, allow: str):
+    """The headers a response answered before the view gets from the view and the middleware it skipped:
+    the view's Allow, XFrameOptionsMiddleware's DENY, the static CSP (core.fast_path)."""
+    response["Allow"] = allow
+    response["X-Frame-Options"] = "DENY"
+    return add_csp(response)
+
+
 def _allow_header(view_class) -> str:
     allow = _allow.get(view_class)
     if allow is None:
@@ -164,9 +175,7 @@ class BearerFastPathMiddleware:
         request.resolver_match = match  # the route name of the metrics
         response = HttpResponse(JSONRenderer().render(fast_get(session.user, session)),
                                 content_type="application/json")
-        response["Allow"] = _allow_header(view_class)
-        response["X-Frame-Options"] = "DENY"
-        return add_csp(response)
+        return _answered(response, allow=_allow_header(view_class))
 
 
 def _bodiless(meta) -> bool:
@@ -212,9 +221,7 @@ class RefreshFastPathMiddleware:
         response.accepted_renderer = _JSON
         response.accepted_media_type = "application/json"
         response.renderer_context = {"request": request, "response": response}
-        response["Allow"] = "POST, OPTIONS"
-        response["X-Frame-Options"] = "DENY"
-        return add_csp(response.render())
+        return _answered(response.render(), allow="POST, OPTIONS")
 
 
 _JSON = JSONRenderer()
@@ -240,15 +247,11 @@ class SessionFastPathMiddleware:
             payload = state.snapshot()
             if payload is not None and path == SESSION_PATH:
                 response = HttpResponse(render_session(payload), content_type="application/json")
-                response["Allow"] = "GET, HEAD, OPTIONS"
-                response["X-Frame-Options"] = "DENY"
-                return add_csp(session_response_headers(response))
+                return _answered(session_response_headers(response), allow=SESSION_ALLOW)
             not_after = snapshot_token_not_after(payload) if payload is not None and payload["up"]["active"] else None
             if not_after is not None and _within_api_rate(request, payload["user"]["id"]):
                 response = HttpResponse(token_from_snapshot(payload, not_after), content_type="application/json")
-                response["Allow"] = "GET, HEAD, OPTIONS"
-                response["X-Frame-Options"] = "DENY"
-                return add_csp(session_response_headers(response, vary="Cookie"))
+                return _answered(session_response_headers(response, vary="Cookie"), allow=SESSION_ALLOW)
             request.browser = state  # the decryption already done is reused below
             if payload is None and path == SESSION_PATH and state.raw_key and _bodiless(request.META):
                 response = self._session_from_row(request, state)
@@ -263,9 +266,8 @@ class SessionFastPathMiddleware:
             return None  # the view answers (401, 429), its own middleware reading the cookie again
         response = HttpResponse(JSONRenderer().render(session_envelope_data(row.user, row)),
                                 content_type="application/json")
-        response["Allow"] = "GET, HEAD, OPTIONS"
-        response["X-Frame-Options"] = "DENY"
-        return add_csp(self._browser_session.process_response(request, session_response_headers(response)))
+        return _answered(self._browser_session.process_response(request, session_response_headers(response)),
+                         allow=SESSION_ALLOW)
 
 
 def _cookie_kwargs():
