@@ -4,17 +4,15 @@ the same body and headers as the view, one statement, and everything unusual lef
 from datetime import timedelta
 
 import pytest
-from django.conf import settings as django_settings
-from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
-from rest_framework.views import APIView
 
 from audit.models import AuditEvent, EventType
 from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession, RevokeReason
 from tests.factories import UserFactory
 from tests.support.auth import bearer, login
+from tests.support.fast_path import drf_views_reached, without_middleware
 
 pytestmark = pytest.mark.django_db
 
@@ -27,15 +25,7 @@ HEADERS = ("Content-Type", "Allow", "X-Frame-Options", "Content-Security-Policy"
 @pytest.fixture
 def drf_seen(monkeypatch):
     """The requests that reached a DRF view."""
-    seen = []
-    original = APIView.initial
-
-    def initial(self, request, *args, **kwargs):
-        seen.append(request.path)
-        return original(self, request, *args, **kwargs)
-
-    monkeypatch.setattr(APIView, "initial", initial)
-    return seen
+    return drf_views_reached(monkeypatch)
 
 
 @pytest.fixture
@@ -43,10 +33,6 @@ def phone(user):
     client = APIClient()
     login(client, user.email, deviceId="laptop-1")
     return bearer(login(client, user.email, deviceId="phone-1", deviceName="Pixel"))
-
-
-def without_fast_path():
-    return override_settings(MIDDLEWARE=[name for name in django_settings.MIDDLEWARE if name != FAST])
 
 
 def csp_directives(value):
@@ -57,7 +43,7 @@ def csp_directives(value):
 def test_the_fast_path_answers_what_the_view_answers(phone, drf_seen, path):
     fast = phone.get(path)
     assert fast.status_code == 200 and drf_seen == []
-    with without_fast_path():
+    with without_middleware(FAST):
         whole_way = APIClient()  # a new client: a client's handler loads MIDDLEWARE once
         whole_way.credentials(**phone._credentials)
         view = whole_way.get(path)

@@ -2,13 +2,11 @@
 (sessions_app.middleware.RefreshFastPathMiddleware): what the view answers, refusals in the one envelope."""
 
 import pytest
-from django.conf import settings as django_settings
-from django.test import override_settings
 from rest_framework.test import APIClient
-from rest_framework.views import APIView
 
 from sessions_app.models import DeviceSession, RevokeReason
 from tests.support.auth import login
+from tests.support.fast_path import drf_views_reached, without_middleware
 
 pytestmark = pytest.mark.django_db
 
@@ -20,21 +18,13 @@ HEADERS = ("Content-Type", "Allow", "X-Frame-Options", "Cache-Control", "WWW-Aut
 
 @pytest.fixture
 def drf_seen(monkeypatch):
-    seen = []  # refreshes only
-    original = APIView.initial
-
-    def initial(self, request, *args, **kwargs):
-        if request.path.startswith(REFRESH):
-            seen.append(request.path)
-        return original(self, request, *args, **kwargs)
-
-    monkeypatch.setattr(APIView, "initial", initial)
-    return seen
+    """The refreshes that reached the view."""
+    return drf_views_reached(monkeypatch, prefix=REFRESH)
 
 
 def whole_way():
     """A client whose requests take the view (a client's handler loads MIDDLEWARE once: make it inside)."""
-    with override_settings(MIDDLEWARE=[name for name in django_settings.MIDDLEWARE if name != FAST]):
+    with without_middleware(FAST):
         client = APIClient()
         client.get("/healthz")
     return client
@@ -57,7 +47,7 @@ def test_a_refresh_is_answered_as_the_view_answers_it(user, drf_seen):
     first, second = login(api, user.email, deviceId="a"), login(api, user.email, deviceId="b")
     fast = post(api, f'{{"refreshToken": "{first["refreshToken"]}"}}')
     assert fast.status_code == 200 and drf_seen == []
-    with override_settings(MIDDLEWARE=[name for name in django_settings.MIDDLEWARE if name != FAST]):
+    with without_middleware(FAST):
         view = post(whole_way(), f'{{"refreshToken": "{second["refreshToken"]}"}}')
     assert drf_seen == [REFRESH]
     same_answer(fast, view, body=False)
@@ -79,7 +69,7 @@ def test_a_refresh_is_answered_as_the_view_answers_it(user, drf_seen):
 def test_refusals_are_the_views_refusals(body, drf_seen):
     fast = post(APIClient(), body.encode("latin-1"))
     assert drf_seen == []
-    with override_settings(MIDDLEWARE=[name for name in django_settings.MIDDLEWARE if name != FAST]):
+    with without_middleware(FAST):
         view = post(whole_way(), body.encode("latin-1"))
     assert 400 <= fast.status_code < 500 and set(fast.json()) == {"error"}
     same_answer(fast, view)

@@ -5,10 +5,8 @@ and everything unusual left to the view."""
 from datetime import timedelta
 
 import pytest
-from django.conf import settings as django_settings
-from django.test import Client, override_settings
+from django.test import Client
 from django.utils import timezone
-from rest_framework.views import APIView
 
 from core.tokens import hash_token
 from sessions_app import cookie_cache
@@ -16,6 +14,7 @@ from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession, RevokeReason
 from tests.support.agents import CHROME_LINUX
 from tests.support.auth import page_login
+from tests.support.fast_path import drf_views_reached, without_middleware
 
 SESSION = "/api/v1/auth/session"
 FAST = "sessions_app.middleware.SessionFastPathMiddleware"
@@ -24,15 +23,8 @@ HEADERS = ("Content-Type", "Allow", "X-Frame-Options", "Cache-Control", "Expires
 
 @pytest.fixture
 def drf_seen(monkeypatch):
-    seen = []
-    original = APIView.initial
-
-    def initial(self, request, *args, **kwargs):
-        seen.append(request.path)
-        return original(self, request, *args, **kwargs)
-
-    monkeypatch.setattr(APIView, "initial", initial)
-    return seen
+    """The requests that reached a DRF view."""
+    return drf_views_reached(monkeypatch)
 
 
 @pytest.fixture
@@ -50,7 +42,7 @@ def test_cache_off_the_row_answers_before_drf_in_one_statement(signed_in, cache_
     assert fast.json()["session"]["current"] is True
     assert app_settings.CACHE_COOKIE not in fast.cookies
 
-    with override_settings(MIDDLEWARE=[name for name in django_settings.MIDDLEWARE if name != FAST]):
+    with without_middleware(FAST):
         whole_way = Client(HTTP_USER_AGENT=CHROME_LINUX)  # a new client: a handler loads MIDDLEWARE once
         whole_way.cookies = signed_in.cookies
         view = whole_way.get(SESSION)
