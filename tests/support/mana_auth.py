@@ -23,6 +23,12 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+class _Server(ThreadingHTTPServer):
+    # The races send 16 requests at once: the default listen backlog of 5 overflowed on a busy machine and
+    # a connection was reset (tests/mana_auth/test_client.py, once in CI).
+    request_queue_size = 64
+
+
 @dataclass
 class Key:
     kid: str
@@ -104,7 +110,7 @@ class FakeServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
