@@ -174,15 +174,21 @@ class PreparedUpdate:
                 compiled = self._compiled[db] = (text, params, where_positions, set_positions)
         return compiled
 
-    def execute(self, where_values, set_values, *, using: str = "default") -> int:
-        text, template, where_positions, set_positions = self._compiled_for(using)
+    def params(self, where_values, set_values, *, using: str = "default") -> list:
+        """The statement's parameters for these values."""
+        _, template, where_positions, set_positions = self._compiled_for(using)
         connection = connections[using]
         params = list(template)
         for field, position, value in zip(self._where_fields, where_positions, where_values, strict=True):
             params[position] = field.get_db_prep_value(field.get_prep_value(value), connection, prepared=True)
         for field, position, value in zip(self._set_fields, set_positions, set_values, strict=True):
             params[position] = field.get_db_prep_save(value, connection)
-        with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+        return params
+
+    def execute(self, where_values, set_values, *, using: str = "default") -> int:
+        text = self._compiled_for(using)[0]
+        params = self.params(where_values, set_values, using=using)
+        with transaction.mark_for_rollback_on_error(using=using), connections[using].cursor() as cursor:
             cursor.execute(text, params)
             return cursor.rowcount
 
@@ -196,6 +202,11 @@ class PreparedInsert:
         self._fields = [field for field in model._meta.concrete_fields if not field.generated]
         self._compiled: dict[str, str] = {}
 
+    def params(self, instance, *, using: str = "default") -> list:
+        """The statement's parameters for ``instance`` (each field's ``pre_save``, as ``save`` does)."""
+        connection = connections[using]
+        return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in self._fields]
+
     def execute(self, instance, *, using: str = "default") -> None:
         connection = connections[using]
         text = self._compiled.get(using)
@@ -204,10 +215,58 @@ class PreparedInsert:
             query.insert_values(self._fields, [instance])
             (text, _), = query.get_compiler(using).as_sql()
             self._compiled[using] = text
-        params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in self._fields]
+        params = self.params(instance, using=using)
         with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
             cursor.execute(text, params)
         instance._state.adding, instance._state.db = False, using
+
+
+class PreparedUpdateThenInsert:
+    """A ``PreparedUpdate`` and, only when it changed a row, a ``PreparedInsert``: one statement on
+    PostgreSQL (``WITH changed AS (UPDATE ... RETURNING 1) INSERT ... SELECT ... FROM changed``), so outside a
+    transaction it is one round trip and one commit, and inside one it is still both or neither. Elsewhere
+    (SQLite) the two statements in a transaction of their own. ``execute(where_values, set_values, instance)``
+    returns whether the update changed a row (and the row was inserted). The update's ``where`` must name at
+    most one row (its primary key): one row inserted per row changed."""
+
+    def __init__(self, update: PreparedUpdate, insert: PreparedInsert):
+        if "pk" not in update._where:
+            raise ValueError("the update of a PreparedUpdateThenInsert must be by primary key")
+        if any(hasattr(field, "get_placeholder") for field in insert._fields):
+            raise ValueError("a field with its own SQL placeholder cannot be inserted by a PreparedUpdateThenInsert")
+        self._update, self._insert = update, insert
+        self._compiled: dict[str, str] = {}
+
+    def _sql(self, using: str) -> str:
+        text = self._compiled.get(using)
+        if text is None:
+            connection = connections[using]
+            update, _, _, _ = self._update._compiled_for(using)
+            quote = connection.ops.quote_name
+            columns = ", ".join(quote(field.column) for field in self._insert._fields)
+            values = ", ".join(["%s"] * len(self._insert._fields))
+            text = self._compiled[using] = (
+                f"WITH changed AS ({update} RETURNING 1) "
+                f"INSERT INTO {quote(self._insert._model._meta.db_table)} ({columns}) SELECT {values} FROM changed")
+        return text
+
+    def execute(self, where_values, set_values, instance, *, using: str = "default") -> bool:
+        connection = connections[using]
+        if connection.vendor != "postgresql":
+            with transaction.atomic(using=using, savepoint=False):
+                if not self._update.execute(where_values, set_values, using=using):
+                    return False
+                self._insert.execute(instance, using=using)
+                return True
+        text = self._sql(using)
+        params = self._update.params(where_values, set_values, using=using) + self._insert.params(instance,
+                                                                                                 using=using)
+        with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+            cursor.execute(text, params)
+            changed = cursor.rowcount
+        if changed:
+            instance._state.adding, instance._state.db = False, using
+        return bool(changed)
 
 
 def _position(params: list, value) -> int:

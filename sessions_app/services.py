@@ -20,7 +20,7 @@ from audit.refusals import NO_REASON, RefusalScope, audited_refusals
 from audit.services import audit_record
 from core.cleanup import delete_in_batches, update_in_batches
 from core import metrics
-from core.prepared import PreparedInsert, PreparedUpdate
+from core.prepared import PreparedInsert, PreparedUpdate, PreparedUpdateThenInsert
 from core.crypto import DecryptionError, decrypt, derive_key, encrypt, key_encryption_root
 from core.errors import ApiError, NotFound
 from core.request_meta import client_ip, user_agent
@@ -168,15 +168,32 @@ def session_refresh(*, raw_token: str, request=None) -> TokenPair:
 
     Every refusal keeps what it wrote (a session revoked as idle, as an anomaly or as a reuse) and is
     audited in the same transaction (``scope.refuse``: audit/refusals.py), then raised.
+
+    A routine refresh (the session usable, nothing to record but the rotation) writes nothing but the
+    rotation, which is one statement: it runs outside a transaction (the lookup, then the rotating UPDATE
+    with the spent token's INSERT, committed as one), two round trips instead of five. Anything else, and
+    a rotation lost to a concurrent request, takes the audited transaction below, which looks again.
     """
     token_hash = hash_token(raw_token)
+    session = session_by_refresh_hash(token_hash)  # read committed, as inside the transaction: no lock either way
+    if session is not None and _routine(session, request):
+        pair = _rotate(None, session, raw_token, token_hash, request)
+        if pair is not None:
+            return pair
+        session = None  # spent by a concurrent request in the meantime: the spent-token path answers
     with audited_refusals(event=EventType.TOKEN_REFRESH_FAILED, request=request) as scope:
-        session = session_by_refresh_hash(token_hash)
         if session is not None:
             pair = _rotate(scope, session, raw_token, token_hash, request)
             if pair is not None:
                 return pair
         return _spent_token(scope, raw_token, token_hash, request)
+
+
+def _routine(session: DeviceSession, request) -> bool:
+    """Whether a rotation of ``session`` now has nothing to write but itself: the same checks as
+    ``_refuse_unless_usable`` all pass, and routine refreshes are not audit rows."""
+    return (not audit_settings.RECORD_REFRESHES and session_refusal(session, timezone.now()) is None
+            and not refresh_anomaly(session=session, request=request))
 
 
 def _refused(scope: RefusalScope, code: str, message: str, *, session=None, reason: str, **context) -> NoReturn:
@@ -202,36 +219,38 @@ def _refuse_unless_usable(scope: RefusalScope, session: DeviceSession, request, 
                  "device or network. Sign in again.", session=session, reason="anomaly")
 
 
-# The two writes of every refresh, compiled once (core/prepared.py): the conditional UPDATE that spends the
-# token (the winner of a race is whoever changes the row) and the spent token's row.
-_ROTATE = PreparedUpdate(DeviceSession, where=("pk", "refresh_token_hash"),
-                         set=("refresh_token_hash", "refresh_rotated_at", "last_activity_at", "expires_at"),
-                         fixed={"refresh_count": F("refresh_count") + 1})
-_SPEND = PreparedInsert(SpentRefreshToken)
+# The two writes of every refresh, compiled once into one statement (core/prepared.py): the conditional
+# UPDATE that spends the token (the winner of a race is whoever changes the row) and, only for the winner,
+# the spent token's row.
+_ROTATE = PreparedUpdateThenInsert(
+    PreparedUpdate(DeviceSession, where=("pk", "refresh_token_hash"),
+                   set=("refresh_token_hash", "refresh_rotated_at", "last_activity_at", "expires_at"),
+                   fixed={"refresh_count": F("refresh_count") + 1}),
+    PreparedInsert(SpentRefreshToken))
 _SESSION_INSERT = PreparedInsert(DeviceSession)
 
 
-def _rotate(scope: RefusalScope, session: DeviceSession, raw_token: str, token_hash: str,
+def _rotate(scope: RefusalScope | None, session: DeviceSession, raw_token: str, token_hash: str,
             request) -> TokenPair | None:
-    """The new pair, or None when another request spent the token first (the spent-token path answers)."""
+    """The new pair, or None when another request spent the token first (the spent-token path answers).
+    Without ``scope``: the routine rotation, whose checks ``_routine`` has passed, outside a transaction."""
     now = timezone.now()
-    _refuse_unless_usable(scope, session, request, now)
+    if scope is not None:
+        _refuse_unless_usable(scope, session, request, now)
     membership = _active_membership(session)  # a membership that ended takes the organization with it
     new_raw = _new_refresh_token()
     new_hash = hash_token(new_raw)
     access = _issue_access(session, membership)
     pair = TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in, session=session)
     expires_at = _slid_expiry(session, now) or session.expires_at
-    won = _ROTATE.execute((session.pk, token_hash), (new_hash, now, now, expires_at))
-    if not won:
+    spent = SpentRefreshToken(token_hash=token_hash, session=session, spent_at=now, successor_hash=new_hash,
+                              successor_encrypted=_grace_seal(pair, token_hash, SealedWith.SPENT_TOKEN, raw_token),
+                              successor_sealed_with=SealedWith.SPENT_TOKEN)
+    if not _ROTATE.execute((session.pk, token_hash), (new_hash, now, now, expires_at), spent):
         return None  # another request spent it first: the spent-token path answers
     session.refresh_token_hash, session.refresh_rotated_at, session.last_activity_at = new_hash, now, now
     session.expires_at = expires_at
     session.refresh_count += 1
-    _SPEND.execute(SpentRefreshToken(token_hash=token_hash, session=session, spent_at=now, successor_hash=new_hash,
-                                     successor_encrypted=_grace_seal(pair, token_hash, SealedWith.SPENT_TOKEN,
-                                                                     raw_token),
-                                     successor_sealed_with=SealedWith.SPENT_TOKEN))
     if audit_settings.RECORD_REFRESHES:  # routine: counted on the session above (docs/audit.md)
         audit_record(event=EventType.TOKEN_REFRESHED, request=request, actor=session.user, session=session)
     else:  # the metric the audit row would have counted (core.metrics.audit_counted), after the commit

@@ -4,12 +4,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from core.prepared import PreparedInsert, PreparedQuery, PreparedUpdate
+from core.prepared import PreparedInsert, PreparedQuery, PreparedUpdate, PreparedUpdateThenInsert
 from orgs.models import Membership, Organization
 from sessions_app.models import DeviceSession, SealedWith, SpentRefreshToken
 from sessions_app.selectors import session_by_browser_key_hash, session_by_refresh_hash, session_for_claims
@@ -138,3 +138,52 @@ def test_a_field_without_a_placeholder_type_is_refused_at_compile():
     update = PreparedUpdate(DeviceSession, where=("pk",), set=("remember_me",))
     with pytest.raises(ValueError, match="no placeholder"):
         update.execute((uuid.uuid4(),), (True,))
+
+
+def _rotate_then_spend():
+    return PreparedUpdateThenInsert(
+        PreparedUpdate(DeviceSession, where=("pk", "refresh_token_hash"), set=("refresh_token_hash",),
+                       fixed={"refresh_count": F("refresh_count") + 1}),
+        PreparedInsert(SpentRefreshToken))
+
+
+def _spent(session, token_hash):
+    return SpentRefreshToken(token_hash=token_hash, session=session, spent_at=timezone.now(),
+                             successor_hash="s" * 64, successor_encrypted="", successor_sealed_with=SealedWith.SPENT_TOKEN)
+
+
+def test_update_then_insert_inserts_only_when_the_update_changed_the_row():
+    statement = _rotate_then_spend()
+    session = session_create(user=UserFactory()).session
+    current = session.refresh_token_hash
+    assert statement.execute((session.pk, "not-its-hash"), ("x" * 64,), _spent(session, "a" * 64)) is False
+    assert not SpentRefreshToken.objects.filter(pk="a" * 64).exists()
+    assert DeviceSession.objects.get(pk=session.pk).refresh_token_hash == current
+    spent = _spent(session, "b" * 64)
+    assert statement.execute((session.pk, current), ("y" * 64,), spent) is True
+    assert not spent._state.adding
+    changed = DeviceSession.objects.get(pk=session.pk)
+    assert (changed.refresh_token_hash, changed.refresh_count) == ("y" * 64, 1)
+    assert SpentRefreshToken.objects.get(pk="b" * 64).session_id == session.pk
+    # The same token again: the row no longer matches, so nothing is inserted (no duplicate-key error either).
+    assert statement.execute((session.pk, current), ("z" * 64,), _spent(session, "b" * 64)) is False
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement on PostgreSQL only")
+def test_update_then_insert_is_one_statement_on_postgresql_and_all_or_nothing():
+    statement = _rotate_then_spend()
+    session = session_create(user=UserFactory()).session
+    current = session.refresh_token_hash
+    with CaptureQueriesContext(connection) as queries:
+        statement.execute((session.pk, current), ("y" * 64,), _spent(session, "c" * 64))
+    assert len(queries) == 1 and queries[0]["sql"].startswith("WITH changed AS (UPDATE")
+    # The insert fails (the spent token exists): the update is undone with it, as one statement is.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        statement.execute((session.pk, "y" * 64), ("w" * 64,), _spent(session, "c" * 64))
+    assert DeviceSession.objects.get(pk=session.pk).refresh_token_hash == "y" * 64
+
+
+def test_update_then_insert_needs_the_primary_key():
+    with pytest.raises(ValueError, match="primary key"):
+        PreparedUpdateThenInsert(PreparedUpdate(DeviceSession, where=("refresh_token_hash",), set=("remember_me",)),
+                                 PreparedInsert(SpentRefreshToken))

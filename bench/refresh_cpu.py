@@ -1,0 +1,148 @@
+"""CPU and wall time of one refresh (and, for comparison, one bearer GET me), in this process, on PostgreSQL.
+
+    DJANGO_SETTINGS_MODULE=config.settings DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_auth \
+        REDIS_URL=redis://127.0.0.1:6379/5 .venv/bin/python bench/refresh_cpu.py [-n 500] [--profile 25]
+
+Signs one user in (a cheap hasher: the login is not measured), then runs ``POST /api/v1/auth/refresh``
+N times as a chain (each request spends the token the previous one returned) and ``GET /api/v1/auth/me``
+N times with the last access token, through Django's WSGI handler as gunicorn calls it (the real
+middleware and views; DEBUG off, rate limits off and plain HTTP as in bench/run_api.sh).
+``time.process_time`` counts this process only: the database server's own work is not in it, the time
+waiting for it is (in the wall time). ``--profile K`` prints the K functions with the most CPU time
+(``--sort``) of one more run of ``--path`` (cProfile, timed by process time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("AUTH_RATE_LIMIT_ENABLED", "false")
+os.environ.setdefault("DEBUG", "false")
+
+import django  # noqa: E402
+
+django.setup()
+
+import io  # noqa: E402
+import json  # noqa: E402
+
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from accounts.models import User  # noqa: E402
+
+EMAIL = "bench-refresh-cpu@example.com"
+PASSWORD = "bench-refresh-cpu-password-3k9d"
+CHEAP = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _pair(client: Client) -> dict:
+    user = User.objects.filter(email=EMAIL).first()
+    if user is None:
+        user = User.objects.create_user(EMAIL, PASSWORD, name="Bench", email_verified_at=timezone.now())
+    user.set_password(PASSWORD)
+    user.save(update_fields=["password"])
+    response = client.post("/api/v1/auth/login", {"email": EMAIL, "password": PASSWORD},
+                           content_type="application/json", secure=True)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+class Wsgi:
+    """Requests straight into Django's WSGI handler, as gunicorn calls it (no test client: its signals and
+    request building would be most of what is measured)."""
+
+    def __init__(self):
+        self.handler = WSGIHandler()
+
+    def __call__(self, method: str, path: str, body: bytes = b"", **headers) -> tuple[int, bytes]:
+        environ = {
+            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
+            "HTTP_USER_AGENT": "bench/refresh_cpu.py", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr, "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": True,
+            "wsgi.run_once": False, "CONTENT_LENGTH": str(len(body)),
+            **({"CONTENT_TYPE": "application/json"} if body else {}),
+            **{f"HTTP_{name.upper()}": value for name, value in headers.items()},
+        }
+        status = []
+        chunks = self.handler(environ, lambda code, _headers, exc_info=None: status.append(code))
+        content = b"".join(chunks)
+        getattr(chunks, "close", lambda: None)()
+        return int(status[0].split()[0]), content
+
+
+def _refreshes(wsgi: Wsgi, token: str, n: int) -> tuple[list[float], list[float], str, str]:
+    cpu, wall, access = [], [], ""
+    for _ in range(n):
+        started, started_wall = time.process_time(), time.perf_counter()
+        status, content = wsgi("POST", "/api/v1/auth/refresh", json.dumps({"refreshToken": token}).encode())
+        cpu.append((time.process_time() - started) * 1000)
+        wall.append((time.perf_counter() - started_wall) * 1000)
+        assert status == 200, content
+        body = json.loads(content)
+        token, access = body["refreshToken"], body["accessToken"]
+    return cpu, wall, token, access
+
+
+def _reads(wsgi: Wsgi, access: str, n: int) -> tuple[list[float], list[float]]:
+    cpu, wall = [], []
+    for _ in range(n):
+        started, started_wall = time.process_time(), time.perf_counter()
+        status, content = wsgi("GET", "/api/v1/auth/me", authorization=f"Bearer {access}")
+        cpu.append((time.process_time() - started) * 1000)
+        wall.append((time.perf_counter() - started_wall) * 1000)
+        assert status == 200, content
+    return cpu, wall
+
+
+def _line(name: str, cpu: list[float], wall: list[float]) -> str:
+    return (f"{name:<14} n={len(cpu):<5} CPU mean {statistics.fmean(cpu):6.2f} ms median {statistics.median(cpu):6.2f}"
+            f" ms | wall mean {statistics.fmean(wall):6.2f} ms median {statistics.median(wall):6.2f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=500, help="requests per path (default 500)")
+    parser.add_argument("--profile", type=int, default=0, metavar="K", help="print the top K of a cProfile run")
+    parser.add_argument("--path", choices=["refresh", "me"], default="refresh", help="the path to profile")
+    parser.add_argument("--sort", default="cumulative", help="the profile's order (cumulative, tottime)")
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        print("bench/refresh_cpu.py needs PostgreSQL (set DATABASE_URL)", file=sys.stderr)
+        return 2
+    client = Client(HTTP_HOST="127.0.0.1", REMOTE_ADDR="127.0.0.1", HTTP_USER_AGENT="bench/refresh_cpu.py")
+    with override_settings(PASSWORD_HASHERS=CHEAP, ALLOWED_HOSTS=["127.0.0.1"], SECURE_SSL_REDIRECT=False):
+        pair = _pair(client)
+        wsgi = Wsgi()
+        _, _, token, access = _refreshes(wsgi, pair["refreshToken"], 20)  # warm-up
+        cpu, wall, token, access = _refreshes(wsgi, token, args.n)
+        print(_line("refresh", cpu, wall))
+        _reads(wsgi, access, 20)
+        print(_line("GET me", *_reads(wsgi, access, args.n)))
+        if args.profile:
+            profile = cProfile.Profile(time.process_time)  # CPU of this process, not waits
+            profile.enable()
+            if args.path == "refresh":
+                _refreshes(wsgi, token, args.n)
+            else:
+                _reads(wsgi, access, args.n)
+            profile.disable()
+            pstats.Stats(profile).sort_stats(args.sort).print_stats(args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
