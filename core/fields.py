@@ -6,8 +6,10 @@ should refuse wrong types with a clear message instead of guessing.
 """
 
 import unicodedata
+from datetime import UTC
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.conf import settings
 from rest_framework import serializers
 
 from core.errors import ApiError
@@ -187,5 +189,13 @@ _DATETIME = serializers.DateTimeField()
 
 def datetime_output(value):
     """A datetime as every output serializer renders it (DRF's DateTimeField: ISO 8601 in the current time
-    zone, ``Z`` for UTC), for outputs rendered without building fields (``accounts.serializers.user_data``)."""
-    return _DATETIME.to_representation(value) if value is not None else None
+    zone, ``Z`` for UTC), for outputs rendered without building fields (``accounts.serializers.user_data``).
+    A UTC value (every row PostgreSQL returns) is written directly when TIME_ZONE is UTC: the same text as
+    DRF's, without its look-up of the current time zone (an asgiref Local, most of DRF's 15 us per value; a
+    sessions list renders three per row). The service never activates another time zone
+    (tests/core/test_fields.py holds the two renderings equal and checks that nothing activates one)."""
+    if value is None:
+        return None
+    if getattr(value, "tzinfo", None) is UTC and settings.TIME_ZONE == "UTC":
+        return value.isoformat()[:-6] + "Z"
+    return _DATETIME.to_representation(value)

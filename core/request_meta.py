@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from user_agents import parse as parse_user_agent
@@ -33,6 +34,7 @@ def client_ip(request) -> str | None:
     return _valid_ip(request.META.get("REMOTE_ADDR", ""))
 
 
+@lru_cache(maxsize=4096)  # every refresh asks twice (the session's address, the request's); ipaddress is slow
 def network_of(ip: str | None) -> str:
     """The /24 (IPv4) or /48 (IPv6) network of an address; "" when unknown. One network is one
     client for the rules that must not be dodged by hopping addresses (new-device alerts, per-address
