@@ -29,6 +29,7 @@ from audit.chain import SealResult, chain_seal, row_digest, seal_lock
 from audit.models import AuditEvent, AuditSeal, EventType
 from core import metrics
 from core.outage import cause
+from core.prepared import PreparedInsert
 from core.request_meta import client_ip, client_network, user_agent
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,9 @@ def audit_record(
     return _append(row)
 
 
+_INSERT = PreparedInsert(AuditEvent)
+
+
 def _append(row: AuditEvent) -> AuditEvent:
     """Insert the row with its own hash: no lock, no chain head (the sealer links it, audit/chain.py)."""
     # JSON round trip: the hash covers exactly what the database will give back.
@@ -107,7 +111,7 @@ def _append(row: AuditEvent) -> AuditEvent:
     row.created_at = timezone.now()
     row.prev_hash = ""
     row.row_hash = row_digest(row)
-    row.save(force_insert=True)
+    _INSERT.execute(row)  # AuditEvent.save(force_insert=True), compiled once (core/prepared.py)
     if app_settings.SEAL_ON_COMMIT:
         transaction.on_commit(_seal_after_commit, robust=True)
     return row

@@ -194,12 +194,16 @@ class PreparedUpdate:
 
 
 class PreparedInsert:
-    """``instance.save(force_insert=True)`` for a model whose primary key is given (no RETURNING), compiled
-    once per database: ``execute(instance)``. No signals are sent (nothing listens for these rows)."""
+    """``instance.save(force_insert=True)`` compiled once per database: ``execute(instance)``. A primary key
+    the database generates (an AutoField) is left out of the INSERT and read back with RETURNING, as the ORM
+    does; a given one is written (no RETURNING). No signals are sent (nothing listens for these rows)."""
 
     def __init__(self, model):
         self._model = model
-        self._fields = [field for field in model._meta.concrete_fields if not field.generated]
+        meta = model._meta
+        self._returning = meta.pk if getattr(meta.pk, "db_returning", False) else None
+        self._fields = [field for field in meta.concrete_fields
+                        if not field.generated and field is not self._returning]
         self._compiled: dict[str, str] = {}
 
     def params(self, instance, *, using: str = "default") -> list:
@@ -211,13 +215,22 @@ class PreparedInsert:
         connection = connections[using]
         text = self._compiled.get(using)
         if text is None:
+            if self._returning is not None and not connection.features.can_return_columns_from_insert:
+                raise ValueError(f"{connection.vendor} cannot return the generated primary key of an INSERT")
             query = sql.InsertQuery(self._model)
             query.insert_values(self._fields, [instance])
-            (text, _), = query.get_compiler(using).as_sql()
+            compiler = query.get_compiler(using)
+            compiler.returning_fields = [self._returning] if self._returning is not None else None
+            (text, _), = compiler.as_sql()
             self._compiled[using] = text
         params = self.params(instance, using=using)
         with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
             cursor.execute(text, params)
+            if self._returning is not None:
+                value = cursor.fetchone()[0]
+                for converter in self._returning.get_db_converters(connection):
+                    value = converter(value, self._returning, connection)
+                setattr(instance, self._returning.attname, value)
         instance._state.adding, instance._state.db = False, using
 
 

@@ -51,6 +51,7 @@ from audit.services import audit_record
 from core.cleanup import delete_in_batches
 from core import metrics
 from core.email import normalize_email
+from core.prepared import PreparedInsert
 from core.errors import ApiError, json_error
 from core.links import public_url
 from core.prepared import PreparedQuery
@@ -126,6 +127,9 @@ def _device_key(*, request, device_id: str) -> str:
     return device_fingerprint(device_id=device_id, ua=user_agent(request))
 
 
+_KNOWN_DEVICE_INSERT = PreparedInsert(KnownDevice)  # every login writes one (core/prepared.py)
+
+
 def known_device_token_issue(*, user, request, session=None, device_id: str = "", replaces: str = "") -> str:
     """A ``deviceToken`` for the device of ``request``: signed and timestamped, naming the account (pages
     keep one per account in a cookie), stored as a hash with the device's key, the session that received
@@ -139,10 +143,10 @@ def known_device_token_issue(*, user, request, session=None, device_id: str = ""
         if replaces:
             KnownDevice.objects.filter(user=user, token_hash=hash_token(replaces), revoked_at__isnull=True).update(
                 revoked_at=now, revoked_reason="replaced")
-        KnownDevice.objects.create(user=user, token_hash=hash_token(raw), device_key=_device_key(request=request,
-                                   device_id=device_id), session_id=getattr(session, "pk", None),
-                                   security_version=user.security_version, created_at=now,
-                                   expires_at=now + app_settings.KNOWN_DEVICE_MAX_AGE)
+        _KNOWN_DEVICE_INSERT.execute(KnownDevice(
+            user=user, token_hash=hash_token(raw), device_key=_device_key(request=request, device_id=device_id),
+            session_id=getattr(session, "pk", None), security_version=user.security_version, created_at=now,
+            expires_at=now + app_settings.KNOWN_DEVICE_MAX_AGE))
     return raw
 
 

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import AccountToken, User
+from audit import services as audit_services
 from audit.models import AuditEvent, EventType
 from identity.models import SigningKey
 from notifications.models import OutboxMessage
@@ -225,9 +226,9 @@ class AuditDown(Exception):
 def audit_fails(monkeypatch):
     """From now on, writing an audit row fails."""
     def arm():
-        def boom(self, *args, **kwargs):
+        def boom(row, **kwargs):
             raise AuditDown()
-        monkeypatch.setattr(AuditEvent, "save", boom)
+        monkeypatch.setattr(audit_services._INSERT, "execute", boom)  # the one writer of audit rows
     return arm
 
 
@@ -297,14 +298,14 @@ def test_no_password_reset_completed_without_its_audit_row(api, user, monkeypatc
     post(api, "forgot-password", {"email": user.email})
     token = link_token(last_mail_to(user.email))
     login(api, user.email, ip=IP, ua=UA)
-    real_save = AuditEvent.save
+    real_insert = audit_services._INSERT.execute
 
-    def fail_on_completion(self, *args, **kwargs):
-        if self.event == EventType.PASSWORD_RESET_COMPLETED:
+    def fail_on_completion(row, **kwargs):
+        if row.event == EventType.PASSWORD_RESET_COMPLETED:
             raise AuditDown()
-        return real_save(self, *args, **kwargs)
+        return real_insert(row, **kwargs)
 
-    monkeypatch.setattr(AuditEvent, "save", fail_on_completion)
+    monkeypatch.setattr(audit_services._INSERT, "execute", fail_on_completion)
     with pytest.raises(AuditDown):
         post(api, "reset-password", {"token": token, "password": "brand-new-password-1"})
     user.refresh_from_db()

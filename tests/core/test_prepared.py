@@ -187,3 +187,20 @@ def test_update_then_insert_needs_the_primary_key():
     with pytest.raises(ValueError, match="primary key"):
         PreparedUpdateThenInsert(PreparedUpdate(DeviceSession, where=("refresh_token_hash",), set=("remember_me",)),
                                  PreparedInsert(SpentRefreshToken))
+
+
+def test_prepared_insert_reads_back_a_generated_primary_key():
+    from audit.models import AuditEvent, EventType
+
+    user = UserFactory()
+    first = AuditEvent(event=EventType.LOGIN_SUCCEEDED, actor=user, subject=user, context={"k": [1, "two"]},
+                       created_at=timezone.now())
+    second = AuditEvent(event=EventType.LOGOUT, actor=user, subject=user, context={}, created_at=timezone.now())
+    insert = PreparedInsert(AuditEvent)
+    with CaptureQueriesContext(connection) as queries:
+        insert.execute(first)
+        insert.execute(second)
+    assert len(queries) == 2 and "RETURNING" in queries[0]["sql"]
+    assert isinstance(first.pk, int) and second.pk > first.pk and not first._state.adding
+    stored = AuditEvent.objects.get(pk=first.pk)
+    assert (stored.event, stored.actor_id, stored.context) == (EventType.LOGIN_SUCCEEDED, user.pk, {"k": [1, "two"]})

@@ -60,9 +60,9 @@ def test_a_rolled_back_transaction_leaves_no_message_and_sends_nothing(db, publi
 
 def test_a_failed_flow_sends_no_mail(api, user, monkeypatch):
     """forgot-password writes the mail, then its audit row; if that fails, no mail exists or goes out."""
-    from audit.models import AuditEvent
+    from audit import services as audit_services
 
-    monkeypatch.setattr(AuditEvent, "save", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("down")))
+    monkeypatch.setattr(audit_services._INSERT, "execute", lambda row, **k: (_ for _ in ()).throw(RuntimeError("down")))
     with pytest.raises(RuntimeError):
         api.post("/api/v1/auth/forgot-password", {"email": user.email}, format="json")
     assert not OutboxMessage.objects.exists() and mail.outbox == []
