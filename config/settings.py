@@ -51,6 +51,8 @@ environment = {
     # PgBouncer in transaction mode in front (docs/deploy.md): no server-side cursors, no prepared statements,
     # no statement_timeout startup option.
     "AUTH_DB_TRANSACTION_POOLER": env.bool("AUTH_DB_TRANSACTION_POOLER", default=False),  # DATABASES
+    # Unset: on, unless AUTH_DB_TRANSACTION_POOLER (PgBouncer 1.21+ with max_prepared_statements can take them).
+    "AUTH_DB_PREPARED_STATEMENTS": env.bool("AUTH_DB_PREPARED_STATEMENTS", default=None),  # DATABASES
     "DEFAULT_FROM_EMAIL": env.str("DEFAULT_FROM_EMAIL", default="mana-core-auth <no-reply@localhost>"),
     "SECURE_SSL_REDIRECT": env.bool("SECURE_SSL_REDIRECT", default=True),  # same name, when DEBUG is off
     "SECURE_HSTS_PRELOAD": env.bool("SECURE_HSTS_PRELOAD", default=True),  # same name, when DEBUG is off
@@ -186,6 +188,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CLIENT_DEADLINE"] = DB_STATEMENT_TIMEOUT_MS / 1000 + 1 if DB_STATEMENT_TIMEOUT_MS else None
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _options.setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
+    # The hot paths' statements (core/prepared.py) are prepared on the server, once per connection
+    # (core.database.base.PreparingCursor); not behind a transaction pooler unless asked for.
+    DATABASES["default"]["PREPARED_STATEMENTS"] = (not environment["AUTH_DB_TRANSACTION_POOLER"]
+                                                   if environment["AUTH_DB_PREPARED_STATEMENTS"] is None
+                                                   else environment["AUTH_DB_PREPARED_STATEMENTS"])
     if environment["AUTH_DB_TRANSACTION_POOLER"]:
         # Consecutive transactions of one connection may run on different server connections: nothing may
         # outlive a transaction. Django's .iterator() would DECLARE ... WITH HOLD outside a transaction (a

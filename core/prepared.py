@@ -90,7 +90,7 @@ class PreparedQuery:
             prepared = field.get_db_prep_value(field.get_prep_value(values[name]), connection, prepared=True)
             for position in positions:
                 params[position] = prepared
-        with connection.cursor() as cursor:
+        with _cursor(connection) as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchmany(limit) if limit else cursor.fetchall()
         return compiled, connection, rows
@@ -188,7 +188,7 @@ class PreparedUpdate:
     def execute(self, where_values, set_values, *, using: str = "default") -> int:
         text = self._compiled_for(using)[0]
         params = self.params(where_values, set_values, using=using)
-        with transaction.mark_for_rollback_on_error(using=using), connections[using].cursor() as cursor:
+        with transaction.mark_for_rollback_on_error(using=using), _cursor(connections[using]) as cursor:
             cursor.execute(text, params)
             return cursor.rowcount
 
@@ -224,7 +224,7 @@ class PreparedInsert:
             (text, _), = compiler.as_sql()
             self._compiled[using] = text
         params = self.params(instance, using=using)
-        with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+        with transaction.mark_for_rollback_on_error(using=using), _cursor(connection) as cursor:
             cursor.execute(text, params)
             if self._returning is not None:
                 value = cursor.fetchone()[0]
@@ -274,12 +274,20 @@ class PreparedUpdateThenInsert:
         text = self._sql(using)
         params = self._update.params(where_values, set_values, using=using) + self._insert.params(instance,
                                                                                                  using=using)
-        with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+        with transaction.mark_for_rollback_on_error(using=using), _cursor(connection) as cursor:
             cursor.execute(text, params)
             changed = cursor.rowcount
         if changed:
             instance._state.adding, instance._state.db = False, using
         return bool(changed)
+
+
+def _cursor(connection):
+    """A cursor whose statements the server prepares, where the backend offers one (core/database: PostgreSQL,
+    unless PREPARED_STATEMENTS is off); elsewhere a plain one. These statements run on every request, so
+    planning them once per connection is worth a server-side prepared statement each."""
+    prepared = getattr(connection, "prepared_cursor", None)
+    return prepared() if prepared is not None else connection.cursor()
 
 
 def _position(params: list, value) -> int:
