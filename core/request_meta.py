@@ -79,8 +79,9 @@ class UserAgentDescription:
     label: str  # "Chrome on Windows", or the one part that is known
 
 
+@lru_cache(maxsize=4096)  # a refresh describes two headers, a login several; one client sends the same one
 def user_agent_describe(ua: str) -> UserAgentDescription:
-    """The one description of a User-Agent header (every caller reads its fields from here)."""
+    """The one description of a User-Agent header (every caller reads its fields from here; it is frozen)."""
     parsed = parse_user_agent(ua or "")
     browser, system = parsed.browser, parsed.os
     browser_family = "" if browser.family == _UNKNOWN else browser.family

@@ -34,6 +34,7 @@ from mfa.app_settings import app_settings as mfa_settings
 from mfa.models import Channel, MfaChallenge
 from notifications.services import outbox_enqueue
 from core.links import public_url
+from core.prepared import PreparedUpdate
 from passkeys import services as passkeys
 from passkeys.models import CeremonyKind
 from passkeys.services import PasskeyInvalid
@@ -199,12 +200,15 @@ def _trusted_device_accepted(*, user: User, token: str, request) -> bool:
     return reason is None
 
 
+_LAST_LOGIN = PreparedUpdate(User, where=("pk",), set=("last_login",))  # every sign-in (core/prepared.py)
+
+
 def session_open(*, user: User, amr, remember_me: bool = False, device_id: str = "", device_name: str = "",
                  request=None, **audit_context) -> TokenPair:
     """Signed in: the device session and its first pair, the audit row, the new-device notice."""
     with transaction.atomic():
         # The user row first: audit rows take the chain lock (audit/chain.py), so row locks come before it.
-        User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+        _LAST_LOGIN.execute((user.pk,), (timezone.now(),))
         pair = session_create(user=user, request=request, remember_me=remember_me, device_id=device_id,
                               device_name=device_name, amr=amr, device_live=getattr(user, "device_live", True))
         audit_record(event=EventType.LOGIN_SUCCEEDED, request=request, actor=user, session=pair.session,
