@@ -3,15 +3,15 @@
     DJANGO_SETTINGS_MODULE=config.settings DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_auth \
         REDIS_URL=redis://127.0.0.1:6379/5 .venv/bin/python bench/login_cpu.py [-n 200]
 
-Runs ``POST /api/v1/auth/login`` through the real middleware and view (django.test.Client, DEBUG off,
-rate limits off as in bench/run_api.sh) N times for one verified user without a second factor, twice:
-with the production hasher (accounts.hashers.ManaArgon2PasswordHasher) and with a trivially cheap one
-(salted MD5: microseconds). ``time.process_time`` counts this process only (user + system), so the
-database server's own work is not in it; the time waiting for it is not either. The cheap run's CPU per
-login is the CPU the login spends besides the hash (the budget of issue 15: at most 5 ms); the
-production run minus the cheap run is the hash. Each login is from the same device (seen before), with
-no deviceId, so no session is replaced. The sessions, audit rows and known devices it creates stay (use
-a bench database).
+Runs ``POST /api/v1/auth/login`` through the real middleware and view (Django's WSGI handler as gunicorn calls
+it, bench/wsgi_client.py; DEBUG off, rate limits off and plain HTTP as in bench/run_api.sh) N times for one
+verified user without a second factor, twice: with the production hasher
+(accounts.hashers.ManaArgon2PasswordHasher) and with a trivially cheap one (salted MD5: microseconds).
+``time.process_time`` counts this process only (user + system), so the database server's own work is not in
+it; the time waiting for it is not either. The cheap run's CPU per login is the CPU the login spends besides
+the hash (the budget of issue 15: at most 5 ms); the production run minus the cheap run is the hash. Each
+login is from the same device (seen before), with no deviceId, so no session is replaced. The sessions, audit
+rows and known devices it creates stay (use a bench database).
 """
 
 from __future__ import annotations
@@ -27,17 +27,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("AUTH_RATE_LIMIT_ENABLED", "false")
 os.environ.setdefault("DEBUG", "false")
+# bench/run_api.sh's keys: the bench database's signing keys are encrypted under them.
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-6d1f0c2a9b8e4f3aa7c5d2e1b0f9a8c7d6e5f4a3b2c1d0e9")
+os.environ.setdefault("AUTH_KEY_ENCRYPTION_KEY", "YmVuY2gtb25seS1rZXktZW5jcnlwdGlvbi1rZXktMzJi")
 
 import django  # noqa: E402
 
 django.setup()
 
 from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
+import json  # noqa: E402
+
 from django.test.utils import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import User  # noqa: E402
+from bench.wsgi_client import Wsgi  # noqa: E402
 
 EMAIL = "bench-login-cpu@example.com"
 PASSWORD = "bench-login-cpu-password-7q2w"
@@ -53,15 +58,15 @@ def _user() -> User:
     return user
 
 
-def _run(client: Client, n: int) -> list[float]:
+def _run(wsgi: Wsgi, n: int) -> list[float]:
     """CPU ms of each of ``n`` logins (after 5 warm-up logins)."""
-    body = {"email": EMAIL, "password": PASSWORD}
+    body = json.dumps({"email": EMAIL, "password": PASSWORD}).encode()
     took = []
     for i in range(n + 5):
         started = time.process_time()
-        response = client.post("/api/v1/auth/login", body, content_type="application/json", secure=True)
+        status, content = wsgi("POST", "/api/v1/auth/login", body)
         spent = (time.process_time() - started) * 1000
-        assert response.status_code == 200, response.content
+        assert status == 200, content
         if i >= 5:
             took.append(spent)
     return took
@@ -79,13 +84,13 @@ def main() -> int:
     if connection.vendor != "postgresql":
         print("bench/login_cpu.py needs PostgreSQL (set DATABASE_URL)", file=sys.stderr)
         return 2
-    client = Client(HTTP_HOST="127.0.0.1", REMOTE_ADDR="127.0.0.1", HTTP_USER_AGENT="bench/login_cpu.py")
     with override_settings(PASSWORD_HASHERS=CHEAP, ALLOWED_HOSTS=["127.0.0.1"], SECURE_SSL_REDIRECT=False):
+        wsgi = Wsgi()  # in the override: the middleware reads SECURE_SSL_REDIRECT when it is built
         _user()
-        cheap = _run(client, args.n)
+        cheap = _run(wsgi, args.n)
     with override_settings(ALLOWED_HOSTS=["127.0.0.1"], SECURE_SSL_REDIRECT=False):
         _user()
-        production = _run(client, max(10, args.n // 10))
+        production = _run(wsgi, max(10, args.n // 10))
     print(_line("login, cheap hasher (besides hash)", cheap))
     print(_line("login, production argon2id", production))
     print(f"the hash alone (production - cheap, medians): "

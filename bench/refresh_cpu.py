@@ -35,16 +35,15 @@ import django  # noqa: E402
 
 django.setup()
 
-import io  # noqa: E402
 import json  # noqa: E402
 
-from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import User  # noqa: E402
+from bench.wsgi_client import Wsgi  # noqa: E402
 
 EMAIL = "bench-refresh-cpu@example.com"
 PASSWORD = "bench-refresh-cpu-password-3k9d"
@@ -61,30 +60,6 @@ def _pair(client: Client) -> dict:
                            content_type="application/json", secure=True)
     assert response.status_code == 200, response.content
     return response.json()
-
-
-class Wsgi:
-    """Requests straight into Django's WSGI handler, as gunicorn calls it (no test client: its signals and
-    request building would be most of what is measured)."""
-
-    def __init__(self):
-        self.handler = WSGIHandler()
-
-    def __call__(self, method: str, path: str, body: bytes = b"", **headers) -> tuple[int, bytes]:
-        environ = {
-            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
-            "HTTP_USER_AGENT": "bench/refresh_cpu.py", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr, "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": True,
-            "wsgi.run_once": False, "CONTENT_LENGTH": str(len(body)),
-            **({"CONTENT_TYPE": "application/json"} if body else {}),
-            **{f"HTTP_{name.upper()}": value for name, value in headers.items()},
-        }
-        status = []
-        chunks = self.handler(environ, lambda code, _headers, exc_info=None: status.append(code))
-        content = b"".join(chunks)
-        getattr(chunks, "close", lambda: None)()
-        return int(status[0].split()[0]), content
 
 
 def _refreshes(wsgi: Wsgi, token: str, n: int) -> tuple[list[float], list[float], str, str]:
