@@ -17,45 +17,22 @@ rows and known devices it creates stay (use a bench database).
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("AUTH_RATE_LIMIT_ENABLED", "false")
-os.environ.setdefault("DEBUG", "false")
-# bench/run_api.sh's keys: the bench database's signing keys are encrypted under them.
-os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-6d1f0c2a9b8e4f3aa7c5d2e1b0f9a8c7d6e5f4a3b2c1d0e9")
-os.environ.setdefault("AUTH_KEY_ENCRYPTION_KEY", "YmVuY2gtb25seS1rZXktZW5jcnlwdGlvbi1rZXktMzJi")
+from bench.wsgi_client import CHEAP_HASHERS, Wsgi, bench_user, django_setup  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+django_setup()
 
 from django.db import connection  # noqa: E402
-import json  # noqa: E402
-
 from django.test.utils import override_settings  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from accounts.models import User  # noqa: E402
-from bench.wsgi_client import Wsgi  # noqa: E402
 
 EMAIL = "bench-login-cpu@example.com"
 PASSWORD = "bench-login-cpu-password-7q2w"
-CHEAP = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _user() -> User:
-    user = User.objects.filter(email=EMAIL).first()
-    if user is None:
-        user = User.objects.create_user(EMAIL, PASSWORD, name="Bench", email_verified_at=timezone.now())
-    user.set_password(PASSWORD)  # with the hasher in force now
-    user.save(update_fields=["password"])
-    return user
 
 
 def _run(wsgi: Wsgi, n: int) -> list[float]:
@@ -84,12 +61,12 @@ def main() -> int:
     if connection.vendor != "postgresql":
         print("bench/login_cpu.py needs PostgreSQL (set DATABASE_URL)", file=sys.stderr)
         return 2
-    with override_settings(PASSWORD_HASHERS=CHEAP, ALLOWED_HOSTS=["127.0.0.1"], SECURE_SSL_REDIRECT=False):
+    with override_settings(PASSWORD_HASHERS=CHEAP_HASHERS, ALLOWED_HOSTS=["127.0.0.1"], SECURE_SSL_REDIRECT=False):
         wsgi = Wsgi()  # in the override: the middleware reads SECURE_SSL_REDIRECT when it is built
-        _user()
+        bench_user(EMAIL, PASSWORD)
         cheap = _run(wsgi, args.n)
     with override_settings(ALLOWED_HOSTS=["127.0.0.1"], SECURE_SSL_REDIRECT=False):
-        _user()
+        bench_user(EMAIL, PASSWORD)
         production = _run(wsgi, max(10, args.n // 10))
     print(_line("login, cheap hasher (besides hash)", cheap))
     print(_line("login, production argon2id", production))

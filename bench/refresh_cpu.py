@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
+import json
 import pstats
 import statistics
 import sys
@@ -24,42 +24,22 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("AUTH_RATE_LIMIT_ENABLED", "false")
-os.environ.setdefault("DEBUG", "false")
-# bench/run_api.sh's keys: the bench database's signing keys are encrypted under them.
-os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-6d1f0c2a9b8e4f3aa7c5d2e1b0f9a8c7d6e5f4a3b2c1d0e9")
-os.environ.setdefault("AUTH_KEY_ENCRYPTION_KEY", "YmVuY2gtb25seS1rZXktZW5jcnlwdGlvbi1rZXktMzJi")
+from bench.wsgi_client import CHEAP_HASHERS, Wsgi, bench_user, django_setup  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
-
-import json  # noqa: E402
+django_setup()
 
 from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from accounts.models import User  # noqa: E402
-from bench.wsgi_client import Wsgi  # noqa: E402
 
 EMAIL = "bench-refresh-cpu@example.com"
 PASSWORD = "bench-refresh-cpu-password-3k9d"
-CHEAP = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def _pair(client: Client) -> dict:
-    user = User.objects.filter(email=EMAIL).first()
-    if user is None:
-        user = User.objects.create_user(EMAIL, PASSWORD, name="Bench", email_verified_at=timezone.now())
-    user.set_password(PASSWORD)
-    user.save(update_fields=["password"])
-    response = client.post("/api/v1/auth/login", {"email": EMAIL, "password": PASSWORD},
-                           content_type="application/json", secure=True)
-    assert response.status_code == 200, response.content
-    return response.json()
+def _pair(wsgi: Wsgi) -> dict:
+    bench_user(EMAIL, PASSWORD)
+    status, content = wsgi("POST", "/api/v1/auth/login", json.dumps({"email": EMAIL, "password": PASSWORD}).encode())
+    assert status == 200, content
+    return json.loads(content)
 
 
 def _refreshes(wsgi: Wsgi, token: str, n: int) -> tuple[list[float], list[float], str, str]:
@@ -101,10 +81,9 @@ def main() -> int:
     if connection.vendor != "postgresql":
         print("bench/refresh_cpu.py needs PostgreSQL (set DATABASE_URL)", file=sys.stderr)
         return 2
-    client = Client(HTTP_HOST="127.0.0.1", REMOTE_ADDR="127.0.0.1", HTTP_USER_AGENT="bench/refresh_cpu.py")
-    with override_settings(PASSWORD_HASHERS=CHEAP, ALLOWED_HOSTS=["127.0.0.1"], SECURE_SSL_REDIRECT=False):
-        pair = _pair(client)
-        wsgi = Wsgi()
+    with override_settings(PASSWORD_HASHERS=CHEAP_HASHERS, ALLOWED_HOSTS=["127.0.0.1"], SECURE_SSL_REDIRECT=False):
+        wsgi = Wsgi()  # in the override: the middleware reads SECURE_SSL_REDIRECT when it is built
+        pair = _pair(wsgi)
         _, _, token, access = _refreshes(wsgi, pair["refreshToken"], 20)  # warm-up
         cpu, wall, token, access = _refreshes(wsgi, token, args.n)
         print(_line("refresh", cpu, wall))
