@@ -178,10 +178,14 @@ class BearerFastPathMiddleware:
         return _answered(response, allow=_allow_header(view_class))
 
 
+def _plain(meta) -> bool:
+    """No chunked body and no query string: nothing a view's parameters or a streaming parser would read."""
+    return "HTTP_TRANSFER_ENCODING" not in meta and not meta.get("QUERY_STRING")
+
+
 def _bodiless(meta) -> bool:
     """No body and no query string: nothing a size limit or a view's parameters would look at."""
-    return (meta.get("CONTENT_LENGTH") in (None, "", "0") and "HTTP_TRANSFER_ENCODING" not in meta
-            and not meta.get("QUERY_STRING"))
+    return meta.get("CONTENT_LENGTH") in (None, "", "0") and _plain(meta)
 
 
 REFRESH_PATH = "/api/v1/auth/refresh"
@@ -204,7 +208,7 @@ class RefreshFastPathMiddleware:
             length = meta.get("CONTENT_LENGTH") or ""
             if (meta.get("CONTENT_TYPE", "").split(";")[0].strip().lower() == "application/json"
                     and length.isascii() and length.isdigit() and 0 < int(length) <= REFRESH_BODY_MAX_BYTES
-                    and "HTTP_TRANSFER_ENCODING" not in meta and not meta.get("QUERY_STRING")):
+                    and _plain(meta)):
                 return self._answer(request)
         return self.get_response(request)
 
