@@ -243,7 +243,11 @@ def _pair_attempts(*, email: str, ip: str | None):
 
 def _recent(now: datetime) -> Q:
     """The records axes counts: within the cool-off (get_cool_off_threshold)."""
-    return Q(attempt_time__gte=now - app_settings.LOCKOUT_DURATION)
+    return _since(now - app_settings.LOCKOUT_DURATION)
+
+
+def _since(since: datetime) -> Q:
+    return Q(attempt_time__gte=since)
 
 
 def _pair_failures(*, email: str, ip: str | None, now: datetime) -> tuple[int, datetime | None]:
@@ -272,9 +276,9 @@ def login_lookup(users: Callable[..., QuerySet], **params) -> PreparedQuery:
     user_model = get_user_model()
 
     def build(email, ip, since, **values):
-        attempts = AccessAttempt.objects.filter(username=email, ip_address=ip)
+        attempts = _pair_attempts(email=email, ip=ip)  # the pair and the cool-off: the same rules as axes' count
         failures = attempts.order_by().values("username").annotate(
-            total=Sum("failures_since_start", filter=Q(attempt_time__gte=since))).values("total")
+            total=Sum("failures_since_start", filter=_since(since))).values("total")
         return users(**values).filter(email=email).annotate(  # unique: no ORDER BY
             lockout_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),
             lockout_recorded=Exists(attempts))
