@@ -8,8 +8,8 @@ should refuse wrong types with a clear message instead of guessing.
 import unicodedata
 from datetime import UTC
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from core.errors import ApiError

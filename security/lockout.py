@@ -51,10 +51,9 @@ from audit.services import audit_record
 from core.cleanup import delete_in_batches
 from core import metrics
 from core.email import normalize_email
-from core.prepared import PreparedInsert
 from core.errors import ApiError, json_error
 from core.links import public_url
-from core.prepared import PreparedQuery
+from core.prepared import PreparedInsert, PreparedQuery
 from core.request_meta import client_ip, user_agent
 from core.tokens import hash_token
 from notifications.services import outbox_enqueue

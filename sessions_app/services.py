@@ -27,7 +27,7 @@ from core.request_meta import client_ip, user_agent
 from core.tokens import hash_token
 from identity.services.tokens import access_token_issue
 from orgs.models import Membership
-from security.devices import refresh_anomaly
+from security.devices import Anomaly, refresh_anomaly
 from security.lockout import known_devices_end
 from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
@@ -176,24 +176,28 @@ def session_refresh(*, raw_token: str, request=None) -> TokenPair:
     """
     token_hash = hash_token(raw_token)
     session = session_by_refresh_hash(token_hash)  # read committed, as inside the transaction: no lock either way
-    if session is not None and _routine(session, request):
+    found = _obstacles(session, request, timezone.now()) if session is not None else None
+    if found == _NONE and not audit_settings.RECORD_REFRESHES:  # routine: refreshes are not audit rows
         pair = _rotate(None, session, raw_token, token_hash, request)
         if pair is not None:
             return pair
-        session = None  # spent by a concurrent request in the meantime: the spent-token path answers
+        session = found = None  # spent by a concurrent request in the meantime: the spent-token path answers
     with audited_refusals(event=EventType.TOKEN_REFRESH_FAILED, request=request) as scope:
         if session is not None:
-            pair = _rotate(scope, session, raw_token, token_hash, request)
+            pair = _rotate(scope, session, raw_token, token_hash, request, found=found)
             if pair is not None:
                 return pair
         return _spent_token(scope, raw_token, token_hash, request)
 
 
-def _routine(session: DeviceSession, request) -> bool:
-    """Whether a rotation of ``session`` now has nothing to write but itself: the same checks as
-    ``_refuse_unless_usable`` all pass, and routine refreshes are not audit rows."""
-    return (not audit_settings.RECORD_REFRESHES and session_refusal(session, timezone.now()) is None
-            and not refresh_anomaly(session=session, request=request))
+_NONE = (None, None)
+
+
+def _obstacles(session: DeviceSession, request, now: datetime) -> tuple[Refusal | None, Anomaly | None]:
+    """What stands between ``session`` and a new token pair now: the session rule's refusal
+    (sessions_app.policy) and the anomaly verdict (security.devices); ``_NONE`` when nothing. Both only
+    read: ``_refuse_unless_usable`` applies them."""
+    return session_refusal(session, now), refresh_anomaly(session=session, request=request)
 
 
 def _refused(scope: RefusalScope, code: str, message: str, *, session=None, reason: str, **context) -> NoReturn:
@@ -202,18 +206,18 @@ def _refused(scope: RefusalScope, code: str, message: str, *, session=None, reas
                  actor=session.user if session is not None else None, session=session, **context)
 
 
-def _refuse_unless_usable(scope: RefusalScope, session: DeviceSession, request, now: datetime) -> None:
-    """Refuse unless ``session`` may get a token pair now. One list of checks for a rotation and for
-    the grace path's replay of a pair (a replay hands out a live refresh token just the same): the
-    session alive, its user active, not idle, within its organization's session policy, and used from
-    where it was used before (the anomaly policy). Checks that end the session revoke it; each refusal
-    is audited."""
-    refusal = session_refusal(session, now)
+def _refuse_unless_usable(scope: RefusalScope, session: DeviceSession, request, now: datetime,
+                          found: tuple | None = None) -> None:
+    """Refuse unless ``session`` may get a token pair now. One list of checks (``_obstacles``; ``found``:
+    what it already answered for this session) for a rotation, the routine one included, and for the
+    grace path's replay of a pair (a replay hands out a live refresh token just the same): the session
+    alive, its user active, not idle, within its organization's session policy, and used from where it
+    was used before (the anomaly policy). Checks that end the session revoke it; each refusal is audited."""
+    refusal, verdict = found if found is not None else _obstacles(session, request, now)
     if refusal is not None:
         session_refusal_apply(session, refusal, request=request)
         _refused(scope, refusal.code, refusal.message, session=session, reason=refusal.reason)
 
-    verdict = refresh_anomaly(session=session, request=request)  # agent family or network changed
     if verdict and session_anomaly_apply(session, verdict, request=request):
         _refused(scope, "session_revoked", "This session was signed out because it was used from an unexpected "
                  "device or network. Sign in again.", session=session, reason="anomaly")
@@ -231,12 +235,12 @@ _SESSION_INSERT = PreparedInsert(DeviceSession)
 
 
 def _rotate(scope: RefusalScope | None, session: DeviceSession, raw_token: str, token_hash: str,
-            request) -> TokenPair | None:
+            request, found: tuple | None = None) -> TokenPair | None:
     """The new pair, or None when another request spent the token first (the spent-token path answers).
-    Without ``scope``: the routine rotation, whose checks ``_routine`` has passed, outside a transaction."""
+    Without ``scope``: the routine rotation, for which ``_obstacles`` found nothing, outside a transaction."""
     now = timezone.now()
     if scope is not None:
-        _refuse_unless_usable(scope, session, request, now)
+        _refuse_unless_usable(scope, session, request, now, found=found)
     membership = _active_membership(session)  # a membership that ended takes the organization with it
     new_raw = _new_refresh_token()
     new_hash = hash_token(new_raw)
