@@ -1,4 +1,4 @@
-"""CPU and wall time of one refresh (and, for comparison, one bearer GET me), in this process, on PostgreSQL.
+"""CPU and wall time of one refresh (and, for comparison, bearer GET me and GET sessions/active), in this process, on PostgreSQL.
 
     DJANGO_SETTINGS_MODULE=config.settings DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_auth \
         REDIS_URL=redis://127.0.0.1:6379/5 .venv/bin/python bench/refresh_cpu.py [-n 500] [--profile 25]
@@ -55,11 +55,14 @@ def _refreshes(wsgi: Wsgi, token: str, n: int) -> tuple[list[float], list[float]
     return cpu, wall, token, access
 
 
-def _reads(wsgi: Wsgi, access: str, n: int) -> tuple[list[float], list[float]]:
+READS = {"me": "/api/v1/auth/me", "sessions": "/api/v1/auth/sessions/active"}
+
+
+def _reads(wsgi: Wsgi, access: str, n: int, path: str = READS["me"]) -> tuple[list[float], list[float]]:
     cpu, wall = [], []
     for _ in range(n):
         started, started_wall = time.process_time(), time.perf_counter()
-        status, content = wsgi("GET", "/api/v1/auth/me", authorization=f"Bearer {access}")
+        status, content = wsgi("GET", path, authorization=f"Bearer {access}")
         cpu.append((time.process_time() - started) * 1000)
         wall.append((time.perf_counter() - started_wall) * 1000)
         assert status == 200, content
@@ -75,7 +78,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=500, help="requests per path (default 500)")
     parser.add_argument("--profile", type=int, default=0, metavar="K", help="print the top K of a cProfile run")
-    parser.add_argument("--path", choices=["refresh", "me"], default="refresh", help="the path to profile")
+    parser.add_argument("--path", choices=["refresh", *READS], default="refresh", help="the path to profile")
     parser.add_argument("--sort", default="cumulative", help="the profile's order (cumulative, tottime)")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
@@ -87,15 +90,16 @@ def main() -> int:
         _, _, token, access = _refreshes(wsgi, pair["refreshToken"], 20)  # warm-up
         cpu, wall, token, access = _refreshes(wsgi, token, args.n)
         print(_line("refresh", cpu, wall))
-        _reads(wsgi, access, 20)
-        print(_line("GET me", *_reads(wsgi, access, args.n)))
+        for name, path in READS.items():
+            _reads(wsgi, access, 20, path)
+            print(_line(f"GET {name}", *_reads(wsgi, access, args.n, path)))
         if args.profile:
             profile = cProfile.Profile(time.process_time)  # CPU of this process, not waits
             profile.enable()
             if args.path == "refresh":
                 _refreshes(wsgi, token, args.n)
             else:
-                _reads(wsgi, access, args.n)
+                _reads(wsgi, access, args.n, READS[args.path])
             profile.disable()
             pstats.Stats(profile).sort_stats(args.sort).print_stats(args.profile)
     return 0

@@ -128,7 +128,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "core.middleware.EarlyAnswerBodyDrainMiddleware",  # first: an early answer still reaches the client
+    "core.middleware.ContentLengthMiddleware",  # first: every answer, fast paths included, says its length
+    "core.middleware.EarlyAnswerBodyDrainMiddleware",  # an early answer still reaches the client
     "core.middleware.HealthCheckMiddleware",  # /healthz, /readyz: before the HTTPS redirect and the Host check
     "core.middleware.OutageMiddleware",  # a view that meets a database outage answers 503 (core/outage.py)
     "django.middleware.security.SecurityMiddleware",

@@ -157,3 +157,20 @@ def test_metrics_need_the_token_under_gunicorn_too(server):
     port = server[0]
     assert _get(port, "/metrics")[0] == 404
     assert _get(port, "/metrics", {"Authorization": "Bearer nope"})[0] == 404
+
+
+def test_answers_before_common_middleware_say_their_length_under_gunicorn(server):
+    """The JWKS and the health check answer before Django's CommonMiddleware (core.middleware.ContentLengthMiddleware):
+    gunicorn sends their bodies with a Content-Length, not in chunks (three socket writes instead of two)."""
+    port = server[0]
+    for path in (JWKS, "/healthz", "/.well-known/jwks.json"):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        assert response.status == 200, (path, body[:200])
+        assert response.getheader("Transfer-Encoding") is None, path
+        assert response.getheader("Content-Length") == str(len(body)), path

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 ME, SESSIONS = "/api/v1/auth/me", "/api/v1/auth/sessions/active"
 FAST = "sessions_app.middleware.BearerFastPathMiddleware"
-HEADERS = ("Content-Type", "Allow", "X-Frame-Options", "Content-Security-Policy", "X-Content-Type-Options",
+HEADERS = ("Content-Type", "Content-Length", "Allow", "X-Frame-Options", "Content-Security-Policy", "X-Content-Type-Options",
            "Referrer-Policy", "Cross-Origin-Opener-Policy", "Vary")
 
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 REFRESH = "/api/v1/auth/refresh"
 FAST = "sessions_app.middleware.RefreshFastPathMiddleware"
-HEADERS = ("Content-Type", "Allow", "X-Frame-Options", "Cache-Control", "WWW-Authenticate", "Retry-After",
+HEADERS = ("Content-Type", "Content-Length", "Allow", "X-Frame-Options", "Cache-Control", "WWW-Authenticate", "Retry-After",
            "X-Content-Type-Options", "Referrer-Policy")
 
 

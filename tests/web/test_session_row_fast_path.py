@@ -18,7 +18,7 @@ from tests.support.fast_path import drf_views_reached, without_middleware
 
 SESSION = "/api/v1/auth/session"
 FAST = "sessions_app.middleware.SessionFastPathMiddleware"
-HEADERS = ("Content-Type", "Allow", "X-Frame-Options", "Cache-Control", "Expires", "Vary")
+HEADERS = ("Content-Type", "Content-Length", "Allow", "X-Frame-Options", "Cache-Control", "Expires", "Vary")
 
 
 @pytest.fixture
