@@ -1,4 +1,6 @@
+from django.http import HttpResponse
 from django.utils.http import http_date
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 # What django.utils.cache.add_never_cache_headers and patch_cache_control(no_store=True, private=True) write,
@@ -10,6 +12,18 @@ NEVER_STORE = "max-age=0, no-cache, no-store, must-revalidate, private"
 def secret_response(data, status=200) -> Response:
     """A response that carries a token or secret: never stored by any cache."""
     response = Response(data, status=status)
+    response["Expires"] = http_date()
+    response["Cache-Control"] = NEVER_STORE
+    return response
+
+
+_JSON = JSONRenderer()
+
+
+def secret_json_response(data, status=200) -> HttpResponse:
+    """``secret_response`` already rendered (DRF's JSON, the same headers), for an answer given before DRF
+    (sessions_app.middleware): no Response to build and render."""
+    response = HttpResponse(_JSON.render(data), content_type="application/json", status=status)
     response["Expires"] = http_date()
     response["Cache-Control"] = NEVER_STORE
     return response

@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
-from accounts.serializers import UserOutput
+from accounts.serializers import user_data
 from core import metrics
 from core.tokens import hash_token
 from orgs.models import Membership
@@ -40,7 +40,7 @@ from sessions_app.app_settings import app_settings
 from sessions_app.models import DeviceSession
 from sessions_app.policy import session_fresh_until, session_refusal
 from sessions_app.selectors import session_by_browser_key_hash
-from sessions_app.serializers import SessionOutput
+from sessions_app.serializers import session_data
 from sessions_app.services import (
     session_browser_key_issue,
     session_create,
@@ -205,8 +205,8 @@ def _snapshot_user(payload: dict):
 
 
 def snapshot_for(row: DeviceSession, raw_key: str) -> str:
-    session = dict(SessionOutput(row).data)
-    session.pop("current", None)
+    session = session_data(row, current=False)
+    del session["current"]
     session["expiresAtTs"] = row.expires_at.timestamp()
     user = row.user
     private = {"ev": user.email_verified_at.isoformat() if user.email_verified_at else None,
@@ -215,7 +215,7 @@ def snapshot_for(row: DeviceSession, raw_key: str) -> str:
     now = datetime.fromtimestamp(read_at, tz=UTC) if read_at is not None else timezone.now()
     org, not_after = _snapshot_org(row), session_fresh_until(row, now).timestamp()
     return cookie_cache.snapshot_encode(key_hash=hash_token(raw_key), session=session,
-                                        user=dict(UserOutput(user).data), user_private=private,
+                                        user=user_data(user), user_private=private,
                                         org=org, not_after=not_after, now=getattr(row, "loaded_at", None))
 
 

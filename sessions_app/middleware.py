@@ -28,7 +28,7 @@ from rest_framework.renderers import JSONRenderer
 
 from core.errors import ApiError, InvalidToken, exception_handler
 from core.parsers import JSONParser
-from core.responses import secret_response
+from core.responses import secret_json_response
 from core.fast_path import add_csp
 from identity.app_settings import app_settings as identity_settings
 from identity.bearer import bearer_claims
@@ -217,15 +217,16 @@ class RefreshFastPathMiddleware:
             ratelimit_hit(request=request, scope="api")  # ApiRateThrottle's count for an anonymous request
             data = JSONParser().parse(io.BytesIO(request.body), "application/json",
                                       {"encoding": request.encoding or settings.DEFAULT_CHARSET})
-            response = secret_response(refresh_data(data, request=request))
+            body = refresh_data(data, request=request)
         except APIException as exc:
             response = exception_handler(exc, {"request": request})
             if response is None:
                 raise
-        response.accepted_renderer = _JSON
-        response.accepted_media_type = "application/json"
-        response.renderer_context = {"request": request, "response": response}
-        return _answered(response.render(), allow="POST, OPTIONS")
+            response.accepted_renderer = _JSON
+            response.accepted_media_type = "application/json"
+            response.renderer_context = {"request": request, "response": response}
+            return _answered(response.render(), allow="POST, OPTIONS")
+        return _answered(secret_json_response(body), allow="POST, OPTIONS")
 
 
 _JSON = JSONRenderer()

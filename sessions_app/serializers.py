@@ -1,6 +1,8 @@
 from rest_framework import serializers
 
-from accounts.serializers import UserOutput
+import re
+
+from accounts.serializers import UserOutput, user_data
 from core.fields import (
     PasswordField,
     SingleLineCharField,
@@ -38,21 +40,24 @@ class SessionOutput(serializers.ModelSerializer):
         return current is not None and str(obj.pk) == str(current)
 
     def to_representation(self, session):
-        """The fields above, rendered without building them for every row (a sessions list renders many):
-        tests/sessions_app/test_output.py holds this equal to DRF's field-by-field rendering."""
-        return {"id": str(session.pk), "deviceId": session.device_id, "deviceName": session.device_name,
-                "ipAddress": None if session.ip_address is None else str(session.ip_address),
-                "userAgent": session.user_agent,
-                "createdAt": datetime_output(session.created_at),
-                "lastActivityAt": datetime_output(session.last_activity_at),
-                "expiresAt": datetime_output(session.expires_at), "rememberMe": session.remember_me,
-                "amr": [str(method) for method in session.amr], "current": self.get_current(session)}
+        return session_data(session, current=self.get_current(session))
+
+
+def session_data(session, *, current: bool) -> dict:
+    """``SessionOutput``'s JSON for ``session``, without building its fields for every row (a sessions list
+    renders many): tests/accounts/test_output.py holds this equal to DRF's field-by-field rendering."""
+    return {"id": str(session.pk), "deviceId": session.device_id, "deviceName": session.device_name,
+            "ipAddress": None if session.ip_address is None else str(session.ip_address),
+            "userAgent": session.user_agent,
+            "createdAt": datetime_output(session.created_at),
+            "lastActivityAt": datetime_output(session.last_activity_at),
+            "expiresAt": datetime_output(session.expires_at), "rememberMe": session.remember_me,
+            "amr": [str(method) for method in session.amr], "current": current}
 
 
 def session_envelope_data(user, session) -> dict:
     """``GET session``'s JSON from the row (its cookie-cache answer is the same, from the snapshot)."""
-    return {"user": UserOutput(user).data,
-            "session": SessionOutput(session, context={"current_session_id": session.pk}).data}
+    return {"user": user_data(user), "session": session_data(session, current=True)}
 
 
 class SessionsOutput(serializers.Serializer):
@@ -88,6 +93,24 @@ class RefreshInput(serializers.Serializer):
     refreshToken = StrictCharField(max_length=512)
 
 
+# A refresh token as this service writes them (REFRESH_TOKEN_PREFIX and URL-safe base64), within RefreshInput's
+# length: a value of this form is one RefreshInput returns unchanged (a string, valid text, nothing to trim,
+# not blank, no NUL); any other value is validated by RefreshInput itself (tests/sessions_app/test_refresh_input.py).
+_PLAIN_REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,512}")
+
+
+def _refresh_token_input(data) -> str:
+    """The ``refreshToken`` of a ``POST refresh`` body, as ``RefreshInput`` validates it; a body whose token
+    has the form of one this service issued is taken without building the serializer (the common case)."""
+    if type(data) is dict:
+        token = data.get("refreshToken")
+        if type(token) is str and _PLAIN_REFRESH_TOKEN.fullmatch(token):
+            return token
+    body = RefreshInput(data=data)
+    body.is_valid(raise_exception=True)
+    return body.validated_data["refreshToken"]
+
+
 def signed_in_data(pair, *, request, replaces: str = "") -> dict:
     """The body of a finished sign-in (login, mfa/verify, passkeys/login/verify): the TokenPair and a new
     ``deviceToken`` bound to this device and session (security/lockout.py: send it with later logins to
@@ -100,9 +123,7 @@ def signed_in_data(pair, *, request, replaces: str = "") -> dict:
 def refresh_data(data, *, request) -> dict:
     """``POST refresh``: the body validated (``RefreshInput``), the token exchanged, the new pair's JSON.
     One copy for the view and for its fast path (sessions_app.middleware.RefreshFastPathMiddleware)."""
-    body = RefreshInput(data=data)
-    body.is_valid(raise_exception=True)
-    return token_pair_data(session_refresh(raw_token=body.validated_data["refreshToken"], request=request))
+    return token_pair_data(session_refresh(raw_token=_refresh_token_input(data), request=request))
 
 
 def token_pair_data(pair) -> dict:
@@ -113,8 +134,8 @@ def token_pair_data(pair) -> dict:
         "tokenType": "Bearer",
         "expiresIn": pair.expires_in,
         "refreshExpiresAt": datetime_output(session.expires_at),
-        "user": UserOutput(session.user).data,
-        "session": SessionOutput(session, context={"current_session_id": session.pk}).data,
+        "user": user_data(session.user),
+        "session": session_data(session, current=True),
     }
 
 

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from accounts.serializers import UserOutput, user_data
 from sessions_app.models import DeviceSession
-from sessions_app.serializers import SessionOutput
+from sessions_app.serializers import SessionOutput, session_data
 from sessions_app.services import session_create
 from tests.factories import UserFactory
 
@@ -38,5 +38,6 @@ def test_session_output_is_drfs_rendering():
     for session in (DeviceSession.objects.get(pk=current.pk), other):
         rendered = SessionOutput(session, context=context).data
         assert rendered == drf(SessionOutput, session, context=context)
+        assert session_data(session, current=session.pk == current.pk) == rendered
     assert SessionOutput(other, context=context).data["ipAddress"] is None
     assert SessionOutput(current, context=context).data["current"] is True

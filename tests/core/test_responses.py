@@ -16,3 +16,20 @@ def test_the_headers_are_djangos_never_cache_with_no_store_and_private():
     assert response["Cache-Control"] == reference["Cache-Control"]
     # Now: the same second as the reference, or the next one.
     assert 0 <= parse_http_date(response["Expires"]) - parse_http_date(reference["Expires"]) <= 1
+
+
+def test_the_rendered_secret_answer_is_the_drf_one():
+    """secret_json_response (the answers given before DRF) writes what secret_response renders to."""
+    from rest_framework.renderers import JSONRenderer
+
+    from core.responses import secret_json_response
+
+    data = {"accessToken": "a.b.c", "name": "Zoë ✓", "n": 1, "nested": {"x": [1, None, True]}}
+    drf = secret_response(data, status=201)
+    drf.accepted_renderer, drf.accepted_media_type, drf.renderer_context = JSONRenderer(), "application/json", {}
+    drf.render()
+    rendered = secret_json_response(data, status=201)
+    assert rendered.status_code == 201 and rendered.content == drf.content
+    for name in ("Content-Type", "Cache-Control"):
+        assert rendered[name] == drf[name], name
+    assert abs(parse_http_date(rendered["Expires"]) - parse_http_date(drf["Expires"])) <= 1
