@@ -1,4 +1,4 @@
-"""CPU and wall time of one refresh (and, for comparison, bearer GET me and GET sessions/active), in this process, on PostgreSQL.
+"""CPU and wall time of one refresh (and, for comparison, bearer GET me and GET sessions/active), in this process.
 
     DJANGO_SETTINGS_MODULE=config.settings DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_auth \
         REDIS_URL=redis://127.0.0.1:6379/5 .venv/bin/python bench/refresh_cpu.py [-n 500] [--profile 25]
