@@ -15,12 +15,14 @@ config/settings.py), so the usual case ends with a clean ``QueryCanceled`` on a 
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 
 import psycopg
 from django.db.backends.postgresql import base
 from psycopg import errors
+from psycopg.types.datetime import TimestamptzLoader
 
 from core.database import deadline, thread_deadline
 
@@ -71,6 +73,25 @@ class PreparingCursor(base.ServerBindingCursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
+# psycopg's own text loader of timestamptz, C-optimised with psycopg[binary] (0.16 us a value against 2.6 us for
+# Django's, measured here). Django registers a Python subclass of it that replaces the tzinfo of every value
+# with its own UTC, which leaves the C loader out (ten values in the row of every bearer call). On a
+# connection whose TimeZone is UTC the C loader's values are the same, with the same tzinfo object
+# (datetime.timezone.utc): tests/core/test_timestamptz_loader.py.
+_FAST_TIMESTAMPTZ = psycopg.adapters.get_loader(base.TIMESTAMPTZ_OID, base.Format.TEXT) or TimestamptzLoader
+
+
+class UtcTimestamptzLoader:
+    """Registered in place of Django's loader on a UTC connection; makes psycopg's own (the C class cannot be
+    subclassed). ``timezone`` is what Django's create_cursor compares before it registers its loader again."""
+
+    timezone = datetime.timezone.utc
+    format = _FAST_TIMESTAMPTZ.format
+
+    def __new__(cls, oid, context=None):
+        return _FAST_TIMESTAMPTZ(oid, context)
+
+
 class DatabaseOperations(base.DatabaseOperations):
     def last_executed_query(self, cursor, sql, params):
         """The SQL with its values, for the query log (DEBUG, tests), for a PreparingCursor too: Django reads
@@ -115,6 +136,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # cursors bind on the client and never prepare whatever this says; PreparingCursor asks for it.
             connection.prepare_threshold = 5
         return connection
+
+    def init_connection_state(self):
+        super().init_connection_state()  # sets the connection's TimeZone to Django's (UTC) when it differs
+        if self.timezone is datetime.timezone.utc and self.connection.info.parameter_status("TimeZone") == "UTC":
+            self.connection.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
 
     def prepared_cursor(self):
         """A cursor like ``cursor()`` (the same wrappers: query logging, execute wrappers, error mapping)
