@@ -85,7 +85,7 @@ class UtcTimestamptzLoader:
     """Registered in place of Django's loader on a UTC connection; makes psycopg's own (the C class cannot be
     subclassed). ``timezone`` is what Django's create_cursor compares before it registers its loader again."""
 
-    timezone = datetime.timezone.utc
+    timezone = datetime.UTC
     format = _FAST_TIMESTAMPTZ.format
 
     def __new__(cls, oid, context=None):
@@ -139,7 +139,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def init_connection_state(self):
         super().init_connection_state()  # sets the connection's TimeZone to Django's (UTC) when it differs
-        if self.timezone is datetime.timezone.utc and self.connection.info.parameter_status("TimeZone") == "UTC":
+        if self.timezone is datetime.UTC and self.connection.info.parameter_status("TimeZone") == "UTC":
             self.connection.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
 
     def prepared_cursor(self):

@@ -43,13 +43,13 @@ def test_the_values_are_djangos(cursor_of):
         djangos = _loaded(cursor)
     assert ours == djangos
     for value in ours[:-1]:
-        assert value.tzinfo is datetime.timezone.utc
+        assert value.tzinfo is datetime.UTC
     assert ours[-1] is None
 
 
 def test_a_model_reads_the_same_instant_back():
-    created = datetime.datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=datetime.timezone.utc)
+    created = datetime.datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=datetime.UTC)
     user = UserFactory()
     User.objects.filter(pk=user.pk).update(created_at=created)
     loaded = User.objects.get(pk=user.pk).created_at
-    assert loaded == created and loaded.tzinfo is datetime.timezone.utc
+    assert loaded == created and loaded.tzinfo is datetime.UTC
