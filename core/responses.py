@@ -11,10 +11,7 @@ NEVER_STORE = "max-age=0, no-cache, no-store, must-revalidate, private"
 
 def secret_response(data, status=200) -> Response:
     """A response that carries a token or secret: never stored by any cache."""
-    response = Response(data, status=status)
-    response["Expires"] = http_date()
-    response["Cache-Control"] = NEVER_STORE
-    return response
+    return _never_stored(Response(data, status=status))
 
 
 _JSON = JSONRenderer()
@@ -23,7 +20,10 @@ _JSON = JSONRenderer()
 def secret_json_response(data, status=200) -> HttpResponse:
     """``secret_response`` already rendered (DRF's JSON, the same headers), for an answer given before DRF
     (sessions_app.middleware): no Response to build and render."""
-    response = HttpResponse(_JSON.render(data), content_type="application/json", status=status)
+    return _never_stored(HttpResponse(_JSON.render(data), content_type="application/json", status=status))
+
+
+def _never_stored(response):
     response["Expires"] = http_date()
     response["Cache-Control"] = NEVER_STORE
     return response
