@@ -1,6 +1,6 @@
-from rest_framework import serializers
-
 import re
+
+from rest_framework import serializers
 
 from accounts.serializers import UserOutput, user_data
 from core.fields import (
@@ -36,8 +36,7 @@ class SessionOutput(serializers.ModelSerializer):
                   "expiresAt", "rememberMe", "amr", "current"]
 
     def get_current(self, obj) -> bool:
-        current = self.context.get("current_session_id")
-        return current is not None and str(obj.pk) == str(current)
+        return _is_current(obj, self.context.get("current_session_id"))
 
     def to_representation(self, session):
         return session_data(session, current=self.get_current(session))
@@ -60,8 +59,18 @@ def session_envelope_data(user, session) -> dict:
     return {"user": user_data(user), "session": session_data(session, current=True)}
 
 
+def _is_current(session, current_session_id) -> bool:
+    return current_session_id is not None and str(session.pk) == str(current_session_id)
+
+
 class SessionsOutput(serializers.Serializer):
     sessions = SessionOutput(many=True)
+
+
+def sessions_data(sessions, *, current_session_id) -> dict:
+    """``SessionsOutput``'s JSON: each session as ``SessionOutput`` renders it with this context."""
+    return {"sessions": [session_data(session, current=_is_current(session, current_session_id))
+                         for session in sessions]}
 
 
 class TokenPairOutput(serializers.Serializer):

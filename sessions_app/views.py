@@ -25,7 +25,7 @@ from sessions_app.serializers import (
     TokenPairOutput,
     mfa_required_data,
     refresh_data,
-    session_data,
+    sessions_data,
     signed_in_data,
     token_pair_data,
 )
@@ -79,9 +79,7 @@ class SessionsActiveApi(APIView):
     @staticmethod
     def bearer_fast_get(user, session) -> dict:
         """What GET answers (also before DRF for a bearer token: sessions_app.middleware.BearerFastPathMiddleware)."""
-        current = str(session.pk) if session is not None else None  # as SessionOutput.get_current compares
-        return {"sessions": [session_data(row, current=str(row.pk) == current)
-                             for row in selectors.sessions_active_list(user)]}
+        return sessions_data(selectors.sessions_active_list(user), current_session_id=getattr(session, "pk", None))
 
 
 class SessionRevokeApi(APIView):

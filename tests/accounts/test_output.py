@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from accounts.serializers import UserOutput, user_data
 from sessions_app.models import DeviceSession
-from sessions_app.serializers import SessionOutput, session_data
+from sessions_app.serializers import SessionOutput, SessionsOutput, session_data, sessions_data
 from sessions_app.services import session_create
 from tests.factories import UserFactory
 
@@ -41,3 +41,8 @@ def test_session_output_is_drfs_rendering():
         assert session_data(session, current=session.pk == current.pk) == rendered
     assert SessionOutput(other, context=context).data["ipAddress"] is None
     assert SessionOutput(current, context=context).data["current"] is True
+    rows = [DeviceSession.objects.get(pk=current.pk), other]
+    listed = sessions_data(rows, current_session_id=current.pk)
+    assert listed == {"sessions": [drf(SessionOutput, row, context=context) for row in rows]}
+    assert listed == SessionsOutput({"sessions": rows}, context=context).data
+    assert [row["current"] for row in sessions_data(rows, current_session_id=None)["sessions"]] == [False, False]
