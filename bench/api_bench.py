@@ -7,7 +7,8 @@ For each gunicorn worker class asked for, this starts gunicorn, waits until it a
 scenario runs wrk once for WARMUP seconds (discarded) and once for DURATION seconds (reported):
 
 * me: GET /api/v1/auth/me with one Bearer token (bench/lua/me.lua).
-* sessions: GET /api/v1/auth/sessions/active with the same token (the bench user's live sessions).
+* sessions: GET /api/v1/auth/sessions/active with the same token; the user's other sessions are
+  ended first (POST sessions/revoke-others), so the list always renders one row.
 * refresh: POST /api/v1/auth/refresh, chained: one login per connection before each wrk run, and
   every request spends the token that the previous response on that chain returned
   (bench/lua/refresh.lua).
@@ -127,10 +128,12 @@ def jiffies(pids) -> dict[int, int]:
     return out
 
 
-def machine_busy() -> int:
+def machine_busy() -> tuple[int, int]:
+    """(busy, steal) jiffies of the whole machine. Steal is time the hypervisor gave this machine's
+    cores to someone else: on a shared host it comes and goes, and a window with much of it is noisy."""
     values = list(map(int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]))
     user, nice, system, idle, iowait, irq, softirq, steal = values[:8]
-    return user + nice + system + irq + softirq + steal
+    return user + nice + system + irq + softirq, steal
 
 
 class CpuWindow:
@@ -154,7 +157,8 @@ class CpuWindow:
 
     def __exit__(self, *exc):
         wall = time.monotonic() - self.wall0
-        busy = (machine_busy() - self.busy0) / HZ
+        (busy_now, steal_now), (busy0, steal0) = machine_busy(), self.busy0
+        busy, steal = (busy_now - busy0) / HZ, (steal_now - steal0) / HZ
         server = self._delta(self.server0, jiffies(process_tree(self.server_pid)))
         db = self._delta(self.db0, jiffies(db_backends(self.dbname)))
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -164,14 +168,22 @@ class CpuWindow:
             "db_cores": db / wall,
             "wrk_cores": wrk / wall,
             "other_cores": max(0.0, busy - server - db - wrk) / wall,
+            "steal_cores": steal / wall,
         }
         return False
 
 
 # ---- gunicorn -----------------------------------------------------------------------------------
 class Gunicorn:
-    def __init__(self, *, worker_class: str, workers: int, threads: int, port: int, logdir: Path, pid_file: Path):
+    """gunicorn with a worker class, or (worker class ``granian``) the granian server for comparison:
+    ``granian --interface wsgi`` with ``--blocking-threads`` = threads. granian is not a dependency of
+    the service; install it into the venv to compare (docs/benchmarks.md, "fourth pass")."""
+
+    def __init__(self, *, worker_class: str, workers: int, threads: int, port: int, logdir: Path, pid_file: Path,
+                 conns: int, config: Path | None = None):
         self.worker_class, self.workers, self.threads, self.port = worker_class, workers, threads, port
+        self.conns = conns
+        self.config = config
         self.log_path = logdir / f"gunicorn-{worker_class}.log"
         self.pid_file = pid_file
         self.proc: subprocess.Popen | None = None
@@ -181,21 +193,42 @@ class Gunicorn:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
+        if self.worker_class == "granian":
+            granian = ROOT / ".venv" / "bin" / "granian"
+            if not granian.exists():
+                raise RuntimeError("worker class granian: granian is not installed in .venv "
+                                   "(.venv/bin/pip install granian==2.8.9; it is a comparison, not a dependency)")
+            return [str(granian), "--interface", "wsgi", "config.wsgi:application", "--workers", str(self.workers),
+                    "--blocking-threads", str(self.threads), "--host", "127.0.0.1", "--port", str(self.port),
+                    "--no-access-log", "--log-level", "warning"]
         cmd = [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi", "-w", str(self.workers),
                "-b", f"127.0.0.1:{self.port}", "--worker-class", self.worker_class,
                "--error-logfile", str(self.log_path)]
+        if self.config is not None:
+            cmd[1:1] = ["-c", str(self.config)]
         if self.worker_class == "gthread":
-            cmd += ["--threads", str(self.threads)]
+            # Each worker holds at most its share of wrk's keep-alive connections (as bench/session_bench.sh):
+            # gunicorn's workers race for accept(), and one of two can take all of them and leave a core
+            # idle (a run then shows about one core of gunicorn and half the req/s).
+            cmd += ["--threads", str(self.threads), "--worker-connections", str(-(-self.conns // self.workers))]
         return cmd
 
     def describe(self) -> str:
-        cmd = self.command()
-        i = cmd.index("--error-logfile")
-        return " ".join([".venv/bin/gunicorn"] + cmd[1:i] + cmd[i + 2:])
+        cmd = [os.path.relpath(self.command()[0], ROOT)] + self.command()[1:]
+        if "--error-logfile" in cmd:
+            i = cmd.index("--error-logfile")
+            del cmd[i:i + 2]
+        return " ".join(cmd)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # gunicorn writes its own log (--error-logfile); granian's goes to the same file from stderr
+        log_file = self.log_path.open("ab") if self.worker_class == "granian" else None
+        try:
+            self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdin=subprocess.DEVNULL,
+                                         stdout=log_file or subprocess.DEVNULL, stderr=log_file or subprocess.DEVNULL)
+        finally:
+            if log_file is not None:
+                log_file.close()  # the child has its own copy
         self.pid_file.write_text(f"{self.proc.pid}\n")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -227,6 +260,13 @@ class Gunicorn:
                 self.proc.wait(timeout=5)
         self.proc = None
         self.pid_file.unlink(missing_ok=True)
+
+
+def vacuum() -> None:
+    """VACUUM (ANALYZE) the bench database. Every refresh leaves a dead row version of its session and
+    the grace copy behind; where autovacuum is off (CI's PostgreSQL here has it off) they pile up from
+    run to run, and the same statements read more pages each time: each server starts on a clean table."""
+    subprocess.run(["psql", os.environ["DATABASE_URL"], "-qc", "VACUUM (ANALYZE)"], check=True, timeout=600)
 
 
 # ---- wrk ----------------------------------------------------------------------------------------
@@ -261,7 +301,7 @@ def scenario(args, server: Gunicorn, name: str, script: str, path: str, seconds:
     log(f"{server.worker_class:8} {name:8} {res['rps']:8.1f} req/s  p50 {res['p50_ms']:7.2f} ms  "
         f"p99 {res['p99_ms']:7.2f} ms  non-2xx {res['non2xx']}  errors {errors - res['non2xx']}  "
         f"| cores: server {res['server_cores']:.2f} db {res['db_cores']:.2f} wrk {res['wrk_cores']:.2f} "
-        f"other {res['other_cores']:.2f}")
+        f"other {res['other_cores']:.2f} steal {res['steal_cores']:.2f}")
     return res
 
 
@@ -294,6 +334,7 @@ def versions() -> dict:
                                         "print(django.get_version(), gunicorn.__version__, psycopg.__version__)"]),
         "wrk": run(["sh", "-c", "wrk -v 2>&1 | head -1"]).split(" Copyright")[0],
         "postgresql": run(["psql", os.environ.get("DATABASE_URL", ""), "-Atc", "show server_version"]),
+        "postgresql autovacuum": run(["psql", os.environ.get("DATABASE_URL", ""), "-Atc", "show autovacuum"]),
         "cpu": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                      if line.startswith("model name")), "?"),
         "cores": str(os.cpu_count()),
@@ -307,7 +348,11 @@ def main() -> int:
     parser.add_argument("--worker-classes", default="gthread,sync",
                         help="comma list; the first is also used for the login run (default gthread,sync)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads per gthread worker (granian: blocking threads per worker)")
+    parser.add_argument("--gunicorn-config", type=Path, default=None,
+                        help="gunicorn -c FILE, e.g. config/gunicorn.py to measure the production settings "
+                             "(metrics in multiprocess mode, gc.freeze); the command line's -w/--threads still apply")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--conns", type=int, default=16)
     parser.add_argument("--wrk-threads", type=int, default=2)
@@ -345,8 +390,10 @@ def main() -> int:
     for index, worker_class in enumerate(classes * args.rounds):
         round_no = index // len(classes) + 1
         server = Gunicorn(worker_class=worker_class, workers=args.workers, threads=args.threads,
-                          port=args.port or free_port(), logdir=logdir, pid_file=args.pid_file)
+                          port=args.port or free_port(), logdir=logdir, pid_file=args.pid_file,
+                          conns=args.conns, config=args.gunicorn_config)
         commands[worker_class] = server.describe()
+        vacuum()
         log(f"starting {server.describe()}")
         try:
             server.start()
@@ -360,8 +407,18 @@ def main() -> int:
             access = body["accessToken"]
             results.append(scenario(args, server, "me", "me.lua", f"{API}/me", args.duration, args.warmup,
                                     lambda: {"ACCESS_TOKEN": access}, logdir, dbname))
+
+            def one_session():
+                # The list renders every live session of the user, and the logins of an earlier server in
+                # this run (--rounds, several classes) are still live: end them, so every run lists one row.
+                status, _ = http(base, "POST", f"{API}/sessions/revoke-others", token=access)
+                assert status == 204, status
+                status, body = http(base, "GET", f"{API}/sessions/active", token=access)
+                assert status == 200 and len(body["sessions"]) == 1, (status, body)
+                return {"ACCESS_TOKEN": access}
+
             results.append(scenario(args, server, "sessions", "me.lua", f"{API}/sessions/active", args.duration,
-                                    args.warmup, lambda: {"ACCESS_TOKEN": access}, logdir, dbname))
+                                    args.warmup, one_session, logdir, dbname))
 
             tokens_file = logdir / "refresh-tokens.txt"
 
@@ -392,21 +449,21 @@ def main() -> int:
         print(f"server ({worker_class}): {command}")
     print()
     print("| worker class | round | scenario | req/s | p50 ms | p90 ms | p99 ms | max ms | requests | non-2xx | "
-          "socket errors | cores: gunicorn | postgres (bench db) | wrk | other | req per gunicorn core-s |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "socket errors | cores: server | postgres (bench db) | wrk | other | steal | req per server core-s |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         socket_errors = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"] + r["starved"]
         print(f"| {r['worker_class']} | {r['round']} | {r['scenario']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | "
               f"{r['p90_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.0f} | {r['requests']} | {r['non2xx']} | "
               f"{socket_errors} | {r['server_cores']:.2f} | {r['db_cores']:.2f} | {r['wrk_cores']:.2f} | "
-              f"{r['other_cores']:.2f} | {efficiency(r)} |")
+              f"{r['other_cores']:.2f} | {r['steal_cores']:.2f} | {efficiency(r)} |")
     if args.rounds > 1:
         print()
         print("| worker class | scenario | median req/s | median p50 ms | median p99 ms "
-              "| median req per gunicorn core-s |")
+              "| median req per server core-s |")
         print("|---|---|---:|---:|---:|---:|")
         for worker_class in classes:
-            for name in ("me", "refresh", "login"):
+            for name in ("me", "sessions", "refresh", "login"):
                 rows = [r for r in results if r["worker_class"] == worker_class and r["scenario"] == name]
                 if rows:
                     med = lambda key: statistics.median(r[key] for r in rows)  # noqa: E731
