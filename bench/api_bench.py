@@ -3,8 +3,9 @@
 Called by bench/run_api.sh, which sets the environment, migrates the bench database and creates
 the bench user; run that. Standard library only (it talks to the server over HTTP).
 
-For each gunicorn worker class asked for, this starts gunicorn, waits until it answers, then per
-scenario runs wrk once for WARMUP seconds (discarded) and once for DURATION seconds (reported):
+For each gunicorn worker class asked for (or ``granian``, a comparison server when it is installed),
+this vacuums the bench database, starts the server, waits until it answers, then per scenario runs wrk
+once for WARMUP seconds (discarded) and once for DURATION seconds (reported):
 
 * me: GET /api/v1/auth/me with one Bearer token (bench/lua/me.lua).
 * sessions: GET /api/v1/auth/sessions/active with the same token; the user's other sessions are
