@@ -1,9 +1,10 @@
-"""HTTP benchmark of mana-core-auth under gunicorn: `me`, `sessions`, `refresh` and `login` with wrk.
+"""HTTP benchmark of mana-core-auth under its web server: `me`, `sessions`, `refresh` and `login` with wrk.
 
 Called by bench/run_api.sh, which sets the environment, migrates the bench database and creates
 the bench user; run that. Standard library only (it talks to the server over HTTP).
 
-For each gunicorn worker class asked for (or ``granian``, a comparison server when it is installed),
+For each server asked for (``granian``: the production server, ``python -m config.serve``; a gunicorn worker
+class such as ``gthread`` or ``sync``: gunicorn, with ``-c`` the config file given),
 this vacuums the bench database, starts the server, waits until it answers, then per scenario runs wrk
 once for WARMUP seconds (discarded) and once for DURATION seconds (reported):
 
@@ -176,9 +177,8 @@ class CpuWindow:
 
 # ---- gunicorn -----------------------------------------------------------------------------------
 class Gunicorn:
-    """gunicorn with a worker class, or (worker class ``granian``) the granian server for comparison:
-    ``granian --interface wsgi`` with ``--blocking-threads`` = threads. granian is not a dependency of
-    the service; install it into the venv to compare (docs/benchmarks.md, "fourth pass")."""
+    """gunicorn with a worker class, or (worker class ``granian``) the production server,
+    ``python -m config.serve`` (granian, config/serve.py) with ``--threads`` Python threads per worker."""
 
     def __init__(self, *, worker_class: str, workers: int, threads: int, port: int, logdir: Path, pid_file: Path,
                  conns: int, config: Path | None = None):
@@ -195,13 +195,8 @@ class Gunicorn:
 
     def command(self) -> list[str]:
         if self.worker_class == "granian":
-            granian = ROOT / ".venv" / "bin" / "granian"
-            if not granian.exists():
-                raise RuntimeError("worker class granian: granian is not installed in .venv "
-                                   "(.venv/bin/pip install granian==2.8.9; it is a comparison, not a dependency)")
-            return [str(granian), "--interface", "wsgi", "config.wsgi:application", "--workers", str(self.workers),
-                    "--blocking-threads", str(self.threads), "--host", "127.0.0.1", "--port", str(self.port),
-                    "--no-access-log", "--log-level", "warning"]
+            return [str(ROOT / ".venv" / "bin" / "python"), "-m", "config.serve", "--bind", f"127.0.0.1:{self.port}",
+                    "--workers", str(self.workers), "--threads", str(self.threads)]
         cmd = [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi", "-w", str(self.workers),
                "-b", f"127.0.0.1:{self.port}", "--worker-class", self.worker_class,
                "--error-logfile", str(self.log_path)]
@@ -331,8 +326,9 @@ def versions() -> dict:
     py = str(ROOT / ".venv" / "bin" / "python")
     info = {
         "python": platform.python_version(),
-        "django/gunicorn/psycopg": run([py, "-c", "import django, gunicorn, psycopg; "
-                                        "print(django.get_version(), gunicorn.__version__, psycopg.__version__)"]),
+        "django/gunicorn/granian/psycopg": run([py, "-c", "import django, granian, gunicorn, psycopg; print("
+                                                "django.get_version(), gunicorn.__version__, granian.__version__, "
+                                                "psycopg.__version__)"]),
         "wrk": run(["sh", "-c", "wrk -v 2>&1 | head -1"]).split(" Copyright")[0],
         "postgresql": run(["psql", os.environ.get("DATABASE_URL", ""), "-Atc", "show server_version"]),
         "postgresql autovacuum": run(["psql", os.environ.get("DATABASE_URL", ""), "-Atc", "show autovacuum"]),
@@ -346,8 +342,8 @@ def versions() -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--worker-classes", default="gthread,sync",
-                        help="comma list; the first is also used for the login run (default gthread,sync)")
+    parser.add_argument("--worker-classes", default="granian,gthread",
+                        help="comma list; the first is also used for the login run")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2,
                         help="threads per gthread worker (granian: blocking threads per worker)")

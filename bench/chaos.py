@@ -1,5 +1,5 @@
-"""A bounded chaos run (issue 17): mixed traffic against gunicorn while PostgreSQL is cut and hung, and
-healed, every few seconds, through a TCP forwarder (tests/support/forwarder.py).
+"""A bounded chaos run (issue 17): mixed traffic against the production server (config.serve: granian)
+while PostgreSQL is cut and hung, and healed, every few seconds, through a TCP forwarder (tests/support/forwarder.py).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/h2 REDIS_URL=redis://127.0.0.1:6379/2 \\
         .venv/bin/python bench/chaos.py --seconds 120
@@ -13,7 +13,7 @@ What it holds, and prints (exit status 1 when one fails):
 * ``manage.py audit_verify`` passes afterwards.
 
 It creates a database of its own next to DATABASE_URL's (dropped at the end), migrates it directly,
-starts gunicorn (2 workers x 4 threads, DEBUG off, plain HTTP, rate limits off as in the other
+starts the server (2 workers x 4 threads, DEBUG off, plain HTTP, rate limits off as in the other
 benchmarks) with DATABASE_URL pointed at the forwarder, and stops it by its process group.
 Figures: docs/benchmarks.md, "Chaos".
 """
@@ -248,11 +248,10 @@ def main() -> int:
                + "".join(f"User.objects.create_user({e!r}, {PASSWORD!r}, name='Chaos', "
                          f"email_verified_at=timezone.now())\n" for e in emails))
         port = free_port()
-        log_path = data / "gunicorn.log"
+        log_path = data / "server.log"
         with open(log_path, "wb") as out:
-            server = subprocess.Popen([PYTHON, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
-                                       "--workers", str(args.workers), "--threads", str(args.threads),
-                                       "--worker-class", "gthread", "--error-logfile", "-"],
+            server = subprocess.Popen([PYTHON, "-m", "config.serve", "--bind", f"127.0.0.1:{port}",
+                                       "--workers", str(args.workers), "--threads", str(args.threads)],
                                       cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
@@ -264,7 +263,7 @@ def main() -> int:
             except OSError:
                 pass
             if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("gunicorn did not start:\n" + log_path.read_text()[-3000:])
+                raise SystemExit("the server did not start:\n" + log_path.read_text()[-3000:])
             time.sleep(0.3)
 
         tally, chains, events = Tally(), [], []
@@ -309,7 +308,7 @@ def main() -> int:
 
         total = sum(sum(c.values()) for c in tally.statuses.values())
         outages = sum(1 for _, mode in events if mode != "heal")
-        print(f"chaos run: {elapsed:.0f} s, {args.clients} clients, gunicorn {args.workers}x{args.threads}, "
+        print(f"chaos run: {elapsed:.0f} s, {args.clients} clients, granian {args.workers}x{args.threads}, "
               f"{outages} outages ({args.up:g} s up / {args.down:g} s cut or hung, alternating)")
         print(f"requests: {total} ({total / elapsed:.0f}/s)")
         for kind in sorted(tally.statuses):

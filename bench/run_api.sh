@@ -9,7 +9,7 @@
 # Uses its own PostgreSQL database (created if missing; its device sessions are emptied) and its own
 # Redis db number. Knobs (environment): BENCH_DATABASE_URL (postgres://postgres@127.0.0.1:5432/bench_auth),
 # BENCH_REDIS_URL (redis://127.0.0.1:6379/5), DURATION (10), WARMUP (3), LOGIN_DURATION (5),
-# WORKER_CLASSES (gthread,sync; also granian, if installed: a comparison), WORKERS (2), THREADS (2), CONNS (16),
+# WORKER_CLASSES (granian,gthread: granian is the production server, config.serve; gthread and sync are gunicorn), WORKERS (2), THREADS (2), CONNS (16),
 # GUNICORN_CONFIG (unset; config/gunicorn.py measures the production settings), SKIP_QUERIES=1, SKIP_HTTP=1.
 # Extra arguments go to bench/api_bench.py. gunicorn is stopped by its PID whatever happens.
 set -euo pipefail
@@ -73,7 +73,7 @@ if [ "${SKIP_HTTP:-0}" != 1 ]; then
   echo "== 2. HTTP under wrk (bench/api_bench.py), $(date '+%F %T'), load: $(cut -d' ' -f1-3 /proc/loadavg)"
   "$PY" bench/api_bench.py --pid-file "$PID_FILE" \
     --duration "${DURATION:-10}" --warmup "${WARMUP:-3}" --login-duration "${LOGIN_DURATION:-5}" \
-    --worker-classes "${WORKER_CLASSES:-gthread,sync}" --workers "${WORKERS:-2}" --threads "${THREADS:-2}" \
+    --worker-classes "${WORKER_CLASSES:-granian,gthread}" --workers "${WORKERS:-2}" --threads "${THREADS:-2}" \
     --conns "${CONNS:-16}" --email "$BENCH_EMAIL" --password "$BENCH_PASSWORD" \
     ${GUNICORN_CONFIG:+--gunicorn-config "$GUNICORN_CONFIG"} "$@"
 fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Browser hot paths under gunicorn + PostgreSQL, with the same wrk settings as the Better Auth peer
+# Browser hot paths under the production server (config/serve.py: granian; WORKER_CLASS=gthread or sync:
+# gunicorn) + PostgreSQL, with the same wrk settings as the Better Auth peer
 # (shared/peers/better-auth/bench.sh: wrk -t2 -c32, 3 s warm-up discarded, 10 s measured):
 #   GET /api/v1/auth/session  cookie cache on (with and without the Redis revocation lookup) and off
 #   GET /api/v1/auth/token    minted for the browser's session (from the cookie-cache snapshot), also
@@ -14,7 +15,7 @@ PY=$ROOT/.venv/bin/python
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get update && apt-get install -y wrk" >&2; exit 1; }
 
 DURATION=${DURATION:-10s}; WARMUP=${WARMUP:-3s}; CONNS=${CONNS:-32}; THREADS=${THREADS:-2}
-WORKERS=${WORKERS:-2}; WORKER_CLASS=${WORKER_CLASS:-gthread}; GTHREADS=${GTHREADS:-2}; PORT=${PORT:-8321}
+WORKERS=${WORKERS:-2}; WORKER_CLASS=${WORKER_CLASS:-granian}; GTHREADS=${GTHREADS:-2}; PORT=${PORT:-8321}
 export DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_auth}
 BENCH_REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/5}
 export DEBUG=false SECURE_SSL_REDIRECT=false ALLOWED_HOSTS=127.0.0.1 AUTH_RATE_LIMIT_ENABLED=false  # as the peer: limiter off
@@ -40,10 +41,15 @@ start() {  # start REDIS_URL COOKIE_CACHE_SECONDS
   # connections to its workers round-robin; gunicorn's workers race for accept(), and one of two can
   # take all 32 connections and leave a core idle (runs came out at ~990 or ~2,500 req/s at random).
   [ "$WORKER_CLASS" = gthread ] && args+=(--threads "$GTHREADS" --worker-connections "$(( (CONNS + WORKERS - 1) / WORKERS ))")
-  REDIS_URL=$1 AUTH_COOKIE_CACHE_SECONDS=$2 "$ROOT/.venv/bin/gunicorn" "${args[@]}" &
+  if [ "$WORKER_CLASS" = granian ]; then  # the production server: GTHREADS Python threads per worker
+    REDIS_URL=$1 AUTH_COOKIE_CACHE_SECONDS=$2 GRANIAN_LOG_LEVEL=warning "$PY" -m config.serve \
+      --bind "127.0.0.1:$PORT" --workers "$WORKERS" --threads "$GTHREADS" &
+  else
+    REDIS_URL=$1 AUTH_COOKIE_CACHE_SECONDS=$2 "$ROOT/.venv/bin/gunicorn" "${args[@]}" &
+  fi
   SERVER_PID=$!
   for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/.well-known/jwks.json" && return 0; sleep 0.1; done
-  echo "gunicorn did not come up" >&2; exit 1
+  echo "the server did not come up" >&2; exit 1
 }
 
 bench() {  # bench NAME SCRIPT PATH
@@ -57,7 +63,10 @@ bench() {  # bench NAME SCRIPT PATH
 cookies() { REDIS_URL=$1 "$PY" bench/browser_cookies.py "$EMAIL" ${2:-}; }
 
 echo "== $(date -u +'%F %T') UTC; $(git rev-parse --short HEAD); load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== gunicorn $WORKERS x $WORKER_CLASS${WORKER_CLASS/gthread/ ($GTHREADS threads, $(( (CONNS + WORKERS - 1) / WORKERS )) connections each)}; wrk -t$THREADS -c$CONNS, $WARMUP warm-up discarded, $DURATION measured"
+if [ "$WORKER_CLASS" = granian ]; then server="granian (python -m config.serve) $WORKERS workers x $GTHREADS threads"
+elif [ "$WORKER_CLASS" = gthread ]; then server="gunicorn $WORKERS x gthread ($GTHREADS threads, $(( (CONNS + WORKERS - 1) / WORKERS )) connections each)"
+else server="gunicorn $WORKERS x $WORKER_CLASS"; fi
+echo "== $server; wrk -t$THREADS -c$CONNS, $WARMUP warm-up discarded, $DURATION measured"
 echo
 echo "| scenario | req/s | p50 ms | p99 ms | errors + non-2xx |"
 echo "|---|---:|---:|---:|---:|"

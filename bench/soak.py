@@ -1,14 +1,15 @@
-"""Soak test: a bounded mixed workload against gunicorn + PostgreSQL + Redis on loopback (issue 16).
+"""Soak test: a bounded mixed workload against the production server (config.serve: granian), PostgreSQL
+and Redis on loopback (issue 16).
 
 The seed's traffic, simulated by virtual users: every user's browser polls ``GET /api/v1/auth/session``
 with its session cookie (the cookie cache answers most of it), every user's app refreshes its token
 pair every 15 minutes (spread over the window), and now and then someone signs in (argon2 at the
 production cost) or opens a page (``/account``). Every REPORT seconds one line: throughput, p50/p99,
-errors, the server's memory (RSS of gunicorn's master and workers, and of each worker; each process's
+errors, the server's memory (RSS of the server's main process and workers, and of each worker; each process's
 least of five readings 0.3 s apart, since a sign-in in progress adds argon2's 100 MiB for its duration)
 and its PostgreSQL connections; both must stay flat (the summary gives the RSS change after warm-up). At
 the end a summary by kind of request and the service's own counters (``GET /metrics``). It stops by
-itself after ``--minutes`` (30 by default) and stops gunicorn by its process group whatever happens.
+itself after ``--minutes`` (30 by default) and stops the server by its process group whatever happens.
 
     bash bench/soak [--minutes 30] [--users 300] [--poll-seconds 10] [--refresh-seconds 900]
                     [--logins-per-minute 20] [--pages-per-minute 60] [--threads 8] [--workers 2]
@@ -327,7 +328,7 @@ def main() -> int:
     parser.add_argument("--logins-per-minute", type=float, default=20)
     parser.add_argument("--pages-per-minute", type=float, default=60)
     parser.add_argument("--threads", type=int, default=8, help="load-generating threads")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (gthread, 2 threads each)")
+    parser.add_argument("--workers", type=int, default=2, help="server workers (config.serve: granian, 2 threads each)")
     parser.add_argument("--report-seconds", type=float, default=60)
     parser.add_argument("--warmup-minutes", type=float, default=10,
                         help="the summary gives the RSS change from this minute to the end (flat after warm-up)")
@@ -344,11 +345,12 @@ def main() -> int:
           flush=True)
 
     port = _free_port()
-    log = data / "gunicorn.log"
-    command = [PY, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(args.workers), "--threads", "2", "--error-logfile", str(log)]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    log = data / "server.log"
+    command = [PY, "-m", "config.serve", "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
+               "--threads", "2"]
+    with open(log, "ab") as out:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while Client(port).request("GET", "/api/v1/auth/jwks")[0] != 200:
@@ -359,7 +361,7 @@ def main() -> int:
         stats = Stats()
         started = time.monotonic()
         stop_at = started + args.minutes * 60
-        print(f"# gunicorn pid {server.pid}, {args.workers} gthread workers x 2 threads, port {port}; "
+        print(f"# granian (config.serve) pid {server.pid}, {args.workers} workers x 2 threads, port {port}; "
               f"{args.minutes:g} min; {args.users} users polling every {args.poll_seconds:g} s, refreshing every "
               f"{args.refresh_seconds:g} s, {args.logins_per_minute:g} logins/min, {args.pages_per_minute:g} "
               f"pages/min; {args.threads} client threads", flush=True)

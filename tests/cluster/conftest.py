@@ -1,4 +1,4 @@
-"""Many servers of one deployment (issue 15): real gunicorn processes on one PostgreSQL database and one
+"""Many servers of one deployment (issue 15): real server processes (config.serve: granian) on one PostgreSQL database and one
 Redis, and one of them behind PgBouncer in transaction mode.
 
 Each module gets a database of its own, created next to the test database, migrated directly and dropped
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.e2e.conftest import REPO, base_env, run, start_gunicorn
+from tests.e2e.conftest import REPO, base_env, run, start_server
 from tests.support.databases import scratch_database, services_or_skip
 from tests.support.http_client import Browser, call
 
@@ -25,7 +25,7 @@ LOCKOUT_FAILURES = 3
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "cluster: several real gunicorn processes on one database and one Redis")
+    config.addinivalue_line("markers", "cluster: several real server processes on one database and one Redis")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -131,7 +131,7 @@ def start_nodes(names, *, env: dict, logdir) -> list[Node]:
     nodes = []
     try:
         for name in names:
-            server = start_gunicorn(name, "config.wsgi", cwd=REPO, env=env, logdir=logdir, ready_path="/healthz")
+            server = start_server(name, "config.wsgi", cwd=REPO, env=env, logdir=logdir, ready_path="/healthz")
             nodes.append(Node(name=name, url=server.url, server=server))
     except BaseException:
         for node in nodes:

@@ -1,4 +1,4 @@
-"""Two gunicorn processes of one deployment, one database, one Redis (issue 15, "Many servers"): what
+"""Two server processes (config.serve: granian) of one deployment, one database, one Redis (issue 15, "Many servers"): what
 one server does, the other knows at the next request. A logout or revocation on A is refused by B
 (bearer and cookie cache alike), rate limits and lockouts count across both, and a key rotation signs on
 both within a second."""

@@ -1,6 +1,6 @@
 """The provider behind Debian's PgBouncer in transaction mode (issue 15): every transaction may run on
 another server connection, so nothing may outlive a transaction (session advisory locks, server-side
-cursors held across transactions, prepared statements, SET). A real gunicorn process talks to PostgreSQL
+cursors held across transactions, prepared statements, SET). A real server process (config.serve) talks to PostgreSQL
 only through a PgBouncer of its own (pool_mode = transaction, 2 server connections used in turn:
 server_round_robin, so consecutive transactions do change connections), and drives sign-in, refresh (concurrent refreshes with
 one token get one pair), GET me and the sessions list, logout, the audit seal and audit_verify through it.

@@ -1,7 +1,7 @@
 """GET /metrics (core/metrics.py): the token rule, what each owner counts, and label hygiene.
 
 In this process prometheus_client keeps one in-process registry (no PROMETHEUS_MULTIPROC_DIR), so a
-test reads deltas of the samples; tests/core/test_metrics_gunicorn.py scrapes two real workers.
+test reads deltas of the samples; tests/core/test_metrics_server.py scrapes two real workers.
 """
 
 from __future__ import annotations

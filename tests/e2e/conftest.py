@@ -1,9 +1,9 @@
 """End-to-end: the real provider and the example resource service, each in its own process.
 
-The provider runs ``manage.py migrate`` and then gunicorn on a free port with DEBUG=true, on a
-temporary SQLite file, or, when DATABASE_URL points at PostgreSQL, on a database of its own created
-next to the test database and dropped at the end. The example (examples/resource_service) runs under
-gunicorn with MANA_AUTH pointing at the provider. Every process is started in its own process group
+The provider runs ``manage.py migrate`` and then the production web server (``python -m config.serve``:
+granian) on a free port with DEBUG=true, on a temporary SQLite file, or, when DATABASE_URL points at
+PostgreSQL, on a database of its own created next to the test database and dropped at the end. The example
+(examples/resource_service) runs under the same server with MANA_AUTH pointing at the provider. Every process is started in its own process group
 and killed (group-wide) in a finally block, whatever happens in the tests.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,6 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 STARTUP_SECONDS = 40
 USER_PASSWORD = "e2e-Correct-Horse-42"
+# granian's access log line: [time] address - "METHOD path HTTP/1.1" status milliseconds
+ACCESS_LINE = re.compile(r'^\[[^]]+\] \S+ - "[A-Z]+ \S+ HTTP/[0-9.]+" \d{3} ')
 
 # Variables of the test run that must not leak into the child processes.
 SCRUB = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "AUTH_ISSUER", "AUTH_AUDIENCE",
@@ -58,14 +61,15 @@ class Server:
     url: str
     process: subprocess.Popen
     log: Path
-    access_log: Path | None = None
     stopped: bool = field(default=False)
 
     def access_lines(self) -> list[str]:
-        return self.access_log.read_text().splitlines() if self.access_log and self.access_log.exists() else []
+        """The server's access log (started with ``access_log=True``): its lines in the server's output."""
+        text = self.log.read_text() if self.log.exists() else ""
+        return [line for line in text.splitlines() if ACCESS_LINE.match(line)]
 
     def stop(self) -> None:
-        """SIGTERM to the whole process group (gunicorn master and workers), SIGKILL if it lingers."""
+        """SIGTERM to the whole process group (the server's main process and workers), SIGKILL if it lingers."""
         if self.stopped:
             return
         self.stopped = True
@@ -88,20 +92,26 @@ class Server:
         return f"{self.name} log:\n{self.log.read_text()[-4000:] if self.log.exists() else '(none)'}"
 
 
-def start_gunicorn(name: str, app: str, *, cwd: Path, env: dict, logdir: Path, ready_path: str,
-                   access_log: bool = False, port: int | None = None, host: str = "127.0.0.1") -> Server:
-    """``port``/``host``: when the server must know its own URL beforehand (AUTH_PUBLIC_URL)."""
+def start_server(name: str, app: str, *, cwd: Path, env: dict, logdir: Path, ready_path: str,
+                 access_log: bool = False, port: int | None = None, host: str = "127.0.0.1") -> Server:
+    """``app``: the WSGI module (its ``application``), importable from ``cwd``. The server is the
+    production one, ``python -m config.serve`` (granian), one worker with four threads.
+    ``port``/``host``: when the server must know its own URL beforehand (AUTH_PUBLIC_URL)."""
     port = port or free_port()
     log = logdir / f"{name}.log"
-    access = logdir / f"{name}-access.log" if access_log else None
-    command = [PYTHON, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
-               "--graceful-timeout", "2", "--error-logfile", "-"]
-    if access:
-        command += ["--access-logfile", str(access)]
+    command = [PYTHON, "-m", "config.serve", "--app", f"{app}:application", "--bind", f"127.0.0.1:{port}",
+               "--workers", "1", "--threads", "4"]
+    if access_log:
+        command.append("--access-log")
+    env = {**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(cwd), str(REPO)])),
+           "WEB_GRACEFUL_SECONDS": env.get("WEB_GRACEFUL_SECONDS", "2"),
+           # Its own metric files: the server empties the directory when it starts, and the servers of a
+           # test may share a MANA_DATA_DIR.
+           "PROMETHEUS_MULTIPROC_DIR": str(logdir / f"{name}-prometheus")}
     with open(log, "ab") as out:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
-    server = Server(name=name, url=f"http://{host}:{port}", process=process, log=log, access_log=access)
+    server = Server(name=name, url=f"http://{host}:{port}", process=process, log=log)
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         if process.poll() is not None:
@@ -185,7 +195,7 @@ def provider(provider_database, e2e_logs, tmp_path_factory):
                    MANA_DATA_DIR=str(data_dir), LOG_LEVEL="WARNING", EMAIL_URL="consolemail://")
     # Note: the provider's own rate limits apply (login: 5 a minute per IP); the suite logs in 4 times.
     run(["migrate", "--noinput"], env=env, timeout=180)
-    server = start_gunicorn("provider", "config.wsgi", cwd=REPO, env=env, logdir=e2e_logs,
+    server = start_server("provider", "config.wsgi", cwd=REPO, env=env, logdir=e2e_logs,
                             ready_path="/api/v1/auth/jwks", access_log=True)
     try:
         yield Provider(server=server, env=env)
@@ -211,7 +221,7 @@ def example(provider, e2e_logs):
     creds = provider.create_service_account("example-resource-service")
     env = base_env(DJANGO_SETTINGS_MODULE="resource_service.settings", MANA_AUTH_URL=provider.url,
                    MANA_AUTH_CLIENT_ID=creds["clientId"], MANA_AUTH_CLIENT_SECRET=creds["clientSecret"])
-    server = start_gunicorn("example", "resource_service.wsgi", cwd=REPO / "examples", env=env, logdir=e2e_logs,
+    server = start_server("example", "resource_service.wsgi", cwd=REPO / "examples", env=env, logdir=e2e_logs,
                             ready_path="/hello")
     try:
         yield server

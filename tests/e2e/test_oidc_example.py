@@ -1,7 +1,7 @@
 """End-to-end in Chromium: the example relying party (examples/oidc_client, Authlib's Django client) signs a
 user in through the real provider: "Sign in" -> our login page -> consent (a third-party client) -> back in the
 example, signed in; then RP-initiated logout ends the provider's browser session too. Provider and example each
-run under gunicorn as their own process (tests/e2e/conftest.py), on different host names (127.0.0.1 and
+run under the production server (granian, config.serve) as their own process (tests/e2e/conftest.py), on different host names (127.0.0.1 and
 localhost) so their cookies stay apart."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO, USER_PASSWORD, base_env, free_port, run, start_gunicorn
+from tests.e2e.conftest import REPO, USER_PASSWORD, base_env, free_port, run, start_server
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
@@ -49,14 +49,14 @@ def oidc_world(provider_database, e2e_logs, tmp_path_factory):
                       env=env).strip().splitlines()[-1]
     creds = json.loads(run(["create_oidc_client", "Example app", "--redirect-uri", f"{example_url}/callback",
                             "--post-logout-redirect-uri", f"{example_url}/"], env=env).strip().splitlines()[-1])
-    provider = start_gunicorn("oidc-provider", "config.wsgi", cwd=REPO, env=env, logdir=e2e_logs,
+    provider = start_server("oidc-provider", "config.wsgi", cwd=REPO, env=env, logdir=e2e_logs,
                               ready_path="/.well-known/openid-configuration", port=provider_port)
     example = None
     try:
         example_env = base_env(DJANGO_SETTINGS_MODULE="oidc_client.settings", MANA_OIDC_ISSUER=provider_url,
                                MANA_OIDC_CLIENT_ID=creds["clientId"], MANA_OIDC_CLIENT_SECRET=creds["clientSecret"],
                                EXAMPLE_BASE_URL=example_url, AUTHLIB_INSECURE_TRANSPORT="1", DEBUG="true")
-        example = start_gunicorn("oidc-example", "oidc_client.wsgi", cwd=REPO / "examples", env=example_env,
+        example = start_server("oidc-example", "oidc_client.wsgi", cwd=REPO / "examples", env=example_env,
                                  logdir=e2e_logs, ready_path="/", port=example_port, host="localhost")
         yield {"provider": provider, "example": example, "email": email, "totp_email": totp_email,
                "totp_secret": totp_secret}

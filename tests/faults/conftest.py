@@ -1,4 +1,4 @@
-"""Fault tests: a real gunicorn process whose PostgreSQL and Redis sit behind TCP forwarders
+"""Fault tests: a real server process (config.serve: granian) whose PostgreSQL and Redis sit behind TCP forwarders
 (tests/support/forwarder.py) that the tests cut, hang and heal (issue 17).
 
 The provider runs in the production posture (DEBUG false; plain HTTP for the test), on a database of its
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.e2e.conftest import REPO, base_env, run, start_gunicorn
+from tests.e2e.conftest import REPO, base_env, run, start_server
 from tests.support.databases import scratch_database, services_or_skip
 from tests.support.forwarder import Forwarder
 from tests.support.http_client import Browser, call
@@ -29,7 +29,7 @@ CONNECT_TIMEOUT = 2
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "faults: cuts and hangs PostgreSQL and Redis under a real gunicorn process")
+    config.addinivalue_line("markers", "faults: cuts and hangs PostgreSQL and Redis under a real server process")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -135,7 +135,7 @@ def faulty(fault_database, redis_forwarder, tmp_path_factory):
                    ALLOWED_HOSTS="127.0.0.1,localhost")
     run(["migrate", "--noinput"], env={**env, "DATABASE_URL": direct, "REDIS_URL": direct_redis}, timeout=180)
     logs = tmp_path_factory.mktemp("faults-logs")
-    server = start_gunicorn("faulty", "config.wsgi", cwd=REPO, env=env, logdir=logs, ready_path="/healthz")
+    server = start_server("faulty", "config.wsgi", cwd=REPO, env=env, logdir=logs, ready_path="/healthz")
     try:
         yield Faulty(url=server.url, server=server, db=db, redis=redis, direct_db_url=direct,
                      direct_redis_url=direct_redis, env=env)

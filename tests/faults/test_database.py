@@ -1,4 +1,4 @@
-"""PostgreSQL cut away and hung under a running gunicorn process (issue 17): the API answers 503
+"""PostgreSQL cut away and hung under a running server process (config.serve: granian) (issue 17): the API answers 503
 ``service_unavailable`` with Retry-After within seconds, pages the "we'll be right back" page, what
 needs no database keeps working (JWKS, GET session and GET token from a fresh snapshot, /healthz), the log
 has one warning line per refused request and no stack trace, and the server recovers without a restart."""

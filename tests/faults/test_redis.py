@@ -1,4 +1,4 @@
-"""Redis cut away under a running gunicorn process (issue 17): sign-in keeps working (rate limits fail
+"""Redis cut away under a running server process (config.serve: granian) (issue 17): sign-in keeps working (rate limits fail
 open, docs/security.md), the cookie cache falls back to the database, a session revoked during the
 outage is refused at once (the database decides) and its revocation mark, kept in the database, reaches
 Redis after the outage, so the revoked session's snapshot never answers again."""

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -238,9 +239,10 @@ class Server:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{self.port}", "--workers", "1",
-             "--threads", "2", "--chdir", str(ROOT)],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [str(ROOT / ".venv/bin/python"), "-m", "config.serve", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", "1", "--threads", "2"],
+            env={**env, "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="mca-keygen-metrics-")},
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait_ready(self):
         deadline = time.monotonic() + 60

@@ -1,12 +1,13 @@
 """Issue 14, item 4: an answer given before the body is read (401, 403, 413, 415, 429) reaches a client
-that talks to gunicorn directly, instead of a reset (core/middleware.py,
+that talks to the server directly, instead of a reset (core/middleware.py,
 EarlyAnswerBodyDrainMiddleware).
 
 The client here is an ordinary one on a slow link: it sends the headers, then its body in pieces,
 and reads the answer when it is done sending. Without the drain the server answers at once, closes
 with the body still arriving, and the kernel's reset turns the client's next send into a broken pipe
-(checked: without the middleware every gunicorn case below but the page one fails with BrokenPipeError). The server is a real gunicorn
-(sync, and gthread with keep-alive) on a free loopback port, with its own SQLite database."""
+(checked: without the middleware every gunicorn case below but the page one fails with BrokenPipeError). The server is a real granian
+(``python -m config.serve``, the production server) and a real gunicorn (sync, and gthread with keep-alive) on
+a free loopback port, with its own SQLite database."""
 
 from __future__ import annotations
 
@@ -50,13 +51,17 @@ def child_env(tmp_path_factory):
     return env, data
 
 
-@pytest.fixture(scope="module", params=["sync", "gthread"])
+@pytest.fixture(scope="module", params=["granian", "sync", "gthread"])
 def server(request, child_env):
     env, data = child_env
     port = _free_port()
-    log = data / f"gunicorn-{request.param}.log"
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-               "--worker-class", request.param, "--graceful-timeout", "2", "--error-logfile", "-"]
+    log = data / f"server-{request.param}.log"
+    if request.param == "granian":  # the production server (config/serve.py)
+        command = [sys.executable, "-m", "config.serve", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                   "--threads", "2"]
+    else:  # gunicorn (config/gunicorn.py), still supported
+        command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                   "--worker-class", request.param, "--graceful-timeout", "2", "--error-logfile", "-"]
     if request.param == "gthread":
         command += ["--threads", "2", "--keep-alive", "5"]
     with open(log, "ab") as out:

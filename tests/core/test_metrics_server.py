@@ -1,10 +1,11 @@
-"""A scrape sums every gunicorn worker (core/metrics.py in multiprocess mode, config/gunicorn.py).
+"""A scrape sums every worker of the server (core/metrics.py in multiprocess mode).
 
-A real gunicorn with two sync workers, started with ``-c config/gunicorn.py`` (which sets
-PROMETHEUS_MULTIPROC_DIR before the application loads and marks exited workers dead), on a free
-loopback port with its own SQLite database. Requests are spread until both workers have served
-some; then one scrape, whichever worker answers it, must count every one of them; and after a
-worker is killed (gunicorn starts another), its requests are still counted."""
+Two real servers, each with two workers on a free loopback port with its own SQLite database: granian
+(``python -m config.serve``, the production server: it sets PROMETHEUS_MULTIPROC_DIR before the workers
+load the application, and a starting worker marks the workers that are gone as dead) and gunicorn with sync
+workers (``-c config/gunicorn.py``, whose ``child_exit`` marks them). Requests are spread until both workers
+have served some; then one scrape, whichever worker answers it, must count every one of them; and after a
+worker is killed (the server starts another), its requests are still counted and its live gauges are gone."""
 
 from __future__ import annotations
 
@@ -77,9 +78,9 @@ def _worker_pids(multiproc: Path) -> set[str]:
     return pids
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    data = tmp_path_factory.mktemp("metrics-gunicorn")
+@pytest.fixture(scope="module", params=["granian", "gunicorn"])
+def server(request, tmp_path_factory):
+    data = tmp_path_factory.mktemp(f"metrics-{request.param}")
     multiproc = data / "prometheus"
     env = {k: v for k, v in os.environ.items() if k not in SCRUB}
     env.update(MANA_DATA_DIR=str(data), DEBUG="true", PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1",
@@ -88,10 +89,14 @@ def server(tmp_path_factory):
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True, timeout=180,
                    stdin=subprocess.DEVNULL)
     port = _free_port()
-    log = data / "gunicorn.log"
-    command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
-               "--bind", f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "sync",
-               "--graceful-timeout", "2", "--error-logfile", "-"]
+    log = data / "server.log"
+    if request.param == "granian":  # one thread per worker: a sign-in keeps its worker busy, as a sync one
+        command = [sys.executable, "-m", "config.serve", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                   "--threads", "1"]
+    else:
+        command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
+                   "--bind", f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "sync",
+                   "--graceful-timeout", "2", "--error-logfile", "-"]
     with open(log, "ab") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
@@ -140,8 +145,9 @@ def test_a_scrape_sums_both_workers_and_keeps_a_dead_ones_counts(server):
     assert _jwks_count(port) == sent
     assert _jwks_count(port) == sent
 
-    # A worker dies; gunicorn starts another (child_exit marks the dead one). Its counts stay summed.
+    # A worker dies; the server starts another (and the dead one is marked). Its counts stay summed.
     victim = _children(process.pid)[0]
+    assert list(multiproc.glob(f"gauge_livesum_{victim}.db"))
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while victim in _children(process.pid) or len(_children(process.pid)) < 2:
@@ -151,17 +157,18 @@ def test_a_scrape_sums_both_workers_and_keeps_a_dead_ones_counts(server):
         assert _get(port, JWKS)[0] == 200
         sent += 1
     assert _jwks_count(port) == sent
+    assert not list(multiproc.glob(f"gauge_livesum_{victim}.db"))
 
 
-def test_metrics_need_the_token_under_gunicorn_too(server):
+def test_metrics_need_the_token_under_the_server_too(server):
     port = server[0]
     assert _get(port, "/metrics")[0] == 404
     assert _get(port, "/metrics", {"Authorization": "Bearer nope"})[0] == 404
 
 
-def test_answers_before_common_middleware_say_their_length_under_gunicorn(server):
+def test_answers_before_common_middleware_say_their_length_under_the_server(server):
     """The JWKS and the health check answer before Django's CommonMiddleware (core.middleware.ContentLengthMiddleware):
-    gunicorn sends their bodies with a Content-Length, not in chunks (three socket writes instead of two)."""
+    the server sends their bodies with a Content-Length, not in chunks (three socket writes instead of two)."""
     port = server[0]
     for path in (JWKS, "/healthz", "/.well-known/jwks.json"):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
