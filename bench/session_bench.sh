@@ -42,7 +42,7 @@ start() {  # start REDIS_URL COOKIE_CACHE_SECONDS
   # take all 32 connections and leave a core idle (runs came out at ~990 or ~2,500 req/s at random).
   [ "$WORKER_CLASS" = gthread ] && args+=(--threads "$GTHREADS" --worker-connections "$(( (CONNS + WORKERS - 1) / WORKERS ))")
   if [ "$WORKER_CLASS" = granian ]; then  # the production server: GTHREADS Python threads per worker
-    REDIS_URL=$1 AUTH_COOKIE_CACHE_SECONDS=$2 GRANIAN_LOG_LEVEL=warning "$PY" -m config.serve \
+    REDIS_URL=$1 AUTH_COOKIE_CACHE_SECONDS=$2 WEB_LOG_LEVEL=warning "$PY" -m config.serve \
       --bind "127.0.0.1:$PORT" --workers "$WORKERS" --threads "$GTHREADS" &
   else
     REDIS_URL=$1 AUTH_COOKIE_CACHE_SECONDS=$2 "$ROOT/.venv/bin/gunicorn" "${args[@]}" &

@@ -21,7 +21,8 @@ What gunicorn's hooks did (``config/gunicorn.py``, still usable) happens here:
 
 Options (the environment gives the defaults; docs/configuration.md, "The web server"):
 ``--bind HOST:PORT`` (``WEB_BIND``, 127.0.0.1:8000), ``--workers N`` (``WEB_CONCURRENCY``, 4),
-``--threads N`` (``WEB_THREADS``, 2: Python threads per worker that run requests), ``--app module:name``
+``--threads N`` (``WEB_THREADS``, 2: Python threads per worker that run requests), ``WEB_LOG_LEVEL``
+(info: the server's own lines, worker starts and stops), ``--app module:name``
 (``config.wsgi:application``; the e2e tests serve the example services with it), ``--access-log``.
 """
 
@@ -92,6 +93,7 @@ def build_server(*, bind: str, workers: int, threads: int, app: str, access_log:
                  header_timeout_seconds: float = 10.0):
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
+    from granian.log import LogLevels
     from granian.server import Server
 
     host, _, port = bind.rpartition(":")
@@ -110,6 +112,7 @@ def build_server(*, bind: str, workers: int, threads: int, app: str, access_log:
             keep_alive=True,
             max_buffer_size=HEADER_BUFFER_BYTES,
         ),
+        log_level=LogLevels(os.environ.get("WEB_LOG_LEVEL", "info").lower()),
         log_access=access_log,
         respawn_failed_workers=True,
         respawn_interval=1.0,

@@ -135,10 +135,11 @@ class BearerFastPathMiddleware:
     for the views that offer it (``bearer_fast_get(user, session) -> dict``, the data their ``get``
     renders too: GET me, the sessions list). What runs is what the DRF view runs for that request: the
     token verified once (``identity.bearer``), the session loaded in one statement
-    (``sessions_app.selectors``), the one rule (``sessions_app.policy``) and the activity touch, the
-    view's rate limit. Anything else (no or a bad token, a service token, a refused session, over the
-    rate limit, an unknown path, a request with a body or a query string) goes on to the view, which
-    answers it in the one error envelope."""
+    (``sessions_app.selectors``; a view's ``bearer_fast_load(claims, now) -> (session, kwargs)`` loads it
+    with what ``bearer_fast_get`` needs besides, in the same statement: the sessions list), the one rule
+    (``sessions_app.policy``) and the activity touch, the view's rate limit. Anything else (no or a bad
+    token, a service token, a refused session, over the rate limit, an unknown path, a request with a body
+    or a query string) goes on to the view, which answers it in the one error envelope."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -165,15 +166,19 @@ class BearerFastPathMiddleware:
             return None
         if claims is None or "sid" not in claims:
             return None
-        session = session_for_claims(claims)
         now = timezone.now()
+        load = getattr(view_class, "bearer_fast_load", None)
+        session, loaded = load(claims, now) if load is not None else (session_for_claims(claims), {})
         if session_refusal(session, now) is not None:
             return None  # the view applies the refusal (session_use) and answers it
         if not _within_api_rate(request, session.user_id, getattr(view_class, "api_rate_scope", "api")):
             return None
+        activity = session.last_activity_at
         session_touch(session, now=now)
+        if session.last_activity_at != activity:
+            loaded = {}  # read before the touch wrote the row: the view reads it again (once a minute at most)
         request.resolver_match = match  # the route name of the metrics
-        response = HttpResponse(JSONRenderer().render(fast_get(session.user, session)),
+        response = HttpResponse(JSONRenderer().render(fast_get(session.user, session, **loaded)),
                                 content_type="application/json")
         return _answered(response, allow=_allow_header(view_class))
 

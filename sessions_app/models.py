@@ -30,10 +30,14 @@ def default_amr() -> list[str]:
     return list(PASSWORD_AMR)
 
 
+def alive_q(now) -> models.Q:
+    """A session that is neither revoked nor expired at ``now`` (the one definition; ``alive()`` uses it)."""
+    return models.Q(revoked_at__isnull=True, expires_at__gt=now)
+
+
 class DeviceSessionQuerySet(models.QuerySet):
     def alive(self, now=None):
-        now = now or timezone.now()
-        return self.filter(revoked_at__isnull=True, expires_at__gt=now)
+        return self.filter(alive_q(now or timezone.now()))
 
 
 class DeviceSession(models.Model):

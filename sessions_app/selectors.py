@@ -1,12 +1,12 @@
 import uuid
 from datetime import UTC, datetime
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from core.prepared import PreparedQuery
 from orgs.models import Membership
-from sessions_app.models import DeviceSession
+from sessions_app.models import DeviceSession, alive_q
 
 
 def sessions_active_for(user, *, now=None):
@@ -66,6 +66,27 @@ def session_for_claims(claims: dict) -> DeviceSession | None:
     if session is None or str(session.user_id) != claims.get("sub"):
         return None
     return session
+
+
+_WITH_LIVE_SESSIONS = PreparedQuery(
+    lambda user_id, sid, now: _with_user_and_organization().defer("browser_data").filter(user_id=user_id).filter(
+        Q(pk=sid) | alive_q(now)).order_by("-last_activity_at"),
+    params={"user_id": ("user", uuid.UUID(int=1)), "sid": ("id", uuid.UUID(int=2)),
+            "now": ("expires_at", datetime(1901, 1, 1, tzinfo=UTC))})
+
+
+def session_and_live_sessions_for_claims(claims: dict, now) -> tuple[DeviceSession | None, list[DeviceSession]]:
+    """``session_for_claims(claims)`` and the user's live sessions at ``now`` (``sessions_active_list``),
+    in one statement: the rows of ``sub`` that are the token's ``sid`` (in whatever state, for
+    sessions_app.policy to judge) or alive, newest activity first. When the caller's session passes the
+    rule it is alive, and then the rows are exactly the live sessions; when it does not, the list is not
+    to be shown. (None, []) for claims that name no session of theirs."""
+    try:
+        sid, user_id = uuid.UUID(claims.get("sid")), uuid.UUID(claims.get("sub"))
+    except (ValueError, TypeError, AttributeError):
+        return None, []
+    rows = _WITH_LIVE_SESSIONS.all(user_id=user_id, sid=sid, now=now)
+    return next((row for row in rows if row.pk == sid), None), rows
 
 
 def session_by_refresh_hash(token_hash: str) -> DeviceSession | None:

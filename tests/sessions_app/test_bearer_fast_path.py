@@ -131,3 +131,61 @@ def test_another_users_session_id_in_a_forged_sub_is_not_answered(phone, user, d
     other = bearer(login(APIClient(), stranger.email))
     assert other.get(ME).json()["email"] == stranger.email
     assert phone.get(ME).json()["email"] == user.email
+
+
+def _view_answer(phone, path):
+    with without_middleware(FAST):
+        whole_way = APIClient()
+        whole_way.credentials(**phone._credentials)
+        return whole_way.get(path)
+
+
+def test_the_session_list_is_one_statement(phone, django_assert_num_queries):
+    """The caller's session and the list come from one statement (selectors.session_and_live_sessions_for_claims)."""
+    phone.get(SESSIONS)
+    with django_assert_num_queries(1):
+        assert len(phone.get(SESSIONS).json()["sessions"]) == 2
+
+
+def test_the_one_statement_list_leaves_out_what_the_view_leaves_out(phone, user, drf_seen):
+    """Ended sessions of the user and every session of another user are not listed, as by the view."""
+    client = APIClient()
+    login(client, user.email, deviceId="tablet-1")
+    login(client, user.email, deviceId="old-1")
+    DeviceSession.objects.filter(user=user, device_id="tablet-1").update(revoked_at=timezone.now(),
+                                                                          revoked_reason=RevokeReason.LOGOUT)
+    DeviceSession.objects.filter(user=user, device_id="old-1").update(expires_at=timezone.now() - timedelta(seconds=1))
+    login(APIClient(), UserFactory().email, deviceId="stranger-1")
+    drf_seen.clear()  # the sign-ins above
+    fast = phone.get(SESSIONS)
+    assert drf_seen == []
+    assert sorted(s["deviceId"] for s in fast.json()["sessions"]) == ["laptop-1", "phone-1"]
+    assert fast.content == _view_answer(phone, SESSIONS).content
+
+
+def test_a_list_read_before_the_activity_touch_is_read_again(phone, user, drf_seen, django_assert_num_queries):
+    """When the request records activity (once per ACTIVITY_RESOLUTION), the caller's row changes after the
+    one statement read it: the list is read again, so it shows the new activity and order, as the view."""
+    old = timezone.now() - app_settings.ACTIVITY_RESOLUTION - timedelta(seconds=5)
+    DeviceSession.objects.filter(user=user, device_id="phone-1").update(last_activity_at=old)
+    phone.get(ME)  # warm: the signing keys are cached
+    DeviceSession.objects.filter(user=user, device_id="phone-1").update(last_activity_at=old)
+    with django_assert_num_queries(3):  # the statement, the touch, the list again
+        fast = phone.get(SESSIONS)
+    assert drf_seen == []
+    sessions = fast.json()["sessions"]
+    assert [s["deviceId"] for s in sessions] == ["phone-1", "laptop-1"]
+    assert fast.content == _view_answer(phone, SESSIONS).content
+
+
+def test_the_combined_lookup_names_no_session_for_bad_or_foreign_claims(phone, user):
+    from sessions_app.selectors import session_and_live_sessions_for_claims
+
+    row = DeviceSession.objects.get(user=user, device_id="phone-1")
+    now = timezone.now()
+    assert session_and_live_sessions_for_claims({"sid": "nope", "sub": str(user.pk)}, now) == (None, [])
+    assert session_and_live_sessions_for_claims({"sid": str(row.pk)}, now) == (None, [])
+    stranger = UserFactory()
+    assert session_and_live_sessions_for_claims({"sid": str(row.pk), "sub": str(stranger.pk)}, now) == (None, [])
+    session, rows = session_and_live_sessions_for_claims({"sid": str(row.pk), "sub": str(user.pk)}, now)
+    assert session.pk == row.pk and session in rows and len(rows) == 2
