@@ -5,7 +5,7 @@ EarlyAnswerBodyDrainMiddleware).
 The client here is an ordinary one on a slow link: it sends the headers, then its body in pieces,
 and reads the answer when it is done sending. Without the drain the server answers at once, closes
 with the body still arriving, and the kernel's reset turns the client's next send into a broken pipe
-(checked: without the middleware every gunicorn case below but the page one fails with BrokenPipeError). The server is a real granian
+(checked: without the middleware every case below but the page one fails, under granian and gunicorn). The server is a real granian
 (``python -m config.serve``, the production server) and a real gunicorn (sync, and gthread with keep-alive) on
 a free loopback port, with its own SQLite database."""
 
