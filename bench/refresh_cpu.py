@@ -80,6 +80,7 @@ def main() -> int:
     parser.add_argument("--profile", type=int, default=0, metavar="K", help="print the top K of a cProfile run")
     parser.add_argument("--path", choices=["refresh", *READS], default="refresh", help="the path to profile")
     parser.add_argument("--sort", default="cumulative", help="the profile's order (cumulative, tottime)")
+    parser.add_argument("--callees", default="", help="also print what the functions matching this called")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         print("bench/refresh_cpu.py needs PostgreSQL (set DATABASE_URL)", file=sys.stderr)
@@ -101,7 +102,10 @@ def main() -> int:
             else:
                 _reads(wsgi, access, args.n, READS[args.path])
             profile.disable()
-            pstats.Stats(profile).sort_stats(args.sort).print_stats(args.profile)
+            stats = pstats.Stats(profile).sort_stats(args.sort)
+            stats.print_stats(args.profile)
+            if args.callees:
+                stats.print_callees(args.callees)
     return 0
 
 
