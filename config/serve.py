@@ -16,6 +16,8 @@ What gunicorn's hooks did (``config/gunicorn.py``, still usable) happens here:
   worker exits; a worker that dies is replaced after ``respawn_interval`` and its replacement does it.
 - ``gc.freeze()`` once the application is loaded in a worker (config/gunicorn.py's ``post_worker_init``
   explains why).
+- Each request's environ without the worker's environment variables, which granian copies into it
+  (``without_process_environment``: secrets stay out of ``request.META``).
 - ``GUNICORN_TRACEMALLOC``: the memory tracer of config/memtrace.py, per worker (the variables keep
   their names).
 
@@ -86,7 +88,26 @@ def worker_application():
     module, _, name = os.environ.get(_APP_VARIABLE, "config.wsgi:application").partition(":")
     application = getattr(importlib.import_module(module), name or "application")
     gc.freeze()
-    return application
+    return without_process_environment(application, dict(os.environ))
+
+
+def without_process_environment(application, process_environment: dict):
+    """The application, called with each request's own environ only. granian starts every request's
+    environ from a copy of the worker's environment variables (as CGI and wsgiref do; gunicorn does not),
+    so ``request.META`` would carry ``SECRET_KEY``, ``AUTH_KEY_ENCRYPTION_KEY`` and the password in
+    ``DATABASE_URL`` into everything that is handed a request. A key whose value is the process's own is
+    dropped; what the request itself sets (its headers, path, address) is kept: granian lets the request's
+    values win, and a header equal to an environment variable's value is the only thing lost."""
+    items = tuple(process_environment.items())
+
+    def call(environ, start_response):
+        for key, value in items:
+            if environ.get(key) == value:
+                del environ[key]
+        return application(environ, start_response)
+
+    call.__wrapped__ = application
+    return call
 
 
 def build_server(*, bind: str, workers: int, threads: int, app: str, access_log: bool = False,

@@ -26,14 +26,14 @@ def test_the_worker_factory_loads_the_application_then_freezes_it(monkeypatch, t
     application = serve.worker_application()
     from config.wsgi import application as expected
 
-    assert application is expected
+    assert application.__wrapped__ is expected
     assert gc.get_freeze_count() > before
 
 
 def test_the_factory_serves_the_app_it_is_told(monkeypatch, tmp_path, frozen_objects_restored):
     monkeypatch.setattr(serve, "multiproc_dir", lambda: tmp_path)
     monkeypatch.setenv(serve._APP_VARIABLE, "tests.core.test_serve:sample_app")
-    assert serve.worker_application() is sample_app
+    assert serve.worker_application().__wrapped__ is sample_app
 
 
 def sample_app(environ, start_response):  # pragma: no cover - only looked up
@@ -62,3 +62,24 @@ def test_the_bind_address_is_split_for_granian(monkeypatch):
     assert server.factory and server.respawn_failed_workers
     assert server.http1_settings.max_buffer_size == serve.HEADER_BUFFER_BYTES
     assert server.http1_settings.header_read_timeout == 10_000
+
+
+def test_the_application_sees_the_request_not_the_process_environment():
+    """granian builds each environ as ``dict(os.environ) | request``: the secrets of the environment must
+    not reach ``request.META``; the request's own keys, even one an environment variable also names, stay."""
+    process = {"SECRET_KEY": "s3cret", "DATABASE_URL": "postgres://u:pw@db/x", "PATH": "/usr/bin",
+               "HTTP_PROXY": "http://proxy.internal:3128", "SERVER_NAME": "from-env"}
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(dict(environ))
+        return [b""]
+
+    wrapped = serve.without_process_environment(app, process)
+    request = {"REQUEST_METHOD": "GET", "PATH_INFO": "/x", "HTTP_AUTHORIZATION": "Bearer t", "SERVER_NAME": "auth"}
+    assert wrapped(process | request, None) == [b""]
+    assert seen == [request]
+    # A header the client sent wins over the environment variable of the same name, and is kept.
+    seen.clear()
+    wrapped(process | {**request, "HTTP_PROXY": "client-sent"}, None)
+    assert seen[0]["HTTP_PROXY"] == "client-sent" and "SECRET_KEY" not in seen[0]

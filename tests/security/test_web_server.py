@@ -135,3 +135,37 @@ def test_an_ordinary_head_with_long_cookies_is_served(server):
     head = (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: "
             + b"; ".join(b"c%d=%s" % (i, b"v" * 1000) for i in range(16)) + b"\r\n\r\n")
     assert _raw(port, head) == b"HTTP/1.1 200 OK"
+
+
+def test_a_requests_environ_holds_no_environment_variable(tmp_path):
+    """granian copies the worker's environment into every environ; config.serve drops it again, so
+    ``request.META`` never carries ``SECRET_KEY`` and the like (checked through a real server)."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k not in SCRUB}
+    env.update(PYTHONDONTWRITEBYTECODE="1", MANA_DATA_DIR=str(tmp_path), MANA_TEST_SECRET="not-for-requests",
+               PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"))
+    port = _free_port()
+    command = [sys.executable, "-m", "config.serve", "--app", "tests.support.environ_app:application",
+               "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1"]
+    with open(tmp_path / "server.log", "ab") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("GET", "/probe", headers={"X-Probe": "1"})
+                keys = json.loads(conn.getresponse().read())
+                conn.close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert "HTTP_X_PROBE" in keys and "PATH_INFO" in keys and "REMOTE_ADDR" in keys
+        assert "MANA_TEST_SECRET" not in keys and "PATH" not in keys and "HOME" not in keys
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(15)
