@@ -1,5 +1,9 @@
 """gunicorn settings for the web service: ``gunicorn -c config/gunicorn.py config.wsgi``.
 
+The production server is granian (``python -m config.serve``, config/serve.py); this file stays for
+deployments that still run gunicorn, which must sit behind a proxy that reads request heads first
+(docs/security.md, "Slow request heads").
+
 Metrics in multiprocess mode (core/metrics.py): every worker writes its counters to files under
 ``PROMETHEUS_MULTIPROC_DIR`` and a scrape, whichever worker answers it, sums them all. The variable must
 be set before anything imports ``prometheus_client``, so it is set here, in the master, before the

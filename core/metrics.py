@@ -13,10 +13,11 @@ The owners count where their events happen:
 * ``scrape_collector(name, collect)``: a gauge computed at scrape time from the owner's rows (outbox
   backlog, signing-key age), registered in the owner's ``AppConfig.ready()``.
 
-Several processes (gunicorn workers): set ``PROMETHEUS_MULTIPROC_DIR`` before the first import of
-``prometheus_client`` (config/gunicorn.py does) and every scrape sums the counters of every worker,
-dead ones included (``child_exit`` marks a dead worker so its live gauges drop out). Without it, the
-one process's own registry is exported (runserver, tests).
+Several processes (the web server's workers): set ``PROMETHEUS_MULTIPROC_DIR`` before the first import of
+``prometheus_client`` (config/serve.py does, and config/gunicorn.py) and every scrape sums the counters of
+every worker, dead ones included (a dead worker is marked so its live gauges drop out: by a starting worker
+under granian, by ``child_exit`` under gunicorn). Without it, the one process's own registry is exported
+(runserver, tests).
 
 ``GET /metrics`` answers only ``Authorization: Bearer <AUTH_METRICS_TOKEN>`` (compared in constant
 time); any other request, and every request while the variable is unset, gets the site's 404.

@@ -8,7 +8,7 @@ import contextlib
 import os
 import threading
 
-# The kind of process, set by its entry point before Django starts: "web" (gunicorn, tests) or "job"
+# The kind of process, set by its entry point before Django starts: "web" (the web server, tests) or "job"
 # (manage.py commands but runserver, the Celery worker and beat). Jobs get the long timeouts.
 PROCESS_KIND_ENV = "MANA_PROCESS_KIND"
 
