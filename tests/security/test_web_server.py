@@ -169,3 +169,51 @@ def test_a_requests_environ_holds_no_environment_variable(tmp_path):
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(15)
+
+
+def test_a_request_in_flight_finishes_when_the_server_is_stopped(tmp_path):
+    """A rolling deploy sends SIGTERM to the server's main process: the request being served still gets
+    its whole answer, and the server is gone within ``WEB_GRACEFUL_SECONDS``."""
+    import threading
+
+    env = {k: v for k, v in os.environ.items() if k not in SCRUB}
+    env.update(PYTHONDONTWRITEBYTECODE="1", MANA_DATA_DIR=str(tmp_path), WEB_GRACEFUL_SECONDS="5",
+               PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"))
+    port = _free_port()
+    command = [sys.executable, "-m", "config.serve", "--app", "tests.support.slow_app:application",
+               "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
+    with open(tmp_path / "server.log", "ab") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            try:
+                assert _get(port, "/?seconds=0") == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        answers = []
+
+        def slow():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+            conn.request("GET", "/?seconds=2")
+            response = conn.getresponse()
+            answers.append((response.status, response.read()))
+            conn.close()
+
+        client = threading.Thread(target=slow)
+        client.start()
+        time.sleep(0.5)  # the request is being served
+        process.send_signal(signal.SIGTERM)
+        client.join(15)
+        assert answers == [(200, b"finished")], (tmp_path / "server.log").read_text()[-3000:]
+        assert process.wait(10) == 0  # gone, cleanly, well within the graceful window
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(15)
