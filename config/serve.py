@@ -41,9 +41,11 @@ _REPO = Path(__file__).resolve().parent.parent
 _APP_VARIABLE = "MANA_WEB_APP"
 _WORKER_FILE = re.compile(r"_(\d+)\.db$")
 
-# The largest request head a worker reads (request line and headers together); a longer one is refused
-# with 431 before Python sees it. gunicorn's limits were 4,094 bytes of request line and 100 fields of at
-# most 8,190 bytes; 64 KiB holds any legitimate head (a browser's cookies for several accounts included).
+# granian's HTTP/1 buffer: a request head (request line and headers) that outgrows it is refused with 431
+# before Python sees it. hyper checks the limit per read, so somewhat more can pass (a 100 KB header did,
+# 200 KB was refused: tests/security/test_web_server.py). gunicorn's limits were 4,094 bytes of request line
+# and 100 fields of at most 8,190 bytes; 64 KiB holds any legitimate head (a browser's cookies for several
+# accounts included).
 HEADER_BUFFER_BYTES = 64 * 1024
 
 
