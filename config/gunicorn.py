@@ -20,27 +20,22 @@ every ``GUNICORN_TRACEMALLOC_SECONDS`` (120) to ``<directory>/memtrace-<pid>.txt
 
 import gc
 import os
-import shutil
-from pathlib import Path
 
-_multiproc = Path(os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR",
-    str(Path(os.environ.get("MANA_DATA_DIR", Path(__file__).resolve().parent.parent / "var")) / "prometheus"),
-))
+from config import memtrace
+from config.serve import multiproc_dir, reset_multiproc_dir
+
+multiproc_dir()  # PROMETHEUS_MULTIPROC_DIR, set before the workers load the application
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 worker_class = "gthread"
 threads = 2
 
-_memtrace = os.environ.get("GUNICORN_TRACEMALLOC", "")
-_memtrace_seconds = float(os.environ.get("GUNICORN_TRACEMALLOC_SECONDS", "120"))
-_memtrace_frames = int(os.environ.get("GUNICORN_TRACEMALLOC_FRAMES", "1"))
+_memtrace, _memtrace_seconds, _memtrace_frames = memtrace.environment_settings()
 
 
 def on_starting(server):
-    shutil.rmtree(_multiproc, ignore_errors=True)
-    _multiproc.mkdir(parents=True, exist_ok=True)
+    reset_multiproc_dir()
 
 
 def child_exit(server, worker):
@@ -51,8 +46,6 @@ def child_exit(server, worker):
 
 def post_fork(server, worker):
     if _memtrace:
-        from config import memtrace
-
         memtrace.start(_memtrace, _memtrace_seconds, frames=_memtrace_frames)
 
 
@@ -70,6 +63,4 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     if _memtrace:
-        from config import memtrace
-
         memtrace.stop()

@@ -14,9 +14,9 @@ and once more when the worker exits. A report separates the three layers of a wo
 - the kernel's view: RSS (anonymous and file-backed, ``/proc/self/status``).
 
 Python heap growth shows up in the first, allocator growth in the second, the rest (pymalloc arenas
-kept, shared pages touched after the fork) only in the third. Off, nothing of this module runs: the
-hook is one environment lookup in the master. On, tracemalloc makes every allocation slower, each traced
-block costs about 60 bytes more (1 frame) and a report briefly needs memory for a snapshot (kept only as
+kept, shared pages touched after the fork) only in the third. Off, nothing of this module runs but
+``environment_settings`` (three environment lookups when a server starts). On, tracemalloc makes every
+allocation slower, each traced block costs about 60 bytes more (1 frame) and a report briefly needs memory for a snapshot (kept only as
 sizes by line): for soaks and investigations, not for production. With 0 frames a report costs a few
 milliseconds and nothing runs in between.
 """
@@ -160,6 +160,15 @@ class Tracer:
 
 
 _tracer: Tracer | None = None
+
+
+def environment_settings() -> tuple[str, float, int]:
+    """``GUNICORN_TRACEMALLOC`` (the directory; empty: off), ``GUNICORN_TRACEMALLOC_SECONDS`` and
+    ``GUNICORN_TRACEMALLOC_FRAMES``, as both servers' start-up reads them (config/serve.py,
+    config/gunicorn.py)."""
+    return (os.environ.get("GUNICORN_TRACEMALLOC", ""),
+            float(os.environ.get("GUNICORN_TRACEMALLOC_SECONDS", str(DEFAULT_SECONDS))),
+            int(os.environ.get("GUNICORN_TRACEMALLOC_FRAMES", "1")))
 
 
 def start(directory: str | os.PathLike, seconds: float = DEFAULT_SECONDS, *, frames: int = 1,

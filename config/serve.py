@@ -56,6 +56,14 @@ def multiproc_dir() -> Path:
     ))
 
 
+def reset_multiproc_dir() -> Path:
+    """Empty the metrics directory when a server starts: the files of a previous run would be summed too."""
+    directory = multiproc_dir()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
 def forget_dead_workers(directory: Path) -> list[int]:
     """Mark every worker whose metric files are in ``directory`` and whose process is gone as dead."""
     from prometheus_client import multiprocess
@@ -78,13 +86,12 @@ def worker_application():
     import importlib
     import multiprocessing.util
 
-    forget_dead_workers(multiproc_dir())
-    memtrace_dir = os.environ.get("GUNICORN_TRACEMALLOC", "")
-    if memtrace_dir:
-        from config import memtrace
+    from config import memtrace
 
-        memtrace.start(memtrace_dir, float(os.environ.get("GUNICORN_TRACEMALLOC_SECONDS", "120")),
-                       frames=int(os.environ.get("GUNICORN_TRACEMALLOC_FRAMES", "1")))
+    forget_dead_workers(multiproc_dir())
+    memtrace_dir, memtrace_seconds, memtrace_frames = memtrace.environment_settings()
+    if memtrace_dir:
+        memtrace.start(memtrace_dir, memtrace_seconds, frames=memtrace_frames)
         # A worker is a multiprocessing child: atexit does not run in it, multiprocessing's finalizers do.
         multiprocessing.util.Finalize(None, memtrace.stop, exitpriority=10)
     module, _, name = os.environ.get(_APP_VARIABLE, "config.wsgi:application").partition(":")
@@ -154,9 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--access-log", action="store_true")
     args = parser.parse_args(argv)
 
-    directory = multiproc_dir()
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True, exist_ok=True)
+    reset_multiproc_dir()
     server = build_server(bind=args.bind, workers=args.workers, threads=args.threads, app=args.app,
                           access_log=args.access_log,
                           header_timeout_seconds=float(os.environ.get("WEB_HEADER_TIMEOUT_SECONDS", "10")))
