@@ -16,9 +16,9 @@ and once more when the worker exits. A report separates the three layers of a wo
 Python heap growth shows up in the first, allocator growth in the second, the rest (pymalloc arenas
 kept, shared pages touched after the fork) only in the third. Off, nothing of this module runs but
 ``environment_settings`` (three environment lookups when a server starts). On, tracemalloc makes every
-allocation slower, each traced block costs about 60 bytes more (1 frame) and a report briefly needs memory for a snapshot (kept only as
-sizes by line): for soaks and investigations, not for production. With 0 frames a report costs a few
-milliseconds and nothing runs in between.
+allocation slower, each traced block costs about 60 bytes more (1 frame) and a report briefly needs
+memory for a snapshot (kept only as sizes by line): for soaks and investigations, not for production.
+With 0 frames a report costs a few milliseconds and nothing runs in between.
 """
 
 from __future__ import annotations
