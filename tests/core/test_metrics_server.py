@@ -24,6 +24,8 @@ import pytest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.conftest import start_process, start_server
+
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "gunicorn-metrics-token-0123456789abcdef"
 SCRUB = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "MANA_DATA_DIR", "EMAIL_URL",
@@ -89,36 +91,20 @@ def server(request, tmp_path_factory):
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True, timeout=180,
                    stdin=subprocess.DEVNULL)
     port = _free_port()
-    log = data / "server.log"
     if request.param == "granian":  # one thread per worker: a sign-in keeps its worker busy, as a sync one
-        command = [sys.executable, "-m", "config.serve", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                   "--threads", "1"]
+        running = start_server("server", "config.wsgi", cwd=REPO, env=env, logdir=data, ready_path="/healthz",
+                               port=port, workers=2, threads=1)
+        multiproc = data / "server-prometheus"  # start_server's own directory for the server
     else:
         command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
                    "--bind", f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "sync",
                    "--graceful-timeout", "2", "--error-logfile", "-"]
-    with open(log, "ab") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        running = start_process("server", command, url=f"http://127.0.0.1:{port}", cwd=REPO, env=env, logdir=data,
+                                ready_path="/healthz")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if _get(port, JWKS)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
-        yield port, multiproc, process, log
+        yield port, multiproc, running.process, running.log
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        running.stop()
 
 
 def _children(pid: int) -> list[int]:
@@ -128,7 +114,7 @@ def _children(pid: int) -> list[int]:
 
 def test_a_scrape_sums_both_workers_and_keeps_a_dead_ones_counts(server):
     port, multiproc, process, log = server
-    sent = 1  # the readiness probe
+    sent = 0  # the readiness probe asked /healthz
     with ThreadPoolExecutor(max_workers=10) as pool:
         for round_ in range(30):
             # A sign-in (one argon2 hash) keeps a sync worker busy, so the other one accepts the JWKS requests

@@ -93,14 +93,14 @@ class Server:
 
 
 def start_server(name: str, app: str, *, cwd: Path, env: dict, logdir: Path, ready_path: str,
-                 access_log: bool = False, port: int | None = None, host: str = "127.0.0.1") -> Server:
+                 access_log: bool = False, port: int | None = None, host: str = "127.0.0.1", workers: int = 1,
+                 threads: int = 4) -> Server:
     """``app``: the WSGI module (its ``application``), importable from ``cwd``. The server is the
-    production one, ``python -m config.serve`` (granian), one worker with four threads.
+    production one, ``python -m config.serve`` (granian), one worker with four threads unless told otherwise.
     ``port``/``host``: when the server must know its own URL beforehand (AUTH_PUBLIC_URL)."""
     port = port or free_port()
-    log = logdir / f"{name}.log"
     command = [PYTHON, "-m", "config.serve", "--app", f"{app}:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", "1", "--threads", "4"]
+               "--workers", str(workers), "--threads", str(threads)]
     if access_log:
         command.append("--access-log")
     env = {**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(cwd), str(REPO)])),
@@ -108,10 +108,19 @@ def start_server(name: str, app: str, *, cwd: Path, env: dict, logdir: Path, rea
            # Its own metric files: the server empties the directory when it starts, and the servers of a
            # test may share a MANA_DATA_DIR.
            "PROMETHEUS_MULTIPROC_DIR": str(logdir / f"{name}-prometheus")}
+    return start_process(name, command, url=f"http://{host}:{port}", cwd=cwd, env=env, logdir=logdir,
+                         ready_path=ready_path)
+
+
+def start_process(name: str, command: list[str], *, url: str, cwd: Path, env: dict, logdir: Path,
+                  ready_path: str) -> Server:
+    """Start a server's ``command`` in a process group of its own, its output in ``logdir/<name>.log``,
+    and wait until ``url + ready_path`` answers (any status); fail the test if it exits or stays silent."""
+    log = logdir / f"{name}.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
-    server = Server(name=name, url=f"http://{host}:{port}", process=process, log=log)
+    server = Server(name=name, url=url, process=process, log=log)
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         if process.poll() is not None:

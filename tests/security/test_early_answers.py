@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import io
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 
 from core.middleware import EarlyAnswerBodyDrainMiddleware
+from tests.e2e.conftest import start_process, start_server
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 1024 * 1024
@@ -55,47 +55,30 @@ def child_env(tmp_path_factory):
 def server(request, child_env):
     env, data = child_env
     port = _free_port()
-    log = data / f"server-{request.param}.log"
+    name = f"server-{request.param}"
     if request.param == "granian":  # the production server (config/serve.py)
-        command = [sys.executable, "-m", "config.serve", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                   "--threads", "2"]
+        running = start_server(name, "config.wsgi", cwd=REPO, env=env, logdir=data, ready_path="/healthz",
+                               port=port, threads=2)
     else:  # gunicorn (config/gunicorn.py), still supported
         command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
                    "--worker-class", request.param, "--graceful-timeout", "2", "--error-logfile", "-"]
-    if request.param == "gthread":
-        command += ["--threads", "2", "--keep-alive", "5"]
-    with open(log, "ab") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        if request.param == "gthread":
+            command += ["--threads", "2", "--keep-alive", "5"]
+        running = start_process(name, command, url=f"http://127.0.0.1:{port}", cwd=REPO, env=env, logdir=data,
+                                ready_path="/healthz")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                # First requests make the worker import most of the application: the answers measured
-                # come from a warm worker, as in production (a cold one answers slower than the body
-                # arrives, which would hide the reset).
-                for method, path, status in (("GET", "/api/v1/auth/jwks", 200), ("POST", "/api/v1/auth/logout", 401),
-                                             ("GET", "/login", 200)):
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                    conn.request(method, path, body=b"" if method == "POST" else None)
-                    assert conn.getresponse().status == status
-                    conn.close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.2)
+        # First requests make the worker import most of the application: the answers measured come from a
+        # warm worker, as in production (a cold one answers slower than the body arrives, which would hide
+        # the reset).
+        for method, path, status in (("GET", "/api/v1/auth/jwks", 200), ("POST", "/api/v1/auth/logout", 401),
+                                     ("GET", "/login", 200)):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request(method, path, body=b"" if method == "POST" else None)
+            assert conn.getresponse().status == status, running.describe()
+            conn.close()
         yield port
     finally:
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(process.pid, sig)  # the group started above: master and its worker
-                process.wait(wait)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        running.stop()
 
 
 def slow_post(port, path, size, *, content_type="application/json", pause=0.03):

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import start_server
+
 REPO = Path(__file__).resolve().parents[2]
 SCRUB = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "MANA_DATA_DIR", "EMAIL_URL",
          "PYTEST_CURRENT_TEST", "DJANGO_ALLOW_ASYNC_UNSAFE", "PROMETHEUS_MULTIPROC_DIR")
@@ -65,35 +67,13 @@ def server(tmp_path_factory):
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True, timeout=180,
                    stdin=subprocess.DEVNULL)
     port = _free_port()
-    log = data / "server.log"
     # One worker with one thread: a head that held the thread would hold the whole server.
-    command = [sys.executable, "-m", "config.serve", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-               "--threads", "1"]
-    with open(log, "ab") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    running = start_server("web-server", "config.wsgi", cwd=REPO, env=env, logdir=data, ready_path="/healthz",
+                           port=port, threads=1)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if _get(port) == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
         yield port, data
     finally:
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(process.pid, sig)
-                process.wait(wait)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        running.stop()
 
 
 def test_a_slow_request_head_is_dropped_and_holds_no_thread(server):
@@ -143,32 +123,19 @@ def test_a_requests_environ_holds_no_environment_variable(tmp_path):
     import json
 
     env = {k: v for k, v in os.environ.items() if k not in SCRUB}
-    env.update(PYTHONDONTWRITEBYTECODE="1", MANA_DATA_DIR=str(tmp_path), MANA_TEST_SECRET="not-for-requests",
-               PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"))
+    env.update(PYTHONDONTWRITEBYTECODE="1", MANA_DATA_DIR=str(tmp_path), MANA_TEST_SECRET="not-for-requests")
     port = _free_port()
-    command = [sys.executable, "-m", "config.serve", "--app", "tests.support.environ_app:application",
-               "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1"]
-    with open(tmp_path / "server.log", "ab") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    running = start_server("environ", "tests.support.environ_app", cwd=REPO, env=env, logdir=tmp_path,
+                           ready_path="/ready", port=port, threads=1)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                conn.request("GET", "/probe", headers={"X-Probe": "1"})
-                keys = json.loads(conn.getresponse().read())
-                conn.close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/probe", headers={"X-Probe": "1"})
+        keys = json.loads(conn.getresponse().read())
+        conn.close()
         assert "HTTP_X_PROBE" in keys and "PATH_INFO" in keys and "REMOTE_ADDR" in keys
         assert "MANA_TEST_SECRET" not in keys and "PATH" not in keys and "HOME" not in keys
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(15)
+        running.stop()
 
 
 def test_a_request_in_flight_finishes_when_the_server_is_stopped(tmp_path):
@@ -177,24 +144,12 @@ def test_a_request_in_flight_finishes_when_the_server_is_stopped(tmp_path):
     import threading
 
     env = {k: v for k, v in os.environ.items() if k not in SCRUB}
-    env.update(PYTHONDONTWRITEBYTECODE="1", MANA_DATA_DIR=str(tmp_path), WEB_GRACEFUL_SECONDS="5",
-               PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"))
+    env.update(PYTHONDONTWRITEBYTECODE="1", MANA_DATA_DIR=str(tmp_path), WEB_GRACEFUL_SECONDS="5")
     port = _free_port()
-    command = [sys.executable, "-m", "config.serve", "--app", "tests.support.slow_app:application",
-               "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
-    with open(tmp_path / "server.log", "ab") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    running = start_server("slow", "tests.support.slow_app", cwd=REPO, env=env, logdir=tmp_path,
+                           ready_path="/?seconds=0", port=port, threads=2)
+    process = running.process
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                assert _get(port, "/?seconds=0") == 200
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
         answers = []
 
         def slow():
@@ -209,11 +164,7 @@ def test_a_request_in_flight_finishes_when_the_server_is_stopped(tmp_path):
         time.sleep(0.5)  # the request is being served
         process.send_signal(signal.SIGTERM)
         client.join(15)
-        assert answers == [(200, b"finished")], (tmp_path / "server.log").read_text()[-3000:]
+        assert answers == [(200, b"finished")], running.describe()
         assert process.wait(10) == 0  # gone, cleanly, well within the graceful window
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(15)
+        running.stop()
