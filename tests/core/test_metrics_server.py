@@ -132,11 +132,19 @@ def test_a_scrape_sums_both_workers_and_keeps_a_dead_ones_counts(server):
     assert _jwks_count(port) == sent
 
     # A worker dies; the server starts another (and the dead one is marked). Its counts stay summed.
-    victim = _children(process.pid)[0]
+    before = _children(process.pid)
+    victim = before[0]
     assert list(multiproc.glob(f"gauge_livesum_{victim}.db"))
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while victim in _children(process.pid) or len(_children(process.pid)) < 2:
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+    # The replacement is a child at once but starts up for a second or more (granian marks the dead one in
+    # that start-up, before the application loads): wait until it has loaded the application, which makes
+    # its own metric files.
+    (replacement,) = set(_children(process.pid)) - set(before)
+    while not list(multiproc.glob(f"*_{replacement}.db")):
         assert time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.2)
     for _ in range(4):
