@@ -63,6 +63,7 @@ environment = {
     "AUTH_LOCKOUT_FAILURES": env.int("AUTH_LOCKOUT_FAILURES", default=5),  # AXES_FAILURE_LIMIT
     "AUTH_LOCKOUT_SECONDS": env.int("AUTH_LOCKOUT_SECONDS", default=15 * 60),  # AXES_COOLOFF_TIME
     "AUTH_COOKIE_CACHE_SECONDS": env.int("AUTH_COOKIE_CACHE_SECONDS", default=300),  # SESSIONS
+    "AUTH_REFRESH_ASYNC_COMMIT": env.bool("AUTH_REFRESH_ASYNC_COMMIT", default=True),  # SESSIONS
     "AUTH_RATE_LIMIT_ENABLED": env.bool("AUTH_RATE_LIMIT_ENABLED", default=True),  # SECURITY
     "AUTH_LOGIN_DELAY_BASE_SECONDS": env.int("AUTH_LOGIN_DELAY_BASE_SECONDS", default=1),  # SECURITY
     "AUTH_LOGIN_DELAY_MAX_SECONDS": env.int("AUTH_LOGIN_DELAY_MAX_SECONDS", default=8),  # SECURITY
@@ -342,6 +343,8 @@ SESSIONS = {  # sessions_app/app_settings.py: lifetimes, idle timeout, cookie ca
     # The browser's cookie cache lifetime (seconds, 0 turns it off); bench/session_bench.sh uses it to
     # measure with and without the cache.
     "COOKIE_CACHE_SECONDS": environment["AUTH_COOKIE_CACHE_SECONDS"],
+    # A routine refresh's rotation commits without waiting for the WAL flush (docs/deploy.md "A refresh and the disk").
+    "REFRESH_ASYNC_COMMIT": environment["AUTH_REFRESH_ASYNC_COMMIT"],
 }
 ACCOUNTS = {  # accounts/app_settings.py: link lifetimes, password hashing cost, breached passwords
     # argon2id cost of accounts.hashers.ManaArgon2PasswordHasher (README "Passwords"); a change rehashes

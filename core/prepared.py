@@ -240,7 +240,15 @@ class PreparedUpdateThenInsert:
     transaction it is one round trip and one commit, and inside one it is still both or neither. Elsewhere
     (SQLite) the two statements in a transaction of their own. ``execute(where_values, set_values, instance)``
     returns whether the update changed a row (and the row was inserted). The update's ``where`` must name at
-    most one row (its primary key): one row inserted per row changed."""
+    most one row (its primary key): one row inserted per row changed.
+
+    ``asynchronous_commit=True`` (PostgreSQL, outside a transaction): the statement's own commit returns
+    without waiting for its WAL to reach the disk (``set_config('synchronous_commit', 'off', true)`` in the
+    statement, so it holds for this one implicit transaction only: no session state, PgBouncer's
+    transaction mode is fine). A crash of the database server within about three ``wal_writer_delay``
+    (600 ms by default) may lose it; the database stays consistent (both writes or neither), and any later
+    synchronous commit makes it durable. Inside a transaction it is ignored: the transaction's own commit
+    decides. For writes whose loss is harmless only (sessions_app.services: a routine refresh)."""
 
     def __init__(self, update: PreparedUpdate, insert: PreparedInsert):
         if "pk" not in update._where:
@@ -248,22 +256,27 @@ class PreparedUpdateThenInsert:
         if any(hasattr(field, "get_placeholder") for field in insert._fields):
             raise ValueError("a field with its own SQL placeholder cannot be inserted by a PreparedUpdateThenInsert")
         self._update, self._insert = update, insert
-        self._compiled: dict[str, str] = {}
+        self._compiled: dict[tuple[str, bool], str] = {}
 
-    def _sql(self, using: str) -> str:
-        text = self._compiled.get(using)
+    def _sql(self, using: str, asynchronous_commit: bool) -> str:
+        text = self._compiled.get((using, asynchronous_commit))
         if text is None:
             connection = connections[using]
             update, _, _, _ = self._update._compiled_for(using)
             quote = connection.ops.quote_name
             columns = ", ".join(quote(field.column) for field in self._insert._fields)
             values = ", ".join(["%s"] * len(self._insert._fields))
-            text = self._compiled[using] = (
-                f"WITH changed AS ({update} RETURNING 1) "
-                f"INSERT INTO {quote(self._insert._model._meta.db_table)} ({columns}) SELECT {values} FROM changed")
+            # set_config is volatile: its CTE is evaluated once, before the INSERT's row (it joins it)
+            setting, joined = ("asynchronous AS (SELECT set_config('synchronous_commit', 'off', true)), ",
+                               " CROSS JOIN asynchronous") if asynchronous_commit else ("", "")
+            text = self._compiled[using, asynchronous_commit] = (
+                f"WITH {setting}changed AS ({update} RETURNING 1) "
+                f"INSERT INTO {quote(self._insert._model._meta.db_table)} ({columns}) "
+                f"SELECT {values} FROM changed{joined}")
         return text
 
-    def execute(self, where_values, set_values, instance, *, using: str = "default") -> bool:
+    def execute(self, where_values, set_values, instance, *, using: str = "default",
+                asynchronous_commit: bool = False) -> bool:
         connection = connections[using]
         if connection.vendor != "postgresql":
             with transaction.atomic(using=using, savepoint=False):
@@ -271,7 +284,7 @@ class PreparedUpdateThenInsert:
                     return False
                 self._insert.execute(instance, using=using)
                 return True
-        text = self._sql(using)
+        text = self._sql(using, asynchronous_commit and connection.get_autocommit())
         params = self._update.params(where_values, set_values, using=using) + self._insert.params(instance,
                                                                                                  using=using)
         with transaction.mark_for_rollback_on_error(using=using), _cursor(connection) as cursor:

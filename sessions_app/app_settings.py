@@ -41,6 +41,13 @@ class AppSettings(BaseAppSettings):
         return timedelta(seconds=settings.AUTH_REFRESH_GRACE_SECONDS)
 
     @property
+    def REFRESH_ASYNC_COMMIT(self) -> bool:
+        """``AUTH_REFRESH_ASYNC_COMMIT`` (default on): a routine refresh's rotation (nothing else to write)
+        commits without waiting for PostgreSQL to flush it (docs/deploy.md "A refresh and the disk"); a crash
+        of the database server may lose the last ~600 ms of them, whose devices then sign in again."""
+        return bool(self._get("REFRESH_ASYNC_COMMIT", True))
+
+    @property
     def REVOKED_RETENTION(self) -> timedelta:
         """Revoked and expired sessions are deleted this long after they ended (default 30 days)."""
         return timedelta(seconds=self._get("REVOKED_RETENTION_SECONDS", 30 * 24 * 3600))

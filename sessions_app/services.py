@@ -250,7 +250,10 @@ def _rotate(scope: RefusalScope | None, session: DeviceSession, raw_token: str, 
     spent = SpentRefreshToken(token_hash=token_hash, session=session, spent_at=now, successor_hash=new_hash,
                               successor_encrypted=_grace_seal(pair, token_hash, SealedWith.SPENT_TOKEN, raw_token),
                               successor_sealed_with=SealedWith.SPENT_TOKEN)
-    if not _ROTATE.execute((session.pk, token_hash), (new_hash, now, now, expires_at), spent):
+    # The routine rotation (no scope: outside a transaction) need not wait for the disk: losing it in a crash
+    # of the database server only signs its device out (docs/deploy.md "A refresh and the disk").
+    if not _ROTATE.execute((session.pk, token_hash), (new_hash, now, now, expires_at), spent,
+                           asynchronous_commit=scope is None and app_settings.REFRESH_ASYNC_COMMIT):
         return None  # another request spent it first: the spent-token path answers
     session.refresh_token_hash, session.refresh_rotated_at, session.last_activity_at = new_hash, now, now
     session.expires_at = expires_at

@@ -204,3 +204,26 @@ def test_prepared_insert_reads_back_a_generated_primary_key():
     assert isinstance(first.pk, int) and second.pk > first.pk and not first._state.adding
     stored = AuditEvent.objects.get(pk=first.pk)
     assert (stored.event, stored.actor_id, stored.context) == (EventType.LOGIN_SUCCEEDED, user.pk, {"k": [1, "two"]})
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's synchronous_commit")
+def test_an_asynchronous_commit_is_asked_by_the_statement_only_outside_a_transaction():
+    statement = _rotate_then_spend()
+    session = session_create(user=UserFactory()).session
+    with CaptureQueriesContext(connection) as queries:
+        assert statement.execute((session.pk, session.refresh_token_hash), ("y" * 64,), _spent(session, "e" * 64),
+                                 asynchronous_commit=True)
+    sql, = [query["sql"] for query in queries]
+    assert sql.startswith("WITH asynchronous AS (SELECT set_config('synchronous_commit', 'off', true)), changed")
+    # Committed and visible; the connection keeps its own setting.
+    assert DeviceSession.objects.get(pk=session.pk).refresh_token_hash == "y" * 64
+    assert SpentRefreshToken.objects.filter(pk="e" * 64).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    # Inside a transaction its own COMMIT decides: the statement asks nothing.
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert statement.execute((session.pk, "y" * 64), ("z" * 64,), _spent(session, "f" * 64),
+                                 asynchronous_commit=True)
+    assert all("set_config" not in query["sql"] for query in queries)

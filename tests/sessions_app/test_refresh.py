@@ -374,3 +374,57 @@ def test_a_routine_refresh_is_one_write_outside_a_transaction_and_others_stay_in
     writes = [(verb, atomic) for verb, atomic in seen if verb != "SELECT"]
     assert ("WITH", True) in writes and all(atomic for _, atomic in writes)
     assert AuditEvent.objects.filter(event=EventType.TOKEN_REFRESHED).count() == 1
+
+
+ASYNCHRONOUS = "set_config('synchronous_commit', 'off', true)"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's synchronous_commit")
+def test_only_the_routine_rotation_commits_without_waiting_for_the_disk(api, user, settings):
+    """docs/deploy.md "A refresh and the disk": the routine rotation's own statement turns the WAL flush
+    wait off for its implicit transaction; the audited transaction (a refusal, an anomaly, a recorded
+    refresh) commits as every other write does, and so does every rotation with the setting off. Nothing
+    stays set on the connection (PgBouncer's transaction mode hands it to someone else next)."""
+    settings.IDENTITY = {**settings.IDENTITY, "KEY_GENERATION_CHECK_SECONDS": 3600}
+    token = login(api, user.email)["refreshToken"]
+    seen = []
+
+    def record(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    def rotation_sql(token):
+        seen.clear()
+        with connection.execute_wrapper(record):
+            token = refreshed(token)["refreshToken"]
+        rotation, = [sql for sql in seen if sql.startswith("WITH")]
+        return token, rotation
+
+    token, rotation = rotation_sql(token)
+    assert ASYNCHRONOUS in rotation and rotation.endswith("FROM changed CROSS JOIN asynchronous")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+
+    settings.SESSIONS = {**settings.SESSIONS, "REFRESH_ASYNC_COMMIT": False}
+    token, rotation = rotation_sql(token)
+    assert ASYNCHRONOUS not in rotation
+
+    settings.SESSIONS = {**settings.SESSIONS, "REFRESH_ASYNC_COMMIT": True}
+    settings.AUDIT = {**settings.AUDIT, "RECORD_REFRESHES": True}
+    token, rotation = rotation_sql(token)
+    assert ASYNCHRONOUS not in rotation  # in the audited transaction: its COMMIT waits for the disk
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's synchronous_commit")
+def test_set_config_in_a_joined_cte_holds_for_that_statement_only():
+    """What the rotation relies on: a volatile CTE joined by the statement runs in it, and a local setting
+    lasts to the end of the statement's implicit transaction (whose commit reads it), not beyond."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH asynchronous AS (SELECT {ASYNCHRONOUS}) "
+                       "SELECT current_setting('synchronous_commit') FROM (SELECT 1) one CROSS JOIN asynchronous")
+        assert cursor.fetchone()[0] == "off"
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
