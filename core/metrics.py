@@ -80,6 +80,7 @@ def _one_of(value: str, allowed: Iterable[str]) -> str:
 LOGINS = Counter("mana_auth_logins", "Password sign-in attempts by outcome.", ["outcome"])
 REFRESHES = Counter("mana_auth_refresh", "Refresh-token exchanges by outcome (reuse_detected: a spent token "
                     "presented again outside the grace window; the session was revoked).", ["outcome"])
+_REFRESH_SUCCEEDED = REFRESHES.labels(outcome="success")
 LOCKOUTS = Counter("mana_auth_lockouts", "(account, IP) pairs locked after too many failed passwords.")
 RATE_LIMITED = Counter("mana_auth_rate_limited", "Requests refused by a rate limit, by scope.", ["scope"])
 MFA = Counter("mana_auth_mfa", "Second-factor checks by method and outcome.", ["method", "outcome"])
@@ -103,7 +104,10 @@ def login_result(*, outcome: str) -> None:
 
 
 def refresh_result(*, outcome: str) -> None:
-    REFRESHES.labels(outcome=_one_of(outcome, REFRESH_OUTCOMES)).inc()
+    if outcome == "success":
+        _REFRESH_SUCCEEDED.inc()  # every routine refresh: the child looked up once
+    else:
+        REFRESHES.labels(outcome=_one_of(outcome, REFRESH_OUTCOMES)).inc()
 
 
 def lockout_started() -> None:

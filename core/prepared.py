@@ -26,7 +26,7 @@ from django.db.models.query import get_related_populators
 
 class _Compiled:
     __slots__ = ("sql", "params", "positions", "compiler", "converters", "init_list", "start", "end", "annotations",
-                 "klass_info")
+                 "klass_info", "populators")
 
     def __init__(self, queryset: QuerySet, placeholders: list, db: str):
         compiler = queryset.query.get_compiler(using=db)
@@ -46,6 +46,9 @@ class _Compiled:
         self.start, self.end = fields[0], fields[-1] + 1
         self.init_list = [column[0].target.attname for column in compiler.select[self.start:self.end]]
         self.annotations = dict(compiler.annotation_col_map or {})
+        # Built once: a RelatedPopulator keeps nothing of the rows it fills (ModelIterable reuses its own for
+        # every row of a query), and building them was a tenth of the session lookup's CPU.
+        self.populators = get_related_populators(self.klass_info, compiler.select, db)
 
 
 class PreparedQuery:
@@ -118,7 +121,7 @@ class PreparedQuery:
                     value = converter(value, expression, connection)
                 row[position] = value
         obj = compiled.klass_info["model"].from_db(using, compiled.init_list, row[compiled.start:compiled.end])
-        for populator in get_related_populators(compiled.klass_info, compiled.compiler.select, using):
+        for populator in compiled.populators:
             populator.populate(row, obj)
         for name, position in compiled.annotations.items():
             setattr(obj, name, row[position])

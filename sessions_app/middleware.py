@@ -28,7 +28,7 @@ from rest_framework.renderers import JSONRenderer
 
 from core.errors import ApiError, InvalidToken, exception_handler
 from core.parsers import JSONParser
-from core.responses import secret_json_response
+from core.responses import http_date_now, secret_json_response
 from core.fast_path import add_csp
 from identity.app_settings import app_settings as identity_settings
 from identity.bearer import bearer_claims
@@ -52,7 +52,7 @@ def session_response_headers(response, vary: str = "Cookie, Authorization"):
     """Headers of ``GET /api/v1/auth/session`` on every path (fast path, DRF view), and of ``GET token``
     on the fast path (``vary="Cookie"``, as the view): never stored by a cache (what
     add_never_cache_headers + no-store/private give, as constants on the hot path)."""
-    response["Expires"] = http_date(time.time())
+    response["Expires"] = http_date_now()
     response["Cache-Control"] = "max-age=0, no-cache, no-store, must-revalidate, private"
     response["Vary"] = vary
     return response

@@ -260,7 +260,9 @@ def _rotate(scope: RefusalScope | None, session: DeviceSession, raw_token: str, 
     session.refresh_count += 1
     if audit_settings.RECORD_REFRESHES:  # routine: counted on the session above (docs/audit.md)
         audit_record(event=EventType.TOKEN_REFRESHED, request=request, actor=session.user, session=session)
-    else:  # the metric the audit row would have counted (core.metrics.audit_counted), after the commit
+    elif not transaction.get_connection().in_atomic_block:  # committed already (what on_commit would find)
+        metrics.refresh_result(outcome="success")  # the metric the audit row would have counted
+    else:  # core.metrics.audit_counted: after the commit
         transaction.on_commit(lambda: metrics.refresh_result(outcome="success"), robust=True)
     return pair
 

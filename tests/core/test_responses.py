@@ -33,3 +33,17 @@ def test_the_rendered_secret_answer_is_the_drf_one():
     for name in ("Content-Type", "Cache-Control"):
         assert rendered[name] == drf[name], name
     assert abs(parse_http_date(rendered["Expires"]) - parse_http_date(drf["Expires"])) <= 1
+
+
+def test_http_date_now_is_http_date_of_this_second(monkeypatch):
+    from django.utils.http import http_date
+
+    from core import responses
+
+    clock = [1_800_000_000.2]
+    monkeypatch.setattr(responses.time, "time", lambda: clock[0])
+    assert responses.http_date_now() == http_date(1_800_000_000)
+    clock[0] = 1_800_000_000.9  # the same second: the text formatted before
+    assert responses.http_date_now() == http_date(1_800_000_000)
+    clock[0] = 1_800_000_001.0
+    assert responses.http_date_now() == http_date(1_800_000_001) == "Fri, 15 Jan 2027 08:00:01 GMT"
