@@ -14,6 +14,13 @@ USER_AGENT_MAX_LENGTH = 512
 
 
 def _valid_ip(value: str) -> str | None:
+    # No address is longer than 64 characters (IPv6 with a zone id); longer text is no address, and is kept
+    # out of the cache, whose entries then stay small.
+    return _parsed_ip(value) if len(value) <= 64 else None
+
+
+@lru_cache(maxsize=4096)  # the same few addresses ask again and again; ipaddress parses slowly
+def _parsed_ip(value: str) -> str | None:
     try:
         return str(ipaddress.ip_address(value.strip()))
     except ValueError:

@@ -75,3 +75,24 @@ def test_the_seen_device_key_is_unchanged_by_the_description():
 ])
 def test_network_of(ip, network):
     assert network_of(ip) == network
+
+
+@pytest.mark.parametrize(("remote", "expected"), [
+    ("203.0.113.7", "203.0.113.7"),
+    (" 2001:DB8::1 ", "2001:db8::1"),  # normalized, as written to rows
+    ("fe80::1%eth0", "fe80::1%eth0"),
+    ("not an address", None),
+    ("1" * 65, None),  # longer than any address: refused without parsing or caching it
+])
+def test_client_ip_is_the_normalized_address_or_none(rf, remote, expected):
+    from core.request_meta import _parsed_ip, client_ip
+
+    request = rf.get("/", REMOTE_ADDR=remote)
+    before = _parsed_ip.cache_info()
+    assert client_ip(request) == expected
+    assert client_ip(request) == expected  # the second answer comes from the cache: the same
+    after = _parsed_ip.cache_info()
+    if len(remote) > 64:
+        assert (after.hits, after.misses) == (before.hits, before.misses)
+    else:
+        assert after.hits >= before.hits + 1
