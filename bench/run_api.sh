@@ -12,6 +12,9 @@
 # WORKER_CLASSES (granian,gthread: granian is the production server, config.serve; gthread and sync are gunicorn), WORKERS (2), THREADS (2), CONNS (16),
 # GUNICORN_CONFIG (unset; config/gunicorn.py measures the production settings), SKIP_QUERIES=1, SKIP_HTTP=1.
 # Extra arguments go to bench/api_bench.py. gunicorn is stopped by its PID whatever happens.
+# `bash bench/run_api.sh --paired [--pairs N] [--paths refresh,me,sessions] [--peer-dir DIR]` instead runs
+# bench/paired.py: the ratios to Better Auth from pairs of runs measured alternately (needs its npm install in
+# DIR, /tmp/ba by default: see ../shared/peers/better-auth/README.md).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -61,6 +64,14 @@ echo "== mana-core-auth speed: $tree"
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); uptime: $(uptime)"
 "$PY" manage.py migrate --noinput >/dev/null
 "$PY" bench/bench_user.py "$BENCH_EMAIL" "$BENCH_PASSWORD"
+
+if [ "${1:-}" = --paired ]; then
+  # Paired runs against Better Auth (bench/paired.py): its server and ours side by side, measured alternately.
+  shift
+  echo "== paired with Better Auth (bench/paired.py), $(date '+%F %T'), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  "$PY" bench/paired.py --pid-file "$PID_FILE" --email "$BENCH_EMAIL" --password "$BENCH_PASSWORD" "$@"
+  exit
+fi
 
 if [ "${SKIP_QUERIES:-0}" != 1 ]; then
   echo
