@@ -80,6 +80,25 @@ def logins(base: str, email: str, password: str, count: int) -> list[dict]:
         return list(pool.map(lambda _: login(base, email, password), range(count)))
 
 
+def one_listed_session(base: str, access: str) -> dict:
+    """wrk's env for the sessions list with ``access``: the user's other sessions ended first (the logins of
+    earlier runs are live), so every run lists one row."""
+    status, _ = http(base, "POST", f"{API}/sessions/revoke-others", token=access)
+    assert status == 204, status
+    status, body = http(base, "GET", f"{API}/sessions/active", token=access)
+    assert status == 200 and len(body["sessions"]) == 1, (status, body)
+    return {"ACCESS_TOKEN": access}
+
+
+def refresh_chains(base: str, email: str, password: str, *, conns: int, wrk_threads: int, tokens_file: Path) -> dict:
+    """wrk's env for chained refreshes (bench/lua/refresh.lua): fresh logins, one chain per connection plus
+    a spare per wrk thread, their refresh tokens in ``tokens_file``."""
+    per_thread = conns // wrk_threads + 1
+    chains = logins(base, email, password, per_thread * wrk_threads)
+    tokens_file.write_text("".join(p["refreshToken"] + "\n" for p in chains))
+    return {"TOKENS_FILE": str(tokens_file), "TOKENS_PER_THREAD": str(per_thread)}
+
+
 # ---- CPU accounting -----------------------------------------------------------------------------
 def _proc_stat(pid: int) -> list[str] | None:
     try:
@@ -142,12 +161,15 @@ class CpuWindow:
     """Cores used during a window by gunicorn (master and workers), by the PostgreSQL backends of the
     bench database (persistent connections: CONN_MAX_AGE), by wrk, and by everything else."""
 
-    def __init__(self, server_pid: int, dbname: str):
-        self.server_pid, self.dbname = server_pid, dbname
+    def __init__(self, server_pid: int, dbname: str | None):
+        self.server_pid, self.dbname = server_pid, dbname  # dbname None: a server without our database
+
+    def _db_pids(self) -> list[int]:
+        return db_backends(self.dbname) if self.dbname else []
 
     def __enter__(self):
         self.server0 = jiffies(process_tree(self.server_pid))
-        self.db0 = jiffies(db_backends(self.dbname))
+        self.db0 = jiffies(self._db_pids())
         self.busy0 = machine_busy()
         self.rusage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.wall0 = time.monotonic()
@@ -162,7 +184,7 @@ class CpuWindow:
         (busy_now, steal_now), (busy0, steal0) = machine_busy(), self.busy0
         busy, steal = (busy_now - busy0) / HZ, (steal_now - steal0) / HZ
         server = self._delta(self.server0, jiffies(process_tree(self.server_pid)))
-        db = self._delta(self.db0, jiffies(db_backends(self.dbname)))
+        db = self._delta(self.db0, jiffies(self._db_pids()))
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         wrk = (ru.ru_utime - self.rusage0.ru_utime) + (ru.ru_stime - self.rusage0.ru_stime)
         self.cores = {
@@ -281,17 +303,25 @@ def wrk(args, url: str, script: str, seconds: float, env: dict, out: Path | None
     raise RuntimeError(f"no WRKJSON line in wrk output:\n{result.stdout[-2000:]}")
 
 
-def scenario(args, server: Gunicorn, name: str, script: str, path: str, seconds: float, warmup: float,
-             prepare, logdir: Path, dbname: str) -> dict:
-    """prepare() -> env for wrk; called before the warm-up and again before the measured run."""
-    url = server.base + path
+def measured(args, url: str, script: str, seconds: float, warmup: float, prepare, pid: int, dbname: str | None,
+             out: Path | None = None) -> dict:
+    """A discarded warm-up run, then the measured one, with the cores used in its window (``CpuWindow`` of
+    the server ``pid``). prepare() -> env for wrk; called before the warm-up and again before the measured run."""
     if warmup > 0:
         wrk(args, url, script, warmup, prepare(), None)
         time.sleep(1)  # let the server finish the requests wrk abandoned when the warm-up ended
     env = prepare()
-    with CpuWindow(server.proc.pid, dbname) as cpu:
-        res = wrk(args, url, script, seconds, env, logdir / f"wrk-{server.worker_class}-{name}.txt")
-    res.update(cpu.cores, scenario=name, worker_class=server.worker_class)
+    with CpuWindow(pid, dbname) as cpu:
+        res = wrk(args, url, script, seconds, env, out)
+    res.update(cpu.cores)
+    return res
+
+
+def scenario(args, server: Gunicorn, name: str, script: str, path: str, seconds: float, warmup: float,
+             prepare, logdir: Path, dbname: str) -> dict:
+    res = measured(args, server.base + path, script, seconds, warmup, prepare, server.proc.pid, dbname,
+                   logdir / f"wrk-{server.worker_class}-{name}.txt")
+    res.update(scenario=name, worker_class=server.worker_class)
     errors = res["non2xx"] + res["starved"] + sum(res[k] for k in ("err_connect", "err_read", "err_write",
                                                                     "err_timeout"))
     log(f"{server.worker_class:8} {name:8} {res['rps']:8.1f} req/s  p50 {res['p50_ms']:7.2f} ms  "
@@ -405,26 +435,13 @@ def main() -> int:
             results.append(scenario(args, server, "me", "me.lua", f"{API}/me", args.duration, args.warmup,
                                     lambda: {"ACCESS_TOKEN": access}, logdir, dbname))
 
-            def one_session():
-                # The list renders every live session of the user, and the logins of an earlier server in
-                # this run (--rounds, several classes) are still live: end them, so every run lists one row.
-                status, _ = http(base, "POST", f"{API}/sessions/revoke-others", token=access)
-                assert status == 204, status
-                status, body = http(base, "GET", f"{API}/sessions/active", token=access)
-                assert status == 200 and len(body["sessions"]) == 1, (status, body)
-                return {"ACCESS_TOKEN": access}
-
+            # The logins of an earlier server in this run (--rounds, several classes) are still live.
             results.append(scenario(args, server, "sessions", "me.lua", f"{API}/sessions/active", args.duration,
-                                    args.warmup, one_session, logdir, dbname))
-
-            tokens_file = logdir / "refresh-tokens.txt"
+                                    args.warmup, lambda: one_listed_session(base, access), logdir, dbname))
 
             def fresh_chains():
-                # one chain per connection plus a spare per wrk thread (see bench/lua/refresh.lua)
-                per_thread = args.conns // args.wrk_threads + 1
-                chains = logins(base, args.email, args.password, per_thread * args.wrk_threads)
-                tokens_file.write_text("".join(p["refreshToken"] + "\n" for p in chains))
-                return {"TOKENS_FILE": str(tokens_file), "TOKENS_PER_THREAD": str(per_thread)}
+                return refresh_chains(base, args.email, args.password, conns=args.conns,
+                                      wrk_threads=args.wrk_threads, tokens_file=logdir / "refresh-tokens.txt")
 
             results.append(scenario(args, server, "refresh", "refresh.lua", f"{API}/refresh", args.duration,
                                     args.warmup, fresh_chains, logdir, dbname))

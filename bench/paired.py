@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.api_bench import (  # noqa: E402
-    API, CpuWindow, Gunicorn, free_port, http, log, login, logins, vacuum, wrk)
+    API, Gunicorn, free_port, log, login, measured, one_listed_session, refresh_chains, vacuum)
 
 PEER_EMAIL = "paired@example.com"
 PEER_PASSWORD = "paired-correct-horse-battery"
@@ -112,15 +112,9 @@ class Peer:
         self.proc = None
 
 
-def measure(wrk_args, url: str, script: str, args, env_for, pid: int, dbname: str) -> dict:
-    """A discarded warm-up, then the measured run, with the cores used in its window."""
-    if args.warmup > 0:
-        wrk(wrk_args, url, script, args.warmup, env_for(), None)
-        time.sleep(1)
-    env = env_for()
-    with CpuWindow(pid, dbname) as cpu:
-        result = wrk(wrk_args, url, script, args.duration, env, None)
-    result.update(cpu.cores)
+def measure(wrk_args, url: str, script: str, args, env_for, pid: int, dbname: str | None) -> dict:
+    """``api_bench.measured``, refused unless every answer was a 2xx and no chain broke."""
+    result = measured(wrk_args, url, script, args.duration, args.warmup, env_for, pid, dbname)
     if result["non2xx"] or result["starved"] or result["err_timeout"]:
         raise RuntimeError(f"{url}: non-2xx {result['non2xx']}, broken chains {result['starved']}, "
                            f"timeouts {result['err_timeout']}")
@@ -177,13 +171,11 @@ def main() -> int:
         # pairs (one user does not refresh thousands of times a second; many users do).
         subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "bench_user.py"), REFRESH_EMAIL,
                         args.password], check=True, stdout=subprocess.DEVNULL)
-        tokens_file = logdir / "refresh-tokens.txt"
 
         def fresh_chains():
-            per_thread = args.conns // 2 + 1  # one chain per connection and a spare per wrk thread (refresh.lua)
-            chains = logins(base, REFRESH_EMAIL, args.password, per_thread * 2)
-            tokens_file.write_text("".join(p["refreshToken"] + "\n" for p in chains))
-            return {"TOKENS_FILE": str(tokens_file), "TOKENS_PER_THREAD": str(per_thread)}
+            return refresh_chains(base, REFRESH_EMAIL, args.password, conns=args.conns,
+                                  wrk_threads=ours_wrk.wrk_threads,
+                                  tokens_file=logdir / "refresh-tokens.txt")
 
         def ours(path: str) -> dict:
             if path == "refresh":
@@ -192,21 +184,13 @@ def main() -> int:
             if path == "me":
                 return measure(ours_wrk, f"{base}{API}/me", "me.lua", args, lambda: {"ACCESS_TOKEN": access},
                                server.proc.pid, dbname)
-            return measure(ours_wrk, f"{base}{API}/sessions/active", "me.lua", args, one_session, server.proc.pid,
-                           dbname)
-
-        def one_session():
-            # The refresh runs' logins are live sessions of the same user: end them, so the list is one row
-            # (as bench/api_bench.py).
-            status, _ = http(base, "POST", f"{API}/sessions/revoke-others", token=access)
-            assert status == 204, status
-            status, body = http(base, "GET", f"{API}/sessions/active", token=access)
-            assert status == 200 and len(body["sessions"]) == 1, (status, body)
-            return {"ACCESS_TOKEN": access}
+            # the listing user's other sessions (earlier runs' logins) ended first: one row
+            return measure(ours_wrk, f"{base}{API}/sessions/active", "me.lua", args,
+                           lambda: one_listed_session(base, access), server.proc.pid, dbname)
 
         def theirs() -> dict:
             return measure(peer_wrk, f"{peer.api}/get-session", "cookie.lua", args, lambda: {"COOKIE": peer.cookie},
-                           peer.proc.pid, "-")
+                           peer.proc.pid, None)
 
         print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {os.cpu_count()} cores; load {os.getloadavg()}")
         print(f"peer: Better Auth server.mjs, {args.peer_workers} processes, SQLite, cache off, JWT header off, "
