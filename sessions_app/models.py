@@ -49,7 +49,11 @@ class DeviceSession(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_sessions")
+    # No index of its own: sessions_user_alive (user, revoked_at, expires_at) serves every lookup by user. A
+    # refresh rewrites the row with a new refresh_token_hash, so PostgreSQL adds an entry to every index of
+    # the table each time (no HOT update): an index too many is paid on every refresh (migration 0012).
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_sessions",
+                             db_index=False)
     device_id = models.CharField(max_length=128, blank=True, default="")
     device_name = models.CharField(max_length=128, blank=True, default="")
     ip_address = models.GenericIPAddressField(null=True, blank=True)
