@@ -73,6 +73,55 @@ class PreparingCursor(base.ServerBindingCursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
+class KeptCursor(PreparingCursor):
+    """The PreparingCursor a connection keeps for its hot statements (``DatabaseWrapper.prepared_cursor``):
+    closing it only ends one use. A psycopg cursor built for each statement (its adapters, Django's
+    timezone check, the close) was work on every request for nothing; the next ``execute`` replaces the
+    previous results, and the connection's end ends it."""
+
+    def close(self):
+        pass
+
+
+class HotCursor:
+    """What Django's ``CursorWrapper`` does for one statement of core/prepared.py (errors mapped to
+    ``django.db`` ones, a broken transaction refused) without building a wrapper and an error-mapping
+    closure on every call. Used only when nothing observes the statements (no query log, no execute
+    wrapper: tests and DEBUG get Django's own wrappers, which count and log them)."""
+
+    __slots__ = ("cursor", "db")
+
+    def __init__(self, cursor, db):
+        self.cursor, self.db = cursor, db
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def execute(self, sql, params=None):
+        self.db.validate_no_broken_transaction()
+        with self.db.wrap_database_errors:
+            return self.cursor.execute(sql, params)
+
+    def fetchone(self):
+        with self.db.wrap_database_errors:
+            return self.cursor.fetchone()
+
+    def fetchmany(self, size):
+        with self.db.wrap_database_errors:
+            return self.cursor.fetchmany(size)
+
+    def fetchall(self):
+        with self.db.wrap_database_errors:
+            return self.cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
+
 # psycopg's own text loader of timestamptz, C-optimised with psycopg[binary] (0.16 us a value against 2.6 us for
 # Django's, measured here). Django registers a Python subclass of it that replaces the tzinfo of every value
 # with its own UTC, which leaves the C loader out (ten values in the row of every bearer call). On a
@@ -110,6 +159,8 @@ _startup_options_refused = False  # a pooler in front refused the ``options`` st
 
 class DatabaseWrapper(base.DatabaseWrapper):
     ops_class = DatabaseOperations
+    _kept_cursor: KeptCursor | None = None  # prepared_cursor's, for this connection (Django's wrappers are per thread)
+    _kept_timezone = None
 
     def get_new_connection(self, conn_params):
         global _startup_options_refused
@@ -143,20 +194,28 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self.connection.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
 
     def prepared_cursor(self):
-        """A cursor like ``cursor()`` (the same wrappers: query logging, execute wrappers, error mapping)
-        whose statements are prepared on the server (``PreparingCursor``); a plain ``cursor()`` when
-        prepared statements are off (``DATABASES["default"]["PREPARED_STATEMENTS"]``: behind a pooler in
-        transaction mode, consecutive transactions may run on server connections that never saw them)."""
+        """A cursor whose statements are prepared on the server: the connection's one ``KeptCursor``, with
+        Django's wrappers (query logging, execute wrappers, error mapping) when something observes the
+        statements, else with ``HotCursor``'s error mapping alone (7% of a refresh's CPU in this process and
+        of a bearer GET me, docs/benchmarks.md seventh pass). A plain ``cursor()`` when prepared statements
+        are off (``DATABASES["default"]["PREPARED_STATEMENTS"]``: behind a pooler in transaction mode,
+        consecutive transactions may run on server connections that never saw them)."""
         if not self.settings_dict.get("PREPARED_STATEMENTS", True):
             return self.cursor()
         self.close_if_health_check_failed()
         self.ensure_connection()
-        with self.wrap_database_errors:
-            cursor = PreparingCursor(self.connection)
-            loader = self.connection.adapters.get_loader(base.TIMESTAMPTZ_OID, base.Format.TEXT)
-            if self.timezone != loader.timezone:  # as create_cursor does
-                base.register_tzloader(self.timezone, cursor)
-            return self._prepare_cursor(cursor)
+        kept = self._kept_cursor
+        if kept is None or kept.connection is not self.connection or self._kept_timezone != self.timezone:
+            with self.wrap_database_errors:
+                kept = KeptCursor(self.connection)
+                loader = self.connection.adapters.get_loader(base.TIMESTAMPTZ_OID, base.Format.TEXT)
+                if self.timezone != loader.timezone:  # as create_cursor does
+                    base.register_tzloader(self.timezone, kept)
+            self._kept_cursor, self._kept_timezone = kept, self.timezone
+        if self.queries_logged or self.execute_wrappers:
+            return self._prepare_cursor(kept)
+        self.validate_thread_sharing()
+        return HotCursor(kept, self)
 
     def close_if_health_check_failed(self):
         connection = self.connection

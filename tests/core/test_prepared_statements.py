@@ -1,10 +1,13 @@
 """core.database.base.PreparingCursor: the hot paths' statements are prepared on the server once per
-connection (PostgreSQL), and not when PREPARED_STATEMENTS is off (behind a transaction pooler)."""
+connection (PostgreSQL), and not when PREPARED_STATEMENTS is off (behind a transaction pooler). They run on
+the connection's one KeptCursor, through HotCursor unless something observes the statements."""
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+from django.db.transaction import TransactionManagementError
+from django.test.utils import CaptureQueriesContext
 
-from core.database.base import PreparingCursor
+from core.database.base import HotCursor, KeptCursor, PreparingCursor
 from core.prepared import _cursor
 from sessions_app.selectors import session_by_refresh_hash
 from sessions_app.services import session_create
@@ -41,3 +44,56 @@ def test_nothing_is_prepared_when_prepared_statements_are_off(monkeypatch):
         assert not isinstance(cursor.cursor, PreparingCursor)
         cursor.execute("SELECT 'not-prepared' WHERE 1 = %s", [1])
     assert prepared("%not-prepared%") == []
+
+
+def test_the_hot_statements_share_one_cursor_per_connection():
+    with _cursor(connection) as first:
+        first.execute("SELECT 1 WHERE 1 = %s", [1])
+        assert first.fetchone() == (1,)
+    with _cursor(connection) as second:
+        second.execute("SELECT 2 WHERE 2 = %s", [2])
+        assert second.fetchall() == [(2,)]
+    assert isinstance(first, HotCursor) and isinstance(first.cursor, KeptCursor)
+    assert second.cursor is first.cursor and not first.cursor.closed  # the end of a use does not close it
+
+
+@pytest.mark.django_db(transaction=True)  # closes the connection: no test transaction around it
+def test_a_new_connection_gets_a_new_kept_cursor():
+    with _cursor(connection) as cursor:
+        kept = cursor.cursor
+    connection.close()
+    with _cursor(connection) as cursor:
+        cursor.execute("SELECT 1 WHERE 1 = %s", [1])
+        assert cursor.fetchone() == (1,)
+        assert cursor.cursor is not kept and cursor.cursor.connection is connection.connection
+
+
+def test_observed_statements_go_through_djangos_wrappers():
+    with CaptureQueriesContext(connection) as queries, _cursor(connection) as cursor:
+        assert not isinstance(cursor, HotCursor)
+        cursor.execute("SELECT 'observed' WHERE 1 = %s", [1])
+    assert [q["sql"] for q in queries.captured_queries] == ["SELECT 'observed' WHERE 1 = 1"]
+    seen = []
+    with connection.execute_wrapper(lambda execute, sql, *args: seen.append(sql) or execute(sql, *args)):
+        with _cursor(connection) as cursor:
+            cursor.execute("SELECT 'wrapped' WHERE 1 = %s", [1])
+    assert seen == ["SELECT 'wrapped' WHERE 1 = %s"]
+
+
+def test_the_hot_cursor_raises_djangos_errors():
+    with _cursor(connection) as cursor:
+        assert isinstance(cursor, HotCursor)
+        with pytest.raises(IntegrityError), transaction.atomic():  # the savepoint keeps the test's transaction
+            cursor.execute("INSERT INTO sessions_app_spentrefreshtoken (token_hash) VALUES (%s)", ["x"])  # NOT NULLs
+        with pytest.raises(DatabaseError) as raised, transaction.atomic():
+            cursor.execute("SELECT 1 / 0 WHERE 1 = %s", [1])
+        assert type(raised.value).__module__ == "django.db.utils"
+        assert not isinstance(raised.value, OperationalError)
+
+
+def test_the_hot_cursor_refuses_a_broken_transaction():
+    with transaction.atomic():
+        with pytest.raises(DatabaseError), transaction.atomic(savepoint=False), _cursor(connection) as cursor:
+            cursor.execute("SELECT 1 / 0 WHERE 1 = %s", [1])
+        with pytest.raises(TransactionManagementError), _cursor(connection) as cursor:
+            cursor.execute("SELECT 1 WHERE 1 = %s", [1])  # as Django's own cursor would: roll back first
