@@ -9,7 +9,9 @@ from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from core.prepared import PreparedInsert, PreparedQuery, PreparedUpdate, PreparedUpdateThenInsert
+from django.db.models.signals import post_init
+
+from core.prepared import PreparedInsert, PreparedQuery, PreparedUpdate, PreparedUpdateThenInsert, _from_db
 from orgs.models import Membership, Organization
 from sessions_app.models import DeviceSession, SealedWith, SpentRefreshToken
 from sessions_app.selectors import session_by_browser_key_hash, session_by_refresh_hash, session_for_claims
@@ -58,6 +60,46 @@ def test_by_id_refresh_and_browser_key_are_the_querysets_rows_in_one_statement()
     with CaptureQueriesContext(connection) as queries:
         assert by_id.browser_data == '{"a": 1}'  # left out of the bearer lookup, loaded when asked for
     assert len(queries) == 1
+
+
+def built_state(instance) -> dict:
+    attributes = dict(vars(instance))
+    state = attributes.pop("_state")
+    cache = attributes.pop("_prefetched_objects_cache", None)
+    return {"attributes": attributes, "adding": state.adding, "db": state.db, "cached": dict(state.fields_cache),
+            "prefetched": cache}
+
+
+def test_an_instance_is_built_as_djangos_from_db_builds_it():
+    user = UserFactory()
+    session = session_create(user=user).session
+    names = [field.attname for field in DeviceSession._meta.concrete_fields if field.name != "browser_data"]
+    values = DeviceSession.objects.filter(pk=session.pk).values_list(*names).get()
+    ours, djangos = _from_db(DeviceSession, "default", names, values), DeviceSession.from_db("default", names, values)
+    assert built_state(ours) == built_state(djangos)
+    assert ours.get_deferred_fields() == djangos.get_deferred_fields() == {"browser_data"}
+    assert ours.user == user and ours.browser_data == ""  # a relation and a deferred field load on access
+    ours.device_name = "renamed"
+    ours.save(update_fields=["device_name"])  # not adding: an UPDATE
+    assert DeviceSession.objects.get(pk=session.pk).device_name == "renamed"
+
+
+def test_an_instance_is_built_by_django_when_a_receiver_listens():
+    session = session_create(user=UserFactory()).session
+    names = [field.attname for field in DeviceSession._meta.concrete_fields]
+    values = DeviceSession.objects.filter(pk=session.pk).values_list(*names).get()
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=DeviceSession)
+    try:
+        built = _from_db(DeviceSession, "default", names, values)
+        assert session_by_refresh_hash(session.refresh_token_hash).pk == session.pk
+    finally:
+        post_init.disconnect(receiver, sender=DeviceSession)
+    assert seen[0] is built and len(seen) == 2  # the signal was sent: the instances were built by __init__
 
 
 def test_a_missing_row_or_another_users_token_is_none():
