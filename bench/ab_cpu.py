@@ -42,7 +42,8 @@ READS = {"me": "/api/v1/auth/me", "sessions": "/api/v1/auth/sessions/active"}
 class Client:
     def __init__(self, wsgi: Wsgi, path: str):
         self.wsgi, self.path = wsgi, path
-        status, content = wsgi("POST", "/api/v1/auth/login", json.dumps({"email": EMAIL, "password": PASSWORD}).encode())
+        credentials = json.dumps({"email": EMAIL, "password": PASSWORD}).encode()
+        status, content = wsgi("POST", "/api/v1/auth/login", credentials)
         assert status == 200, content
         body = json.loads(content)
         self.refresh_token, self.access = body["refreshToken"], body["accessToken"]

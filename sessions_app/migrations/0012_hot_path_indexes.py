@@ -35,25 +35,28 @@ def _pattern_indexes(schema_editor, model) -> list[tuple[str, str]]:
         return cursor.fetchall()
 
 
+def _hash_columns(apps, schema_editor):
+    """(model, field, the names of its column's pattern indexes) of each hash column above."""
+    for model_name, field_name in _PATTERN_INDEXED:
+        model = apps.get_model("sessions_app", model_name)
+        field = model._meta.get_field(field_name)
+        yield model, field, [name for name, column in _pattern_indexes(schema_editor, model) if column == field.column]
+
+
 def drop_pattern_indexes(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    for model_name, field_name in _PATTERN_INDEXED:
-        model = apps.get_model("sessions_app", model_name)
-        column = model._meta.get_field(field_name).column
-        for name, indexed in _pattern_indexes(schema_editor, model):
-            if indexed == column:
-                schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
+    for _, _, names in _hash_columns(apps, schema_editor):
+        for name in names:
+            schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
 
 
 def create_pattern_indexes(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    for model_name, field_name in _PATTERN_INDEXED:
-        model = apps.get_model("sessions_app", model_name)
-        column = model._meta.get_field(field_name).column
-        if not any(indexed == column for _, indexed in _pattern_indexes(schema_editor, model)):
-            schema_editor.execute(schema_editor._create_like_index_sql(model, model._meta.get_field(field_name)))
+    for model, field, names in _hash_columns(apps, schema_editor):
+        if not names:
+            schema_editor.execute(schema_editor._create_like_index_sql(model, field))
 
 
 class Migration(migrations.Migration):
