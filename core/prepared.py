@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections, models, transaction
 from django.db.models import Model, QuerySet, sql
 from django.db.models.base import ModelState
 from django.db.models.query import RelatedPopulator
@@ -92,7 +92,7 @@ class PreparedQuery:
         values = {"value": args[0]} if self._positional else kwargs
         params = list(compiled.params)
         for (name, field, _), positions in zip(self._params, compiled.positions, strict=True):
-            prepared = field.get_db_prep_value(field.get_prep_value(values[name]), connection, prepared=True)
+            prepared = _db_value(field, values[name], connection, lookup=True)
             for position in positions:
                 params[position] = prepared
         with _cursor(connection) as cursor:
@@ -231,9 +231,9 @@ class PreparedUpdate:
         connection = connections[using]
         params = list(template)
         for field, position, value in zip(self._where_fields, where_positions, where_values, strict=True):
-            params[position] = field.get_db_prep_value(field.get_prep_value(value), connection, prepared=True)
+            params[position] = _db_value(field, value, connection, lookup=True)
         for field, position, value in zip(self._set_fields, set_positions, set_values, strict=True):
-            params[position] = field.get_db_prep_save(value, connection)
+            params[position] = _db_value(field, value, connection)
         return params
 
     def execute(self, where_values, set_values, *, using: str = "default") -> int:
@@ -260,7 +260,7 @@ class PreparedInsert:
     def params(self, instance, *, using: str = "default") -> list:
         """The statement's parameters for ``instance`` (each field's ``pre_save``, as ``save`` does)."""
         connection = connections[using]
-        return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in self._fields]
+        return [_db_value(field, field.pre_save(instance, True), connection) for field in self._fields]
 
     def execute(self, instance, *, using: str = "default") -> None:
         connection = connections[using]
@@ -344,6 +344,31 @@ class PreparedUpdateThenInsert:
         if changed:
             instance._state.adding, instance._state.db = False, using
         return bool(changed)
+
+
+# Django's field classes whose value for PostgreSQL (get_db_prep_save, and get_db_prep_value of
+# get_prep_value for a lookup) is the value itself when it has this exact type: psycopg adapts it.
+_PASSED_ON_POSTGRESQL = {models.CharField: str, models.TextField: str, models.DateTimeField: datetime,
+                         models.UUIDField: uuid.UUID}
+
+
+def _db_value(field, value, connection, *, lookup: bool = False):
+    """What Django sends for ``value``: ``field.get_db_prep_save(value, connection)`` for a value written,
+    ``get_db_prep_value(get_prep_value(value), prepared=True)`` for one compared (``lookup``). The value
+    itself where Django would hand it over unchanged: on PostgreSQL, a ``str`` for a CharField or
+    TextField, an aware ``datetime`` for a DateTimeField, a ``UUID`` for a UUIDField (and the same through
+    a ForeignKey to one); each exactly Django's class, not a subclass that may prepare values its own way.
+    Everything else goes through Django (a naive datetime, a string for a UUID, None, a lazy string, an
+    expression). A refresh's ten values went through Django's chain of calls for nothing
+    (tests/core/test_prepared.py compares the two for each case)."""
+    target = field.target_field if type(field) is models.ForeignKey else field
+    passed = _PASSED_ON_POSTGRESQL.get(type(target))
+    if (passed is not None and type(value) is passed and connection.vendor == "postgresql"
+            and (passed is not datetime or value.tzinfo is not None)):
+        return value
+    if lookup:
+        return field.get_db_prep_value(field.get_prep_value(value), connection, prepared=True)
+    return field.get_db_prep_save(value, connection)
 
 
 def _cursor(connection):

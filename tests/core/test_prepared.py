@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from django.db.models.signals import post_init
 
-from core.prepared import PreparedInsert, PreparedQuery, PreparedUpdate, PreparedUpdateThenInsert, _from_db
+from core.prepared import PreparedInsert, PreparedQuery, PreparedUpdate, PreparedUpdateThenInsert, _db_value, _from_db
 from orgs.models import Membership, Organization
 from sessions_app.models import DeviceSession, SealedWith, SpentRefreshToken
 from sessions_app.selectors import session_by_browser_key_hash, session_by_refresh_hash, session_for_claims
@@ -269,3 +269,31 @@ def test_an_asynchronous_commit_is_asked_by_the_statement_only_outside_a_transac
         assert statement.execute((session.pk, "y" * 64), ("z" * 64,), _spent(session, "f" * 64),
                                  asynchronous_commit=True)
     assert all("set_config" not in query["sql"] for query in queries)
+
+
+AWARE = timezone.now()
+NAIVE = AWARE.replace(tzinfo=None)
+
+
+@pytest.mark.parametrize(("model", "name", "value"), [
+    (SpentRefreshToken, "token_hash", "a" * 64),
+    (SpentRefreshToken, "successor_encrypted", "sealed"),
+    (SpentRefreshToken, "spent_at", AWARE),
+    (SpentRefreshToken, "spent_at", NAIVE),
+    (SpentRefreshToken, "spent_at", None),
+    (SpentRefreshToken, "session", uuid.UUID(int=7)),
+    (SpentRefreshToken, "session", str(uuid.UUID(int=7))),
+    (DeviceSession, "id", uuid.UUID(int=8)),
+    (DeviceSession, "id", uuid.UUID(int=8).hex),
+    (DeviceSession, "refresh_token_hash", None),
+    (DeviceSession, "refresh_count", 3),
+    (DeviceSession, "amr", ["pwd"]),
+    (DeviceSession, "user", uuid.UUID(int=9)),
+], ids=lambda v: type(v).__name__)
+@pytest.mark.filterwarnings("ignore:DateTimeField .* received a naive datetime")
+def test_a_value_is_sent_as_django_would_send_it(model, name, value):
+    field = model._meta.get_field(name)
+    assert repr(_db_value(field, value, connection)) == repr(field.get_db_prep_save(value, connection))
+    if not isinstance(value, list):  # a lookup's form (JSON is only ever written here)
+        assert repr(_db_value(field, value, connection, lookup=True)) == repr(
+            field.get_db_prep_value(field.get_prep_value(value), connection, prepared=True))
