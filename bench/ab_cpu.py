@@ -21,49 +21,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.wsgi_client import CHEAP_HASHERS, Wsgi, bench_user, django_setup  # noqa: E402
-
-django_setup()
+# bench/refresh_cpu.py's sign-in and request loops (it sets Django up with the bench posture on import)
+from bench.refresh_cpu import READS, _pair, _reads, _refreshes  # noqa: E402
+from bench.wsgi_client import CHEAP_HASHERS, Wsgi  # noqa: E402
 
 from django.test.utils import override_settings  # noqa: E402
-
-EMAIL = "bench-ab-cpu@example.com"
-PASSWORD = "bench-ab-cpu-password-7q2w"
-READS = {"me": "/api/v1/auth/me", "sessions": "/api/v1/auth/sessions/active"}
-
-
-class Client:
-    def __init__(self, wsgi: Wsgi, path: str):
-        self.wsgi, self.path = wsgi, path
-        credentials = json.dumps({"email": EMAIL, "password": PASSWORD}).encode()
-        status, content = wsgi("POST", "/api/v1/auth/login", credentials)
-        assert status == 200, content
-        body = json.loads(content)
-        self.refresh_token, self.access = body["refreshToken"], body["accessToken"]
-
-    def block(self, n: int) -> list[float]:
-        """``n`` requests; the CPU of each, in seconds."""
-        spent = []
-        for _ in range(n):
-            started = time.process_time()
-            if self.path == "refresh":
-                status, content = self.wsgi("POST", "/api/v1/auth/refresh",
-                                            json.dumps({"refreshToken": self.refresh_token}).encode())
-                spent.append(time.process_time() - started)
-                assert status == 200, content
-                self.refresh_token = json.loads(content)["refreshToken"]
-            else:
-                status, content = self.wsgi("GET", READS[self.path], authorization=f"Bearer {self.access}")
-                spent.append(time.process_time() - started)
-                assert status == 200, content
-        return spent
 
 
 def main() -> int:
@@ -79,20 +46,28 @@ def main() -> int:
     switch = {"A": variants.A, "B": variants.B}
     with override_settings(PASSWORD_HASHERS=CHEAP_HASHERS, ALLOWED_HOSTS=["127.0.0.1"], SECURE_SSL_REDIRECT=False):
         wsgi = Wsgi()  # in the override: the middleware reads SECURE_SSL_REDIRECT when it is built
-        bench_user(EMAIL, PASSWORD)
-        client = Client(wsgi, args.path)
+        pair = _pair(wsgi)
+        tokens = {"refresh": pair["refreshToken"], "access": pair["accessToken"]}
+
+        def block(n: int) -> list[float]:
+            """``n`` requests; the CPU of each, in ms (a refresh chain goes on from the token it ended with)."""
+            if args.path == "refresh":
+                cpu, _, tokens["refresh"], _ = _refreshes(wsgi, tokens["refresh"], n)
+                return cpu
+            return _reads(wsgi, tokens["access"], n, READS[args.path])[0]
+
         for name in "AB":  # warm-up of each variant, not counted
             switch[name]()
-            client.block(2 * args.block)
+            block(2 * args.block)
         spent: dict[str, list[float]] = {"A": [], "B": []}
         for round_no in range(args.rounds):
             for name in ("A", "B") if round_no % 2 == 0 else ("B", "A"):
                 switch[name]()
-                spent[name] += client.block(args.block)
+                spent[name] += block(args.block)
     for name in "AB":
         values = sorted(spent[name])
-        print(f"{name}: {args.path} n={len(values)} CPU median {statistics.median(values) * 1e6:.0f} us, "
-              f"mean {statistics.fmean(values) * 1e6:.0f} us, p25 {values[len(values) // 4] * 1e6:.0f} us")
+        print(f"{name}: {args.path} n={len(values)} CPU median {statistics.median(values) * 1e3:.0f} us, "
+              f"mean {statistics.fmean(values) * 1e3:.0f} us, p25 {values[len(values) // 4] * 1e3:.0f} us")
     print(f"B/A (medians): {statistics.median(spent['B']) / statistics.median(spent['A']):.3f}")
     return 0
 
