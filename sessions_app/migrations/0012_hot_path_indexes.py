@@ -1,7 +1,7 @@
 """Fewer indexes on the rows every refresh writes.
 
 A refresh rewrites its session row with a new ``refresh_token_hash`` (an indexed column, so never a HOT
-update: every index of the table gets a new entry) and inserts a spent-token row. Three of those indexes
+update: every index of the table gets a new entry) and inserts a spent-token row. Four of those indexes
 served nothing:
 
 - the ``varchar_pattern_ops`` copies Django adds on PostgreSQL next to each unique CharField, for ``LIKE
