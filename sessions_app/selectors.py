@@ -39,7 +39,8 @@ def _with_user_and_organization():
 
 def _active_role_subquery():
     """The caller's role in the session's active organization, in the row's own query (None when the
-    membership has ended), for the cookie-cache snapshot that ``GET token`` signs from."""
+    membership has ended), for the cookie-cache snapshot that ``GET token`` signs from and the token a
+    refresh signs (sessions_app.services._active_membership): no statement of its own for either."""
     return Subquery(Membership.objects.filter(user_id=OuterRef("user_id"),
                                               organization_id=OuterRef("active_organization_id")).order_by().values("role")[:1])
 
@@ -47,7 +48,8 @@ def _active_role_subquery():
 _BY_ID = PreparedQuery(lambda sid: _with_user_and_organization().defer("browser_data").filter(pk=sid),
                        field="id", sentinel=uuid.UUID(int=0))
 _BY_REFRESH_HASH = PreparedQuery(
-    lambda token_hash: _with_user_and_organization().defer("browser_data").filter(refresh_token_hash=token_hash),
+    lambda token_hash: _with_user_and_organization().defer("browser_data").annotate(
+        active_org_role=_active_role_subquery()).filter(refresh_token_hash=token_hash),
     field="refresh_token_hash", sentinel="prepared:refresh_token_hash")
 _BY_BROWSER_KEY_HASH = PreparedQuery(
     lambda key_hash: _with_user_and_organization().annotate(active_org_role=_active_role_subquery()).filter(
@@ -90,7 +92,8 @@ def session_and_live_sessions_for_claims(claims: dict, now) -> tuple[DeviceSessi
 
 
 def session_by_refresh_hash(token_hash: str) -> DeviceSession | None:
-    """The session whose live refresh token has this hash (with its user and active organization)."""
+    """The session whose live refresh token has this hash (with its user, active organization, and
+    ``active_org_role``: the caller's role there, None when the membership has ended)."""
     return _BY_REFRESH_HASH.first(token_hash)
 
 

@@ -448,11 +448,19 @@ def last_active_membership(user):
 
 def _active_membership(session: DeviceSession) -> Membership | None:
     """The membership behind the session's active organization. If it has ended, the session drops
-    the organization here, so the token being issued carries no ``org``."""
+    the organization here, so the token being issued carries no ``org``. A session loaded with
+    ``active_org_role`` (sessions_app.selectors: the refresh and browser-key look-ups) is answered without
+    a statement: a Membership with the user, organization and role of that row, which is all a token
+    reads."""
     if session.active_organization_id is None:
         return None
-    membership = Membership.objects.filter(user_id=session.user_id,
-                                           organization_id=session.active_organization_id).first()
+    if hasattr(session, "active_org_role"):
+        role = session.active_org_role
+        membership = None if role is None else Membership(user_id=session.user_id,
+                                                          organization_id=session.active_organization_id, role=role)
+    else:
+        membership = Membership.objects.filter(user_id=session.user_id,
+                                               organization_id=session.active_organization_id).first()
     if membership is None:
         DeviceSession.objects.filter(pk=session.pk).update(active_organization=None)
         session.active_organization = None

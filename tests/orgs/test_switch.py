@@ -75,6 +75,24 @@ def test_the_choice_survives_refresh_and_follows_role_changes(world):
     assert claims(pair)["orgRole"] == "admin"
 
 
+def test_a_refresh_with_an_organization_reads_the_role_with_the_session(world, settings,
+                                                                       django_assert_max_num_queries):
+    """The role the new token carries comes with the session's own look-up (its ``active_org_role``), so a
+    refresh with an active organization is as few statements as one without (tests/sessions_app/
+    test_refresh.py), and the role read is the one of that moment."""
+    from tests.sessions_app.test_refresh import REFRESH_MAX_QUERIES
+
+    settings.IDENTITY = {**settings.IDENTITY, "KEY_GENERATION_CHECK_SECONDS": 3600}  # not counted here
+    pair = switched(world.client("member"), world.org.pk)
+    with django_assert_max_num_queries(REFRESH_MAX_QUERIES):
+        pair = refreshed(pair["refreshToken"])
+    assert (claims(pair)["org"], claims(pair)["orgRole"]) == (str(world.org.pk), "member")
+    Membership.objects.filter(user=world.users["member"], organization=world.org).update(role=OrgRole.OWNER)
+    with django_assert_max_num_queries(REFRESH_MAX_QUERIES):
+        pair = refreshed(pair["refreshToken"])
+    assert claims(pair)["orgRole"] == "owner"
+
+
 def test_removal_drops_the_organization_at_the_next_refresh(world):
     pair = switched(world.client("member"), world.org.pk)
     r = world.client("admin").delete(f"{ORGS}{world.org.pk}/members/{world.uid('member')}")
