@@ -26,10 +26,23 @@ SERVICE_ROLE = "service"
 _EDDSA = JWSRegistry.algorithms[ALGORITHM]
 
 
+_header_segments: dict[str, bytes] = {}  # kid -> the encoded protected header (a handful of kids at most)
+
+
+def _header_segment(kid: str) -> bytes:
+    """The first segment of every token ``kid`` signs: the same bytes each time, so encoded once per kid."""
+    segment = _header_segments.get(kid)
+    if segment is None:
+        if len(_header_segments) >= 64:  # kids come and go with rotations: keep the memo small
+            _header_segments.clear()
+        header = {"alg": ALGORITHM, "kid": kid, "typ": TOKEN_TYPE}
+        segment = _header_segments[kid] = urlsafe_b64encode(json.dumps(header, separators=(",", ":")).encode())
+    return segment
+
+
 def _sign(signer, claims: dict) -> str:
     """The compact JWS of ``claims`` under the current signing key: the one signing path."""
-    header = {"alg": ALGORITHM, "kid": signer.kid, "typ": TOKEN_TYPE}
-    signing_input = (urlsafe_b64encode(json.dumps(header, separators=(",", ":")).encode()) + b"."
+    signing_input = (_header_segment(signer.kid) + b"."
                      + urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode()))
     return (signing_input + b"." + urlsafe_b64encode(_EDDSA.sign(signing_input, signer.key))).decode()
 

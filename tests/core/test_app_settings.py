@@ -41,3 +41,36 @@ def test_options_come_from_the_namespace_on_access(settings):
 
 def test_without_a_namespace_every_option_is_its_default():
     assert AppSettings()._get("ANYTHING", 7) == 7
+
+
+def test_an_option_read_once_is_kept_until_a_setting_changes(settings):
+    options = {**settings.SESSIONS, "UPDATE_AGE_SECONDS": 60}
+    settings.SESSIONS = options
+    assert sessions_settings.UPDATE_AGE == timedelta(seconds=60)
+    assert vars(sessions_settings)["UPDATE_AGE"] == timedelta(seconds=60)  # kept on the object
+    options["UPDATE_AGE_SECONDS"] = 90  # changed behind Django's back: no setting_changed, not read again
+    assert sessions_settings.UPDATE_AGE == timedelta(seconds=60)
+    settings.SESSIONS = {**options, "UPDATE_AGE_SECONDS": 120}  # setting_changed: every kept option forgotten
+    assert "UPDATE_AGE" not in vars(sessions_settings)
+    assert sessions_settings.UPDATE_AGE == timedelta(seconds=120)
+
+
+def test_a_shared_option_is_kept_and_forgotten_the_same_way(settings):
+    settings.AUTH_REAUTH_MAX_AGE_SECONDS = 42
+    assert web_settings.REAUTH_MAX_AGE == timedelta(seconds=42)
+    assert "REAUTH_MAX_AGE" in vars(web_settings)
+    settings.AUTH_REAUTH_MAX_AGE_SECONDS = 43
+    assert web_settings.REAUTH_MAX_AGE == timedelta(seconds=43)
+
+
+def test_a_list_or_a_dict_is_read_on_every_access(settings):
+    settings.ACCOUNTS = {**getattr(settings, "ACCOUNTS", {}), "BREACH_FILE": "/tmp/breached.txt"}
+    value = accounts_settings.BREACH_SOURCES
+    assert isinstance(value, list)
+    assert "BREACH_SOURCES" not in vars(accounts_settings)  # a caller could change a list in place
+    value.append("changed in place")
+    assert "changed in place" not in accounts_settings.BREACH_SOURCES
+
+
+def test_the_kept_properties_keep_their_documentation():
+    assert "Sliding expiry" in type(sessions_settings).UPDATE_AGE.__doc__
