@@ -136,6 +136,9 @@ def main() -> int:
     parser.add_argument("--email", default=os.environ.get("BENCH_EMAIL", "bench@example.com"))
     parser.add_argument("--password", default=os.environ.get("BENCH_PASSWORD", ""))
     parser.add_argument("--pid-file", type=Path, default=Path(tempfile.gettempdir()) / "mca-bench-paired.pid")
+    parser.add_argument("--vacuum-each-pair", action="store_true",
+                        help="VACUUM (ANALYZE) the bench database before every pair, outside the measured runs: "
+                             "what autovacuum would do about once a minute, were it on (it is off here)")
     args = parser.parse_args()
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     unknown = set(paths) - {"refresh", "me", "sessions"}
@@ -197,6 +200,8 @@ def main() -> int:
               f"wrk -t2 -c{args.peer_conns}; us: config.serve {args.workers}x{args.threads}, wrk -t2 -c{args.conns}; "
               f"{args.warmup:g} s warm-up, {args.duration:g} s measured; logs in {logdir}")
         for number in range(1, args.pairs + 1):
+            if args.vacuum_each_pair and number > 1:  # the first pair follows the vacuum above
+                vacuum()
             for path in paths:
                 if number % 2:
                     peer_result, our_result = theirs(), ours(path)

@@ -12,7 +12,7 @@
 # WORKER_CLASSES (granian,gthread: granian is the production server, config.serve; gthread and sync are gunicorn), WORKERS (2), THREADS (2), CONNS (16),
 # GUNICORN_CONFIG (unset; config/gunicorn.py measures the production settings), SKIP_QUERIES=1, SKIP_HTTP=1.
 # Extra arguments go to bench/api_bench.py. gunicorn is stopped by its PID whatever happens.
-# `bash bench/run_api.sh --paired [--pairs N] [--paths refresh,me,sessions] [--peer-dir DIR]` instead runs
+# `bash bench/run_api.sh --paired [--pairs N] [--paths refresh,me,sessions] [--peer-dir DIR] [--vacuum-each-pair]` instead runs
 # bench/paired.py: the ratios to Better Auth from pairs of runs measured alternately (needs its npm install in
 # DIR, /tmp/ba by default: see ../shared/peers/better-auth/README.md).
 set -euo pipefail
