@@ -203,10 +203,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # server_side_binding be turned on). The server-side statement_timeout goes on the role instead.
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
         _options["prepare_threshold"] = None
-    elif environment["AUTH_DB_STATEMENT_TIMEOUT_STARTUP"] and DB_STATEMENT_TIMEOUT_MS:
-        # Server side too (a slow query is cancelled, the connection stays usable). Behind PgBouncer, which
-        # refuses this startup parameter: set it false, or ignore_startup_parameters = options (deploy.md).
-        _options.setdefault("options", f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}")
+    elif environment["AUTH_DB_STATEMENT_TIMEOUT_STARTUP"]:
+        # Startup options (behind PgBouncer, which refuses them: set it false, or ignore_startup_parameters =
+        # options; docs/deploy.md). The statement timeout server side too (a slow query is cancelled, the
+        # connection stays usable). And one plan per prepared statement: the hot statements (core/prepared.py)
+        # are indexed look-ups by one key, whose generic plan is the plan; by default PostgreSQL plans each
+        # execution again while the table's statistics make its generic estimate look worse (a few users
+        # with many sessions: the sessions list was planned on every call, docs/benchmarks.md, eighth pass).
+        # Django's own statements bind on the client and are never prepared: this touches nothing else.
+        _startup = [f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"] if DB_STATEMENT_TIMEOUT_MS else []
+        if DATABASES["default"]["PREPARED_STATEMENTS"]:
+            _startup.append("-c plan_cache_mode=force_generic_plan")
+        if _startup:
+            _options.setdefault("options", " ".join(_startup))
 else:
     # SQLite: wait for the writer instead of failing at once, and write-ahead logging for readers.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -174,9 +174,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if "options" not in conn_params or "unsupported startup parameter" not in str(exc):
                 raise
             _startup_options_refused = True
-            logger.warning("the database (a pooler?) refused the statement_timeout startup option; connecting "
-                           "without it: set AUTH_DB_STATEMENT_TIMEOUT_STARTUP=false and the role's statement_timeout "
-                           "(docs/deploy.md). The client-side deadline still applies.")
+            logger.warning("the database (a pooler?) refused the statement_timeout startup option (and "
+                           "plan_cache_mode with it); connecting without them: set AUTH_DB_STATEMENT_TIMEOUT_STARTUP="
+                           "false and the role's statement_timeout and plan_cache_mode (docs/deploy.md). The "
+                           "client-side deadline still applies.")
             conn_params = {key: value for key, value in conn_params.items() if key != "options"}
             connection = super().get_new_connection(conn_params)
         if type(connection) is psycopg.Connection:
