@@ -134,7 +134,7 @@ MIDDLEWARE = [
     "core.middleware.HealthCheckMiddleware",  # /healthz, /readyz: before the HTTPS redirect and the Host check
     "core.middleware.OutageMiddleware",  # a view that meets a database outage answers 503 (core/outage.py)
     "django.middleware.security.SecurityMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
+    "core.middleware.CorsMiddleware",  # django-cors-headers, cheaper for a request without an Origin
     "sessions_app.middleware.SessionFastPathMiddleware",  # cookie-cache hits of GET session end here
     "sessions_app.middleware.BearerFastPathMiddleware",  # bearer GETs of views with bearer_fast_get end here
     "sessions_app.middleware.RefreshFastPathMiddleware",  # POST refresh with a JSON body ends here

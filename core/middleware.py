@@ -1,7 +1,9 @@
 import logging
 
+from corsheaders.middleware import CorsMiddleware as LibraryCorsMiddleware
 from django.conf import settings
 from django.http import JsonResponse
+from django.utils.cache import patch_vary_headers
 
 from core import health
 
@@ -11,6 +13,23 @@ from core.outage import is_outage, outage_response
 
 logger = logging.getLogger(__name__)
 DRAIN_CHUNK = 64 * 1024
+
+
+class CorsMiddleware(LibraryCorsMiddleware):
+    """django-cors-headers, which for a request without an ``Origin`` header (every mobile app and
+    backend call) only adds ``Vary: origin``: that answer given without reading ``request.headers``,
+    whose construction (every header's name parsed into a new dict) was 2.5% of a refresh's CPU
+    (bench/ab_cpu.py). A request with an ``Origin`` goes the library's whole way."""
+
+    def add_response_headers(self, request, response):
+        if "HTTP_ORIGIN" in request.META:
+            return super().add_response_headers(request, response)
+        enabled = getattr(request, "_cors_enabled", None)
+        if enabled is None:
+            enabled = self.is_enabled(request)
+        if enabled:
+            patch_vary_headers(response, ("origin",))
+        return response
 
 
 class RequestBodyLimitMiddleware:
