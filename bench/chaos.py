@@ -198,7 +198,7 @@ for c in chains:
     spent = SpentRefreshToken.objects.filter(session=s).count()
     if s.revoked_at is not None:
         bad.append(f"{{c['session']}} revoked ({{s.revoked_reason}})")
-    if s.refresh_token_hash != hash_token(c["token"]):
+    if s.refresh_secret_hash != hash_token(c["token"]):
         bad.append(f"{{c['session']}}: the database's refresh token is not the client's last one")
     if spent != c["rotations"]:
         bad.append(f"{{c['session']}}: {{spent}} spent tokens for {{c['rotations']}} rotations seen")

@@ -93,7 +93,7 @@ def sessions_fill(total: int, users: list) -> float:
     fields = list(DeviceSession._meta.concrete_fields)
     columns = [f.column for f in fields]
     base = [f.get_db_prep_save(getattr(template, f.attname), connection) for f in fields]
-    i_id, i_user, i_hash = columns.index("id"), columns.index("user_id"), columns.index("refresh_token_hash")
+    i_id, i_user, i_hash = columns.index("id"), columns.index("user_id"), columns.index("refresh_secret_hash")
     salt = uuid.uuid4().bytes
     connection.ensure_connection()
     with connection.connection.cursor() as cursor:

@@ -73,7 +73,7 @@ def sessions_fill(user: User, total: int) -> float:
             user=user, device_id="filler", device_name="filler", ip_address="127.0.0.1", user_agent="bench",
             created_at=now, last_activity_at=now, expires_at=now + timedelta(days=7),
             absolute_expires_at=now + timedelta(days=90),
-            refresh_token_hash=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
+            refresh_secret_hash=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
         ))
         if len(batch) == 10_000:
             DeviceSession.objects.bulk_create(batch)
@@ -166,10 +166,10 @@ def measure(client: Client) -> dict:
 
 
 def refresh_lookup_explain(user: User) -> str:
-    """EXPLAIN ANALYZE of the statement session_refresh uses to find the session by token hash,
-    for a hash that exists (a filler row), with the ordering and LIMIT that .first() adds."""
-    token_hash = DeviceSession.objects.filter(user=user).values_list("refresh_token_hash", flat=True)[:1][0]
-    qs = DeviceSession.objects.select_related("user").filter(refresh_token_hash=token_hash).order_by(
+    """EXPLAIN ANALYZE of the statement session_refresh uses to find the session a token names (its id and
+    the token's hash), for a filler row, with the ordering and LIMIT that .first() adds."""
+    session_id, token_hash = DeviceSession.objects.filter(user=user).values_list("pk", "refresh_secret_hash")[:1][0]
+    qs = DeviceSession.objects.select_related("user").filter(pk=session_id, refresh_secret_hash=token_hash).order_by(
         "-last_activity_at")[:1]
     return qs.explain(analyze=True, buffers=True)
 

@@ -44,14 +44,17 @@ class DeviceSession(models.Model):
     """One signed-in device. Its id is the ``sid`` of every access token minted for it and stays the
     same across refreshes, so "where you're signed in" shows one row per device.
 
-    Only the hash of the current refresh token is kept (``refresh_token_hash``); the spent ones are
-    in SpentRefreshToken so that presenting any of them again is recognised as reuse.
+    Only the hash of the current refresh token is kept (``refresh_secret_hash``, or ``refresh_token_hash``
+    for a token issued before tokens named their session); the spent ones are in SpentRefreshToken so that
+    presenting any of them again is recognised as reuse.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # No index of its own: sessions_user_alive (user, revoked_at, expires_at) serves every lookup by user. A
     # refresh rewrites the row with a new refresh_token_hash, so PostgreSQL adds an entry to every index of
     # the table each time (no HOT update): an index too many is paid on every refresh (migration 0012).
+    # Since migration 0013 a refresh changes no indexed column (refresh_secret_hash) and is a HOT update,
+    # except when it slides expires_at (at most once per SESSIONS["UPDATE_AGE_SECONDS"]).
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_sessions",
                              db_index=False)
     device_id = models.CharField(max_length=128, blank=True, default="")
@@ -69,6 +72,13 @@ class DeviceSession(models.Model):
     amr = models.JSONField(default=default_amr)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=32, choices=RevokeReason.choices, blank=True, default="")
+    # The live refresh token's hash. A token names its session (sessions_app.services: ``mrt_`` + the
+    # session id + 256 random bits), so it is found by primary key and this column needs no index: a
+    # refresh, which rewrites it, changes no indexed column and PostgreSQL updates the row in place (HOT:
+    # no new entry in any index; docs/benchmarks.md, ninth pass).
+    refresh_secret_hash = models.CharField(max_length=64, blank=True, default="")
+    # A live refresh token of the format before that (``mrt_`` + 256 random bits, naming no session), found
+    # by this unique index until its first refresh replaces it with one of the current format (then NULL).
     refresh_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
     refresh_rotated_at = models.DateTimeField(null=True, blank=True)
     # Routine refreshes are session activity, not audit rows (docs/audit.md "What is recorded"): each

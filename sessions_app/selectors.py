@@ -51,6 +51,10 @@ _BY_REFRESH_HASH = PreparedQuery(
     lambda token_hash: _with_user_and_organization().defer("browser_data").annotate(
         active_org_role=_active_role_subquery()).filter(refresh_token_hash=token_hash),
     field="refresh_token_hash", sentinel="prepared:refresh_token_hash")
+_BY_REFRESH_SECRET = PreparedQuery(
+    lambda sid, token_hash: _with_user_and_organization().defer("browser_data").annotate(
+        active_org_role=_active_role_subquery()).filter(pk=sid, refresh_secret_hash=token_hash),
+    params={"sid": ("id", uuid.UUID(int=3)), "token_hash": ("refresh_secret_hash", "prepared:refresh_secret_hash")})
 _BY_BROWSER_KEY_HASH = PreparedQuery(
     lambda key_hash: _with_user_and_organization().annotate(active_org_role=_active_role_subquery()).filter(
         browser_key_hash=key_hash),
@@ -92,9 +96,16 @@ def session_and_live_sessions_for_claims(claims: dict, now) -> tuple[DeviceSessi
 
 
 def session_by_refresh_hash(token_hash: str) -> DeviceSession | None:
-    """The session whose live refresh token has this hash (with its user, active organization, and
-    ``active_org_role``: the caller's role there, None when the membership has ended)."""
+    """The session whose live refresh token (of the format that named no session) has this hash (with its
+    user, active organization, and ``active_org_role``: the caller's role there, None when the membership
+    has ended)."""
     return _BY_REFRESH_HASH.first(token_hash)
+
+
+def session_by_refresh_secret(session_id: uuid.UUID, token_hash: str) -> DeviceSession | None:
+    """The session ``session_id`` if this is the hash of its live refresh token (a token that names its
+    session: sessions_app.services), loaded as ``session_by_refresh_hash`` loads it, by primary key."""
+    return _BY_REFRESH_SECRET.first(sid=session_id, token_hash=token_hash)
 
 
 def session_by_browser_key_hash(key_hash: str) -> DeviceSession | None:

@@ -21,7 +21,7 @@ from audit.services import audit_record
 from core.cleanup import delete_in_batches, update_in_batches
 from core import metrics
 from core.prepared import PreparedInsert, PreparedUpdate, PreparedUpdateThenInsert
-from core.crypto import DecryptionError, decrypt, derive_key, encrypt, key_encryption_root
+from core.crypto import DecryptionError, b64url, b64url_decode, decrypt, derive_key, encrypt, key_encryption_root
 from core.errors import ApiError, NotFound
 from core.request_meta import client_ip, user_agent
 from core.tokens import hash_token
@@ -33,7 +33,7 @@ from sessions_app import cookie_cache
 from sessions_app.app_settings import app_settings
 from sessions_app.models import PASSWORD_AMR, DeviceSession, RevokeReason, SealedWith, SpentRefreshToken
 from sessions_app.policy import ORGANIZATION_REASONS, Refusal, session_refusal
-from sessions_app.selectors import session_by_refresh_hash
+from sessions_app.selectors import session_by_refresh_hash, session_by_refresh_secret
 
 REFRESH_TOKEN_PREFIX = "mrt_"
 GRACE_PURPOSE = "sessions.refresh-grace"
@@ -61,8 +61,29 @@ class TokenPair:
         return {"accessToken": self.access_token, "refreshToken": self.refresh_token, "expiresIn": self.expires_in}
 
 
-def _new_refresh_token() -> str:
-    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+def _new_refresh_token(session_id: uuid.UUID) -> str:
+    """``mrt_``, the session's id (22 characters of URL-safe base64) and 256 random bits (43): the session
+    is found by its primary key, the token checked against ``refresh_secret_hash`` in the same statement."""
+    return REFRESH_TOKEN_PREFIX + b64url(session_id.bytes) + secrets.token_urlsafe(32)
+
+
+_NAMED_TOKEN_LENGTH = len(REFRESH_TOKEN_PREFIX) + 22 + 43
+
+
+def refresh_token_session_id(raw_token: str) -> uuid.UUID | None:
+    """The session a refresh token names, or None for a token of the earlier format (``mrt_`` + 43
+    characters: found by ``refresh_token_hash``) and for anything that is not a token of ours."""
+    if len(raw_token) != _NAMED_TOKEN_LENGTH or not raw_token.startswith(REFRESH_TOKEN_PREFIX):
+        return None
+    try:
+        return uuid.UUID(bytes=b64url_decode(raw_token[4:26]))
+    except ValueError:  # not base64 (binascii.Error is a ValueError), or not 16 bytes
+        return None
+
+
+def live_refresh_hash(session: DeviceSession) -> str | None:
+    """The hash of the session's live refresh token, whichever format it has."""
+    return session.refresh_secret_hash or session.refresh_token_hash
 
 
 def _lifetime(remember_me: bool):
@@ -110,7 +131,6 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
         if device_id and device_live:
             for old in DeviceSession.objects.alive(now).filter(user=user, device_id=device_id).select_for_update():
                 session_revoke(session=old, reason=RevokeReason.DEVICE_REPLACED, request=request, actor=user)
-        raw_refresh = _new_refresh_token() if tokens else ""
         membership = last_active_membership(user)  # the organization used last is active again
         if membership is not None and Membership.organization.is_cached(membership):
             organization = {"active_organization": membership.organization}
@@ -129,9 +149,10 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
             absolute_expires_at=now + app_settings.ABSOLUTE_LIFETIME,
             reauthenticated_at=now if fresh else None,
             amr=list(amr),
-            refresh_token_hash=hash_token(raw_refresh) if raw_refresh else None,
             **organization,
         )
+        raw_refresh = _new_refresh_token(session.pk) if tokens else ""
+        session.refresh_secret_hash = hash_token(raw_refresh) if raw_refresh else ""
         _SESSION_INSERT.execute(session)  # DeviceSession.objects.create, compiled once (no receiver listens)
         if not tokens:
             return TokenPair(access_token="", refresh_token="", expires_in=0, session=session)
@@ -161,7 +182,7 @@ def _grace_seal(pair: TokenPair, token_hash: str, sealed_with: str, raw_token: s
 def session_refresh(*, raw_token: str, request=None) -> TokenPair:
     """Exchange a refresh token for a new pair in the same session.
 
-    The winner of a race spends the token with a conditional UPDATE (``refresh_token_hash`` still
+    The winner of a race spends the token with a conditional UPDATE (the live token's hash still
     equal to its hash), so at most one successor exists whatever the concurrency. Everyone else
     finds the token spent: inside the grace window they get the winner's pair (decrypted with the
     token they hold); outside it the session is revoked as a reuse.
@@ -175,7 +196,10 @@ def session_refresh(*, raw_token: str, request=None) -> TokenPair:
     a rotation lost to a concurrent request, takes the audited transaction below, which looks again.
     """
     token_hash = hash_token(raw_token)
-    session = session_by_refresh_hash(token_hash)  # read committed, as inside the transaction: no lock either way
+    session_id = refresh_token_session_id(raw_token)
+    # read committed, as inside the transaction: no lock either way
+    session = (session_by_refresh_secret(session_id, token_hash) if session_id is not None
+               else session_by_refresh_hash(token_hash))
     found = _obstacles(session, request, timezone.now()) if session is not None else None
     if found == _NONE and not audit_settings.RECORD_REFRESHES:  # routine: refreshes are not audit rows
         pair = _rotate(None, session, raw_token, token_hash, request)
@@ -227,9 +251,16 @@ def _refuse_unless_usable(scope: RefusalScope, session: DeviceSession, request, 
 # UPDATE that spends the token (the winner of a race is whoever changes the row) and, only for the winner,
 # the spent token's row.
 _ROTATE = PreparedUpdateThenInsert(
-    PreparedUpdate(DeviceSession, where=("pk", "refresh_token_hash"),
-                   set=("refresh_token_hash", "refresh_rotated_at", "last_activity_at", "expires_at"),
+    PreparedUpdate(DeviceSession, where=("pk", "refresh_secret_hash"),
+                   set=("refresh_secret_hash", "refresh_rotated_at", "last_activity_at", "expires_at"),
                    fixed={"refresh_count": F("refresh_count") + 1}),
+    PreparedInsert(SpentRefreshToken))
+# The first refresh of a token of the earlier format (found by refresh_token_hash): the same, and the
+# successor is of the current format (refresh_token_hash emptied, one last non-HOT update).
+_ROTATE_EARLIER_FORMAT = PreparedUpdateThenInsert(
+    PreparedUpdate(DeviceSession, where=("pk", "refresh_token_hash"),
+                   set=("refresh_secret_hash", "refresh_rotated_at", "last_activity_at", "expires_at"),
+                   fixed={"refresh_count": F("refresh_count") + 1, "refresh_token_hash": None}),
     PreparedInsert(SpentRefreshToken))
 _SESSION_INSERT = PreparedInsert(DeviceSession)
 
@@ -242,7 +273,7 @@ def _rotate(scope: RefusalScope | None, session: DeviceSession, raw_token: str, 
     if scope is not None:
         _refuse_unless_usable(scope, session, request, now, found=found)
     membership = _active_membership(session)  # a membership that ended takes the organization with it
-    new_raw = _new_refresh_token()
+    new_raw = _new_refresh_token(session.pk)
     new_hash = hash_token(new_raw)
     access = _issue_access(session, membership)
     pair = TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in, session=session)
@@ -252,10 +283,12 @@ def _rotate(scope: RefusalScope | None, session: DeviceSession, raw_token: str, 
                               successor_sealed_with=SealedWith.SPENT_TOKEN)
     # The routine rotation (no scope: outside a transaction) need not wait for the disk: losing it in a crash
     # of the database server only signs its device out (docs/deploy.md "A refresh and the disk").
-    if not _ROTATE.execute((session.pk, token_hash), (new_hash, now, now, expires_at), spent,
-                           asynchronous_commit=scope is None and app_settings.REFRESH_ASYNC_COMMIT):
+    rotate = _ROTATE if session.refresh_token_hash is None else _ROTATE_EARLIER_FORMAT
+    if not rotate.execute((session.pk, token_hash), (new_hash, now, now, expires_at), spent,
+                          asynchronous_commit=scope is None and app_settings.REFRESH_ASYNC_COMMIT):
         return None  # another request spent it first: the spent-token path answers
-    session.refresh_token_hash, session.refresh_rotated_at, session.last_activity_at = new_hash, now, now
+    session.refresh_secret_hash, session.refresh_rotated_at, session.last_activity_at = new_hash, now, now
+    session.refresh_token_hash = None
     session.expires_at = expires_at
     session.refresh_count += 1
     if audit_settings.RECORD_REFRESHES:  # routine: counted on the session above (docs/audit.md)
@@ -284,7 +317,7 @@ def _spent_token(scope: RefusalScope, raw_token: str, token_hash: str, request) 
     in_grace = (
         grace.total_seconds() > 0
         and now - spent.spent_at <= grace
-        and session.refresh_token_hash == spent.successor_hash
+        and live_refresh_hash(session) == spent.successor_hash
         and spent.successor_encrypted
     )
     if in_grace:
@@ -507,10 +540,10 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
         Membership.objects.filter(pk=membership.pk).update(last_active_at=now)
         membership.last_active_at = now
     changes = {"active_organization": session.active_organization, "last_activity_at": now}
-    old_hash, new_raw = session.refresh_token_hash, ""
+    old_hash, new_raw = live_refresh_hash(session), ""
     if old_hash and refresh_token:
-        new_raw = _new_refresh_token()
-        changes.update(refresh_token_hash=hash_token(new_raw), refresh_rotated_at=now)
+        new_raw = _new_refresh_token(session.pk)
+        changes.update(refresh_secret_hash=hash_token(new_raw), refresh_token_hash=None, refresh_rotated_at=now)
     DeviceSession.objects.filter(pk=session.pk).update(**changes)
     for name, value in changes.items():
         setattr(session, name, value)
@@ -520,7 +553,7 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
         # pair (a refresh racing the switch, a lost response), afterwards it is reuse.
         pair = TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in,
                          session=session)
-        new_hash = changes["refresh_token_hash"]
+        new_hash = changes["refresh_secret_hash"]
         SpentRefreshToken.objects.create(
             token_hash=old_hash, session=session, spent_at=now, successor_hash=new_hash,
             successor_encrypted=_grace_seal(pair, old_hash, SealedWith.KEY_ENCRYPTION_KEY),

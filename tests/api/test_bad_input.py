@@ -174,7 +174,7 @@ def db_state(*, audit=True) -> dict:
         "users": list(User.objects.order_by("pk").values_list("pk", "email", "name", "password", "email_verified_at")),
         "tokens": list(AccountToken.objects.order_by("pk").values_list("pk", "used_at")),
         "sessions": list(DeviceSession.objects.order_by("pk").values_list(
-            "pk", "revoked_at", "refresh_token_hash", "reauthenticated_at", "remember_me")),
+            "pk", "revoked_at", "refresh_token_hash", "refresh_secret_hash", "reauthenticated_at", "remember_me")),
         "spent": SpentRefreshToken.objects.count(),
         "outbox": OutboxMessage.objects.count(),
         "totp": list(TotpDevice.objects.order_by("pk").values_list("pk", "confirmed_at", "last_step")),

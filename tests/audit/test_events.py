@@ -274,7 +274,7 @@ def test_no_refresh_without_its_audit_row(api, user, audit_fails, settings):
     audit_fails()
     with pytest.raises(AuditDown):
         post(api, "refresh", {"refreshToken": pair["refreshToken"]})
-    assert DeviceSession.objects.get().refresh_token_hash == session.refresh_token_hash
+    assert DeviceSession.objects.get().refresh_secret_hash == session.refresh_secret_hash
 
 
 def test_no_reuse_revocation_without_its_audit_row(api, user, settings, audit_fails):

@@ -14,7 +14,8 @@ from django.db.models.signals import post_init
 from core.prepared import PreparedInsert, PreparedQuery, PreparedUpdate, PreparedUpdateThenInsert, _db_value, _from_db
 from orgs.models import Membership, Organization
 from sessions_app.models import DeviceSession, SealedWith, SpentRefreshToken
-from sessions_app.selectors import session_by_browser_key_hash, session_by_refresh_hash, session_for_claims
+from sessions_app.selectors import (session_by_browser_key_hash, session_by_refresh_hash, session_by_refresh_secret,
+                                    session_for_claims)
 from sessions_app.services import session_create
 from tests.factories import UserFactory
 
@@ -52,7 +53,7 @@ def test_by_id_refresh_and_browser_key_are_the_querysets_rows_in_one_statement()
         assert by_id.user.email == user.email and by_id.active_organization.idle_timeout_seconds == 3600
     assert len(queries) == 1  # the user and the organization came with the row
     same_row(by_id, reference)
-    same_row(session_by_refresh_hash(reference.refresh_token_hash), reference)
+    same_row(session_by_refresh_secret(reference.pk, reference.refresh_secret_hash), reference)
     by_key = session_by_browser_key_hash("k" * 64)
     same_row(by_key, reference)
     assert by_key.active_org_role == "admin" and by_key.browser_data == '{"a": 1}'
@@ -96,7 +97,7 @@ def test_an_instance_is_built_by_django_when_a_receiver_listens():
     post_init.connect(receiver, sender=DeviceSession)
     try:
         built = _from_db(DeviceSession, "default", names, values)
-        assert session_by_refresh_hash(session.refresh_token_hash).pk == session.pk
+        assert session_by_refresh_secret(session.pk, session.refresh_secret_hash).pk == session.pk
     finally:
         post_init.disconnect(receiver, sender=DeviceSession)
     assert seen[0] is built and len(seen) == 2  # the signal was sent: the instances were built by __init__
@@ -109,14 +110,16 @@ def test_a_missing_row_or_another_users_token_is_none():
     assert session_for_claims({"sid": str(pair.session.pk), "sub": str(uuid.uuid4())}) is None
     assert session_for_claims({"sid": "not-a-uuid", "sub": str(user.pk)}) is None
     assert session_by_refresh_hash("0" * 64) is None
+    assert session_by_refresh_secret(pair.session.pk, "0" * 64) is None
+    assert session_by_refresh_secret(uuid.uuid4(), pair.session.refresh_secret_hash) is None
     assert session_by_browser_key_hash("0" * 64) is None
 
 
 def test_a_session_without_organization_has_none_cached():
     user = UserFactory()
-    token_hash = plain(pk=session_create(user=user).session.pk).refresh_token_hash
+    reference = plain(pk=session_create(user=user).session.pk)
     with CaptureQueriesContext(connection) as queries:
-        row = session_by_refresh_hash(token_hash)
+        row = session_by_refresh_secret(reference.pk, reference.refresh_secret_hash)
         assert row.active_organization is None
     assert len(queries) == 1
 
@@ -150,18 +153,18 @@ def test_several_values_and_all_rows_in_order():
 
 
 def test_prepared_update_changes_only_the_row_that_matches_and_applies_the_expressions():
-    update = PreparedUpdate(DeviceSession, where=("pk", "refresh_token_hash"),
-                            set=("refresh_token_hash", "last_activity_at"),
+    update = PreparedUpdate(DeviceSession, where=("pk", "refresh_secret_hash"),
+                            set=("refresh_secret_hash", "last_activity_at"),
                             fixed={"refresh_count": F("refresh_count") + 1})
     user = UserFactory()
     row = plain(pk=session_create(user=user).session.pk)
     other = plain(pk=session_create(user=user).session.pk)
     later = timezone.now() + timedelta(minutes=5)
     assert update.execute((row.pk, "not-its-hash"), ("x" * 64, later)) == 0
-    assert update.execute((row.pk, row.refresh_token_hash), ("y" * 64, later)) == 1
+    assert update.execute((row.pk, row.refresh_secret_hash), ("y" * 64, later)) == 1
     changed, untouched = DeviceSession.objects.get(pk=row.pk), DeviceSession.objects.get(pk=other.pk)
-    assert (changed.refresh_token_hash, changed.last_activity_at, changed.refresh_count) == ("y" * 64, later, 1)
-    assert (untouched.refresh_token_hash, untouched.refresh_count) == (other.refresh_token_hash, 0)
+    assert (changed.refresh_secret_hash, changed.last_activity_at, changed.refresh_count) == ("y" * 64, later, 1)
+    assert (untouched.refresh_secret_hash, untouched.refresh_count) == (other.refresh_secret_hash, 0)
 
 
 def test_prepared_insert_writes_the_row_the_orm_would():
@@ -184,7 +187,7 @@ def test_a_field_without_a_placeholder_type_is_refused_at_compile():
 
 def _rotate_then_spend():
     return PreparedUpdateThenInsert(
-        PreparedUpdate(DeviceSession, where=("pk", "refresh_token_hash"), set=("refresh_token_hash",),
+        PreparedUpdate(DeviceSession, where=("pk", "refresh_secret_hash"), set=("refresh_secret_hash",),
                        fixed={"refresh_count": F("refresh_count") + 1}),
         PreparedInsert(SpentRefreshToken))
 
@@ -197,15 +200,15 @@ def _spent(session, token_hash):
 def test_update_then_insert_inserts_only_when_the_update_changed_the_row():
     statement = _rotate_then_spend()
     session = session_create(user=UserFactory()).session
-    current = session.refresh_token_hash
+    current = session.refresh_secret_hash
     assert statement.execute((session.pk, "not-its-hash"), ("x" * 64,), _spent(session, "a" * 64)) is False
     assert not SpentRefreshToken.objects.filter(pk="a" * 64).exists()
-    assert DeviceSession.objects.get(pk=session.pk).refresh_token_hash == current
+    assert DeviceSession.objects.get(pk=session.pk).refresh_secret_hash == current
     spent = _spent(session, "b" * 64)
     assert statement.execute((session.pk, current), ("y" * 64,), spent) is True
     assert not spent._state.adding
     changed = DeviceSession.objects.get(pk=session.pk)
-    assert (changed.refresh_token_hash, changed.refresh_count) == ("y" * 64, 1)
+    assert (changed.refresh_secret_hash, changed.refresh_count) == ("y" * 64, 1)
     assert SpentRefreshToken.objects.get(pk="b" * 64).session_id == session.pk
     # The same token again: the row no longer matches, so nothing is inserted (no duplicate-key error either).
     assert statement.execute((session.pk, current), ("z" * 64,), _spent(session, "b" * 64)) is False
@@ -215,19 +218,19 @@ def test_update_then_insert_inserts_only_when_the_update_changed_the_row():
 def test_update_then_insert_is_one_statement_on_postgresql_and_all_or_nothing():
     statement = _rotate_then_spend()
     session = session_create(user=UserFactory()).session
-    current = session.refresh_token_hash
+    current = session.refresh_secret_hash
     with CaptureQueriesContext(connection) as queries:
         statement.execute((session.pk, current), ("y" * 64,), _spent(session, "c" * 64))
     assert len(queries) == 1 and queries[0]["sql"].startswith("WITH changed AS (UPDATE")
     # The insert fails (the spent token exists): the update is undone with it, as one statement is.
     with pytest.raises(IntegrityError), transaction.atomic():
         statement.execute((session.pk, "y" * 64), ("w" * 64,), _spent(session, "c" * 64))
-    assert DeviceSession.objects.get(pk=session.pk).refresh_token_hash == "y" * 64
+    assert DeviceSession.objects.get(pk=session.pk).refresh_secret_hash == "y" * 64
 
 
 def test_update_then_insert_needs_the_primary_key():
     with pytest.raises(ValueError, match="primary key"):
-        PreparedUpdateThenInsert(PreparedUpdate(DeviceSession, where=("refresh_token_hash",), set=("remember_me",)),
+        PreparedUpdateThenInsert(PreparedUpdate(DeviceSession, where=("refresh_secret_hash",), set=("remember_me",)),
                                  PreparedInsert(SpentRefreshToken))
 
 
@@ -254,12 +257,12 @@ def test_an_asynchronous_commit_is_asked_by_the_statement_only_outside_a_transac
     statement = _rotate_then_spend()
     session = session_create(user=UserFactory()).session
     with CaptureQueriesContext(connection) as queries:
-        assert statement.execute((session.pk, session.refresh_token_hash), ("y" * 64,), _spent(session, "e" * 64),
+        assert statement.execute((session.pk, session.refresh_secret_hash), ("y" * 64,), _spent(session, "e" * 64),
                                  asynchronous_commit=True)
     sql, = [query["sql"] for query in queries]
     assert sql.startswith("WITH asynchronous AS (SELECT set_config('synchronous_commit', 'off', true)), changed")
     # Committed and visible; the connection keeps its own setting.
-    assert DeviceSession.objects.get(pk=session.pk).refresh_token_hash == "y" * 64
+    assert DeviceSession.objects.get(pk=session.pk).refresh_secret_hash == "y" * 64
     assert SpentRefreshToken.objects.filter(pk="e" * 64).exists()
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
@@ -285,6 +288,7 @@ NAIVE = AWARE.replace(tzinfo=None)
     (SpentRefreshToken, "session", str(uuid.UUID(int=7))),
     (DeviceSession, "id", uuid.UUID(int=8)),
     (DeviceSession, "id", uuid.UUID(int=8).hex),
+    (DeviceSession, "refresh_secret_hash", ""),
     (DeviceSession, "refresh_token_hash", None),
     (DeviceSession, "refresh_count", 3),
     (DeviceSession, "amr", ["pwd"]),

@@ -2,6 +2,8 @@
 connection (PostgreSQL), and not when PREPARED_STATEMENTS is off (behind a transaction pooler). They run on
 the connection's one KeptCursor, through HotCursor unless something observes the statements."""
 
+import uuid
+
 import pytest
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.db.transaction import TransactionManagementError
@@ -9,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 
 from core.database.base import HotCursor, KeptCursor, PreparingCursor
 from core.prepared import _cursor
-from sessions_app.selectors import session_by_refresh_hash
+from sessions_app.models import DeviceSession
+from sessions_app.selectors import session_by_refresh_hash, session_by_refresh_secret
 from sessions_app.services import session_create
 from tests.factories import UserFactory
 
@@ -26,10 +29,21 @@ def prepared(like: str) -> list[str]:
 def test_the_refresh_lookup_is_prepared_once_and_reused():
     session = session_create(user=UserFactory()).session
     for _ in range(3):
-        assert session_by_refresh_hash(session.refresh_token_hash).pk == session.pk
+        assert session_by_refresh_secret(session.pk, session.refresh_secret_hash).pk == session.pk
+    assert session_by_refresh_secret(session.pk, "0" * 64) is None
+    assert session_by_refresh_secret(uuid.uuid4(), session.refresh_secret_hash) is None
+    lookups = prepared('SELECT %"sessions_app_devicesession"."refresh_secret_hash" = $%')
+    assert len(lookups) == 1  # one statement, whatever the values
+
+
+def test_the_lookup_of_a_token_of_the_earlier_format_is_prepared_once_and_reused():
+    session = session_create(user=UserFactory()).session
+    DeviceSession.objects.filter(pk=session.pk).update(refresh_token_hash="e" * 64, refresh_secret_hash="")
+    for _ in range(3):
+        assert session_by_refresh_hash("e" * 64).pk == session.pk
     assert session_by_refresh_hash("0" * 64) is None
     lookups = prepared('SELECT %"sessions_app_devicesession"."refresh_token_hash" = $1%')
-    assert len(lookups) == 1  # one statement, whatever the values
+    assert len(lookups) == 1
 
 
 def test_django_cursors_still_bind_on_the_client():

@@ -44,7 +44,7 @@ def state() -> dict:
         "members": sorted(Membership.objects.values_list("user_id", "organization_id", "role")),
         "invitations": sorted(Invitation.objects.values_list("pk", "accepted_at", "revoked_at")),
         "pending": PendingOrganization.objects.count(),
-        "sessions": sorted(DeviceSession.objects.values_list("pk", "refresh_token_hash", "active_organization_id")),
+        "sessions": sorted(DeviceSession.objects.values_list("pk", "refresh_secret_hash", "active_organization_id")),
         "org_audit": AuditEvent.objects.filter(organization_id__isnull=False).count(),
     }
 

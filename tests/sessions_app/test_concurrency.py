@@ -41,7 +41,7 @@ def test_concurrent_refreshes_get_one_identical_pair(live_server, tokens, settin
 
         session = DeviceSession.objects.get(pk=session_id)
         assert session.is_alive()
-        assert session.refresh_token_hash == hash_token(new_token)  # the one live refresh token
+        assert session.refresh_secret_hash == hash_token(new_token)  # the one live refresh token
         assert SpentRefreshToken.objects.filter(token_hash=hash_token(token)).count() == 1
         assert SpentRefreshToken.objects.filter(session=session).count() == round_ + 1
         token = new_token
@@ -65,7 +65,7 @@ def test_concurrent_refreshes_without_grace_revoke_the_session(live_server, toke
     assert session.revoked_at is not None and session.revoked_reason == RevokeReason.REFRESH_TOKEN_REUSED
     assert SpentRefreshToken.objects.filter(session=session).count() == 1
     (winner,) = [body for status, body in results if status == 200]
-    assert session.refresh_token_hash == hash_token(winner["refreshToken"])
+    assert session.refresh_secret_hash == hash_token(winner["refreshToken"])
     # The winner's pair died with the session.
     assert request("GET", live_server.url + "/api/v1/auth/me", token=winner["accessToken"]).status == 401
     assert AuditEvent.objects.filter(event=EventType.REFRESH_REUSE_DETECTED, session_id=session.pk).exists()

@@ -149,7 +149,7 @@ def test_a_refresh_after_a_switch_with_the_old_token_gets_the_switch_pair(tokens
     racing = refreshed(tokens["refreshToken"])  # sent before the switch's answer arrived
     assert (racing["accessToken"], racing["refreshToken"]) == (switch["accessToken"], switch["refreshToken"])
     session = session_of(switch)
-    assert session.is_alive() and session.refresh_token_hash == hash_token(switch["refreshToken"])
+    assert session.is_alive() and session.refresh_secret_hash == hash_token(switch["refreshToken"])
     assert bearer(racing["accessToken"]).get(ME).status_code == 200
     assert replays(session.pk) == 1
     # The one live refresh token goes on; the old one's window ends once it is used, as after a refresh.
@@ -196,7 +196,7 @@ def test_a_refresh_that_won_before_the_switch_converges_on_the_switch_pair(token
         again = refreshed(token)
         assert (again["accessToken"], again["refreshToken"]) == (switch["accessToken"], switch["refreshToken"])
     session = session_of(switch)
-    assert session.is_alive() and session.refresh_token_hash == hash_token(switch["refreshToken"])
+    assert session.is_alive() and session.refresh_secret_hash == hash_token(switch["refreshToken"])
 
 
 def test_without_a_grace_window_a_switch_keeps_no_pair(tokens, org, settings):
@@ -246,7 +246,7 @@ def test_switch_and_refresh_racing_leave_one_live_refresh_token(live_server, api
         session = DeviceSession.objects.get(pk=tokens["session"]["id"])
         assert session.is_alive(), round_
         switch = results["switch"][1]
-        assert session.refresh_token_hash == hash_token(switch["refreshToken"])  # the one live token: the switch's
+        assert session.refresh_secret_hash == hash_token(switch["refreshToken"])  # the one live token: the switch's
         for key in ("refresh-1", "refresh-2"):  # every answer the client might keep leads to it
             kept = results[key][1]["refreshToken"]
             if kept != switch["refreshToken"]:

@@ -1,9 +1,12 @@
-"""The indexes of the rows every refresh writes (migration 0012, docs/benchmarks.md seventh pass).
+"""The indexes of the rows every refresh writes (migrations 0012 and 0013, docs/benchmarks.md seventh and
+ninth passes).
 
-A refresh changes its session's ``refresh_token_hash``, so PostgreSQL cannot update the row in place (no
-HOT update) and adds an entry to every index of the table; it also inserts a spent-token row. Each index
-of these two tables is paid on every refresh, so the list is held here: adding one is a decision to make
-with that cost in mind, not a side effect of ``unique=True`` or a ForeignKey."""
+A refresh changes its session's ``refresh_secret_hash`` (no index) and, once a day at most, ``expires_at``
+(indexed); it also inserts a spent-token row. An index on a column a refresh changes would make every
+refresh a non-HOT update, with an entry in every index of the table; each index of the spent tokens is
+paid on every refresh. So the list is held here: adding one is a decision to make with that cost in mind,
+not a side effect of ``unique=True`` or a ForeignKey. (``refresh_token_hash``: tokens of the earlier
+format, which no refresh writes.)"""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ def test_refresh_rotates_inside_the_same_session(tokens):
     assert pair["refreshToken"] != tokens["refreshToken"] and pair["accessToken"] != tokens["accessToken"]
     assert pair["tokenType"] == "Bearer" and pair["expiresIn"] == 900
     session = session_of(pair)
-    assert session.refresh_token_hash == hash_token(pair["refreshToken"])
+    assert session.refresh_secret_hash == hash_token(pair["refreshToken"])
     spent = SpentRefreshToken.objects.get()
     assert spent.token_hash == hash_token(tokens["refreshToken"]) and spent.session == session
     assert spent.successor_hash == hash_token(pair["refreshToken"])
@@ -127,7 +127,7 @@ def test_within_grace_the_spent_token_gets_the_very_same_pair(tokens, settings):
     # Still one live refresh token, one spent one, the session alive.
     session = session_of(first.json())
     assert session.is_alive()
-    assert session.refresh_token_hash == hash_token(first.json()["refreshToken"])
+    assert session.refresh_secret_hash == hash_token(first.json()["refreshToken"])
     assert SpentRefreshToken.objects.count() == 1
     assert refresh(first.json()["refreshToken"]).status_code == 200
     assert AuditEvent.objects.filter(event=EventType.TOKEN_REFRESHED, context__replayed_within_grace=True).count() == 2

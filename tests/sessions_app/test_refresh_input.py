@@ -1,6 +1,8 @@
 """POST refresh's body (sessions_app.serializers._refresh_token_input): a token of the form this service issues is
 taken without building RefreshInput, and is exactly what RefreshInput would return; anything else is RefreshInput's."""
 
+import uuid
+
 import pytest
 from rest_framework.exceptions import ValidationError
 
@@ -60,7 +62,7 @@ def test_an_issued_token_is_taken_without_the_serializer(monkeypatch):
         raise AssertionError("RefreshInput built for a token of the issued form")
 
     monkeypatch.setattr(serializers, "RefreshInput", refuse)
-    token = _new_refresh_token()
+    token = _new_refresh_token(uuid.uuid4())
     assert _refresh_token_input({"refreshToken": token}) == token
     with pytest.raises(AssertionError):
         _refresh_token_input({"refreshToken": f" {token}"})

@@ -12,7 +12,7 @@ from audit.models import AuditEvent, EventType
 from core.tokens import hash_token
 from sessions_app import tasks
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
-from sessions_app.services import sessions_cleanup
+from sessions_app.services import session_refresh, sessions_cleanup
 from tests.factories import UserFactory
 from tests.support.auth import bearer, login
 from tests.support.errors import error_code
@@ -135,12 +135,18 @@ def test_login_without_device_id_never_replaces(api, user):
 
 
 def test_one_current_refresh_hash_per_session_is_a_database_constraint(tokens, user):
-    """A session has one column for its current refresh token, unique across all sessions, so a
-    token can never be live in two places."""
+    """A session has one column for its current refresh token. A token names its session (found by
+    primary key), so it is live in that session only; one of the earlier format (found by its hash) is
+    unique across all sessions. Either way a token can never be live in two places."""
     now = timezone.now()
-    taken = DeviceSession.objects.get(pk=tokens["session"]["id"]).refresh_token_hash
+    taken = DeviceSession.objects.get(pk=tokens["session"]["id"]).refresh_secret_hash
+    other = DeviceSession.objects.create(user=user, expires_at=now + timedelta(days=1),
+                                         absolute_expires_at=now + timedelta(days=1), refresh_secret_hash=taken)
+    assert session_refresh(raw_token=tokens["refreshToken"]).session.pk == uuid.UUID(tokens["session"]["id"])
+    assert DeviceSession.objects.get(pk=other.pk).refresh_secret_hash == taken  # not the token's session: untouched
+    DeviceSession.objects.filter(pk=other.pk).update(refresh_token_hash="e" * 64)
     with pytest.raises(IntegrityError), transaction.atomic():
-        DeviceSession.objects.create(user=user, expires_at=now, absolute_expires_at=now, refresh_token_hash=taken)
+        DeviceSession.objects.create(user=user, expires_at=now, absolute_expires_at=now, refresh_token_hash="e" * 64)
     with pytest.raises(IntegrityError), transaction.atomic():
         SpentRefreshToken.objects.bulk_create([
             SpentRefreshToken(token_hash="a" * 64, session_id=tokens["session"]["id"], successor_hash="b"),
