@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import datetime
 import logging
+import select
 import time
 
 import psycopg
 from django.db.backends.postgresql import base
-from psycopg import errors
+from psycopg import errors, pq
+from psycopg.adapt import PyFormat, Transformer
 from psycopg.types.datetime import TimestamptzLoader
 
 from core.database import deadline, thread_deadline
@@ -40,6 +42,10 @@ class DeadlineConnection(psycopg.Connection):
 
     deadline: float | None = None
     answered_at: float = 0.0  # time.monotonic() of the server's last answer
+    # HotCursor's statements prepared on this connection: (SQL, parameter types) -> statement name; and how
+    # many it has prepared (each name is new, even after a DEALLOCATE ALL that might not have reached it)
+    hot_statements: dict[tuple[str, tuple[int, ...]], bytes] | None = None
+    hot_prepared: int = 0
 
     def wait(self, gen, interval=None, timeout=None):
         limit = self.deadline
@@ -60,6 +66,48 @@ class DeadlineConnection(psycopg.Connection):
             self.pgconn.finish()
             raise errors.OperationalError(f"the database did not answer within {timeout:g} s") from None
 
+    def _deallocate(self, name):
+        """psycopg's ``DEALLOCATE`` of its prepared statements: ``None`` (``DEALLOCATE ALL``, which it sends
+        after a rollback or a DROP/ALTER, even to a savepoint) ends HotCursor's statements too, so they are
+        forgotten with it and prepared again at their next use."""
+        if name is None:
+            self.hot_statements = None
+        return super()._deallocate(name)
+
+    def results(self) -> list:
+        """The results of the statement just sent on ``pgconn`` (HotCursor's), with the same deadline as
+        ``wait``: libpq's calls in a plain ``select`` loop, which psycopg's generator machinery (its
+        ``execute`` generator driven by ``waiting.wait``) costs 20 us of CPU more per statement."""
+        limit = self.deadline
+        narrowed = thread_deadline()
+        if narrowed is not None:
+            limit = narrowed if limit is None else min(limit, narrowed)
+        pgconn = self.pgconn
+        fileno = pgconn.socket
+        ends = None if limit is None else time.monotonic() + limit
+        while pgconn.flush():  # non-blocking: what is left of the statement to send
+            self._ready(select.select, fileno, ends, limit, write=True)
+        while True:
+            pgconn.consume_input()
+            if not pgconn.is_busy():
+                break
+            self._ready(select.select, fileno, ends, limit, write=False)
+        results = []
+        while (result := pgconn.get_result()) is not None:
+            results.append(result)
+            if pgconn.is_busy():  # another statement's result still to come (never for one statement)
+                self._ready(select.select, fileno, ends, limit, write=False)
+                pgconn.consume_input()
+        self.answered_at = time.monotonic()
+        return results
+
+    def _ready(self, wait_for, fileno: int, ends: float | None, limit: float | None, *, write: bool) -> None:
+        remaining = None if ends is None else max(0.0, ends - time.monotonic())
+        readable, writable, _ = wait_for([] if write else [fileno], [fileno] if write else [], [], remaining)
+        if not readable and not writable:
+            self.pgconn.finish()
+            raise errors.OperationalError(f"the database did not answer within {limit:g} s")
+
 
 class PreparingCursor(base.ServerBindingCursor):
     """Binds its parameters on the server and prepares every statement it runs: the server parses and
@@ -77,7 +125,12 @@ class KeptCursor(PreparingCursor):
     """The PreparingCursor a connection keeps for its hot statements (``DatabaseWrapper.prepared_cursor``):
     closing it only ends one use. A psycopg cursor built for each statement (its adapters, Django's
     timezone check, the close) was work on every request for nothing; the next ``execute`` replaces the
-    previous results, and the connection's end ends it."""
+    previous results, and the connection's end ends it. ``hot_transformer``: the one psycopg Transformer
+    (this cursor's adapters) of HotCursor's statements."""
+
+    def __init__(self, connection, *args, **kwargs):
+        super().__init__(connection, *args, **kwargs)
+        self.hot_transformer = Transformer(self)
 
     def close(self):
         pass
@@ -87,12 +140,22 @@ class HotCursor:
     """What Django's ``CursorWrapper`` does for one statement of core/prepared.py (errors mapped to
     ``django.db`` ones, a broken transaction refused) without building a wrapper and an error-mapping
     closure on every call. Used only when nothing observes the statements (no query log, no execute
-    wrapper: tests and DEBUG get Django's own wrappers, which count and log them)."""
+    wrapper: tests and DEBUG get Django's own wrappers, which count and log them).
 
-    __slots__ = ("cursor", "db")
+    The statement itself goes to libpq through psycopg's own parts, not through its cursor
+    (``_execute_prepared``): psycopg's ``Cursor.execute`` is about 43 us of Python per statement on this
+    machine (a new Transformer per statement, the query converted again, its prepared-statement
+    bookkeeping), against about 44 us for the whole look-up done this way (docs/benchmarks.md, ninth
+    pass). The exception: the first statement of a transaction, for which psycopg's cursor sends the
+    ``BEGIN`` (Django's ``atomic`` leaves that to it) and the statements that a plain split on ``%s`` does
+    not describe (a literal ``%``)."""
+
+    __slots__ = ("cursor", "db", "_rows", "_rowcount")
 
     def __init__(self, cursor, db):
         self.cursor, self.db = cursor, db
+        self._rows: list | None = None
+        self._rowcount = -1
 
     def __enter__(self):
         return self
@@ -103,23 +166,89 @@ class HotCursor:
     def execute(self, sql, params=None):
         self.db.validate_no_broken_transaction()
         with self.db.wrap_database_errors:
+            connection = self.cursor.connection
+            if ((connection.autocommit or connection.pgconn.transaction_status != pq.TransactionStatus.IDLE)
+                    and "%%" not in sql and "%(" not in sql):
+                self._rows, self._rowcount = _execute_prepared(self.cursor, sql, params or ())
+                return None
+            self._rows = None
             return self.cursor.execute(sql, params)
 
     def fetchone(self):
+        if self._rows is not None:
+            return self._rows.pop(0) if self._rows else None
         with self.db.wrap_database_errors:
             return self.cursor.fetchone()
 
     def fetchmany(self, size):
+        if self._rows is not None:
+            rows, self._rows = self._rows[:size], self._rows[size:]
+            return rows
         with self.db.wrap_database_errors:
             return self.cursor.fetchmany(size)
 
     def fetchall(self):
+        if self._rows is not None:
+            rows, self._rows = self._rows, []
+            return rows
         with self.db.wrap_database_errors:
             return self.cursor.fetchall()
 
     @property
     def rowcount(self) -> int:
-        return self.cursor.rowcount
+        return self._rowcount if self._rows is not None else self.cursor.rowcount
+
+
+def _execute_prepared(kept: KeptCursor, sql: str, params, *, again: bool = True) -> tuple[list, int]:
+    """Run ``sql`` (Django's ``%s`` placeholders) as a statement prepared on the server once per connection
+    and parameter types, as psycopg's cursor would with ``prepare=True``, with the same adapters (``kept``'s:
+    its Transformer dumps the values and loads the rows) and the same client-side deadline
+    (``DeadlineConnection.results``). Returns the rows (text format, as tuples) and the row count."""
+    connection = kept.connection
+    pgconn = connection.pgconn
+    transformer = kept.hot_transformer
+    values = transformer.dump_sequence(params, [PyFormat.AUTO] * len(params))
+    types = tuple(transformer.types)
+    statements = connection.hot_statements
+    if statements is None:
+        statements = connection.hot_statements = {}
+    name = statements.get((sql, types))
+    if name is None:
+        pieces = sql.split("%s")
+        if len(pieces) != len(params) + 1:
+            raise errors.ProgrammingError(f"the statement has {len(pieces) - 1} placeholders for {len(params)} values")
+        text = "".join(piece + (f"${number}" if number <= len(params) else "")
+                       for number, piece in enumerate(pieces, start=1))
+        name = f"_mana_hot_{connection.hot_prepared}".encode()
+        connection.hot_prepared += 1
+        pgconn.send_prepare(name, text.encode(connection.info.encoding), param_types=types)
+        _result(connection, connection.results())
+        statements[sql, types] = name
+    pgconn.send_query_prepared(name, values, param_formats=transformer.formats)
+    try:
+        result = _result(connection, connection.results())
+    except errors.InvalidSqlStatementName:
+        # Deallocated by something other than psycopg (a DEALLOCATE or DISCARD sent as SQL): forget them
+        # all and prepare this one again, where nothing else is lost (outside a transaction).
+        connection.hot_statements = None
+        if not again or not connection.autocommit or pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            raise
+        return _execute_prepared(kept, sql, params, again=False)
+    if result.status == pq.ExecStatus.TUPLES_OK:
+        transformer.set_pgresult(result)
+        return transformer.load_rows(0, result.ntuples, tuple), result.ntuples
+    tuples = result.command_tuples
+    return [], tuples if tuples is not None else -1
+
+
+def _result(connection, results: list) -> pq.abc.PGresult:
+    """The one result of a statement, or its error as psycopg raises it."""
+    for result in results:
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            raise errors.error_from_result(result, encoding=connection.info.encoding)
+    if len(results) != 1 or results[0].status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+        raise errors.InternalError(f"unexpected results: {[pq.ExecStatus(r.status).name for r in results]}")
+    return results[0]
 
 
 # psycopg's own text loader of timestamptz, C-optimised with psycopg[binary] (0.16 us a value against 2.6 us for

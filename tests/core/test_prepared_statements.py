@@ -2,13 +2,17 @@
 connection (PostgreSQL), and not when PREPARED_STATEMENTS is off (behind a transaction pooler). They run on
 the connection's one KeptCursor, through HotCursor unless something observes the statements."""
 
+import time
 import uuid
 
 import pytest
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from psycopg.types.json import Jsonb
 
+from core.database import deadline
 from core.database.base import HotCursor, KeptCursor, PreparingCursor
 from core.prepared import _cursor
 from sessions_app.models import DeviceSession
@@ -111,3 +115,88 @@ def test_the_hot_cursor_refuses_a_broken_transaction():
             cursor.execute("SELECT 1 / 0 WHERE 1 = %s", [1])
         with pytest.raises(TransactionManagementError), _cursor(connection) as cursor:
             cursor.execute("SELECT 1 WHERE 1 = %s", [1])  # as Django's own cursor would: roll back first
+
+
+# --- HotCursor's own execution (core.database.base._execute_prepared) ------------------------------------
+
+class Undone(Exception):
+    pass
+
+
+ROW_SQL = ("SELECT %s::uuid, %s::text, %s::timestamptz, %s::int, %s::bigint, %s::boolean, %s::inet, %s::jsonb, %s, "
+           "now() - now(), 'a%%b' WHERE 1 = %s")
+
+
+def _row_values():
+    return [uuid.UUID(int=5), "text é", timezone.now(), 7, 2**40, True, "10.0.0.1", Jsonb({"a": [1, "x"]}), None, 1]
+
+
+def test_the_hot_cursor_reads_what_psycopgs_cursor_reads():
+    """The same values and the same Python types, row by row, for each kind of column the hot statements use."""
+    sql = ROW_SQL.replace("'a%%b' ", "'ab' ")  # no literal %: HotCursor's own way
+    DeviceSession.objects.exists()  # the test's transaction has begun: a hot statement is not its first
+    values = _row_values()
+    with _cursor(connection) as cursor:
+        cursor.execute(sql, values)
+        ours = cursor.fetchall()
+        assert connection.connection.hot_statements  # it did go its own way
+        cursor.cursor.execute(sql, values)
+        theirs = cursor.cursor.fetchall()
+    assert [[(type(v), v) for v in row] for row in ours] == [[(type(v), v) for v in row] for row in theirs]
+    with _cursor(connection) as cursor:  # a literal %: psycopg's cursor, the same answer
+        cursor.execute(ROW_SQL, _row_values())
+        assert cursor.fetchone()[-1] == "a%b"
+
+
+def test_the_hot_cursor_counts_rows_and_reads_one_at_a_time():
+    user = UserFactory()
+    first, second = session_create(user=user).session, session_create(user=user).session
+    with _cursor(connection) as cursor:
+        cursor.execute("UPDATE sessions_app_devicesession SET device_name = %s WHERE user_id = %s", ["x", user.pk])
+        assert cursor.rowcount == 2
+        cursor.execute("SELECT id FROM sessions_app_devicesession WHERE user_id = %s ORDER BY id", [user.pk])
+        assert cursor.rowcount == 2
+        assert [cursor.fetchone(), cursor.fetchone(), cursor.fetchone()] == [
+            *sorted([(first.pk,), (second.pk,)]), None]
+
+
+@pytest.mark.django_db(transaction=True)  # atomic blocks of its own, no test transaction around them
+def test_the_first_statement_of_a_transaction_is_inside_it():
+    """Django's ``atomic`` leaves the BEGIN to psycopg's next statement: a hot statement that comes first
+    goes through psycopg's cursor, so it is part of the transaction and rolled back with it."""
+    session = session_create(user=UserFactory()).session
+    with pytest.raises(Undone), transaction.atomic():
+        with _cursor(connection) as cursor:
+            cursor.execute("UPDATE sessions_app_devicesession SET device_name = %s WHERE id = %s", ["gone", session.pk])
+        raise Undone
+    assert DeviceSession.objects.get(pk=session.pk).device_name == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_statements_are_prepared_again_after_psycopg_or_sql_deallocates_them():
+    def run():
+        with _cursor(connection) as cursor:
+            cursor.execute("SELECT 'again' WHERE 1 = %s", [1])
+            return cursor.fetchall()
+
+    assert run() == [("again",)]
+    with pytest.raises(Undone), transaction.atomic():
+        with _cursor(connection) as cursor:  # a transaction's first statement: psycopg prepares it
+            cursor.execute("SELECT 'first' WHERE 1 = %s", [1])
+        raise Undone  # psycopg's rollback sends DEALLOCATE ALL, having prepared statements of its own
+    assert connection.connection.hot_statements is None  # forgotten with psycopg's
+    assert run() == [("again",)]
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # behind psycopg's back
+    assert run() == [("again",)]
+    assert len(prepared("%'again'%")) == 1
+
+
+@pytest.mark.django_db(transaction=True)  # the connection is closed: no test transaction around it
+def test_the_hot_cursor_keeps_the_deadline():
+    with deadline(0.3), pytest.raises(OperationalError, match="did not answer within"):
+        started = time.monotonic()
+        with _cursor(connection) as cursor:
+            cursor.execute("SELECT pg_sleep(3) WHERE 1 = %s", [1])
+    assert time.monotonic() - started < 1.5
+    connection.close()
