@@ -67,7 +67,8 @@ def _new_refresh_token(session_id: uuid.UUID) -> str:
     return REFRESH_TOKEN_PREFIX + b64url(session_id.bytes) + secrets.token_urlsafe(32)
 
 
-_NAMED_TOKEN_LENGTH = len(REFRESH_TOKEN_PREFIX) + 22 + 43
+_SESSION_ID_END = len(REFRESH_TOKEN_PREFIX) + 22  # a UUID's 16 bytes in base64url
+_NAMED_TOKEN_LENGTH = _SESSION_ID_END + 43  # and 32 random bytes
 
 
 def refresh_token_session_id(raw_token: str) -> uuid.UUID | None:
@@ -76,9 +77,18 @@ def refresh_token_session_id(raw_token: str) -> uuid.UUID | None:
     if len(raw_token) != _NAMED_TOKEN_LENGTH or not raw_token.startswith(REFRESH_TOKEN_PREFIX):
         return None
     try:
-        return uuid.UUID(bytes=b64url_decode(raw_token[4:26]))
+        return uuid.UUID(bytes=b64url_decode(raw_token[len(REFRESH_TOKEN_PREFIX):_SESSION_ID_END]))
     except ValueError:  # not base64 (binascii.Error is a ValueError), or not 16 bytes
         return None
+
+
+def session_of_live_refresh_token(raw_token: str, token_hash: str) -> DeviceSession | None:
+    """The session whose live refresh token this is, with its user, organization and role there
+    (sessions_app.selectors), whichever format the token has; None for a spent or unknown one."""
+    session_id = refresh_token_session_id(raw_token)
+    if session_id is not None:
+        return session_by_refresh_secret(session_id, token_hash)
+    return session_by_refresh_hash(token_hash)
 
 
 def live_refresh_hash(session: DeviceSession) -> str | None:
@@ -196,10 +206,7 @@ def session_refresh(*, raw_token: str, request=None) -> TokenPair:
     a rotation lost to a concurrent request, takes the audited transaction below, which looks again.
     """
     token_hash = hash_token(raw_token)
-    session_id = refresh_token_session_id(raw_token)
-    # read committed, as inside the transaction: no lock either way
-    session = (session_by_refresh_secret(session_id, token_hash) if session_id is not None
-               else session_by_refresh_hash(token_hash))
+    session = session_of_live_refresh_token(raw_token, token_hash)  # read committed, as in the transaction
     found = _obstacles(session, request, timezone.now()) if session is not None else None
     if found == _NONE and not audit_settings.RECORD_REFRESHES:  # routine: refreshes are not audit rows
         pair = _rotate(None, session, raw_token, token_hash, request)

@@ -47,11 +47,16 @@ class DeadlineConnection(psycopg.Connection):
     hot_statements: dict[tuple[str, tuple[int, ...]], bytes] | None = None
     hot_prepared: int = 0
 
-    def wait(self, gen, interval=None, timeout=None):
+    def _limit(self) -> float | None:
+        """How long a wait for the server may last: the connection's deadline, narrowed by this thread's."""
         limit = self.deadline
         narrowed = thread_deadline()
         if narrowed is not None:
             limit = narrowed if limit is None else min(limit, narrowed)
+        return limit
+
+    def wait(self, gen, interval=None, timeout=None):
+        limit = self._limit()
         if limit is not None:
             timeout = limit if timeout is None else min(timeout, limit)
         try:
@@ -78,32 +83,30 @@ class DeadlineConnection(psycopg.Connection):
         """The results of the statement just sent on ``pgconn`` (HotCursor's), with the same deadline as
         ``wait``: libpq's calls in a plain ``select`` loop, which psycopg's generator machinery (its
         ``execute`` generator driven by ``waiting.wait``) costs 20 us of CPU more per statement."""
-        limit = self.deadline
-        narrowed = thread_deadline()
-        if narrowed is not None:
-            limit = narrowed if limit is None else min(limit, narrowed)
+        limit = self._limit()
         pgconn = self.pgconn
-        fileno = pgconn.socket
         ends = None if limit is None else time.monotonic() + limit
         while pgconn.flush():  # non-blocking: what is left of the statement to send
-            self._ready(select.select, fileno, ends, limit, write=True)
+            self._ready(ends, limit, write=True)
         while True:
             pgconn.consume_input()
             if not pgconn.is_busy():
                 break
-            self._ready(select.select, fileno, ends, limit, write=False)
+            self._ready(ends, limit, write=False)
         results = []
         while (result := pgconn.get_result()) is not None:
             results.append(result)
             if pgconn.is_busy():  # another statement's result still to come (never for one statement)
-                self._ready(select.select, fileno, ends, limit, write=False)
+                self._ready(ends, limit, write=False)
                 pgconn.consume_input()
         self.answered_at = time.monotonic()
         return results
 
-    def _ready(self, wait_for, fileno: int, ends: float | None, limit: float | None, *, write: bool) -> None:
+    def _ready(self, ends: float | None, limit: float | None, *, write: bool) -> None:
+        """Wait until the socket can be written (``write``) or read, until ``ends``; past it, as ``wait``."""
+        fileno = self.pgconn.socket
         remaining = None if ends is None else max(0.0, ends - time.monotonic())
-        readable, writable, _ = wait_for([] if write else [fileno], [fileno] if write else [], [], remaining)
+        readable, writable, _ = select.select([] if write else [fileno], [fileno] if write else [], [], remaining)
         if not readable and not writable:
             self.pgconn.finish()
             raise errors.OperationalError(f"the database did not answer within {limit:g} s")

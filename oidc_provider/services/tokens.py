@@ -22,7 +22,7 @@ from identity.services.tokens import TokenError, access_token_issue, access_toke
 from oidc_provider.models import AuthorizationCode, OidcClient, OidcGrant
 from oidc_provider.services.id_tokens import id_token_issue
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
-from sessions_app.services import (REFRESH_TOKEN_PREFIX, RefreshError, refresh_token_session_id, session_create,
+from sessions_app.services import (REFRESH_TOKEN_PREFIX, RefreshError, session_create, session_of_live_refresh_token,
                                     session_refresh, session_revoke)
 
 DEVICE_SUFFIX = " (app sign-in)"
@@ -114,14 +114,10 @@ def code_redeem(*, code: AuthorizationCode, client: OidcClient, request=None) ->
 
 def _session_of_refresh_token(raw: str):
     token_hash = hash_token(raw)
-    named = refresh_token_session_id(raw)
-    live = (DeviceSession.objects.filter(pk=named, refresh_secret_hash=token_hash) if named is not None
-            else DeviceSession.objects.filter(refresh_token_hash=token_hash))
-    session_id = live.values_list("pk", flat=True).first()
-    if session_id is None:
-        session_id = SpentRefreshToken.objects.filter(token_hash=token_hash).values_list(
-            "session_id", flat=True).first()
-    return session_id
+    live = session_of_live_refresh_token(raw, token_hash)
+    if live is not None:
+        return live.pk
+    return SpentRefreshToken.objects.filter(token_hash=token_hash).values_list("session_id", flat=True).first()
 
 
 def grant_for_refresh_token(*, raw_token, client: OidcClient) -> OidcGrant | None:
