@@ -64,7 +64,7 @@ urlpatterns = [
     path(f"{auth}service-token", service_accounts.ServiceTokenApi.as_view(), name="auth-service-token"),
     path(f"{auth}introspect", service_accounts.IntrospectApi.as_view(), name="auth-introspect"),
     path(".well-known/jwks.json", JwksApi.as_view(), name="well-known-jwks"),
-    path("api/v1/orgs", orgs.OrganizationsNoSlashApi.as_view()),
+    path("api/v1/orgs", orgs.OrganizationsNoSlashApi.as_view(), name="orgs-no-slash"),  # a metrics route label
     path("api/v1/orgs/", include("orgs.urls")),
     path("api/v1/schema/", SchemaApi.as_view(), name="api-schema"),
     path("metrics", metrics_view, name="metrics"),  # Prometheus, with AUTH_METRICS_TOKEN only (core/metrics.py)

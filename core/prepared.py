@@ -203,6 +203,7 @@ class PreparedUpdate:
         self._where_fields = [meta.pk if name == "pk" else meta.get_field(name) for name in where]
         self._set_fields = [meta.get_field(name) for name in set]
         self._compiled: dict[str, tuple[str, list, list[int], list[int]]] = {}
+        self._asynchronous_text: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def _compiled_for(self, db: str):
@@ -236,12 +237,28 @@ class PreparedUpdate:
             params[position] = _db_value(field, value, connection)
         return params
 
-    def execute(self, where_values, set_values, *, using: str = "default") -> int:
+    def execute(self, where_values, set_values, *, using: str = "default", asynchronous_commit: bool = False) -> int:
+        """``asynchronous_commit``: as for ``PreparedUpdateThenInsert`` (PostgreSQL, outside a transaction)."""
+        connection = connections[using]
         text = self._compiled_for(using)[0]
+        if asynchronous_commit and connection.vendor == "postgresql" and connection.get_autocommit():
+            text = self._asynchronous(text)
         params = self.params(where_values, set_values, using=using)
-        with transaction.mark_for_rollback_on_error(using=using), _cursor(connections[using]) as cursor:
+        with transaction.mark_for_rollback_on_error(using=using), _cursor(connection) as cursor:
             cursor.execute(text, params)
             return cursor.rowcount
+
+    def _asynchronous(self, text: str) -> str:
+        """The UPDATE with ``synchronous_commit`` off for its own implicit transaction: a one-row CTE that sets
+        it (volatile: evaluated once), joined by ``FROM``, so the statement stays one round trip and leaves no
+        session state behind (PgBouncer's transaction mode)."""
+        compiled = self._asynchronous_text.get(text)
+        if compiled is None:
+            head, where = text.split(" WHERE ", 1)  # Django's UPDATE: "UPDATE t SET ... WHERE ..."
+            compiled = self._asynchronous_text[text] = (
+                "WITH asynchronous AS (SELECT set_config('synchronous_commit', 'off', true)) "
+                f"{head} FROM asynchronous WHERE {where}")
+        return compiled
 
 
 class PreparedInsert:

@@ -45,8 +45,9 @@ class DeviceSession(models.Model):
     same across refreshes, so "where you're signed in" shows one row per device.
 
     Only the hash of the current refresh token is kept (``refresh_secret_hash``, or ``refresh_token_hash``
-    for a token issued before tokens named their session); the spent ones are in SpentRefreshToken so that
-    presenting any of them again is recognised as reuse.
+    for a token issued before tokens named their session). A spent one is recognised as reuse by its tag
+    (sessions_app.refresh_tokens), or by its row in SpentRefreshToken (a switch of organization spent it, or
+    it was issued before tokens carried a tag).
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -123,7 +124,9 @@ class SealedWith(models.TextChoices):
 
 
 class SpentRefreshToken(models.Model):
-    """A refresh token that has been exchanged. Presenting it again revokes the session, except
+    """A refresh token spent by a switch of organization, or one without a tag (the formats before
+    sessions_app.refresh_tokens) spent by a refresh; a tagged token spent by a refresh has no row (its tag
+    says it was ours, its successor is derived from it). Presenting it again revokes the session, except
     within the grace window, where the successor pair is returned again: after a refresh that pair is
     kept only encrypted under a key derived from the spent token itself, so nobody without it can read
     it; after a switch-organization (which spends the token without seeing it) under the key-encryption
@@ -135,6 +138,10 @@ class SpentRefreshToken(models.Model):
     successor_hash = models.CharField(max_length=64)
     successor_encrypted = models.TextField(blank=True, default="")
     successor_sealed_with = models.CharField(max_length=32, choices=SealedWith.choices, default=SealedWith.SPENT_TOKEN)
+    # A switch of organization: when the token it spent was itself made by a refresh, if that was within the
+    # grace window. The token that refresh spent (tagged, so it has no row: sessions_app.refresh_tokens) then
+    # gets this row's pair within its own window.
+    predecessor_spent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

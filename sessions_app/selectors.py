@@ -108,6 +108,12 @@ def session_by_refresh_secret(session_id: uuid.UUID, token_hash: str) -> DeviceS
     return _BY_REFRESH_SECRET.first(sid=session_id, token_hash=token_hash)
 
 
+def session_by_id(session_id: uuid.UUID) -> DeviceSession | None:
+    """The session ``session_id`` with its user and active organization (a spent refresh token's session:
+    sessions_app.services), or None."""
+    return _BY_ID.first(session_id)
+
+
 def session_by_browser_key_hash(key_hash: str) -> DeviceSession | None:
     """The session of a browser key's hash (with its user, active organization, and ``active_org_role``:
     the caller's role there, None when the membership has ended)."""

@@ -21,7 +21,7 @@ from audit.services import audit_record
 from core.cleanup import delete_in_batches, update_in_batches
 from core import metrics
 from core.prepared import PreparedInsert, PreparedUpdate, PreparedUpdateThenInsert
-from core.crypto import DecryptionError, b64url, b64url_decode, decrypt, derive_key, encrypt, key_encryption_root
+from core.crypto import DecryptionError, decrypt, derive_key, encrypt, key_encryption_root
 from core.errors import ApiError, NotFound
 from core.request_meta import client_ip, user_agent
 from core.tokens import hash_token
@@ -29,13 +29,13 @@ from identity.services.tokens import access_token_issue
 from orgs.models import Membership
 from security.devices import Anomaly, refresh_anomaly
 from security.lockout import known_devices_end
-from sessions_app import cookie_cache
+from sessions_app import cookie_cache, refresh_tokens
 from sessions_app.app_settings import app_settings
 from sessions_app.models import PASSWORD_AMR, DeviceSession, RevokeReason, SealedWith, SpentRefreshToken
 from sessions_app.policy import ORGANIZATION_REASONS, Refusal, session_refusal
-from sessions_app.selectors import session_by_refresh_hash, session_by_refresh_secret
+from sessions_app.selectors import session_by_id, session_by_refresh_hash, session_by_refresh_secret
 
-REFRESH_TOKEN_PREFIX = "mrt_"
+REFRESH_TOKEN_PREFIX = refresh_tokens.PREFIX
 GRACE_PURPOSE = "sessions.refresh-grace"
 SWITCH_GRACE_PURPOSE = "sessions.switch-grace"
 
@@ -61,25 +61,10 @@ class TokenPair:
         return {"accessToken": self.access_token, "refreshToken": self.refresh_token, "expiresIn": self.expires_in}
 
 
-def _new_refresh_token(session_id: uuid.UUID) -> str:
-    """``mrt_``, the session's id (22 characters of URL-safe base64) and 256 random bits (43): the session
-    is found by its primary key, the token checked against ``refresh_secret_hash`` in the same statement."""
-    return REFRESH_TOKEN_PREFIX + b64url(session_id.bytes) + secrets.token_urlsafe(32)
-
-
-_SESSION_ID_END = len(REFRESH_TOKEN_PREFIX) + 22  # a UUID's 16 bytes in base64url
-_NAMED_TOKEN_LENGTH = _SESSION_ID_END + 43  # and 32 random bytes
-
-
 def refresh_token_session_id(raw_token: str) -> uuid.UUID | None:
-    """The session a refresh token names, or None for a token of the earlier format (``mrt_`` + 43
-    characters: found by ``refresh_token_hash``) and for anything that is not a token of ours."""
-    if len(raw_token) != _NAMED_TOKEN_LENGTH or not raw_token.startswith(REFRESH_TOKEN_PREFIX):
-        return None
-    try:
-        return uuid.UUID(bytes=b64url_decode(raw_token[len(REFRESH_TOKEN_PREFIX):_SESSION_ID_END]))
-    except ValueError:  # not base64 (binascii.Error is a ValueError), or not 16 bytes
-        return None
+    """The session a refresh token names (sessions_app.refresh_tokens), or None for a token of the first
+    format (``mrt_`` + 43 characters: found by ``refresh_token_hash``) and for anything that is not a token."""
+    return refresh_tokens.session_id(raw_token)
 
 
 def session_of_live_refresh_token(raw_token: str, token_hash: str) -> DeviceSession | None:
@@ -110,13 +95,15 @@ def _slid_expiry(session: DeviceSession, now: datetime) -> datetime | None:
     return new_expiry if new_expiry > session.expires_at else None
 
 
-def _issue_access(session: DeviceSession, membership: Membership | None = None):
+def _issue_access(session: DeviceSession, membership: Membership | None = None, *, refresh_token: str = "",
+                  now: datetime | None = None):
     """An access token for ``session``; with the membership of its active organization it carries
-    ``org`` and ``orgRole``."""
-    if membership is None:
-        return access_token_issue(user=session.user, session_id=session.pk, amr=session.amr)
-    return access_token_issue(user=session.user, session_id=session.pk, org_id=membership.organization_id,
-                              org_role=membership.role, amr=session.amr)
+    ``org`` and ``orgRole``. With the ``refresh_token`` issued beside it, its ``jti`` derives from that token
+    and ``iat`` is ``now``: the same token for the same pair (the grace window's replay)."""
+    org = {} if membership is None else {"org_id": membership.organization_id, "org_role": membership.role}
+    pinned = {} if not refresh_token else {"jti": refresh_tokens.access_jti(refresh_token),
+                                          "now": int(now.timestamp())}
+    return access_token_issue(user=session.user, session_id=session.pk, amr=session.amr, **org, **pinned)
 
 
 def session_access_token_issue(session: DeviceSession):
@@ -161,7 +148,7 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
             amr=list(amr),
             **organization,
         )
-        raw_refresh = _new_refresh_token(session.pk) if tokens else ""
+        raw_refresh = refresh_tokens.new(session.pk) if tokens else ""
         session.refresh_secret_hash = hash_token(raw_refresh) if raw_refresh else ""
         _SESSION_INSERT.execute(session)  # DeviceSession.objects.create, compiled once (no receiver listens)
         if not tokens:
@@ -194,16 +181,17 @@ def session_refresh(*, raw_token: str, request=None) -> TokenPair:
 
     The winner of a race spends the token with a conditional UPDATE (the live token's hash still
     equal to its hash), so at most one successor exists whatever the concurrency. Everyone else
-    finds the token spent: inside the grace window they get the winner's pair (decrypted with the
+    finds the token spent: inside the grace window they get the winner's pair (derived again from the
     token they hold); outside it the session is revoked as a reuse.
 
     Every refusal keeps what it wrote (a session revoked as idle, as an anomaly or as a reuse) and is
     audited in the same transaction (``scope.refuse``: audit/refusals.py), then raised.
 
     A routine refresh (the session usable, nothing to record but the rotation) writes nothing but the
-    rotation, which is one statement: it runs outside a transaction (the lookup, then the rotating UPDATE
-    with the spent token's INSERT, committed as one), two round trips instead of five. Anything else, and
-    a rotation lost to a concurrent request, takes the audited transaction below, which looks again.
+    rotation, which is one statement: it runs outside a transaction (the lookup, then the rotating UPDATE;
+    a tagged token needs no spent-token row: sessions_app.refresh_tokens), two round trips instead of five.
+    Anything else, and a rotation lost to a concurrent request, takes the audited transaction below, which
+    looks again.
     """
     token_hash = hash_token(raw_token)
     session = session_of_live_refresh_token(raw_token, token_hash)  # read committed, as in the transaction
@@ -254,22 +242,31 @@ def _refuse_unless_usable(scope: RefusalScope, session: DeviceSession, request, 
                  "device or network. Sign in again.", session=session, reason="anomaly")
 
 
-# The two writes of every refresh, compiled once into one statement (core/prepared.py): the conditional
-# UPDATE that spends the token (the winner of a race is whoever changes the row) and, only for the winner,
-# the spent token's row.
-_ROTATE = PreparedUpdateThenInsert(
-    PreparedUpdate(DeviceSession, where=("pk", "refresh_secret_hash"),
-                   set=("refresh_secret_hash", "refresh_rotated_at", "last_activity_at", "expires_at"),
-                   fixed={"refresh_count": F("refresh_count") + 1}),
-    PreparedInsert(SpentRefreshToken))
-# The first refresh of a token of the earlier format (found by refresh_token_hash): the same, and the
-# successor is of the current format (refresh_token_hash emptied, one last non-HOT update).
+# A refresh spends its token with one conditional UPDATE (the winner of a race is whoever changes the row),
+# compiled once (core/prepared.py). A tagged token (sessions_app.refresh_tokens) needs no other write: once it
+# is not the live one it is recognised as spent by its tag, and its successor pair is recomputed from it.
+_ROTATE = PreparedUpdate(DeviceSession, where=("pk", "refresh_secret_hash"),
+                         set=("refresh_secret_hash", "refresh_rotated_at", "last_activity_at", "expires_at"),
+                         fixed={"refresh_count": F("refresh_count") + 1})
+# A token without a tag (the format of migration 0013, found by refresh_secret_hash): the same UPDATE and, only
+# for the winner, the spent token's row, which is how it is recognised later.
+_ROTATE_RECORDED = PreparedUpdateThenInsert(_ROTATE, PreparedInsert(SpentRefreshToken))
+# The first refresh of a token of the first format (found by refresh_token_hash): the same, and the successor
+# is of the current format (refresh_token_hash emptied, one last non-HOT update).
 _ROTATE_EARLIER_FORMAT = PreparedUpdateThenInsert(
     PreparedUpdate(DeviceSession, where=("pk", "refresh_token_hash"),
                    set=("refresh_secret_hash", "refresh_rotated_at", "last_activity_at", "expires_at"),
                    fixed={"refresh_count": F("refresh_count") + 1, "refresh_token_hash": None}),
     PreparedInsert(SpentRefreshToken))
 _SESSION_INSERT = PreparedInsert(DeviceSession)
+
+
+def _pair_after(session: DeviceSession, spent_raw: str, membership: Membership | None, now: datetime) -> TokenPair:
+    """The pair a refresh of ``spent_raw`` at ``now`` hands out: its successor and the access token issued
+    with it, both derived (sessions_app.refresh_tokens), so the grace window computes the same pair again."""
+    new_raw = refresh_tokens.successor(session.pk, spent_raw)
+    access = _issue_access(session, membership, refresh_token=new_raw, now=now)
+    return TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in, session=session)
 
 
 def _rotate(scope: RefusalScope | None, session: DeviceSession, raw_token: str, token_hash: str,
@@ -280,19 +277,22 @@ def _rotate(scope: RefusalScope | None, session: DeviceSession, raw_token: str, 
     if scope is not None:
         _refuse_unless_usable(scope, session, request, now, found=found)
     membership = _active_membership(session)  # a membership that ended takes the organization with it
-    new_raw = _new_refresh_token(session.pk)
-    new_hash = hash_token(new_raw)
-    access = _issue_access(session, membership)
-    pair = TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in, session=session)
+    pair = _pair_after(session, raw_token, membership, now)
+    new_hash = hash_token(pair.refresh_token)
     expires_at = _slid_expiry(session, now) or session.expires_at
-    spent = SpentRefreshToken(token_hash=token_hash, session=session, spent_at=now, successor_hash=new_hash,
-                              successor_encrypted=_grace_seal(pair, token_hash, SealedWith.SPENT_TOKEN, raw_token),
-                              successor_sealed_with=SealedWith.SPENT_TOKEN)
+    where, values = (session.pk, token_hash), (new_hash, now, now, expires_at)
     # The routine rotation (no scope: outside a transaction) need not wait for the disk: losing it in a crash
     # of the database server only signs its device out (docs/deploy.md "A refresh and the disk").
-    rotate = _ROTATE if session.refresh_token_hash is None else _ROTATE_EARLIER_FORMAT
-    if not rotate.execute((session.pk, token_hash), (new_hash, now, now, expires_at), spent,
-                          asynchronous_commit=scope is None and app_settings.REFRESH_ASYNC_COMMIT):
+    asynchronous = scope is None and app_settings.REFRESH_ASYNC_COMMIT
+    if session.refresh_token_hash is None and refresh_tokens.is_ours(raw_token):
+        rotated = _ROTATE.execute(where, values, asynchronous_commit=asynchronous)
+    else:  # a token without a tag: its spend is recorded
+        spent = SpentRefreshToken(token_hash=token_hash, session=session, spent_at=now, successor_hash=new_hash,
+                                  successor_encrypted=_grace_seal(pair, token_hash, SealedWith.SPENT_TOKEN, raw_token),
+                                  successor_sealed_with=SealedWith.SPENT_TOKEN)
+        rotate = _ROTATE_RECORDED if session.refresh_token_hash is None else _ROTATE_EARLIER_FORMAT
+        rotated = rotate.execute(where, values, spent, asynchronous_commit=asynchronous)
+    if not rotated:
         return None  # another request spent it first: the spent-token path answers
     session.refresh_secret_hash, session.refresh_rotated_at, session.last_activity_at = new_hash, now, now
     session.refresh_token_hash = None
@@ -309,41 +309,80 @@ def _rotate(scope: RefusalScope | None, session: DeviceSession, raw_token: str, 
 
 def _spent_token(scope: RefusalScope, raw_token: str, token_hash: str, request) -> TokenPair:
     """A token that is not (or no longer) a session's live refresh token: unknown, the winner's pair
-    replayed within the grace window, or a reuse (the session is revoked)."""
+    replayed within the grace window, or a reuse (the session is revoked). A spent token is one with a
+    SpentRefreshToken row (a switch of organization spent it, or it had no tag) or one of ours by its tag
+    (sessions_app.refresh_tokens); any other is unknown and ends nothing."""
     spent = SpentRefreshToken.objects.select_related("session__user", "session__active_organization").filter(
         token_hash=token_hash).first()
-    if spent is None:
+    if spent is not None:
+        session = spent.session
+    elif refresh_tokens.is_ours(raw_token):
+        session = session_by_id(refresh_tokens.session_id(raw_token))  # None: deleted by the cleanup
+    else:
+        session = None
+    if session is None:
         _refused(scope, "invalid_refresh_token", "The refresh token is not valid.", reason="unknown")
-    session = spent.session
     now = timezone.now()
     refusal = session_refusal(session, now)  # a spent token replays nothing for a session that is not usable
     if refusal is not None:
         session_refusal_apply(session, refusal, request=request)
         _refused(scope, refusal.code, refusal.message, session=session, reason=refusal.reason, spent=True)
-    grace = app_settings.REFRESH_GRACE
-    in_grace = (
-        grace.total_seconds() > 0
-        and now - spent.spent_at <= grace
-        and live_refresh_hash(session) == spent.successor_hash
-        and spent.successor_encrypted
-    )
-    if in_grace:
-        try:
-            secret = json.loads(decrypt(_grace_key(spent.successor_sealed_with, raw_token), spent.successor_encrypted,
-                                        aad=token_hash.encode()))
-        except DecryptionError:
-            secret = None
-        if secret is not None:
-            _refuse_unless_usable(scope, session, request, now)  # the replayed pair is a live refresh token
-            audit_record(event=EventType.TOKEN_REFRESHED, request=request, actor=session.user, session=session,
-                         replayed_within_grace=True)
-            return TokenPair(access_token=secret["accessToken"], refresh_token=secret["refreshToken"],
-                             expires_in=secret["expiresIn"], session=session)
+    pair, spent_at = _grace_pair(session, spent, raw_token, token_hash, now)
+    if pair is not None:
+        _refuse_unless_usable(scope, session, request, now)  # the replayed pair is a live refresh token
+        audit_record(event=EventType.TOKEN_REFRESHED, request=request, actor=session.user, session=session,
+                     replayed_within_grace=True)
+        return pair
     session_revoke(session=session, reason=RevokeReason.REFRESH_TOKEN_REUSED, request=request)
     scope.refuse(RefreshError("This refresh token was already used; the session has been signed out.",
                               code="refresh_token_reused"),
                  event=EventType.REFRESH_REUSE_DETECTED, reason=NO_REASON, actor=None, subject=session.user,
-                 session=session, spent_at=spent.spent_at.isoformat())
+                 session=session, spent_at=spent_at.isoformat() if spent_at is not None else None)
+
+
+def _grace_pair(session: DeviceSession, spent: SpentRefreshToken | None, raw_token: str, token_hash: str,
+                now: datetime) -> tuple[TokenPair | None, datetime | None]:
+    """The pair that replaced a spent token, if it is still the session's live pair and the token was spent
+    within the grace window; and when the token was spent, where that is known (for the reuse's audit row).
+
+    - A recorded spend (a switch of organization; a token without a tag): the successor pair sealed in its row.
+    - A tagged token spent by a refresh: its successor is derived from it, so it is the one whose refresh
+      made the live token if the live token is its successor; the pair is computed again, the same as then.
+    - A tagged token whose successor a switch of organization spent in turn, within the window: the switch's
+      pair, sealed in the switch's row, so every answer a racing client holds leads to the live token."""
+    grace = app_settings.REFRESH_GRACE
+    live = live_refresh_hash(session)
+    if spent is not None:
+        if grace.total_seconds() > 0 and now - spent.spent_at <= grace and live == spent.successor_hash:
+            return _unsealed(session, spent, raw_token, token_hash), spent.spent_at
+        return None, spent.spent_at
+    successor_hash = hash_token(refresh_tokens.successor(session.pk, raw_token))
+    if live == successor_hash:  # spent by the rotation that made the live token
+        spent_at = session.refresh_rotated_at
+        if grace.total_seconds() > 0 and spent_at is not None and now - spent_at <= grace:
+            return _pair_after(session, raw_token, _active_membership(session), spent_at), spent_at
+        return None, spent_at
+    if grace.total_seconds() <= 0:
+        return None, None
+    switched = SpentRefreshToken.objects.filter(token_hash=successor_hash, predecessor_spent_at__gte=now - grace,
+                                                successor_hash=live).first()
+    if switched is None:
+        return None, None
+    return _unsealed(session, switched, "", successor_hash), switched.predecessor_spent_at
+
+
+def _unsealed(session: DeviceSession, spent: SpentRefreshToken, raw_token: str, token_hash: str) -> TokenPair | None:
+    """The successor pair sealed in ``spent``'s row (bound to ``token_hash``, the hash of the token it
+    replaced), or None when nothing is kept (the window was off, the cleanup erased it) or it does not open."""
+    if not spent.successor_encrypted:
+        return None
+    try:
+        secret = json.loads(decrypt(_grace_key(spent.successor_sealed_with, raw_token), spent.successor_encrypted,
+                                    aad=token_hash.encode()))
+    except DecryptionError:
+        return None
+    return TokenPair(access_token=secret["accessToken"], refresh_token=secret["refreshToken"],
+                     expires_in=secret["expiresIn"], session=session)
 
 
 @transaction.atomic
@@ -547,9 +586,9 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
         Membership.objects.filter(pk=membership.pk).update(last_active_at=now)
         membership.last_active_at = now
     changes = {"active_organization": session.active_organization, "last_activity_at": now}
-    old_hash, new_raw = live_refresh_hash(session), ""
+    old_hash, new_raw, old_rotated_at = live_refresh_hash(session), "", session.refresh_rotated_at
     if old_hash and refresh_token:
-        new_raw = _new_refresh_token(session.pk)
+        new_raw = refresh_tokens.new(session.pk)
         changes.update(refresh_secret_hash=hash_token(new_raw), refresh_token_hash=None, refresh_rotated_at=now)
     DeviceSession.objects.filter(pk=session.pk).update(**changes)
     for name, value in changes.items():
@@ -561,14 +600,18 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
         pair = TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in,
                          session=session)
         new_hash = changes["refresh_secret_hash"]
+        # A refresh that won the race just before this switch spent an older token for the one spent here;
+        # that older token, presented again within its window (the refresh's answer was lost), gets this
+        # pair too rather than a pair that is dead now. A tagged one is recognised by its successor, the
+        # token spent here (sessions_app.services._grace_pair), as long as the rotation that made it is
+        # within the window (predecessor_spent_at); a recorded one has its row pointed at this pair below.
+        grace = app_settings.REFRESH_GRACE
+        in_window = grace.total_seconds() > 0 and old_rotated_at is not None and now - old_rotated_at <= grace
         SpentRefreshToken.objects.create(
             token_hash=old_hash, session=session, spent_at=now, successor_hash=new_hash,
             successor_encrypted=_grace_seal(pair, old_hash, SealedWith.KEY_ENCRYPTION_KEY),
-            successor_sealed_with=SealedWith.KEY_ENCRYPTION_KEY)
-        # A refresh that won the race just before this switch spent an older token for the one spent here;
-        # that older token, presented again within its window (the refresh's answer was lost), gets this
-        # pair too rather than a pair that is dead now.
-        grace = app_settings.REFRESH_GRACE
+            successor_sealed_with=SealedWith.KEY_ENCRYPTION_KEY,
+            predecessor_spent_at=old_rotated_at if in_window else None)
         if grace.total_seconds() > 0:
             for earlier in SpentRefreshToken.objects.filter(session=session, successor_hash=old_hash,
                                                             spent_at__gte=now - grace):

@@ -63,11 +63,14 @@ class IssuedToken:
 
 
 def access_token_issue(*, user, session_id, org_id=None, org_role=None, amr=None, now: int | None = None,
-                       not_after: int | None = None, extra_claims: dict | None = None) -> IssuedToken:
+                       not_after: int | None = None, extra_claims: dict | None = None,
+                       jti: str | None = None) -> IssuedToken:
     """A user's access token. ``not_after`` caps ``exp`` below the usual lifetime (GET token from a
     cookie-cache snapshot: no later than a token minted when the snapshot was issued). ``amr`` (RFC 8176):
     how the user signed in to the session. ``extra_claims``: claims added to the standard ones (an
-    OpenID Connect client's token: ``client_id`` and ``scope``); they never replace one."""
+    OpenID Connect client's token: ``client_id`` and ``scope``); they never replace one. ``jti`` with ``now``:
+    the same claims sign to the same token (Ed25519 is deterministic), which is how a refresh's grace window
+    hands out the very same pair again (sessions_app.refresh_tokens)."""
     import time
 
     signer = signing_key_current()
@@ -85,7 +88,7 @@ def access_token_issue(*, user, session_id, org_id=None, org_role=None, amr=None
         "sid": str(session_id),
         "iat": issued_at,
         "exp": expires_at,
-        "jti": uuid.uuid4().hex,
+        "jti": jti or uuid.uuid4().hex,
     }
     if amr:
         claims["amr"] = list(amr)

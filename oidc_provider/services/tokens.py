@@ -21,6 +21,7 @@ from core.tokens import hash_token
 from identity.services.tokens import TokenError, access_token_issue, access_token_verify
 from oidc_provider.models import AuthorizationCode, OidcClient, OidcGrant
 from oidc_provider.services.id_tokens import id_token_issue
+from sessions_app import refresh_tokens
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
 from sessions_app.services import (REFRESH_TOKEN_PREFIX, RefreshError, session_create, session_of_live_refresh_token,
                                     session_refresh, session_revoke)
@@ -113,10 +114,14 @@ def code_redeem(*, code: AuthorizationCode, client: OidcClient, request=None) ->
 
 
 def _session_of_refresh_token(raw: str):
+    """The session whose live token this is, or which it was spent in (its row, or its tag: a refresh
+    token of ours names its session), or None."""
     token_hash = hash_token(raw)
     live = session_of_live_refresh_token(raw, token_hash)
     if live is not None:
         return live.pk
+    if refresh_tokens.is_ours(raw):
+        return refresh_tokens.session_id(raw)
     return SpentRefreshToken.objects.filter(token_hash=token_hash).values_list("session_id", flat=True).first()
 
 

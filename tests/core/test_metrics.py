@@ -121,11 +121,9 @@ class SpentAfterGrace:
     @staticmethod
     def spend(raw: str) -> str:
         """Move the spent token's spend out of the grace window."""
-        from core.tokens import hash_token
-        from sessions_app.models import SpentRefreshToken
+        from tests.support.tokens import age_spend
 
-        SpentRefreshToken.objects.filter(token_hash=hash_token(raw)).update(
-            spent_at=timezone.now() - timedelta(hours=1))
+        age_spend(raw, 3600)
         return raw
 
 

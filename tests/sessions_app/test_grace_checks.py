@@ -199,6 +199,27 @@ def test_a_refresh_that_won_before_the_switch_converges_on_the_switch_pair(token
     assert session.is_alive() and session.refresh_secret_hash == hash_token(switch["refreshToken"])
 
 
+def test_the_token_before_a_switched_one_has_its_own_window(tokens, org):
+    """R0 (tagged: no row of its own) reaches the switch's pair through the switch's row of its successor,
+    for as long as R0's own window lasts: from the refresh that spent it, not from the switch."""
+    won = refreshed(tokens["refreshToken"])
+    spent_at = session_of(won).refresh_rotated_at  # the refresh that spent R0
+    switched(won, org)
+    row = SpentRefreshToken.objects.get(token_hash=hash_token(won["refreshToken"]))
+    assert row.predecessor_spent_at == spent_at
+    SpentRefreshToken.objects.filter(pk=row.pk).update(predecessor_spent_at=timezone.now() - timedelta(seconds=11))
+    refused(refresh(tokens["refreshToken"]), "refresh_token_reused")
+
+
+def test_a_switch_long_after_the_last_refresh_keeps_no_way_back_for_the_token_before(tokens, org):
+    won = refreshed(tokens["refreshToken"])
+    DeviceSession.objects.filter(pk=won["session"]["id"]).update(
+        refresh_rotated_at=timezone.now() - timedelta(seconds=11))
+    switched(won, org)
+    assert SpentRefreshToken.objects.get(token_hash=hash_token(won["refreshToken"])).predecessor_spent_at is None
+    refused(refresh(tokens["refreshToken"]), "refresh_token_reused")
+
+
 def test_without_a_grace_window_a_switch_keeps_no_pair(tokens, org, settings):
     settings.AUTH_REFRESH_GRACE_SECONDS = 0
     switched(tokens, org)

@@ -8,7 +8,7 @@ from rest_framework.exceptions import ValidationError
 
 from sessions_app import serializers
 from sessions_app.serializers import RefreshInput, _refresh_token_input
-from sessions_app.services import _new_refresh_token
+from sessions_app import refresh_tokens
 
 
 def _drf(data):
@@ -62,7 +62,7 @@ def test_an_issued_token_is_taken_without_the_serializer(monkeypatch):
         raise AssertionError("RefreshInput built for a token of the issued form")
 
     monkeypatch.setattr(serializers, "RefreshInput", refuse)
-    token = _new_refresh_token(uuid.uuid4())
+    token = refresh_tokens.new(uuid.uuid4())
     assert _refresh_token_input({"refreshToken": token}) == token
     with pytest.raises(AssertionError):
         _refresh_token_input({"refreshToken": f" {token}"})

@@ -1,7 +1,9 @@
-"""A refresh token names its session (``mrt_`` + the session id + 256 random bits): found by primary key
-and checked against ``refresh_secret_hash``, which has no index, so a refresh is an update in place on
-PostgreSQL (HOT). A token of the earlier format (``mrt_`` + 256 random bits) still works once: found by
-``refresh_token_hash``, its successor is of the current format."""
+"""A refresh token names its session and carries a tag (``mrt_`` + the session id + 256 bits + a 128-bit
+HMAC: sessions_app.refresh_tokens): found by primary key and checked against ``refresh_secret_hash``, which
+has no index, so a refresh is an update in place on PostgreSQL (HOT) and writes nothing else. Tokens of the
+formats before (``mrt_`` + 256 random bits, found by ``refresh_token_hash``; ``mrt_`` + the session id + 256
+random bits, no tag) still work once: their refresh records the spent token and the successor is of the
+current format."""
 
 import secrets
 import uuid
@@ -12,9 +14,10 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from core.crypto import b64url
+from core.crypto import b64url, b64url_decode
 from core.tokens import hash_token
 from oidc_provider.services.tokens import _session_of_refresh_token
+from sessions_app import refresh_tokens
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
 from sessions_app.services import refresh_token_session_id
 from tests.support.errors import error_code
@@ -29,15 +32,34 @@ def refresh(token):
 def test_a_token_names_its_session_and_is_stored_as_a_hash(tokens):
     session = DeviceSession.objects.get(pk=tokens["session"]["id"])
     raw = tokens["refreshToken"]
-    assert raw.startswith("mrt_") and len(raw) == 69
+    assert raw.startswith("mrt_") and len(raw) == 91 and refresh_tokens.is_ours(raw)
     assert refresh_token_session_id(raw) == session.pk
     assert session.refresh_secret_hash == hash_token(raw) and session.refresh_token_hash is None
-    assert raw[26:] not in str(DeviceSession.objects.filter(pk=session.pk).values().get())  # the secret is not stored
+    assert raw[26:69] not in str(DeviceSession.objects.filter(pk=session.pk).values().get())  # the secret is not stored
 
 
-@pytest.mark.parametrize("raw", ["mrt_" + "x" * 43, "mrt_" + "!" * 65, "xyz_" + "A" * 65, "mrt_" + "A" * 66, ""])
+@pytest.mark.parametrize("raw", ["mrt_" + "x" * 43, "mrt_" + "!" * 65, "xyz_" + "A" * 65, "mrt_" + "A" * 66, "",
+                                 "mrt_" + "!" * 87, "xyz_" + "A" * 87, "mrt_" + "A" * 88])
 def test_what_names_no_session(raw):
     assert refresh_token_session_id(raw) is None
+    assert not refresh_tokens.is_ours(raw)
+
+
+def test_the_tag_and_the_successor_need_the_key(settings):
+    """Only the key-encryption key's holder can issue a token that passes as ours or compute a successor;
+    each token has one spelling (base64url's spare bits do not make a second one)."""
+    session_id = uuid.uuid4()
+    raw = refresh_tokens.new(session_id)
+    successor = refresh_tokens.successor(session_id, raw)
+    assert refresh_tokens.is_ours(raw) and refresh_tokens.is_ours(successor)
+    assert successor != raw and refresh_tokens.successor(session_id, raw) == successor  # derived: the same
+    assert refresh_tokens.session_id(successor) == session_id
+    assert refresh_tokens.access_jti(successor) != refresh_tokens.access_jti(raw)
+    spare = raw[:-1] + chr(ord(raw[-1]) + 1)  # the tag's last character carries 4 unused bits
+    assert b64url_decode(spare[69:]) == b64url_decode(raw[69:]) and not refresh_tokens.is_ours(spare)
+    settings.AUTH_KEY_ENCRYPTION_KEY = "b3RoZXIta2V5LWVuY3J5cHRpb24ta2V5LTMyLWJ5dGVzLWxvbmc"
+    assert not refresh_tokens.is_ours(raw)
+    assert refresh_tokens.successor(session_id, raw) != successor
 
 
 def test_a_guess_at_a_sessions_secret_is_unknown_and_ends_nothing(tokens):
@@ -95,6 +117,30 @@ def test_a_spent_token_of_the_earlier_format_is_reuse_after_the_window(tokens):
     assert session.revoked_reason == RevokeReason.REFRESH_TOKEN_REUSED
 
 
+def _untagged_format(session_id) -> str:
+    """Give the session a live token of the format of migration 0013: named, without a tag."""
+    raw = "mrt_" + b64url(uuid.UUID(str(session_id)).bytes) + secrets.token_urlsafe(32)
+    DeviceSession.objects.filter(pk=session_id).update(refresh_secret_hash=hash_token(raw))
+    return raw
+
+
+def test_a_token_without_a_tag_is_recorded_when_spent(tokens):
+    """Such a token cannot be recognised as ours once spent, so its refresh records it, as before: replayed
+    within the window, reuse after it; its successor has a tag and is not recorded."""
+    old = _untagged_format(tokens["session"]["id"])
+    response = refresh(old)
+    assert response.status_code == 200, response.content
+    pair = response.json()
+    assert refresh_tokens.is_ours(pair["refreshToken"])
+    assert SpentRefreshToken.objects.get(token_hash=hash_token(old)).successor_hash == hash_token(pair["refreshToken"])
+    again = refresh(old).json()
+    assert (again["accessToken"], again["refreshToken"]) == (pair["accessToken"], pair["refreshToken"])
+    SpentRefreshToken.objects.filter(token_hash=hash_token(old)).update(spent_at=timezone.now() - timedelta(hours=1))
+    assert error_code(refresh(old), 401) == "refresh_token_reused"
+    assert DeviceSession.objects.get(pk=tokens["session"]["id"]).revoked_reason == RevokeReason.REFRESH_TOKEN_REUSED
+    assert SpentRefreshToken.objects.count() == 1
+
+
 def test_switching_organization_gives_a_token_of_the_earlier_format_a_current_successor(tokens):
     old = _earlier_format(tokens["session"]["id"])
     response = APIClient().post("/api/v1/auth/switch-organization", {"organizationId": None}, format="json",
@@ -139,3 +185,7 @@ def test_the_oidc_revocation_finds_the_session_of_either_format_live_or_spent(to
     newer = refresh(old).json()["refreshToken"]
     assert _session_of_refresh_token(old) == session_id  # spent: its session still
     assert _session_of_refresh_token(newer) == session_id
+    newest = refresh(newer).json()["refreshToken"]
+    assert _session_of_refresh_token(newer) == session_id  # spent, tagged: no row, its tag names the session
+    assert _session_of_refresh_token(newest) == session_id
+    assert _session_of_refresh_token(newer[:80] + ("A" if newer[80] != "A" else "B") + newer[81:]) is None
