@@ -179,6 +179,17 @@ def test_a_token_whose_tag_does_not_verify_is_unknown_and_ends_nothing(tokens, s
     assert error_code(refresh(spent), 401) == "refresh_token_reused"
 
 
+def test_a_token_whose_rotation_was_lost_reads_as_spent(tokens):
+    """docs/deploy.md "A refresh and the disk": a rotation lost in a crash of the database server leaves the
+    device a token of ours that was never live. It is refused as a reuse and the session ends (the device
+    signs in again, as it would have anyway); the token before it was the live one again meanwhile."""
+    pair = refreshed(tokens["refreshToken"])
+    DeviceSession.objects.filter(pk=pair["session"]["id"]).update(  # the rotation never reached the disk
+        refresh_secret_hash=hash_token(tokens["refreshToken"]))
+    assert error_code(refresh(pair["refreshToken"]), 401) == "refresh_token_reused"
+    assert session_of(pair).revoked_reason == RevokeReason.REFRESH_TOKEN_REUSED
+
+
 # --- failures -------------------------------------------------------------------------------------------------
 
 def test_unknown_refresh_token(tokens):
