@@ -254,7 +254,11 @@ class PreparedUpdate:
         session state behind (PgBouncer's transaction mode)."""
         compiled = self._asynchronous_text.get(text)
         if compiled is None:
-            head, where = text.split(" WHERE ", 1)  # Django's UPDATE: "UPDATE t SET ... WHERE ..."
+            # Django's UPDATE is "UPDATE t SET ... WHERE ..."; a SET or WHERE of another shape (a subquery)
+            # would be spliced wrongly, so refuse it here rather than send broken SQL.
+            if not text.startswith("UPDATE ") or text.count(" WHERE ") != 1:
+                raise ValueError(f"cannot add the asynchronous commit to this UPDATE: {text[:200]}")
+            head, where = text.split(" WHERE ", 1)
             compiled = self._asynchronous_text[text] = (
                 "WITH asynchronous AS (SELECT set_config('synchronous_commit', 'off', true)) "
                 f"{head} FROM asynchronous WHERE {where}")

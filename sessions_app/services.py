@@ -148,7 +148,7 @@ def session_create(*, user, request=None, remember_me: bool = False, device_id: 
             amr=list(amr),
             **organization,
         )
-        raw_refresh = refresh_tokens.new(session.pk) if tokens else ""
+        raw_refresh = refresh_tokens.new(session.pk, session.refresh_count) if tokens else ""
         session.refresh_secret_hash = hash_token(raw_refresh) if raw_refresh else ""
         _SESSION_INSERT.execute(session)  # DeviceSession.objects.create, compiled once (no receiver listens)
         if not tokens:
@@ -261,10 +261,12 @@ _ROTATE_EARLIER_FORMAT = PreparedUpdateThenInsert(
 _SESSION_INSERT = PreparedInsert(DeviceSession)
 
 
-def _pair_after(session: DeviceSession, spent_raw: str, membership: Membership | None, now: datetime) -> TokenPair:
-    """The pair a refresh of ``spent_raw`` at ``now`` hands out: its successor and the access token issued
-    with it, both derived (sessions_app.refresh_tokens), so the grace window computes the same pair again."""
-    new_raw = refresh_tokens.successor(session.pk, spent_raw)
+def _pair_after(session: DeviceSession, spent_raw: str, membership: Membership | None, now: datetime,
+                generation: int) -> TokenPair:
+    """The pair a refresh of ``spent_raw`` at ``now`` hands out (its successor, of ``generation``, and the access
+    token issued with it), both derived (sessions_app.refresh_tokens), so the grace window computes the same
+    pair again."""
+    new_raw = refresh_tokens.successor(session.pk, spent_raw, generation)
     access = _issue_access(session, membership, refresh_token=new_raw, now=now)
     return TokenPair(access_token=access.token, refresh_token=new_raw, expires_in=access.expires_in, session=session)
 
@@ -277,7 +279,7 @@ def _rotate(scope: RefusalScope | None, session: DeviceSession, raw_token: str, 
     if scope is not None:
         _refuse_unless_usable(scope, session, request, now, found=found)
     membership = _active_membership(session)  # a membership that ended takes the organization with it
-    pair = _pair_after(session, raw_token, membership, now)
+    pair = _pair_after(session, raw_token, membership, now, session.refresh_count + 1)  # the count after it
     new_hash = hash_token(pair.refresh_token)
     expires_at = _slid_expiry(session, now) or session.expires_at
     where, values = (session.pk, token_hash), (new_hash, now, now, expires_at)
@@ -318,6 +320,11 @@ def _spent_token(scope: RefusalScope, raw_token: str, token_hash: str, request) 
         session = spent.session
     elif refresh_tokens.is_ours(raw_token):
         session = session_by_id(refresh_tokens.session_id(raw_token))  # None: deleted by the cleanup
+        if session is not None and refresh_tokens.generation(raw_token) >= session.refresh_count:
+            # Ours but never live (its rotation lost in a crash of the database server: docs/deploy.md "A
+            # refresh and the disk"): unknown, like a token of no session; the session goes on.
+            _refused(scope, "invalid_refresh_token", "The refresh token is not valid.", session=session,
+                     reason="unknown", never_live=True)
     else:
         session = None
     if session is None:
@@ -333,11 +340,15 @@ def _spent_token(scope: RefusalScope, raw_token: str, token_hash: str, request) 
         audit_record(event=EventType.TOKEN_REFRESHED, request=request, actor=session.user, session=session,
                      replayed_within_grace=True)
         return pair
+    # When it was spent, where that is known (a row, or the rotation that made the live token); for a tagged
+    # token also how far behind the session's chain it is (1: the live token's predecessor).
+    behind = {} if spent is not None else {
+        "generations_behind": session.refresh_count - refresh_tokens.generation(raw_token)}
     session_revoke(session=session, reason=RevokeReason.REFRESH_TOKEN_REUSED, request=request)
     scope.refuse(RefreshError("This refresh token was already used; the session has been signed out.",
                               code="refresh_token_reused"),
                  event=EventType.REFRESH_REUSE_DETECTED, reason=NO_REASON, actor=None, subject=session.user,
-                 session=session, spent_at=spent_at.isoformat() if spent_at is not None else None)
+                 session=session, spent_at=spent_at.isoformat() if spent_at is not None else None, **behind)
 
 
 def _grace_pair(session: DeviceSession, spent: SpentRefreshToken | None, raw_token: str, token_hash: str,
@@ -356,11 +367,12 @@ def _grace_pair(session: DeviceSession, spent: SpentRefreshToken | None, raw_tok
         if grace.total_seconds() > 0 and now - spent.spent_at <= grace and live == spent.successor_hash:
             return _unsealed(session, spent, raw_token, token_hash), spent.spent_at
         return None, spent.spent_at
-    successor_hash = hash_token(refresh_tokens.successor(session.pk, raw_token))
+    generation = refresh_tokens.generation(raw_token) + 1
+    successor_hash = hash_token(refresh_tokens.successor(session.pk, raw_token, generation))
     if live == successor_hash:  # spent by the rotation that made the live token
         spent_at = session.refresh_rotated_at
         if grace.total_seconds() > 0 and spent_at is not None and now - spent_at <= grace:
-            return _pair_after(session, raw_token, _active_membership(session), spent_at), spent_at
+            return _pair_after(session, raw_token, _active_membership(session), spent_at, generation), spent_at
         return None, spent_at
     if grace.total_seconds() <= 0:
         return None, None
@@ -564,9 +576,9 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
     if session is None:
         raise ApiError("Switching organizations needs a device session (Bearer token or session cookie).",
                        code="not_authenticated", status_code=401)
-    now = timezone.now()
     session = DeviceSession.objects.select_for_update(of=("self", "user")).select_related(
         "user", "active_organization").get(pk=session.pk)
+    now = timezone.now()  # after the lock: a refresh it waited for rotated before this switch, in time too
     refusal = session_refusal(session, now)
     if refusal is not None:
         raise ApiError(refusal.message, code=refusal.code, status_code=401)
@@ -588,7 +600,7 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
     changes = {"active_organization": session.active_organization, "last_activity_at": now}
     old_hash, new_raw, old_rotated_at = live_refresh_hash(session), "", session.refresh_rotated_at
     if old_hash and refresh_token:
-        new_raw = refresh_tokens.new(session.pk)
+        new_raw = refresh_tokens.new(session.pk, session.refresh_count)  # a switch is not a refresh: same count
         changes.update(refresh_secret_hash=hash_token(new_raw), refresh_token_hash=None, refresh_rotated_at=now)
     DeviceSession.objects.filter(pk=session.pk).update(**changes)
     for name, value in changes.items():

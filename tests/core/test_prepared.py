@@ -301,3 +301,16 @@ def test_a_value_is_sent_as_django_would_send_it(model, name, value):
     if not isinstance(value, list):  # a lookup's form (JSON is only ever written here)
         assert repr(_db_value(field, value, connection, lookup=True)) == repr(
             field.get_db_prep_value(field.get_prep_value(value), connection, prepared=True))
+
+
+def test_the_asynchronous_commit_splices_only_an_update_of_the_expected_shape():
+    """PreparedUpdate(asynchronous_commit=True) joins a CTE with FROM before the one WHERE of Django's UPDATE;
+    a statement of another shape is refused with an error, never sent spliced wrongly."""
+    update = PreparedUpdate(DeviceSession, where=("pk",), set=("device_name",))
+    spliced = update._asynchronous('UPDATE "t" SET "a" = %s WHERE "t"."id" = %s')
+    assert spliced == ("WITH asynchronous AS (SELECT set_config('synchronous_commit', 'off', true)) "
+                       'UPDATE "t" SET "a" = %s FROM asynchronous WHERE "t"."id" = %s')
+    for text in ('UPDATE "t" SET "a" = %s', 'UPDATE "t" SET "a" = (SELECT 1 WHERE true) WHERE "id" = %s',
+                 'WITH x AS (SELECT 1) UPDATE "t" SET "a" = %s WHERE "id" = %s'):
+        with pytest.raises(ValueError, match="asynchronous commit"):
+            update._asynchronous(text)

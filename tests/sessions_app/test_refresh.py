@@ -74,7 +74,7 @@ def test_raw_tokens_are_never_stored(tokens):
     stored = " ".join(str(v) for v in session.__dict__.values())
     for secret in (tokens["refreshToken"], pair["refreshToken"], pair["accessToken"], tokens["accessToken"]):
         assert secret not in stored
-        assert secret[26:60] not in stored  # nor the secret part of a refresh token
+        assert secret[37:80] not in stored  # nor the secret part of a refresh token
     # Nothing of the pair is kept for the grace window: it is derived again from the spent token.
     assert not SpentRefreshToken.objects.exists()
 
@@ -179,15 +179,29 @@ def test_a_token_whose_tag_does_not_verify_is_unknown_and_ends_nothing(tokens, s
     assert error_code(refresh(spent), 401) == "refresh_token_reused"
 
 
-def test_a_token_whose_rotation_was_lost_reads_as_spent(tokens):
+def test_a_token_whose_rotation_was_lost_is_unknown_and_ends_nothing(tokens):
     """docs/deploy.md "A refresh and the disk": a rotation lost in a crash of the database server leaves the
-    device a token of ours that was never live. It is refused as a reuse and the session ends (the device
-    signs in again, as it would have anyway); the token before it was the live one again meanwhile."""
+    device a token of ours that was never live. Its generation is not behind the session's, so it is not a
+    spent one: refused as unknown, the session goes on with the token before it (live again)."""
     pair = refreshed(tokens["refreshToken"])
     DeviceSession.objects.filter(pk=pair["session"]["id"]).update(  # the rotation never reached the disk
-        refresh_secret_hash=hash_token(tokens["refreshToken"]))
-    assert error_code(refresh(pair["refreshToken"]), 401) == "refresh_token_reused"
-    assert session_of(pair).revoked_reason == RevokeReason.REFRESH_TOKEN_REUSED
+        refresh_secret_hash=hash_token(tokens["refreshToken"]), refresh_count=0)
+    assert error_code(refresh(pair["refreshToken"]), 401) == "invalid_refresh_token"
+    assert session_of(pair).is_alive()
+    refusal = AuditEvent.objects.get(event=EventType.TOKEN_REFRESH_FAILED, context__never_live=True)
+    assert str(refusal.session_id) == pair["session"]["id"] and refusal.context["reason"] == "unknown"
+    assert not AuditEvent.objects.filter(event=EventType.REFRESH_REUSE_DETECTED).exists()
+    again = refreshed(tokens["refreshToken"])  # the token before it is the live one
+    assert again["refreshToken"] == pair["refreshToken"]  # derived: the same successor as the lost rotation's
+
+
+def test_a_reuse_says_how_far_behind_the_chain_the_token_was(tokens):
+    first = refreshed(tokens["refreshToken"])
+    second = refreshed(first["refreshToken"])
+    refreshed(second["refreshToken"])
+    assert error_code(refresh(tokens["refreshToken"]), 401) == "refresh_token_reused"
+    event = AuditEvent.objects.get(event=EventType.REFRESH_REUSE_DETECTED)
+    assert event.context["generations_behind"] == 3 and event.context["spent_at"] is None
 
 
 # --- failures -------------------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_an_issued_token_is_taken_without_the_serializer(monkeypatch):
         raise AssertionError("RefreshInput built for a token of the issued form")
 
     monkeypatch.setattr(serializers, "RefreshInput", refuse)
-    token = refresh_tokens.new(uuid.uuid4())
+    token = refresh_tokens.new(uuid.uuid4(), 0)
     assert _refresh_token_input({"refreshToken": token}) == token
     with pytest.raises(AssertionError):
         _refresh_token_input({"refreshToken": f" {token}"})

@@ -1,5 +1,5 @@
-"""A refresh token names its session and carries a tag (``mrt_`` + the session id + 256 bits + a 128-bit
-HMAC: sessions_app.refresh_tokens): found by primary key and checked against ``refresh_secret_hash``, which
+"""A refresh token names its session and carries a generation and a tag (``mrt_`` + the session id + its
+generation + 256 bits + a 128-bit HMAC: sessions_app.refresh_tokens): found by primary key and checked against ``refresh_secret_hash``, which
 has no index, so a refresh is an update in place on PostgreSQL (HOT) and writes nothing else. Tokens of the
 formats before (``mrt_`` + 256 random bits, found by ``refresh_token_hash``; ``mrt_`` + the session id + 256
 random bits, no tag) still work once: their refresh records the spent token and the successor is of the
@@ -32,14 +32,15 @@ def refresh(token):
 def test_a_token_names_its_session_and_is_stored_as_a_hash(tokens):
     session = DeviceSession.objects.get(pk=tokens["session"]["id"])
     raw = tokens["refreshToken"]
-    assert raw.startswith("mrt_") and len(raw) == 91 and refresh_tokens.is_ours(raw)
+    assert raw.startswith("mrt_") and len(raw) == 102 and refresh_tokens.is_ours(raw)
+    assert refresh_tokens.generation(raw) == session.refresh_count == 0
     assert refresh_token_session_id(raw) == session.pk
     assert session.refresh_secret_hash == hash_token(raw) and session.refresh_token_hash is None
-    assert raw[26:69] not in str(DeviceSession.objects.filter(pk=session.pk).values().get())  # the secret is not stored
+    assert raw[37:80] not in str(DeviceSession.objects.filter(pk=session.pk).values().get())  # the secret is not stored
 
 
 @pytest.mark.parametrize("raw", ["mrt_" + "x" * 43, "mrt_" + "!" * 65, "xyz_" + "A" * 65, "mrt_" + "A" * 66, "",
-                                 "mrt_" + "!" * 87, "xyz_" + "A" * 87, "mrt_" + "A" * 88])
+                                 "mrt_" + "!" * 98, "xyz_" + "A" * 98, "mrt_" + "A" * 99, "mrt_" + "é" * 98])
 def test_what_names_no_session(raw):
     assert refresh_token_session_id(raw) is None
     assert not refresh_tokens.is_ours(raw)
@@ -49,17 +50,21 @@ def test_the_tag_and_the_successor_need_the_key(settings):
     """Only the key-encryption key's holder can issue a token that passes as ours or compute a successor;
     each token has one spelling (base64url's spare bits do not make a second one)."""
     session_id = uuid.uuid4()
-    raw = refresh_tokens.new(session_id)
-    successor = refresh_tokens.successor(session_id, raw)
+    raw = refresh_tokens.new(session_id, 41)
+    successor = refresh_tokens.successor(session_id, raw, 42)
     assert refresh_tokens.is_ours(raw) and refresh_tokens.is_ours(successor)
-    assert successor != raw and refresh_tokens.successor(session_id, raw) == successor  # derived: the same
+    assert successor != raw and refresh_tokens.successor(session_id, raw, 42) == successor  # derived: the same
     assert refresh_tokens.session_id(successor) == session_id
+    assert (refresh_tokens.generation(raw), refresh_tokens.generation(successor)) == (41, 42)
     assert refresh_tokens.access_jti(successor) != refresh_tokens.access_jti(raw)
     spare = raw[:-1] + chr(ord(raw[-1]) + 1)  # the tag's last character carries 4 unused bits
-    assert b64url_decode(spare[69:]) == b64url_decode(raw[69:]) and not refresh_tokens.is_ours(spare)
+    assert b64url_decode(spare[-22:]) == b64url_decode(raw[-22:]) and not refresh_tokens.is_ours(spare)
+    # The generation is under the tag: another one makes a token that is not ours.
+    other = raw[:26] + b64url((7).to_bytes(8, "big")) + raw[37:]
+    assert refresh_tokens.session_id(other) == session_id and not refresh_tokens.is_ours(other)
     settings.AUTH_KEY_ENCRYPTION_KEY = "b3RoZXIta2V5LWVuY3J5cHRpb24ta2V5LTMyLWJ5dGVzLWxvbmc"
     assert not refresh_tokens.is_ours(raw)
-    assert refresh_tokens.successor(session_id, raw) != successor
+    assert refresh_tokens.successor(session_id, raw, 42) != successor
 
 
 def test_a_guess_at_a_sessions_secret_is_unknown_and_ends_nothing(tokens):
