@@ -73,8 +73,8 @@ class DeviceSession(models.Model):
     amr = models.JSONField(default=default_amr)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=32, choices=RevokeReason.choices, blank=True, default="")
-    # The live refresh token's hash. A token names its session (sessions_app.services: ``mrt_`` + the
-    # session id + 256 random bits), so it is found by primary key and this column needs no index: a
+    # The live refresh token's hash. A token names its session (sessions_app.refresh_tokens: ``mrt_`` + the
+    # session id + its generation + 256 bits + a tag), so it is found by primary key and this column needs no index: a
     # refresh, which rewrites it, changes no indexed column and PostgreSQL updates the row in place (HOT:
     # no new entry in any index; docs/benchmarks.md, ninth pass).
     refresh_secret_hash = models.CharField(max_length=64, blank=True, default="")

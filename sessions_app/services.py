@@ -61,16 +61,10 @@ class TokenPair:
         return {"accessToken": self.access_token, "refreshToken": self.refresh_token, "expiresIn": self.expires_in}
 
 
-def refresh_token_session_id(raw_token: str) -> uuid.UUID | None:
-    """The session a refresh token names (sessions_app.refresh_tokens), or None for a token of the first
-    format (``mrt_`` + 43 characters: found by ``refresh_token_hash``) and for anything that is not a token."""
-    return refresh_tokens.session_id(raw_token)
-
-
 def session_of_live_refresh_token(raw_token: str, token_hash: str) -> DeviceSession | None:
     """The session whose live refresh token this is, with its user, organization and role there
     (sessions_app.selectors), whichever format the token has; None for a spent or unknown one."""
-    session_id = refresh_token_session_id(raw_token)
+    session_id = refresh_tokens.session_id(raw_token)  # None: the first format, found by its hash
     if session_id is not None:
         return session_by_refresh_secret(session_id, token_hash)
     return session_by_refresh_hash(token_hash)
@@ -364,14 +358,14 @@ def _grace_pair(session: DeviceSession, spent: SpentRefreshToken | None, raw_tok
     grace = app_settings.REFRESH_GRACE
     live = live_refresh_hash(session)
     if spent is not None:
-        if grace.total_seconds() > 0 and now - spent.spent_at <= grace and live == spent.successor_hash:
+        if _within_grace(spent.spent_at, now) and live == spent.successor_hash:
             return _unsealed(session, spent, raw_token, token_hash), spent.spent_at
         return None, spent.spent_at
     generation = refresh_tokens.generation(raw_token) + 1
     successor_hash = hash_token(refresh_tokens.successor(session.pk, raw_token, generation))
     if live == successor_hash:  # spent by the rotation that made the live token
         spent_at = session.refresh_rotated_at
-        if grace.total_seconds() > 0 and spent_at is not None and now - spent_at <= grace:
+        if _within_grace(spent_at, now):
             return _pair_after(session, raw_token, _active_membership(session), spent_at, generation), spent_at
         return None, spent_at
     if grace.total_seconds() <= 0:
@@ -381,6 +375,12 @@ def _grace_pair(session: DeviceSession, spent: SpentRefreshToken | None, raw_tok
     if switched is None:
         return None, None
     return _unsealed(session, switched, "", successor_hash), switched.predecessor_spent_at
+
+
+def _within_grace(spent_at: datetime | None, now: datetime) -> bool:
+    """Whether a token spent at ``spent_at`` is still in the grace window at ``now`` (never when it is off)."""
+    grace = app_settings.REFRESH_GRACE
+    return grace.total_seconds() > 0 and spent_at is not None and now - spent_at <= grace
 
 
 def _unsealed(session: DeviceSession, spent: SpentRefreshToken, raw_token: str, token_hash: str) -> TokenPair | None:
@@ -618,7 +618,7 @@ def session_switch_organization(*, session: DeviceSession | None, organization_i
         # token spent here (sessions_app.services._grace_pair), as long as the rotation that made it is
         # within the window (predecessor_spent_at); a recorded one has its row pointed at this pair below.
         grace = app_settings.REFRESH_GRACE
-        in_window = grace.total_seconds() > 0 and old_rotated_at is not None and now - old_rotated_at <= grace
+        in_window = _within_grace(old_rotated_at, now)
         SpentRefreshToken.objects.create(
             token_hash=old_hash, session=session, spent_at=now, successor_hash=new_hash,
             successor_encrypted=_grace_seal(pair, old_hash, SealedWith.KEY_ENCRYPTION_KEY),

@@ -19,7 +19,6 @@ from core.tokens import hash_token
 from oidc_provider.services.tokens import _session_of_refresh_token
 from sessions_app import refresh_tokens
 from sessions_app.models import DeviceSession, RevokeReason, SpentRefreshToken
-from sessions_app.services import refresh_token_session_id
 from tests.support.errors import error_code
 
 REFRESH = "/api/v1/auth/refresh"
@@ -34,7 +33,7 @@ def test_a_token_names_its_session_and_is_stored_as_a_hash(tokens):
     raw = tokens["refreshToken"]
     assert raw.startswith("mrt_") and len(raw) == 102 and refresh_tokens.is_ours(raw)
     assert refresh_tokens.generation(raw) == session.refresh_count == 0
-    assert refresh_token_session_id(raw) == session.pk
+    assert refresh_tokens.session_id(raw) == session.pk
     assert session.refresh_secret_hash == hash_token(raw) and session.refresh_token_hash is None
     assert raw[37:80] not in str(DeviceSession.objects.filter(pk=session.pk).values().get())  # the secret is not stored
 
@@ -42,7 +41,7 @@ def test_a_token_names_its_session_and_is_stored_as_a_hash(tokens):
 @pytest.mark.parametrize("raw", ["mrt_" + "x" * 43, "mrt_" + "!" * 65, "xyz_" + "A" * 65, "mrt_" + "A" * 66, "",
                                  "mrt_" + "!" * 98, "xyz_" + "A" * 98, "mrt_" + "A" * 99, "mrt_" + "é" * 98])
 def test_what_names_no_session(raw):
-    assert refresh_token_session_id(raw) is None
+    assert refresh_tokens.session_id(raw) is None
     assert not refresh_tokens.is_ours(raw)
 
 
@@ -102,7 +101,7 @@ def test_a_token_of_the_earlier_format_is_refreshed_into_the_current_one(tokens)
     assert response.status_code == 200, response.content
     pair = response.json()
     session = DeviceSession.objects.get(pk=tokens["session"]["id"])
-    assert refresh_token_session_id(pair["refreshToken"]) == session.pk
+    assert refresh_tokens.session_id(pair["refreshToken"]) == session.pk
     assert session.refresh_token_hash is None and session.refresh_secret_hash == hash_token(pair["refreshToken"])
     assert session.refresh_count == 1
     spent = SpentRefreshToken.objects.get(token_hash=hash_token(old))
@@ -154,7 +153,7 @@ def test_switching_organization_gives_a_token_of_the_earlier_format_a_current_su
     new = response.json()["refreshToken"]
     session = DeviceSession.objects.get(pk=tokens["session"]["id"])
     assert session.refresh_token_hash is None and session.refresh_secret_hash == hash_token(new)
-    assert refresh_token_session_id(new) == session.pk
+    assert refresh_tokens.session_id(new) == session.pk
     assert SpentRefreshToken.objects.filter(token_hash=hash_token(old), successor_hash=hash_token(new)).exists()
 
 
